@@ -1,0 +1,122 @@
+"""The study store: create/open, durable trial rows, progress, WAL readers, bad directories."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+
+import pytest
+
+from tinyscale.cost import cost
+from tinyscale.study import Study
+from tinyscale.trial import StudyConfig
+
+
+@dataclass
+class FakeResult:
+    accuracy: float | None
+    loss: float | None = 0.5
+    steps: int = 10
+    images_seen: int = 80
+    train_seconds: float = 1.0
+    eval_seconds: float = 0.1
+    images_per_second: float = 80.0
+    failed: str | None = None
+
+
+def _config(**kw) -> StudyConfig:
+    return StudyConfig(data="generated", **kw)
+
+
+def test_create_open_round_trip(tmp_path):
+    cfg = _config(window=(0.1, 0.5), seed=3, extra={"lr": 0.1})
+    Study.create(tmp_path / "s", cfg).close()
+    with Study.open(tmp_path / "s") as study:
+        assert study.config == cfg
+        assert study.directory == tmp_path / "s"
+        assert study.trials() == []
+        p = study.progress()
+        assert p.finished == 0 and p.best_accuracy is None
+
+
+def test_create_refuses_existing_study_and_keeps_unknown_files(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "fit.json").write_text("{}")
+    Study.create(d, _config()).close()
+    with pytest.raises(ValueError, match="already holds a study"):
+        Study.create(d, _config())
+    assert (d / "fit.json").read_text() == "{}"
+
+
+def test_open_missing_or_corrupt_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        Study.open(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="expected config.json"):
+        Study.open(tmp_path / "empty")
+    Study.create(tmp_path / "bad", _config()).close()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable config.json"):
+        Study.open(tmp_path / "bad")
+    Study.create(tmp_path / "bad2", _config()).close()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "bad2" / f"trials.sqlite{suffix}").unlink(missing_ok=True)
+    (tmp_path / "bad2" / "trials.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="unreadable trials.sqlite"):
+        Study.open(tmp_path / "bad2")
+
+
+def test_trials_states_ordering_and_progress(tmp_path):
+    cfg = _config()
+    study = Study.create(tmp_path / "s", cfg)
+    recipes = [cfg.recipe(0.5, 0.5, 0.5), cfg.recipe(1.0, 0.8, 1.2), cfg.recipe(0.7, 1.0, 1.0)]
+    for n in (2, 0, 1):
+        study.start_trial(n, recipes[n], seed=n)
+    study.finish_trial(0, FakeResult(accuracy=0.6))
+    study.finish_trial(2, FakeResult(accuracy=0.8))
+    failed = study.finish_trial(1, FakeResult(accuracy=None, loss=math.nan, failed="loss became nan at step 3"))
+    assert failed.state == "failed" and failed.reason == "loss became nan at step 3" and failed.loss is None
+    trials = study.trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert [t.number for t in study.trials("completed")] == [0, 2]
+    t0 = trials[0]
+    assert t0.recipe == recipes[0]
+    assert t0.macs == cost(recipes[0]).macs and t0.params == cost(recipes[0]).params
+    assert t0.ratio == pytest.approx(cost(recipes[0]).macs / cost(recipes[0].baseline()).macs)
+    p = study.progress()
+    assert p.counts["completed"] == 2 and p.counts["failed"] == 1 and p.finished == 3
+    assert p.best_accuracy == 0.8 and p.best_trial == 2
+    with pytest.raises(ValueError, match="state must be one of"):
+        study.trials("done")
+
+
+def test_finished_trial_is_never_rerun_or_overwritten(tmp_path):
+    cfg = _config()
+    study = Study.create(tmp_path / "s", cfg)
+    r = cfg.recipe(0.5, 0.5, 0.5)
+    study.start_trial(0, r, seed=0)
+    study.finish_trial(0, FakeResult(accuracy=0.7))
+    with pytest.raises(ValueError, match="already finished"):
+        study.start_trial(0, r, seed=0)
+    with pytest.raises(ValueError, match="not running"):
+        study.finish_trial(0, FakeResult(accuracy=0.1))
+    assert study.trial(0).accuracy == 0.7
+    # An interrupted (running) trial may be started again.
+    study.start_trial(1, r, seed=1)
+    study.start_trial(1, r, seed=1)
+    assert study.trial(1).state == "running"
+
+
+def test_reader_sees_rows_while_writer_holds_connection(tmp_path):
+    cfg = _config()
+    writer = Study.create(tmp_path / "s", cfg)
+    assert sqlite3.connect(tmp_path / "s" / "trials.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reader = Study.open(tmp_path / "s")
+    writer.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
+    assert [t.state for t in reader.trials()] == ["running"]
+    writer.finish_trial(0, FakeResult(accuracy=0.55))
+    assert reader.trials("completed")[0].accuracy == 0.55
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["data"] == "generated"

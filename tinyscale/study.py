@@ -1,0 +1,313 @@
+"""The study: what was asked (`StudyConfig`), what happened (`Trial`s) and where both are kept.
+
+A study lives in one directory::
+
+    config.json      the StudyConfig, written once (atomically) when the study is created
+    trials.sqlite    one row per trial, SQLite in WAL mode so readers (the UI, `tinyscale
+                     trials`) can open it while the study is writing
+
+Other stages add their own files to the directory (the fit, comparisons); this module never
+touches files it does not own.
+
+Trial numbers are positions in the sampler's deterministic stream of recipes (see
+`tinyscale.sampling`), so resuming a study re-derives the same recipe for every number: trials
+that finished are skipped, trials that were interrupted (``running``) are trained again from
+scratch. Every state change is one SQLite transaction, so a kill at any moment leaves either
+the old row or the new one, never half of a result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyscale.trial import StudyConfig, Trial
+
+CONFIG_FILE = "config.json"
+TRIALS_FILE = "trials.sqlite"
+SCHEMA_VERSION = 1
+STATES = ("pending", "running", "completed", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    number INTEGER PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'completed', 'failed')),
+    r REAL NOT NULL,
+    w REAL NOT NULL,
+    d REAL NOT NULL,
+    resolution INTEGER NOT NULL,
+    macs INTEGER NOT NULL,
+    params INTEGER NOT NULL,
+    ratio REAL NOT NULL,
+    accuracy REAL,
+    loss REAL,
+    steps INTEGER,
+    images_seen INTEGER,
+    train_seconds REAL,
+    eval_seconds REAL,
+    images_per_second REAL,
+    reason TEXT,
+    seed INTEGER,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Result fields copied from a trainer result (any object with these attributes) into a row.
+RESULT_FIELDS = (
+    "accuracy", "loss", "steps", "images_seen", "train_seconds", "eval_seconds", "images_per_second",
+)
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """A snapshot of a study: counts by state, the best trial so far, the budget asked."""
+
+    counts: dict[str, int]
+    best_accuracy: float | None
+    best_trial: int | None
+    target_trials: int | None
+    budget_minutes: float | None
+    elapsed_seconds: float
+
+    @property
+    def finished(self) -> int:
+        """Trials that ended, successfully or not."""
+        return self.counts.get("completed", 0) + self.counts.get("failed", 0)
+
+    def to_dict(self) -> dict:
+        return {
+            "counts": dict(self.counts),
+            "finished": self.finished,
+            "best_accuracy": self.best_accuracy,
+            "best_trial": self.best_trial,
+            "target_trials": self.target_trials,
+            "budget_minutes": self.budget_minutes,
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)  # explicit transactions
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
+    """Fields (as ``name: stored -> asked``) in which two configs differ."""
+    a, b = stored.to_dict(), asked.to_dict()
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+class Study:
+    """A study directory. Create it with `Study.create`, open an existing one with `Study.open`."""
+
+    def __init__(self, directory: Path, config: StudyConfig) -> None:
+        self.directory = directory
+        self.config = config
+        self._conn = _connect(directory / TRIALS_FILE)
+        self._baseline = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(cls, directory: str | os.PathLike, config: StudyConfig) -> Study:
+        """Start a new study in ``directory`` (created if needed; must not hold a study yet)."""
+        directory = Path(directory)
+        config.recipe(1.0, 1.0, 1.0)  # validates rules, base resolution and classes early
+        if (directory / CONFIG_FILE).exists() or (directory / TRIALS_FILE).exists():
+            raise ValueError(f"{directory} already holds a study; resume it instead of creating a new one")
+        directory.mkdir(parents=True, exist_ok=True)
+        # The database first, the config last: a directory with config.json is a whole study.
+        conn = _connect(directory / TRIALS_FILE)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.close()
+        _write_atomically(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        return cls(directory, config)
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> Study:
+        """Open an existing study (ValueError if the directory holds none or it is damaged)."""
+        directory = Path(directory)
+        cfg_path, db_path = directory / CONFIG_FILE, directory / TRIALS_FILE
+        if not directory.is_dir():
+            raise ValueError(f"no study at {directory}: the directory does not exist")
+        if not cfg_path.is_file() or not db_path.is_file():
+            raise ValueError(f"no study at {directory}: expected {CONFIG_FILE} and {TRIALS_FILE} there")
+        try:
+            config = StudyConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+            config.recipe(1.0, 1.0, 1.0)
+        except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"the study at {directory} has an unreadable {CONFIG_FILE}: {exc}") from None
+        try:
+            study = cls(directory, config)
+            study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"the study at {directory} has an unreadable {TRIALS_FILE}: {exc}") from None
+        return study
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- reading
+    def _row_to_trial(self, row: sqlite3.Row) -> Trial:
+        recipe = self.config.recipe(row["r"], row["w"], row["d"])
+        return Trial(
+            number=row["number"],
+            recipe=recipe,
+            state=row["state"],
+            macs=row["macs"],
+            params=row["params"],
+            ratio=row["ratio"],
+            accuracy=row["accuracy"],
+            loss=row["loss"],
+            steps=row["steps"],
+            images_seen=row["images_seen"],
+            train_seconds=row["train_seconds"],
+            eval_seconds=row["eval_seconds"],
+            images_per_second=row["images_per_second"],
+            reason=row["reason"],
+        )
+
+    def trials(self, state: str | None = None) -> list[Trial]:
+        """All trials, or those in one state, ordered by number."""
+        if state is None:
+            rows = self._conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
+        else:
+            if state not in STATES:
+                raise ValueError(f"state must be one of {STATES}, got {state!r}")
+            rows = self._conn.execute("SELECT * FROM trials WHERE state = ? ORDER BY number", (state,)).fetchall()
+        return [self._row_to_trial(r) for r in rows]
+
+    def trial(self, number: int) -> Trial | None:
+        row = self._conn.execute("SELECT * FROM trials WHERE number = ?", (number,)).fetchone()
+        return None if row is None else self._row_to_trial(row)
+
+    def trial_times(self) -> dict[int, tuple[float | None, float | None]]:
+        """number -> (started_at, finished_at), Unix seconds."""
+        rows = self._conn.execute("SELECT number, started_at, finished_at FROM trials").fetchall()
+        return {r["number"]: (r["started_at"], r["finished_at"]) for r in rows}
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row["value"])
+
+    def progress(self) -> StudyProgress:
+        counts = {s: 0 for s in STATES}
+        for row in self._conn.execute("SELECT state, COUNT(*) AS n FROM trials GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        best = self._conn.execute(
+            "SELECT number, accuracy FROM trials WHERE state = 'completed' AND accuracy IS NOT NULL "
+            "ORDER BY accuracy DESC, number LIMIT 1"
+        ).fetchone()
+        return StudyProgress(
+            counts=counts,
+            best_accuracy=None if best is None else best["accuracy"],
+            best_trial=None if best is None else best["number"],
+            target_trials=self.get_meta("target_trials"),
+            budget_minutes=self.get_meta("budget_minutes"),
+            elapsed_seconds=float(self.get_meta("elapsed_seconds", 0.0)),
+        )
+
+    # ----------------------------------------------------------------------------- writing
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def _transaction(self):
+        return _Transaction(self._conn)
+
+    def start_trial(self, number: int, recipe, seed: int) -> None:
+        """Record that trial ``number`` (this recipe) is being trained now.
+
+        A row left ``running`` or ``pending`` by an interrupted run is replaced; a finished
+        trial is never overwritten (ValueError), which is what makes resume safe.
+        """
+        from tinyscale.cost import baseline_macs, cost
+
+        c = cost(recipe)
+        with self._transaction():
+            row = self._conn.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
+            if row is not None and row["state"] in ("completed", "failed"):
+                raise ValueError(f"trial {number} already finished ({row['state']}); it is not run twice")
+            self._conn.execute(
+                "INSERT OR REPLACE INTO trials (number, state, r, w, d, resolution, macs, params, ratio, seed, "
+                "started_at) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (number, recipe.r, recipe.w, recipe.d, recipe.resolution, c.macs, c.params,
+                 c.macs / baseline_macs(recipe), seed, time.time()),
+            )
+
+    def finish_trial(self, number: int, result: Any) -> Trial:
+        """Store a trainer result for a running trial: ``completed``, or ``failed`` when the
+        result carries a ``failed`` reason (or its accuracy is not a finite number)."""
+        values = {k: getattr(result, k, None) for k in RESULT_FIELDS}
+        reason = getattr(result, "failed", None)
+        acc = values["accuracy"]
+        if reason is None and (acc is None or not math.isfinite(acc)):
+            reason = f"no finite accuracy ({acc!r})"
+        for k, v in list(values.items()):
+            if isinstance(v, float) and not math.isfinite(v):
+                values[k] = None  # SQLite has no NaN; a failed trial's NaN loss is in `reason`
+        state = "failed" if reason else "completed"
+        with self._transaction():
+            row = self._conn.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
+            if row is None or row["state"] != "running":
+                raise ValueError(f"trial {number} is not running (state {None if row is None else row['state']})")
+            self._conn.execute(
+                "UPDATE trials SET state = ?, accuracy = ?, loss = ?, steps = ?, images_seen = ?, "
+                "train_seconds = ?, eval_seconds = ?, images_per_second = ?, reason = ?, finished_at = ? "
+                "WHERE number = ?",
+                (state, values["accuracy"], values["loss"], values["steps"], values["images_seen"],
+                 values["train_seconds"], values["eval_seconds"], values["images_per_second"], reason,
+                 time.time(), number),
+            )
+        trial = self.trial(number)
+        assert trial is not None
+        return trial
+
+    def fail_trial(self, number: int, reason: str) -> Trial:
+        """Mark a running trial failed without a result (e.g. its worker crashed)."""
+        return self.finish_trial(number, _Failure(reason))
+
+
+@dataclass(frozen=True)
+class _Failure:
+    failed: str
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
