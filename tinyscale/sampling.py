@@ -1,0 +1,119 @@
+"""Random (r, w, d) shrinkings of EfficientNet-B0 inside a FLOPs window, the TinyNet way.
+
+Each candidate draws three numbers from a seeded stream (scrambled Sobol or plain uniform):
+r and d log-uniform in their ranges, and a target ratio c log-uniform in the window. The
+width is then solved so the *counted* cost meets c (`tinyscale.width.solve_width`); a draw
+whose c is out of reach at that (r, d), or whose solved network lands outside the window
+after channel rounding, is rejected. Two draws that build the same network (same input size,
+depths and channel widths) are one candidate: the later one is skipped.
+
+The stream is deterministic for a config, and the k-th recipe does not depend on how many are
+asked for, so trial number k of a study always means the same recipe (what resume relies on).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from tinyscale.arch import build_architecture
+from tinyscale.recipe import Recipe, resolution_for
+from tinyscale.trial import StudyConfig
+from tinyscale.width import solve_width
+
+SAMPLINGS = ("sobol", "random")
+D_DECIMALS = 3  # depth multipliers are stored to 3 decimals; finer steps build the same depths
+_CHUNK = 64
+# A window so narrow that nothing fits should be an error, not an endless loop.
+MAX_REJECTIONS_PER_RECIPE = 200
+
+
+def check_space(config: StudyConfig) -> None:
+    """ValueError (naming the field) when the search space of a config makes no sense."""
+    if config.sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {config.sampling!r}")
+    for name in ("window", "r_range", "d_range"):
+        lo, hi = getattr(config, name)
+        if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float))) or not 0 < lo <= hi:
+            raise ValueError(f"{name} must be two numbers 0 < low <= high, got {getattr(config, name)!r}")
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} must be finite, got {getattr(config, name)!r}")
+    config.recipe(config.r_range[0], 1.0, config.d_range[0])  # smallest input and depth valid?
+    config.recipe(config.r_range[1], 1.0, config.d_range[1])
+
+
+def _log_uniform(u: float, lo: float, hi: float) -> float:
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def _unit_draws(config: StudyConfig) -> Iterator[tuple[float, float, float]]:
+    """An endless deterministic stream of points in [0, 1)^3."""
+    if config.sampling == "sobol":
+        engine = torch.quasirandom.SobolEngine(dimension=3, scramble=True, seed=config.seed)
+        while True:
+            for row in engine.draw(_CHUNK, dtype=torch.float64).tolist():
+                yield tuple(row)
+    else:
+        gen = torch.Generator().manual_seed(config.seed)
+        while True:
+            for row in torch.rand(_CHUNK, 3, generator=gen, dtype=torch.float64).tolist():
+                yield tuple(row)
+
+
+def architecture_key(recipe: Recipe) -> tuple:
+    """What makes two recipes the same network."""
+    a = build_architecture(recipe)
+    return (a.resolution, a.depths, a.widths, a.stem_channels, a.head_channels)
+
+
+def iter_recipes(config: StudyConfig) -> Iterator[Recipe]:
+    """The study's endless stream of distinct recipes inside the window (see module doc).
+
+    Stops with ValueError when MAX_REJECTIONS_PER_RECIPE draws in a row give nothing new.
+    """
+    check_space(config)
+    (c_lo, c_hi), (r_lo, r_hi), (d_lo, d_hi) = config.window, config.r_range, config.d_range
+    base = config.base_resolution
+    seen: set[tuple] = set()
+    misses = 0
+    for u_r, u_d, u_c in _unit_draws(config):
+        # r only matters through the pixel count it gives; store r = pixels / base so the
+        # recipe's r is the multiplier that was really used.
+        r = resolution_for(_log_uniform(u_r, r_lo, r_hi), base) / base
+        d = round(_log_uniform(u_d, d_lo, d_hi), D_DECIMALS)
+        c = _log_uniform(u_c, c_lo, c_hi)
+        recipe = None
+        try:
+            sol = solve_width(c, r, d, rules=config.rules, base_resolution=base, num_classes=config.num_classes)
+            if c_lo <= sol.achieved <= c_hi:
+                recipe = sol.recipe
+        except ValueError:
+            pass  # c out of reach at this (r, d): rejected, as in TinyNet's rejection sampling
+        if recipe is not None:
+            key = architecture_key(recipe)
+            if key not in seen:
+                seen.add(key)
+                misses = 0
+                yield recipe
+                continue
+        misses += 1
+        if misses >= MAX_REJECTIONS_PER_RECIPE:
+            raise ValueError(
+                f"no new recipe in {misses} draws: the window {config.window} with r in {config.r_range} and "
+                f"d in {config.d_range} holds too few distinct networks (found {len(seen)})"
+            )
+
+
+def sample_recipes(config: StudyConfig, n: int, *, start: int = 0) -> list[Recipe]:
+    """Recipes number ``start`` .. ``start + n - 1`` of the config's stream."""
+    if n < 0 or start < 0:
+        raise ValueError(f"n and start must be >= 0, got n={n}, start={start}")
+    out: list[Recipe] = []
+    for i, recipe in enumerate(iter_recipes(config)):
+        if i >= start + n:
+            break
+        if i >= start:
+            out.append(recipe)
+    return out
