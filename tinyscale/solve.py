@@ -1,0 +1,162 @@
+"""Target FLOPs ratio c -> Recipe: r(c) and d(c) from the GP means, w solved against the real count.
+
+Steps for a target c:
+
+1. r and d are the GP posterior means at c, clipped to the ranges the study sampled (a GP
+   extrapolating past the data must not propose a resolution nobody tried), and rounded to 4
+   decimals (well below one pixel or one block of difference).
+2. w is solved with `tinyscale.width.solve_width` so the *counted* MACs meet c as closely as the
+   channel rounding allows; ``ratio_below``/``ratio_above`` are the adjacent achievable ratios.
+3. If no width reaches c at that (r, d) (c below the thinnest network's cost, e.g. far below the
+   window, or above the widest's), w is clamped to the end of its range and the answer says so
+   (``width_clamped`` plus a note); the achieved ratio is then reported honestly, not c.
+
+The answer also carries the 95 % bands of r and d at c and ``extrapolated``: whether c lies
+outside the span of c the GPs were fitted on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyscale.cost import baseline_macs, cost
+from tinyscale.recipe import Recipe
+from tinyscale.width import W_MAX, W_MIN, reachable_ratios, solve_width
+
+DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class RecipeAnswer:
+    """The recipe for one target ratio and everything a user needs to trust it."""
+
+    target: float
+    recipe: Recipe
+    achieved: float  # counted MACs / baseline MACs
+    ratio_below: float  # achievable ratios bracketing the target (the rounding step)
+    ratio_above: float
+    macs: int
+    params: int
+    r_mean: float  # GP mean before clipping
+    d_mean: float
+    r_band: tuple[float, float]  # 95 % credible band at c
+    d_band: tuple[float, float]
+    extrapolated: bool  # c outside the c-range the GPs saw
+    c_range: tuple[float, float]
+    clipped: tuple[str, ...]  # which of "r", "d" were clipped to the study's ranges
+    width_clamped: bool
+    notes: tuple[str, ...]
+
+    @property
+    def resolution(self) -> int:
+        return self.recipe.resolution
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "achieved": self.achieved,
+            "ratio_below": self.ratio_below,
+            "ratio_above": self.ratio_above,
+            "recipe": self.recipe.to_dict(),
+            "resolution": self.resolution,
+            "macs": self.macs,
+            "params": self.params,
+            "r_mean": self.r_mean,
+            "d_mean": self.d_mean,
+            "r_band": list(self.r_band),
+            "d_band": list(self.d_band),
+            "extrapolated": self.extrapolated,
+            "c_range": list(self.c_range),
+            "clipped": list(self.clipped),
+            "width_clamped": self.width_clamped,
+            "notes": list(self.notes),
+        }
+
+
+def _check_target(c: float) -> float:
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
+        raise ValueError(f"the target FLOPs ratio must be a positive number, got {c!r}")
+    return float(c)
+
+
+class RecipeSolver:
+    """Answers recipe queries from a fitted `tinyscale.gp.ScalingFit` (no refitting)."""
+
+    def __init__(self, fit) -> None:
+        self.fit = fit
+        cfg = fit.config
+        self._context = dict(rules=cfg.rules, base_resolution=cfg.base_resolution, num_classes=cfg.num_classes)
+        self.baseline_macs = baseline_macs(cfg.recipe(1.0, 1.0, 1.0))
+
+    @classmethod
+    def load(cls, study_dir: str | os.PathLike) -> RecipeSolver:
+        """The solver for a study whose fit was saved (``tinyscale fit``); ValueError if none or corrupt."""
+        from tinyscale.gp import ScalingFit
+
+        return cls(ScalingFit.load(Path(study_dir)))
+
+    def ratio_for_macs(self, macs: float) -> float:
+        """The ratio c of a MACs budget in this study's context."""
+        if isinstance(macs, bool) or not isinstance(macs, (int, float)) or not math.isfinite(macs) or macs <= 0:
+            raise ValueError(f"the MACs budget must be a positive number, got {macs!r}")
+        return float(macs) / self.baseline_macs
+
+    def solve_macs(self, macs: float) -> RecipeAnswer:
+        return self.solve(self.ratio_for_macs(macs))
+
+    def solve(self, c: float) -> RecipeAnswer:
+        c = _check_target(c)
+        cfg = self.fit.config
+        pred = self.fit.predict([c])
+        r_mean, d_mean = float(pred.r.mean[0]), float(pred.d.mean[0])
+        notes: list[str] = []
+        clipped: list[str] = []
+        values = {}
+        for name, mean, (lo, hi) in (("r", r_mean, cfg.r_range), ("d", d_mean, cfg.d_range)):
+            value = min(max(mean, lo), hi)
+            if value != mean:
+                clipped.append(name)
+                notes.append(f"{name}={mean:.4g} from the GP is outside the sampled range [{lo:g}, {hi:g}]; clipped")
+            values[name] = round(value, DECIMALS)
+        r, d = values["r"], values["d"]
+        c_lo, c_hi = self.fit.c_range
+        extrapolated = not (c_lo * (1 - 1e-9) <= c <= c_hi * (1 + 1e-9))
+        if extrapolated:
+            notes.append(f"c={c:.4g} is outside the fitted range [{c_lo:.4g}, {c_hi:.4g}]: the GPs extrapolate")
+
+        reach_lo, reach_hi = reachable_ratios(r, d, **self._context)
+        width_clamped = not reach_lo <= c <= reach_hi
+        if width_clamped:
+            w = W_MIN if c < reach_lo else W_MAX
+            recipe = Recipe(r=r, w=w, d=d, **self._context)
+            achieved = cost(recipe).macs / self.baseline_macs
+            below = above = achieved
+            notes.append(
+                f"no width reaches c={c:.4g} at r={r:g}, d={d:g} (widths give {reach_lo:.4g} to {reach_hi:.4g}); "
+                f"w clamped to {w:g}, achieved {achieved:.4g}"
+            )
+        else:
+            sol = solve_width(c, r, d, **self._context)
+            recipe, achieved, below, above = sol.recipe, sol.achieved, sol.ratio_below, sol.ratio_above
+        cst = cost(recipe)
+        return RecipeAnswer(
+            target=c,
+            recipe=recipe,
+            achieved=achieved,
+            ratio_below=below,
+            ratio_above=above,
+            macs=cst.macs,
+            params=cst.params,
+            r_mean=r_mean,
+            d_mean=d_mean,
+            r_band=(float(pred.r.lower[0]), float(pred.r.upper[0])),
+            d_band=(float(pred.d.lower[0]), float(pred.d.upper[0])),
+            extrapolated=extrapolated,
+            c_range=(c_lo, c_hi),
+            clipped=tuple(clipped),
+            width_clamped=width_clamped,
+            notes=tuple(notes),
+        )
