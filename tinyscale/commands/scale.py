@@ -1,0 +1,52 @@
+"""`tinyscale scale`: the recipe a baseline scaling rule gives at a FLOPs ratio."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+RULES = ("efficientnet", "width", "depth", "resolution",
+         "tinynet-a", "tinynet-b", "tinynet-c", "tinynet-d", "tinynet-e")
+
+
+def add_base_args(p: argparse.ArgumentParser) -> None:
+    """Context options of commands whose strategies fix their own rule set (no --rules)."""
+    p.add_argument("--base-resolution", type=int, default=224, help="side length r multiplies (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scale", help="the recipe a baseline scaling rule gives at a FLOPs ratio")
+    p.add_argument("--rule", choices=RULES, required=True,
+                   help="efficientnet: compound scaling, φ solved; width/depth/resolution: one axis only "
+                        "(TinyNet rules); tinynet-a..e: the published recipe")
+    p.add_argument("--ratio", type=float, default=None,
+                   help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
+    add_base_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from baselines import scale
+    from tinyscale.summary import format_summary, summarize
+
+    scaled = scale(args.rule, args.ratio, base_resolution=args.base_resolution, num_classes=args.num_classes)
+    s = summarize(scaled.recipe)
+    if args.json:
+        out = s.to_dict()
+        out.update(strategy=scaled.strategy, target=scaled.target, achieved=scaled.achieved,
+                   ratio_below=scaled.ratio_below, ratio_above=scaled.ratio_above, phi=scaled.phi)
+        print(json.dumps(out))
+        return 0
+    extra = {"strategy": scaled.strategy}
+    if scaled.target is None:
+        extra["target"] = "none (published recipe; --ratio ignored)"
+    else:
+        extra["target"] = f"{scaled.target:g}"
+        extra["achieved"] = (f"{scaled.achieved:.4f} ({100 * scaled.relative_error:+.2f}%; adjacent steps "
+                             f"{scaled.ratio_below:.4f} / {scaled.ratio_above:.4f})")
+    if scaled.phi is not None:
+        extra["phi"] = f"{scaled.phi:g}"
+    print(format_summary(s, extra))
+    return 0
