@@ -10,6 +10,7 @@ than a good trial of no larger cost, so they are dominated by construction.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -84,3 +85,12 @@ def write_study(directory, trials: list[Trial], config: StudyConfig = CONFIG):
                                                      eval_seconds=0.01, images_per_second=None))
     study.close()
     return directory
+
+
+@lru_cache(maxsize=None)
+def fitted(seed: int = 1):
+    """The fit of `synthetic_trials(seed=seed)`, shared by every test module in the session
+    (fits take seconds on a loaded machine; nothing mutates a fit)."""
+    from tinyscale.gp import fit_scaling
+
+    return fit_scaling(synthetic_trials(seed=seed), CONFIG)

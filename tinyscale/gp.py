@@ -129,7 +129,16 @@ class TrainingData:
     @classmethod
     def from_dict(cls, data: dict) -> TrainingData:
         arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("c", "r", "w", "d", "accuracy")}
-        return cls(numbers=tuple(int(n) for n in data["numbers"]), **arrays)
+        numbers = tuple(int(n) for n in data["numbers"])
+        lengths = {len(numbers), *(a.shape[0] for a in arrays.values())}
+        if len(lengths) != 1 or any(a.ndim != 1 for a in arrays.values()):
+            raise ValueError("training data columns have different lengths")
+        if len(numbers) < MIN_MODELS:
+            raise ValueError(f"training data holds {len(numbers)} models, fewer than {MIN_MODELS}")
+        for k in ("c", "r", "w", "d"):
+            if not np.all(np.isfinite(arrays[k])) or np.any(arrays[k] <= 0):
+                raise ValueError(f"training data column {k} must hold positive finite numbers")
+        return cls(numbers=numbers, **arrays)
 
 
 def _tensor(x: np.ndarray):

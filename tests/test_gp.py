@@ -1,0 +1,109 @@
+"""GP fits c -> r, c -> d: recovery of a known curve, LOO algebra, persistence, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _fit_fixtures import CONFIG, d_true, fitted, make_trial, r_true
+from tinyscale.gp import ScalingFit, fit_scaling, format_fit, loo_predictions
+
+
+@pytest.fixture(scope="module")
+def fit():
+    return fitted(1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gp_recovers_a_known_curve_from_noisy_samples(seed, fit):
+    f = fitted(seed)
+    lo, hi = f.c_range
+    cs = np.exp(np.linspace(np.log(lo), np.log(hi), 25))
+    pred = f.predict(cs)
+    for band, truth in ((pred.r, r_true(cs)), (pred.d, d_true(cs))):
+        assert np.all(band.lower < band.mean) and np.all(band.mean < band.upper)
+        assert np.max(np.abs(band.mean / truth - 1)) < 0.05  # data noise is 3 % per point
+        assert np.mean((band.lower <= truth) & (truth <= band.upper)) >= 0.6
+        assert np.max(band.upper / band.lower) < 1.2  # the band says something
+
+
+def test_loo_matches_direct_conditioning(fit):
+    import torch
+
+    model = fit.r_model
+    mean, std = loo_predictions(model)
+    with torch.no_grad():
+        x = model.train_inputs[0]
+        y = model.train_targets
+        noise = float(model.likelihood.noise.reshape(-1)[0])
+        tf = model.outcome_transform
+        m0, s0 = float(tf.means.reshape(-1)[0]), float(tf.stdvs.reshape(-1)[0])
+        for i in (0, 7, len(y) - 1):
+            keep = [j for j in range(len(y)) if j != i]
+            k_rest = model.covar_module(x[keep]).to_dense() + noise * torch.eye(len(keep), dtype=x.dtype)
+            k_star = model.covar_module(x[i:i + 1], x[keep]).to_dense()
+            k_ii = model.covar_module(x[i:i + 1]).to_dense()
+            mu = (k_star @ torch.linalg.solve(k_rest, y[keep].reshape(-1, 1))).item()
+            var = (k_ii - k_star @ torch.linalg.solve(k_rest, k_star.T)).item() + noise
+            assert mean[i] == pytest.approx(mu * s0 + m0, abs=1e-8)
+            assert std[i] == pytest.approx(np.sqrt(var) * s0, rel=1e-6)
+
+
+def test_diagnostics_report_what_the_data_shows(fit):
+    dg = fit.diagnostics
+    assert dg.n_models == 20 and dg.n_front == 24
+    # In this synthetic study all three multipliers grow with c.
+    assert all(v is not None and v > 0.8 for v in dg.correlation.values())
+    assert 0 < dg.loo_r.rmse_log < 0.08 and 0 < dg.loo_d.rmse_log < 0.08
+    assert 0.0 <= dg.loo_r.coverage <= 1.0
+    text = format_fit(fit)
+    assert "LOO" in text and "Pearson" in text and "r=+" in text
+
+
+def test_save_and_load_rebuilds_the_same_posterior(fit, tmp_path):
+    path = fit.save(tmp_path / "fit.json")
+    loaded = ScalingFit.load(path)
+    cs = np.array([0.03, 0.1, 0.5, 1.2])
+    a, b = fit.predict(cs), loaded.predict(cs)
+    for x, y in ((a.r, b.r), (a.d, b.d)):
+        assert np.allclose(x.mean, y.mean, rtol=1e-12) and np.allclose(x.upper, y.upper, rtol=1e-12)
+    assert loaded.diagnostics == fit.diagnostics
+    assert loaded.config == fit.config and loaded.data.numbers == fit.data.numbers
+
+
+def test_corrupt_or_missing_fit_files_give_clear_errors(fit, tmp_path):
+    with pytest.raises(ValueError, match="run `tinyscale fit"):
+        ScalingFit.load(tmp_path)
+    path = tmp_path / "fit.json"
+    path.write_text('{"kind": "tinyscale.ScalingFit", "format": 1, "data": ')
+    with pytest.raises(ValueError, match="corrupt"):
+        ScalingFit.load(tmp_path)
+    payload = fit.to_dict()
+    payload["r_state"].pop(next(iter(payload["r_state"])))
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="corrupt.*missing"):
+        ScalingFit.load(path)
+    payload = fit.to_dict()
+    payload["data"]["c"] = payload["data"]["c"][:-1]
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="corrupt"):
+        ScalingFit.load(path)
+
+
+def test_too_few_or_degenerate_models_are_refused():
+    with pytest.raises(ValueError, match="no completed trials"):
+        fit_scaling([], CONFIG)
+    few = [make_trial(i, 0.5 + 0.1 * i, 0.5, 0.5 + 0.1 * i, 0.5 + 0.1 * i) for i in range(4)]
+    with pytest.raises(ValueError, match="at least 5"):
+        fit_scaling(few, CONFIG)
+    same = [make_trial(i, 0.6, 0.5, 0.6, 0.5 + 0.01 * i) for i in range(6)]
+    with pytest.raises(ValueError, match="one FLOPs ratio"):
+        fit_scaling(same, CONFIG)
+
+
+def test_predict_refuses_non_positive_ratios(fit):
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            fit.predict(bad)
