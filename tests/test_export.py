@@ -1,0 +1,119 @@
+"""Export: ONNX equals the PyTorch module, load_exported round trips, archives, clear failures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import zipfile
+
+import pytest
+import torch
+
+import tinyscale
+from _fit_fixtures import CONFIG, fitted, write_study
+from tinyscale.export import (MANIFEST, ONNX, WEIGHTS, archive_bytes, build_export, export_from_study,
+                              export_recipe, load_exported, parse_formats)
+from tinyscale.recipe import Recipe
+
+RECIPE = Recipe(r=0.75, w=0.6, d=0.7, base_resolution=32, num_classes=10)
+
+
+def _same_outputs(a, b, res):
+    x = torch.randn(4, 3, res, res, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        return torch.equal(a(x), b(x))
+
+
+def test_onnx_export_matches_pytorch_and_is_one_file(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    out, bundle = export_recipe(RECIPE, tmp_path / "exp", seed=3)
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, WEIGHTS, ONNX])
+    assert bundle.onnx_max_abs_diff is not None and bundle.onnx_max_abs_diff <= 1e-4
+    # Independently of the exporter's own check: run the written file against the rebuilt module.
+    model = load_exported(out)
+    session = ort.InferenceSession(str(out / ONNX), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, RECIPE.resolution, RECIPE.resolution, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = session.run(None, {"images": x.numpy()})[0]
+    assert got.shape == (5, 10)
+    assert float(np.max(np.abs(got - expected))) <= 1e-4
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert (manifest["r"], manifest["w"], manifest["d"], manifest["rules"]) == (0.75, 0.6, 0.7, "tinynet")
+    assert manifest["resolution"] == 24 and manifest["weights"] == {"init": "random", "seed": 3}
+    assert manifest["macs"] > 0 and manifest["params"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["exp", "exp.zip", "exp.tar", "exp.tar.gz"])
+def test_load_exported_round_trips(tmp_path, name):
+    out, bundle = export_recipe(RECIPE, tmp_path / name, formats="safetensors", seed=1)
+    model = tinyscale.load_exported(out)
+    torch.manual_seed(1)
+    from tinyscale.model import build_model
+
+    original = build_model(RECIPE).eval()
+    assert model.recipe == RECIPE
+    assert _same_outputs(model, original, RECIPE.resolution)
+    assert set(model.state_dict()) == set(original.state_dict())
+
+
+def test_archive_bytes_serve_the_same_files():
+    bundle = build_export(RECIPE, formats="safetensors")
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(archive_bytes(bundle))) as zf:
+        assert sorted(zf.namelist()) == sorted([MANIFEST, WEIGHTS])
+        assert zf.read(WEIGHTS) == bundle.files[WEIGHTS]
+
+
+def test_mismatched_or_damaged_exports_are_refused(tmp_path):
+    out, _ = export_recipe(RECIPE, tmp_path / "exp", formats="safetensors")
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["recipe"]["w"] = 1.0  # a wider network: the weights no longer fit (strict keys/shapes)
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="do not match"):
+        load_exported(out)
+    (out / WEIGHTS).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="unreadable"):
+        load_exported(out)
+    with pytest.raises(ValueError, match="already holds an export"):
+        export_recipe(RECIPE, out, formats="safetensors")
+    with pytest.raises(ValueError, match="no export"):
+        load_exported(tmp_path / "missing")
+    with pytest.raises(ValueError, match="subset"):
+        parse_formats("safetensors,tflite")
+
+
+def test_missing_onnx_extras_fall_back_with_a_note(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    bundle = build_export(RECIPE)
+    assert ONNX not in bundle.files and WEIGHTS in bundle.files
+    assert any("onnxscript not installed" in n and "tinyscale[export]" in n for n in bundle.notes)
+
+
+def test_export_from_a_study_with_training(tmp_path):
+    study = write_study(tmp_path / "study", [], config=CONFIG)
+    fitted(1).save(study)
+    result = export_from_study(study, 0.3, tmp_path / "trained.zip", formats="safetensors", train_steps=3)
+    manifest = json.loads(zipfile.ZipFile(result.path).read(MANIFEST))
+    assert manifest["weights"]["init"] == "trained" and manifest["weights"]["steps"] == 3
+    assert len(manifest["input"]["normalise"]["mean"]) == 3
+    assert manifest["provenance"]["query"]["target"] == 0.3
+    assert manifest["recipe"] == result.answer.recipe.to_dict()
+    model = load_exported(result.path)
+    torch.manual_seed(0)
+    from tinyscale.model import build_model
+
+    assert not _same_outputs(model, build_model(result.answer.recipe).eval(), result.answer.recipe.resolution)
+
+
+def test_import_tinyscale_does_not_import_torch():
+    import subprocess
+
+    code = "import sys, tinyscale; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,396 @@
+"""Export a recipe's network: ``recipe.json`` + safetensors weights + a verified ONNX file, as a
+directory or a .zip/.tar archive, and `load_exported` to rebuild the module from it.
+
+The bundle is built in memory first (`build_export` -> `ExportBundle`, name -> bytes), so the
+UI can serve it as one download (`archive_bytes`) and the CLI can write it (`write_export`).
+Nothing is written until every part is ready: the ONNX graph must reproduce the PyTorch module
+on random input (max abs difference <= ``ONNX_TOLERANCE``, checked with onnxruntime) or the
+export fails. Without the ``export`` extras (onnx, onnxruntime, onnxscript) the ONNX part is
+left out with a note saying how to get it; the rest is still exported.
+
+Files:
+    recipe.json         the recipe (r, w, d, rules, base resolution, classes), resolution, MACs,
+                        params, the input it expects, where the weights came from, and provenance
+                        (study directory, fit, target ratio, tinyscale version)
+    model.safetensors   the state dict (timm EfficientNet key names, see tinyscale.model)
+    model.onnx          one self-contained file (no external data), input ``images``
+                        (batch, 3, res, res) float32, output ``logits``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tarfile
+import tempfile
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyscale.cost import baseline_macs, cost
+from tinyscale.recipe import Recipe
+
+MANIFEST = "recipe.json"
+WEIGHTS = "model.safetensors"
+ONNX = "model.onnx"
+FORMATS = ("safetensors", "onnx")
+ONNX_TOLERANCE = 1e-4
+EXPORT_FORMAT = 1
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class ExportBundle:
+    """An export held in memory: file name -> bytes, the manifest, and notes for the user."""
+
+    files: dict[str, bytes]
+    manifest: dict
+    notes: tuple[str, ...] = ()
+    onnx_max_abs_diff: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainedWeights:
+    """A module trained for the export, and what the training measured."""
+
+    model: object  # torch.nn.Module in eval mode
+    steps: int
+    accuracy: float | None
+    input_mean: tuple[float, ...]
+    input_std: tuple[float, ...]
+    data: str
+
+
+def tinyscale_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tinyscale")
+    except Exception:  # not installed as a distribution (running from a source tree)
+        return "unknown"
+
+
+def parse_formats(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """"safetensors,onnx" -> ("safetensors", "onnx"), validated."""
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    items = [s for s in items if s]
+    bad = [s for s in items if s not in FORMATS]
+    if bad or not items:
+        raise ValueError(f"formats must be a comma-separated subset of {', '.join(FORMATS)}, got {spec!r}")
+    return tuple(dict.fromkeys(items))
+
+
+def onnx_available() -> str | None:
+    """None when ONNX export can run here, otherwise the reason it cannot."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"ONNX left out: {', '.join(missing)} not installed "
+                f"(pip install 'tinyscale[export]' adds the export extras)")
+    return None
+
+
+def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0) -> TrainedWeights:
+    """Train ``recipe`` for ``steps`` steps on the study's data with the study's trainer settings.
+
+    ``config`` is the study's `tinyscale.trial.StudyConfig`; only the step count differs.
+    """
+    from tinyscale.data import load_data
+    from tinyscale.train import TrainConfig, train_recipe
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"train steps must be a positive integer, got {steps!r}")
+    extra = config.extra or {}
+    data = load_data(config.data, seed=config.seed, train_size=extra.get("train_size"),
+                     val_size=extra.get("val_size"))
+    if data.num_classes != recipe.num_classes:
+        raise ValueError(f"the study's data has {data.num_classes} classes, the recipe {recipe.num_classes}")
+    kept = {}
+    result = train_recipe(recipe, data, TrainConfig.from_study(config).with_(steps=steps), seed,
+                          on_trained=lambda m: kept.setdefault("model", m))
+    if result.failed or "model" not in kept:
+        raise ValueError(f"training for the export failed: {result.failed}")
+    mean, std = data.mean_std()
+    return TrainedWeights(model=kept["model"], steps=result.steps, accuracy=result.accuracy,
+                          input_mean=tuple(mean), input_std=tuple(std), data=config.data)
+
+
+def _state_bytes(model) -> bytes:
+    from safetensors.torch import save
+
+    # Contiguous copies: a channels-last trained module has permuted strides.
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return save(state, metadata={"format": "pt", "producer": "tinyscale"})
+
+
+def _onnx_bytes(model, resolution: int, seed: int) -> tuple[bytes, float]:
+    """Export with torch's (dynamo) exporter to one file, verify with onnxruntime, return bytes."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    example = torch.randn(2, 3, resolution, resolution, generator=gen)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" lines are not ours to show
+    try:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            path = Path(tmp) / ONNX
+            torch.onnx.export(
+                model, (example,), str(path), dynamo=True, external_data=False,
+                input_names=["images"], output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+            )
+            extra = [p.name for p in Path(tmp).iterdir() if p.name != ONNX]
+            if extra:
+                raise RuntimeError(f"the ONNX exporter wrote extra files {extra}; expected one self-contained file")
+            data = path.read_bytes()
+    finally:
+        quiet.setLevel(level)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    check = torch.randn(3, 3, resolution, resolution, generator=gen)
+    with torch.no_grad():
+        expected = model(check).numpy()
+    got = session.run(["logits"], {"images": check.numpy()})[0]
+    diff = float(np.max(np.abs(got - expected)))
+    if not diff <= ONNX_TOLERANCE:
+        raise RuntimeError(
+            f"the ONNX graph disagrees with the PyTorch module (max abs diff {diff:.3g} > {ONNX_TOLERANCE}); "
+            "nothing was written"
+        )
+    return data, diff
+
+
+def build_export(
+    recipe: Recipe,
+    *,
+    formats: tuple[str, ...] | str = FORMATS,
+    trained: TrainedWeights | None = None,
+    provenance: dict | None = None,
+    seed: int = 0,
+) -> ExportBundle:
+    """Everything an export holds, in memory. Random initial weights (seeded) unless ``trained``."""
+    import torch
+
+    from tinyscale.model import build_model
+
+    formats = parse_formats(formats)
+    if trained is not None:
+        model = trained.model
+        if getattr(model, "recipe", None) != recipe:
+            raise ValueError("the trained module was built for a different recipe")
+        weights = {"init": "trained", "steps": trained.steps, "accuracy": trained.accuracy, "data": trained.data}
+        normalise = {"mean": list(trained.input_mean), "std": list(trained.input_std)}
+    else:
+        torch.manual_seed(seed)
+        model = build_model(recipe)
+        weights = {"init": "random", "seed": seed}
+        normalise = None
+    model = model.eval()
+
+    c = cost(recipe)
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "kind": "tinyscale.export",
+        "recipe": recipe.to_dict(),
+        "r": recipe.r,
+        "w": recipe.w,
+        "d": recipe.d,
+        "rules": recipe.rules,
+        "resolution": recipe.resolution,
+        "macs": c.macs,
+        "params": c.params,
+        "ratio": c.macs / baseline_macs(recipe),
+        "input": {
+            "name": "images",
+            "shape": ["batch", 3, recipe.resolution, recipe.resolution],
+            "dtype": "float32",
+            # Trained weights expect (x/255 - mean) / std per RGB channel, as the trainer fed them.
+            "normalise": normalise,
+        },
+        "weights": weights,
+        "files": {},
+        "provenance": {
+            "tinyscale_version": tinyscale_version(),
+            "torch_version": torch.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(provenance or {}),
+        },
+    }
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    diff = None
+    if "safetensors" in formats:
+        files[WEIGHTS] = _state_bytes(model)
+        manifest["files"]["safetensors"] = WEIGHTS
+    if "onnx" in formats:
+        reason = onnx_available()
+        if reason:
+            notes.append(reason)
+        else:
+            files[ONNX], diff = _onnx_bytes(model, recipe.resolution, seed)
+            manifest["files"]["onnx"] = ONNX
+            manifest["onnx_max_abs_diff"] = diff
+            notes.append(f"ONNX verified with onnxruntime: max abs diff {diff:.2g} (tolerance {ONNX_TOLERANCE:g})")
+    files[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    return ExportBundle(files=files, manifest=manifest, notes=tuple(notes), onnx_max_abs_diff=diff)
+
+
+def _archive_kind(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return None
+
+
+def archive_bytes(bundle: ExportBundle, kind: str = ".zip") -> bytes:
+    """The bundle as one archive in memory (``.zip``, ``.tar``, ``.tar.gz`` or ``.tgz``)."""
+    buf = io.BytesIO()
+    if kind == ".zip":
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in bundle.files.items():
+                zf.writestr(name, data)
+    elif kind in (".tar", ".tar.gz", ".tgz"):
+        with tarfile.open(fileobj=buf, mode="w:gz" if kind != ".tar" else "w") as tf:
+            for name, data in bundle.files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = int(time.time())
+                tf.addfile(info, io.BytesIO(data))
+    else:
+        raise ValueError(f"archive kind must be one of {ARCHIVE_SUFFIXES}, got {kind!r}")
+    return buf.getvalue()
+
+
+def write_export(bundle: ExportBundle, out: str | os.PathLike) -> Path:
+    """Write the bundle to ``out``: an archive if the name ends in .zip/.tar/.tar.gz/.tgz,
+    otherwise a directory (created; an existing one must not already hold an export)."""
+    out = Path(out)
+    kind = _archive_kind(out)
+    if kind:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(archive_bytes(bundle, kind))
+        os.replace(tmp, out)
+        return out
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
+    if (out / MANIFEST).exists():
+        raise ValueError(f"{out} already holds an export; choose another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    # The manifest last: a directory with recipe.json is a complete export.
+    for name, data in sorted(bundle.files.items(), key=lambda kv: kv[0] == MANIFEST):
+        (out / name).write_bytes(data)
+    return out
+
+
+def export_recipe(recipe: Recipe, out: str | os.PathLike, **kwargs) -> tuple[Path, ExportBundle]:
+    """`build_export` then `write_export`; returns where it went and what was written."""
+    bundle = build_export(recipe, **kwargs)
+    return write_export(bundle, out), bundle
+
+
+def read_export(path: str | os.PathLike) -> dict[str, bytes]:
+    """The files of an export directory or archive (name -> bytes)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no export at {path}")
+    try:
+        if path.is_dir():
+            return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return {Path(n).name: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+        if tarfile.is_tarfile(path):
+            with tarfile.open(path) as tf:
+                return {Path(m.name).name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise ValueError(f"cannot read the export at {path}: {exc}") from None
+    raise ValueError(f"{path} is neither an export directory nor a .zip/.tar archive")
+
+
+def load_exported(path: str | os.PathLike):
+    """Rebuild the exported module (eval mode) from recipe.json + model.safetensors, strict keys."""
+    from safetensors.torch import load
+
+    from tinyscale.model import build_model
+
+    files = read_export(path)
+    if MANIFEST not in files:
+        raise ValueError(f"{path} holds no {MANIFEST}; is it a tinyscale export?")
+    try:
+        manifest = json.loads(files[MANIFEST].decode("utf-8"))
+        recipe = Recipe.from_dict(manifest["recipe"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"the {MANIFEST} in {path} is unreadable: {exc}") from None
+    if WEIGHTS not in files:
+        raise ValueError(f"{path} holds no {WEIGHTS} (exported without safetensors?)")
+    try:
+        state = load(files[WEIGHTS])
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise ValueError(f"the weights in {path} are unreadable: {exc}") from None
+    model = build_model(recipe)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"the weights in {path} do not match the recipe's network: {exc}") from None
+    return model.eval()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_from_study` did: where, the query answer it exported, and the bundle."""
+
+    path: Path | None
+    answer: object  # tinyscale.solve.RecipeAnswer
+    bundle: ExportBundle
+    notes: tuple[str, ...] = field(default=())
+
+
+def export_from_study(
+    study_dir: str | os.PathLike,
+    c: float,
+    out: str | os.PathLike | None,
+    *,
+    formats: tuple[str, ...] | str = FORMATS,
+    train_steps: int = 0,
+    seed: int = 0,
+) -> ExportResult:
+    """Solve the recipe for ratio ``c`` from the study's saved fit and export it.
+
+    ``out=None`` builds the bundle without writing it (serve it with `archive_bytes`).
+    ``train_steps > 0`` trains the network that long on the study's data first.
+    """
+    from tinyscale.gp import FIT_FILE
+    from tinyscale.solve import RecipeSolver
+
+    formats = parse_formats(formats)
+    solver = RecipeSolver.load(study_dir)
+    answer = solver.solve(c)
+    trained = None
+    if train_steps:
+        trained = train_for_export(answer.recipe, solver.fit.config, train_steps, seed=seed)
+    fit = solver.fit
+    provenance = {
+        "study": str(Path(study_dir).resolve()),
+        "fit": {
+            "file": FIT_FILE,
+            "created": fit.created,
+            "models": list(fit.data.numbers),
+            "c_range": list(fit.c_range),
+        },
+        "query": answer.to_dict(),
+    }
+    bundle = build_export(answer.recipe, formats=formats, trained=trained, provenance=provenance, seed=seed)
+    path = write_export(bundle, out) if out is not None else None
+    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.notes)
