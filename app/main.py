@@ -1,0 +1,280 @@
+"""The tinyscale design assistant: pick a FLOPs budget, get the (r, w, d) recipe of your study.
+
+Start it with `tinyscale app [--study DIR]`. A thin layer: every number comes from the library
+(`tinyscale.assistant` for the study-level computations, `tinyscale.plots` for the figures,
+`tinyscale.summary` for the recipe fields, `tinyscale.export` for the downloads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from tinyscale.commands.app import DEMO_STUDY_DIR, STUDY_ENV
+
+REFRESH_SECONDS = 3  # how often the status panel re-reads a running study
+
+
+def study_dir_from_args() -> Path:
+    """`--study DIR` after `streamlit run app/main.py --`, else $TINYSCALE_STUDY, else the demo's."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--study", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return Path(args.study or os.environ.get(STUDY_ENV) or DEMO_STUDY_DIR).resolve()
+
+
+# ----------------------------------------------------------------------------------- cached
+@st.cache_resource(show_spinner="Fitting c → r and c → d on the Pareto models…", max_entries=8)
+def cached_fit(study_dir: str, fit_stamp: float, n_completed: int, _trials, _config):
+    """Keyed by the fit file's mtime and the completed-trial count: a new trial or a new
+    `tinyscale fit` refreshes it, a slider move does not."""
+    from tinyscale.assistant import load_fit
+
+    return load_fit(study_dir, _trials, _config)
+
+
+@st.cache_resource(show_spinner="Solving the recipe curves…", max_entries=8)
+def cached_curves(study_dir: str, fit_stamp: float, n_completed: int, _fit_source, _config):
+    from tinyscale.assistant import curve, efficientnet_curve, slider_stops, tinynets
+
+    answers = curve(_fit_source.solver, _config)
+    stops = slider_stops(answers)
+    return answers, stops, efficientnet_curve(_config, stops[:: max(1, len(stops) // 40)]), tinynets(_config)
+
+
+# ----------------------------------------------------------------------------------- panels
+def no_study_page(study_dir: Path) -> None:
+    st.info(f"No study yet at `{study_dir}`.")
+    st.markdown(
+        "The design assistant shows the recipe curves of a **study**: sampled shrinkings of "
+        "EfficientNet-B0, each trained briefly on your data. Create the demo study "
+        f"(Fashion-MNIST, resumable; it lands in `./{DEMO_STUDY_DIR}`) with one command from the "
+        "repository root:"
+    )
+    st.code("bash scripts/demo.sh", language="bash")
+    st.markdown(
+        "It runs `tinyscale demo` (study, fit, then this page). To open another study: "
+        "`tinyscale app --study DIR`."
+    )
+
+
+def status_panel(study_dir: Path, n_completed_shown: int) -> None:
+    """Trial counts, best so far, progress and failures; re-run every few seconds while the
+    study is still running, and the whole page when a new trial completes."""
+    from tinyscale.study import Study
+
+    try:
+        with Study.open(study_dir) as study:
+            progress = study.progress()
+            failed = study.trials("failed")
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    counts = progress.counts
+    st.subheader("Study")
+    st.caption(f"`{study_dir}`")
+    cols = st.columns(2)
+    cols[0].metric("completed", counts.get("completed", 0))
+    cols[1].metric("failed", counts.get("failed", 0))
+    if progress.best_accuracy is not None:
+        st.metric("best accuracy so far", f"{progress.best_accuracy:.2%}", help=f"trial {progress.best_trial}")
+    target = progress.target_trials
+    if target:
+        st.progress(min(1.0, progress.finished / target), text=f"{progress.finished} of {target} trials")
+    active = counts.get("running", 0) + counts.get("pending", 0)
+    if active or (target and progress.finished < target):
+        st.caption(f"running: {counts.get('running', 0)} trial(s) in flight; refreshing every {REFRESH_SECONDS} s")
+    if failed:
+        with st.expander(f"{len(failed)} failed trial(s)"):
+            st.dataframe([{"trial": t.number, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d,
+                           "reason": t.reason} for t in failed], hide_index=True)
+    if counts.get("completed", 0) != n_completed_shown:
+        st.rerun(scope="app")  # new results: refit and redraw everything
+
+
+def recipe_panel(answer, solver) -> None:
+    from tinyscale.summary import summarize
+
+    s = summarize(answer.recipe)
+    cols = st.columns(6)
+    cols[0].metric("r (resolution)", f"{s.r:g}")
+    cols[1].metric("w (width)", f"{s.w:g}")
+    cols[2].metric("d (depth)", f"{s.d:g}")
+    cols[3].metric("input", f"{s.resolution} px")
+    cols[4].metric("MACs", f"{s.macs / 1e6:.3f}M", help=f"{s.macs:,} MACs, ratio {s.ratio:.4f} of B0")
+    cols[5].metric("params", f"{s.params / 1e6:.3f}M", help=f"{s.params:,} parameters")
+    st.caption(
+        f"achieved ratio **{answer.achieved:.4f}** for target {answer.target:.4f} "
+        f"(the channel rounding allows {answer.ratio_below:.4f} or {answer.ratio_above:.4f}) · "
+        f"r band [{answer.r_band[0]:.3f}, {answer.r_band[1]:.3f}] around GP mean {answer.r_mean:.3f} · "
+        f"d band [{answer.d_band[0]:.3f}, {answer.d_band[1]:.3f}] around GP mean {answer.d_mean:.3f} (95 %)"
+    )
+    if answer.extrapolated:
+        lo, hi = answer.c_range
+        st.warning(f"Extrapolation: c = {answer.target:.4g} is outside the studied range "
+                   f"{lo:.4g}–{hi:.4g}; the GP curves are guesses here.")
+    for note in answer.notes:
+        if "extrapolate" not in note:
+            st.info(note)
+    stages = [{"stage": str(i + 1), "blocks": n, "channels": ch} for i, (n, ch) in enumerate(zip(s.depths, s.widths))]
+    stages = [{"stage": "stem", "blocks": 1, "channels": s.stem}, *stages,
+              {"stage": "head", "blocks": 1, "channels": s.head}]
+    with st.expander(f"per-stage depths and widths ({sum(s.depths)} blocks, {s.rules} rules)", expanded=True):
+        st.dataframe(stages, hide_index=True)
+
+
+def export_panel(study_dir: Path, answer, source) -> None:
+    """Download buttons for the library's export of the recipe at the slider. The bytes are
+    built only when a button is clicked (deferred), so moving the slider stays fast."""
+    from tinyscale.assistant import export_file, export_provenance
+    from tinyscale.export import MANIFEST, ONNX, WEIGHTS, onnx_available
+
+    recipe = answer.recipe
+    provenance = export_provenance(study_dir, answer, source)
+    onnx_missing = onnx_available()
+    stem = f"tinyscale-r{recipe.r:g}-w{recipe.w:g}-d{recipe.d:g}"
+    cols = st.columns(3)
+    for col, name, mime in ((cols[0], MANIFEST, "application/json"), (cols[1], WEIGHTS, "application/octet-stream"),
+                            (cols[2], ONNX, "application/octet-stream")):
+        if name == ONNX and onnx_missing:
+            col.caption(onnx_missing)
+            continue
+        file_name = name if name == MANIFEST else f"{stem}.{name.rsplit('.', 1)[1]}"
+        col.download_button(f"⬇ {name}", data=lambda name=name: export_file(recipe, name, provenance),
+                            file_name=file_name, mime=mime, key=f"dl-{name}", on_click="ignore")
+    st.caption("Weights are randomly initialised (`tinyscale export DIR --train-steps N` trains them on the "
+               "study's data). ONNX is exported with torch and checked against onnxruntime before it is "
+               "served, which takes a few seconds.")
+
+
+def main() -> None:
+    st.set_page_config(page_title="tinyscale design assistant", page_icon="🧊", layout="wide")
+    st.title("tinyscale design assistant")
+    study_dir = study_dir_from_args()
+
+    from tinyscale.study import CONFIG_FILE, TRIALS_FILE, Study
+
+    if not (study_dir / CONFIG_FILE).exists() and not (study_dir / TRIALS_FILE).exists():
+        no_study_page(study_dir)
+        return
+    try:
+        with Study.open(study_dir) as study:
+            config = study.config
+            trials = study.trials()
+            running = study.progress()
+    except ValueError as exc:
+        st.error(f"The study cannot be read. {exc}")
+        st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
+        return
+    completed = [t for t in trials if t.state == "completed"]
+
+    active = running.counts.get("running", 0) + running.counts.get("pending", 0)
+    unfinished = bool(active or (running.target_trials and running.finished < running.target_trials))
+    with st.sidebar:
+        st.fragment(status_panel, run_every=REFRESH_SECONDS if unfinished else None)(study_dir, len(completed))
+
+    from tinyscale.gp import FIT_FILE
+
+    fit_path = study_dir / FIT_FILE
+    stamp = fit_path.stat().st_mtime if fit_path.exists() else 0.0
+    try:
+        source = cached_fit(str(study_dir), stamp, len(completed), trials, config)
+        answers, stops, eff, tiny = cached_curves(str(study_dir), stamp, len(completed), source, config)
+    except ValueError as exc:
+        st.warning(f"No recipe curves yet: {exc}.")
+        source = None
+    if source is not None and source.note:
+        st.caption(source.note)
+
+    tabs = st.tabs(["Recipe", "Scaling curves", "Accuracy vs MACs", "Compare", "Trials"])
+    answer = None
+    with tabs[0]:
+        if source is None:
+            st.info("The recipe panel opens once the study has enough completed trials to fit.")
+        else:
+            answer = recipe_tab(study_dir, source, config, stops)
+    from tinyscale import plots
+
+    with tabs[1]:
+        if source is not None:
+            selected = [t for t in completed if t.number in set(source.solver.fit.data.numbers)]
+            st.plotly_chart(plots.scaling_figure(answers, completed, selected, eff, tiny, answer), key="scaling")
+            st.caption("EfficientNet compound scaling with φ solved against the counted cost; TinyNet-A..E "
+                       "at their counted ratio at this study's base resolution.")
+    with tabs[2]:
+        accuracy_tab(completed, source, answer)
+    with tabs[3]:
+        compare_tab(study_dir)
+    with tabs[4]:
+        st.dataframe([{"trial": t.number, "state": t.state, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d,
+                       "px": t.recipe.resolution, "ratio": t.ratio, "MACs": t.macs, "params": t.params,
+                       "accuracy": t.accuracy, "reason": t.reason} for t in trials], hide_index=True)
+
+
+def recipe_tab(study_dir: Path, source, config, stops):
+    solver = source.solver
+    base = solver.baseline_macs
+    lo, hi = config.window
+    default = min(stops, key=lambda s: abs((s / (lo * hi) ** 0.5) - 1))
+
+    def clear_exact() -> None:
+        st.session_state["macs_exact"] = None
+
+    c = st.select_slider(
+        "Target FLOPs (log scale): ratio of EfficientNet-B0 · MACs", options=stops, value=default, key="target",
+        format_func=lambda c: f"{c:.4g} × B0 · {c * base / 1e6:.3g}M MACs", on_change=clear_exact,
+    )
+    exact = st.number_input("…or type an exact budget in millions of MACs (empty: use the slider)",
+                            min_value=0.0, value=None, step=0.1, format="%.4f", key="macs_exact")
+    try:
+        answer = solver.solve_macs(exact * 1e6) if exact else solver.solve(c)
+    except ValueError as exc:
+        st.error(str(exc))
+        return None
+    if answer.width_clamped:
+        st.error(f"Target outside what the {config.rules} rule set can build around this study: "
+                 + "; ".join(n for n in answer.notes if "no width reaches" in n)
+                 + ". The recipe shown is the closest buildable one.")
+    recipe_panel(answer, solver)
+    export_panel(study_dir, answer, source)
+    return answer
+
+
+def accuracy_tab(completed, source, answer) -> None:
+    from tinyscale import plots
+    from tinyscale.pareto import select
+
+    if not completed:
+        st.info("No completed trials yet.")
+        return
+    k = source.solver.fit.k if source is not None else 20
+    try:
+        selection = select(completed, k)
+    except ValueError as exc:
+        st.warning(str(exc))
+        return
+    st.plotly_chart(plots.accuracy_figure(selection, answer), key="accuracy")
+
+
+def compare_tab(study_dir: Path) -> None:
+    try:
+        from tinyscale.compare import comparison_table, load_comparison
+        from tinyscale.compare_plots import comparison_figure
+
+        comparison = load_comparison(study_dir)
+    except (ImportError, ValueError) as exc:
+        st.warning(f"The comparison results cannot be read: {exc}")
+        return
+    if comparison is None:
+        st.info(f"No comparison yet. `tinyscale compare {study_dir}` trains the GP recipe, EfficientNet "
+                "compound scaling and single-axis baselines at matched FLOPs with the same trainer.")
+        return
+    st.dataframe(comparison_table(comparison), hide_index=True)
+    st.plotly_chart(comparison_figure(comparison), key="compare")
+
+
+main()

@@ -1,0 +1,154 @@
+"""What the design assistant computes from a study, without Streamlit.
+
+The page (`app/main.py`) only lays out what these functions return; each one is a short
+composition of the stages' public functions (study store, Pareto selection, GP fit, recipe
+solver, baselines), so the numbers on screen are the library's numbers and can be tested here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from tinyscale.trial import StudyConfig, Trial
+
+# Targets the slider offers: the study's FLOPs window widened by this factor on each side (so
+# a user can see the extrapolation warning), cut to the ratios the solver can build.
+SLIDER_SPAN = 2.0
+CURVE_POINTS = 33  # targets along the r/w/d curves (solver calls, computed once per fit)
+SLIDER_STEPS = 121  # log-spaced stops of the slider
+
+
+@dataclass(frozen=True)
+class FitSource:
+    """Where the fitted curves came from: the study's saved fit, or a fit made for the page."""
+
+    solver: object  # tinyscale.solve.RecipeSolver
+    saved: bool  # True: fit.json in the study; False: fitted in memory from the current trials
+    n_models: int  # models the GPs were fitted on
+    note: str | None  # what the user should know (e.g. the saved fit predates newer trials)
+
+
+def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyConfig) -> FitSource:
+    """The solver for a study: its saved fit (``tinyscale fit``) when there is one, else a fit
+    of the completed trials made now (not written to the study).
+
+    Raises ValueError, with the reason in a sentence, when neither is possible (too few
+    completed trials, degenerate data).
+    """
+    from tinyscale.gp import FIT_FILE, ScalingFit, fit_scaling
+    from tinyscale.solve import RecipeSolver
+
+    completed = [t for t in trials if t.state == "completed"]
+    saved_problem = None
+    if (Path(study_dir) / FIT_FILE).is_file():
+        try:
+            fit = ScalingFit.load(study_dir)
+        except ValueError as exc:
+            saved_problem = str(exc)
+        else:
+            used = len(fit.data.numbers)
+            newer = len(completed) - len(fit.selection_rows)  # one row per trial the fit ranked
+            note = None
+            if newer > 0:
+                note = (f"the saved fit predates {newer} newer completed trial(s); "
+                        f"run `tinyscale fit {study_dir}` to refit")
+            return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
+    fit = fit_scaling(trials, config, source=str(study_dir))
+    note = f"fitted in the app from {len(completed)} completed trials (run `tinyscale fit {study_dir}` to save it)"
+    if saved_problem:
+        note = f"{saved_problem}. Using a fresh fit instead: {note}"
+    return FitSource(RecipeSolver(fit), saved=False, n_models=len(fit.data.numbers), note=note)
+
+
+def curve(solver, config: StudyConfig, points: int = CURVE_POINTS, span: float = SLIDER_SPAN) -> list:
+    """Solver answers on a log grid over the study's window widened by ``span``; targets the
+    rule set cannot build at the GP's (r, d) (width clamped) are left out."""
+    lo, hi = config.window
+    answers = []
+    for c in np.geomspace(lo / span, hi * span, points):
+        answer = solver.solve(float(c))
+        if not answer.width_clamped:
+            answers.append(answer)
+    if not answers:
+        raise ValueError(f"no target ratio around the study's window {lo:g}..{hi:g} can be built")
+    return answers
+
+
+def slider_stops(answers: list, steps: int = SLIDER_STEPS) -> list[float]:
+    """Log-spaced targets between the cheapest and dearest buildable targets of ``curve``,
+    rounded to 4 significant digits so they read well on the slider."""
+    lo, hi = min(a.target for a in answers), max(a.target for a in answers)
+    return sorted({float(f"{c:.4g}") for c in np.geomspace(lo, hi, steps)})
+
+
+def nearest_stop(stops: list[float], c: float) -> float:
+    """The slider stop closest to c in log space."""
+    return min(stops, key=lambda s: abs(math.log(s / c)))
+
+
+def efficientnet_curve(config: StudyConfig, targets) -> list:
+    """EfficientNet compound scaling (φ solved against the counted cost) at each target it
+    can reach, in the study's context."""
+    from baselines import scale
+
+    out = []
+    for c in targets:
+        try:
+            out.append(scale("efficientnet", float(c), base_resolution=config.base_resolution,
+                             num_classes=config.num_classes))
+        except ValueError:
+            continue  # below the 8 px minimum input: compound scaling cannot shrink that far
+    return out
+
+
+def tinynets(config: StudyConfig) -> list:
+    """The published TinyNet-A..E recipes at their counted ratio in the study's context."""
+    from baselines import PUBLISHED, scale
+
+    return [scale(name, base_resolution=config.base_resolution, num_classes=config.num_classes)
+            for name in PUBLISHED]
+
+
+def export_provenance(study_dir: str | os.PathLike, answer, source: FitSource) -> dict:
+    """What recipe.json records about where a downloaded recipe came from."""
+    fit = source.solver.fit
+    return {
+        "study": str(Path(study_dir).resolve()),
+        "fit": {"saved": source.saved, "created": fit.created, "models": list(fit.data.numbers),
+                "c_range": list(fit.c_range)},
+        "query": answer.to_dict(),
+    }
+
+
+@lru_cache(maxsize=8)
+def _bundle(recipe, formats: tuple[str, ...], provenance_json: str):
+    from tinyscale.export import build_export
+
+    return build_export(recipe, formats=formats, provenance=json.loads(provenance_json))
+
+
+def export_file(recipe, name: str, provenance: dict) -> bytes:
+    """One file of the library's export of ``recipe`` (random initial weights): ``recipe.json``,
+    ``model.safetensors`` or ``model.onnx``. Built on first request and kept for the next few
+    recipes, so the page's download buttons cost nothing until clicked.
+
+    Raises ValueError for an unknown file or ONNX without the export extras.
+    """
+    from tinyscale.export import MANIFEST, ONNX, WEIGHTS, onnx_available
+
+    if name not in (MANIFEST, WEIGHTS, ONNX):
+        raise ValueError(f"the export holds {MANIFEST}, {WEIGHTS} and {ONNX}; got {name!r}")
+    if name == ONNX:
+        reason = onnx_available()
+        if reason:
+            raise ValueError(reason)
+    formats = ("safetensors", "onnx") if name == ONNX else ("safetensors",)
+    bundle = _bundle(recipe, formats, json.dumps(provenance, sort_keys=True))
+    return bundle.files[name]

@@ -1,0 +1,77 @@
+"""`tinyscale app`: open the design assistant (a Streamlit page) on a study.
+
+The page itself is `app/main.py`; this command only starts `streamlit run` on it, headless (it
+prints the URL instead of opening a browser, so it also works over SSH and in CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Where `tinyscale demo` (the README's main job) keeps its study, relative to the working
+# directory. One constant so the demo, the app and the docs agree.
+DEMO_STUDY_DIR = "demo-study"
+DEFAULT_PORT = 8501
+DEFAULT_HOST = "127.0.0.1"
+# The page reads its study directory from this variable (Streamlit owns the script's argv).
+STUDY_ENV = "TINYSCALE_STUDY"
+
+
+def app_script() -> Path:
+    """Path of the Streamlit page (`app/main.py` next to the `tinyscale` package)."""
+    here = Path(__file__).resolve().parents[2] / "app" / "main.py"
+    if here.is_file():
+        return here
+    import importlib.util
+
+    spec = importlib.util.find_spec("app.main")
+    if spec is None or spec.origin is None:
+        raise ValueError("the design assistant page (app/main.py) is not installed; reinstall tinyscale[app]")
+    return Path(spec.origin)
+
+
+def streamlit_command(study_dir: str | os.PathLike, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> list[str]:
+    """The `streamlit run` command line that serves the page for ``study_dir`` (headless)."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app_script()),
+        "--server.headless", "true",
+        "--server.port", str(int(port)),
+        "--server.address", host,
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        "--", "--study", str(Path(study_dir).resolve()),
+    ]
+
+
+def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> int:
+    """Serve the design assistant until interrupted; returns streamlit's exit code.
+
+    A missing study is not an error here: the page explains how to create it.
+    """
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    try:
+        import streamlit  # noqa: F401
+    except ModuleNotFoundError:
+        raise ValueError("the design assistant needs Streamlit: pip install 'tinyscale[app]'") from None
+    cmd = streamlit_command(study_dir, port, host)
+    env = dict(os.environ, **{STUDY_ENV: str(Path(study_dir).resolve())})
+    print(f"tinyscale app: study {Path(study_dir).resolve()} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
+    return subprocess.call(cmd, env=env)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("app", help="open the design assistant (Streamlit) on a study")
+    p.add_argument("--study", default=DEMO_STUDY_DIR,
+                   help=f"study directory (default: ./{DEMO_STUDY_DIR}, the one `tinyscale demo` creates)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return launch(args.study, port=args.port, host=args.host)

@@ -1,0 +1,201 @@
+"""The design assistant's figures: pure functions from library results to plotly figures.
+
+Nothing here computes a recipe, a fit or a selection: every number drawn comes from the stage
+that owns it (`tinyscale.solve.RecipeAnswer`, `tinyscale.pareto.ParetoSelection`,
+`baselines.ScaledRecipe`, `tinyscale.trial.Trial`), so the figures can be tested on known inputs
+without Streamlit.
+
+Trace names are stable (the ``TRACE_*`` constants) so tests and the page can find a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:  # type names only; plotting must not import torch/botorch
+    from baselines.common import ScaledRecipe
+    from tinyscale.pareto import ParetoSelection
+    from tinyscale.solve import RecipeAnswer
+    from tinyscale.trial import Trial
+
+TRACE_GP_MEAN = "GP mean"
+TRACE_GP_BAND = "GP 95% band"
+TRACE_DERIVED_W = "w solved from r(c), d(c)"
+TRACE_SAMPLED = "sampled trials"
+TRACE_SELECTED = "Pareto models (fit)"
+TRACE_EFFICIENTNET = "EfficientNet compound scaling"
+TRACE_TINYNET = "TinyNet-A..E (published)"
+TRACE_TARGET = "your target"
+TRACE_FRONT = "Pareto front"
+TRACE_OTHER = "other trials"
+
+AXES = ("r", "w", "d")
+AXIS_TITLES = {"r": "resolution r", "w": "width w", "d": "depth d"}
+COLORS = {
+    "gp": "#1f77b4",
+    "band": "rgba(31, 119, 180, 0.18)",
+    "sampled": "rgba(120, 120, 120, 0.45)",
+    "selected": "#ff7f0e",
+    "efficientnet": "#2ca02c",
+    "tinynet": "#9467bd",
+    "target": "#d62728",
+    "front": "#ff7f0e",
+}
+
+
+def _recipe_hover(r: float, w: float, d: float, resolution: int) -> str:
+    return f"r={r:g}  w={w:g}  d={d:g}<br>{resolution}x{resolution} px"
+
+
+def _trial_hover(t: Trial, extra: str = "") -> str:
+    acc = "n/a" if t.accuracy is None else f"{t.accuracy:.2%}"
+    text = (
+        f"trial {t.number}<br>{_recipe_hover(t.recipe.r, t.recipe.w, t.recipe.d, t.recipe.resolution)}"
+        f"<br>c={t.ratio:.4f}  {t.macs / 1e6:.2f}M MACs  {t.params / 1e6:.3f}M params<br>accuracy {acc}"
+    )
+    return text + (f"<br>{extra}" if extra else "")
+
+
+def scaling_figure(
+    curve: Sequence[RecipeAnswer],
+    trials: Sequence[Trial] = (),
+    selected: Sequence[Trial] = (),
+    efficientnet: Sequence[ScaledRecipe] = (),
+    tinynets: Sequence[ScaledRecipe] = (),
+    current: RecipeAnswer | None = None,
+) -> go.Figure:
+    """r(c), w(c), d(c) on one log-c axis, three rows.
+
+    ``curve``: solver answers along a grid of targets; r and d rows draw their GP means and
+    95 % bands (before clipping), the w row the width solved at each target. ``trials``: every
+    completed trial (grey); ``selected``: the Pareto models the GPs were fitted on.
+    ``efficientnet``: compound-scaling recipes along c; ``tinynets``: the published recipes at
+    their counted ratio in this context. ``current``: the answer at the slider, marked in
+    every row.
+    """
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=[AXIS_TITLES[a] for a in AXES])
+    curve = sorted(curve, key=lambda a: a.target)
+    cs = [a.target for a in curve]
+    for row, axis in enumerate(AXES, start=1):
+        first = row == 1
+        if curve and axis in ("r", "d"):
+            mean = [a.r_mean if axis == "r" else a.d_mean for a in curve]
+            band = [a.r_band if axis == "r" else a.d_band for a in curve]
+            fig.add_trace(go.Scatter(
+                x=cs + cs[::-1], y=[b[1] for b in band] + [b[0] for b in band][::-1],
+                fill="toself", fillcolor=COLORS["band"], line=dict(width=0), hoverinfo="skip",
+                name=TRACE_GP_BAND, legendgroup="band", showlegend=first, meta=axis,
+            ), row=row, col=1)
+            fig.add_trace(go.Scatter(
+                x=cs, y=mean, mode="lines", line=dict(color=COLORS["gp"], width=2.5),
+                name=TRACE_GP_MEAN, legendgroup="gp", showlegend=first, meta=axis,
+                hovertemplate=f"c=%{{x:.4f}}<br>{axis}=%{{y:.3f}}<extra>GP mean</extra>",
+            ), row=row, col=1)
+        elif curve:
+            fig.add_trace(go.Scatter(
+                x=cs, y=[a.recipe.w for a in curve], mode="lines",
+                line=dict(color=COLORS["gp"], width=2.5, dash="dot"),
+                name=TRACE_DERIVED_W, legendgroup="w", showlegend=True, meta=axis,
+                hovertemplate="c=%{x:.4f}<br>w=%{y:.3f}<extra>solved width</extra>",
+            ), row=row, col=1)
+        if trials:
+            fig.add_trace(go.Scatter(
+                x=[t.ratio for t in trials], y=[getattr(t.recipe, axis) for t in trials], mode="markers",
+                marker=dict(color=COLORS["sampled"], size=6), name=TRACE_SAMPLED, legendgroup="sampled",
+                showlegend=first, meta=axis, text=[_trial_hover(t) for t in trials],
+                hovertemplate="%{text}<extra></extra>",
+            ), row=row, col=1)
+        if selected:
+            fig.add_trace(go.Scatter(
+                x=[t.ratio for t in selected], y=[getattr(t.recipe, axis) for t in selected], mode="markers",
+                marker=dict(color=COLORS["selected"], size=9, line=dict(color="black", width=1)),
+                name=TRACE_SELECTED, legendgroup="selected", showlegend=first, meta=axis,
+                text=[_trial_hover(t) for t in selected], hovertemplate="%{text}<extra></extra>",
+            ), row=row, col=1)
+        if efficientnet:
+            eff = sorted(efficientnet, key=lambda s: s.achieved)
+            fig.add_trace(go.Scatter(
+                x=[s.achieved for s in eff], y=[getattr(s.recipe, axis) for s in eff], mode="lines",
+                line=dict(color=COLORS["efficientnet"], width=2, dash="dash"),
+                name=TRACE_EFFICIENTNET, legendgroup="eff", showlegend=first, meta=axis,
+                text=[f"φ={s.phi:.3f}<br>" + _recipe_hover(s.recipe.r, s.recipe.w, s.recipe.d, s.recipe.resolution)
+                      for s in eff],
+                hovertemplate="c=%{x:.4f}<br>%{text}<extra>EfficientNet</extra>",
+            ), row=row, col=1)
+        if tinynets:
+            fig.add_trace(go.Scatter(
+                x=[s.achieved for s in tinynets], y=[getattr(s.recipe, axis) for s in tinynets],
+                mode="markers+text", marker=dict(color=COLORS["tinynet"], size=11, symbol="star"),
+                text=[s.strategy.replace("tinynet-", "").upper() for s in tinynets], textposition="top center",
+                name=TRACE_TINYNET, legendgroup="tinynet", showlegend=first, meta=axis,
+                customdata=[_recipe_hover(s.recipe.r, s.recipe.w, s.recipe.d, s.recipe.resolution) for s in tinynets],
+                hovertemplate="TinyNet-%{text}  c=%{x:.4f}<br>%{customdata}<extra></extra>",
+            ), row=row, col=1)
+        if current is not None:
+            value = getattr(current.recipe, axis)
+            fig.add_trace(go.Scatter(
+                x=[current.achieved], y=[value], mode="markers",
+                marker=dict(color=COLORS["target"], size=14, symbol="diamond", line=dict(color="white", width=1)),
+                name=TRACE_TARGET, legendgroup="target", showlegend=first, meta=axis,
+                hovertemplate=f"your recipe: c=%{{x:.4f}}, {axis}=%{{y:.3f}}<extra></extra>",
+            ), row=row, col=1)
+    if current is not None:
+        fig.add_vline(x=current.achieved, line=dict(color=COLORS["target"], width=1, dash="dot"), row="all", col=1)
+    fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text="FLOPs ratio c (MACs / B0's)", row=3, col=1)
+    for row, axis in enumerate(AXES, start=1):
+        fig.update_yaxes(title_text=axis, row=row, col=1)
+    fig.update_layout(height=760, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.08),
+                      hovermode="closest")
+    return fig
+
+
+def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = None) -> go.Figure:
+    """Accuracy vs MACs of every ranked trial: the Pareto front as a line, the models the fit
+    used highlighted, the rest grey; hover shows each trial's recipe and why it was (not)
+    selected. ``current`` marks the MACs of the recipe at the slider."""
+    entries = list(selection.entries)
+    fig = go.Figure()
+    others = [e for e in entries if not e.selected]
+    if others:
+        fig.add_trace(go.Scatter(
+            x=[e.trial.macs for e in others], y=[e.trial.accuracy for e in others], mode="markers",
+            marker=dict(color=COLORS["sampled"], size=7), name=TRACE_OTHER,
+            text=[_trial_hover(e.trial, f"front {e.rank}: {e.reason}") for e in others],
+            hovertemplate="%{text}<extra></extra>",
+        ))
+    front = sorted((e for e in entries if e.rank == 1), key=lambda e: (e.trial.macs, e.trial.number))
+    if front:
+        fig.add_trace(go.Scatter(
+            x=[e.trial.macs for e in front], y=[e.trial.accuracy for e in front], mode="lines",
+            line=dict(color=COLORS["front"], width=2, shape="hv"), name=TRACE_FRONT, hoverinfo="skip",
+        ))
+    chosen = [e for e in entries if e.selected]
+    if chosen:
+        fig.add_trace(go.Scatter(
+            x=[e.trial.macs for e in chosen], y=[e.trial.accuracy for e in chosen], mode="markers",
+            marker=dict(color=COLORS["selected"], size=10, line=dict(color="black", width=1)),
+            name=TRACE_SELECTED, text=[_trial_hover(e.trial, f"front {e.rank}: {e.reason}") for e in chosen],
+            hovertemplate="%{text}<extra></extra>",
+        ))
+    if current is not None:
+        fig.add_vline(x=current.macs, line=dict(color=COLORS["target"], width=1.5, dash="dot"),
+                      annotation_text=f"your target ({current.macs / 1e6:.2f}M MACs)", annotation_position="top")
+    fig.update_xaxes(type="log", title_text="MACs")
+    fig.update_yaxes(title_text="held-out accuracy", tickformat=".0%")
+    fig.update_layout(height=420, margin=dict(l=50, r=20, t=30, b=40), hovermode="closest",
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def trace(fig: go.Figure, name: str, axis: str | None = None) -> go.Scatter:
+    """The trace called ``name`` (in row ``axis`` of a scaling figure); KeyError if absent."""
+    for t in fig.data:
+        if t.name == name and (axis is None or t.meta == axis):
+            return t
+    raise KeyError(f"no trace {name!r}" + (f" in row {axis}" if axis else ""))
