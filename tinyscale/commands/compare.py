@@ -1,0 +1,62 @@
+"""`tinyscale compare`: the study's GP recipe against EfficientNet compound scaling and single-axis
+scaling at matched FLOPs, same trainer, budget, data and seeds."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_RATIOS = "0.5,0.25,0.125,0.0625"
+DEFAULT_STRATEGIES = "gp,efficientnet,width,depth,resolution"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="GP recipe vs EfficientNet scaling (and single-axis scaling) at matched FLOPs",
+        description="Train every strategy's recipe at each target FLOPs ratio with the study's trainer and "
+        "data, the same budget and seeds; results persist in DIR/compare/ (resumable) as SQLite, "
+        "Markdown, CSV and a plotly figure (HTML, PNG when kaleido works).",
+    )
+    p.add_argument("study_dir", metavar="DIR", help="a study directory with a fit (tinyscale study, tinyscale fit)")
+    p.add_argument("--ratios", default=DEFAULT_RATIOS, help=f"target FLOPs ratios (default {DEFAULT_RATIOS})")
+    p.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated (default {DEFAULT_STRATEGIES})")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps per run (default: the compare default budget, see README)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the study's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per training run (default: torch's; 1 is fastest on a busy machine)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe: 0..N-1 (default 3)")
+    p.add_argument("--restart", action="store_true", help="discard stored comparison results first")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from tinyscale.compare import (
+        comparison_markdown,
+        comparison_table,
+        compare_dir,
+        default_settings,
+        run_comparison,
+        write_report,
+    )
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    settings = default_settings(args.study_dir, ratios=args.ratios, strategies=args.strategies,
+                                seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
+                                threads=args.threads)
+    comparison = run_comparison(args.study_dir, settings, restart=args.restart, progress=not args.no_progress)
+    paths = write_report(comparison, compare_dir(args.study_dir))
+    if args.json:
+        print(json.dumps(comparison_table(comparison)))
+    else:
+        print(comparison_markdown(comparison))
+        print(f"tables: {paths.markdown}  {paths.csv}")
+        print(f"plot:   {paths.html}" + (f"  {paths.png}" if paths.png else ""))
+        if paths.png_message:
+            print(paths.png_message)
+    return 0

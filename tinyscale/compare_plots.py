@@ -1,0 +1,106 @@
+"""The comparison's figure: accuracy vs MACs, one line per strategy (plotly), and its PNG export.
+
+PNG goes through kaleido, which is optional: kaleido 1.x drives a Chrome, which we point at the
+system's chromium when one is installed. When either is missing, the caller gets a message, never
+an exception; the HTML figure is always written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tinyscale.compare import STRATEGIES, STRATEGY_LABELS
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from tinyscale.compare import Comparison
+
+# Fixed colours per strategy, so the UI and the saved figures agree.
+STRATEGY_COLORS = {
+    "gp": "#d62728",
+    "efficientnet": "#1f77b4",
+    "width": "#2ca02c",
+    "depth": "#9467bd",
+    "resolution": "#ff7f0e",
+}
+CHROME_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Figure:
+    """Top-1 accuracy (mean ± std over seeds) against counted MACs, one line per strategy.
+
+    Points whose FLOPs miss the target by more than the tolerance are drawn as crosses; hovering
+    a point shows the recipe, the target and achieved ratio, and the note.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name in STRATEGIES:
+        rows = sorted((r for r in comparison.rows if r.strategy == name and r.mean is not None and r.macs),
+                      key=lambda r: r.macs)
+        if not rows:
+            continue
+        hover = [
+            f"{name} at c={r.ratio:g}<br>r={r.recipe.r:g} w={r.recipe.w:g} d={r.recipe.d:g} "
+            f"({r.recipe.rules}, {r.recipe.resolution} px)<br>achieved c={r.achieved:.4f}, "
+            f"{r.params / 1e6:.3f}M params<br>top-1 {100 * r.mean:.2f} %"
+            + ("" if r.std is None else f" ± {100 * r.std:.2f}")
+            + f" over {len(r.accuracies)} seed(s)" + (f"<br>{r.note}" if r.note else "")
+            for r in rows
+        ]
+        fig.add_trace(go.Scatter(
+            x=[r.macs for r in rows],
+            y=[100 * r.mean for r in rows],
+            error_y=dict(type="data", array=[0.0 if r.std is None else 100 * r.std for r in rows], visible=True),
+            mode="lines+markers",
+            name=STRATEGY_LABELS.get(name, name),
+            line=dict(color=STRATEGY_COLORS.get(name), width=3 if name == "gp" else 2),
+            marker=dict(size=9, symbol=["circle" if r.matched else "x" for r in rows]),
+            hovertext=hover,
+            hoverinfo="text",
+        ))
+    b = comparison.budget
+    fig.update_layout(
+        title=title or (f"Accuracy vs MACs at matched FLOPs — {b.get('data', '?')}, "
+                        f"{b.get('steps', '?')} steps × {len(comparison.settings.seeds)} seeds"),
+        xaxis=dict(title="MACs (counted)", type="log"),
+        yaxis=dict(title="held-out top-1 accuracy (%)"),
+        legend=dict(title="strategy"),
+        template="plotly_white",
+        width=900,
+        height=560,
+    )
+    return fig
+
+
+def _find_chrome() -> str | None:
+    for env in ("BROWSER_PATH",):
+        if os.environ.get(env):
+            return os.environ[env]
+    for path in CHROME_CANDIDATES:
+        if Path(path).exists():
+            return path
+    return shutil.which("chromium") or shutil.which("google-chrome")
+
+
+def write_png(fig: go.Figure, path: str | Path) -> tuple[Path | None, str]:
+    """Write the figure as PNG with kaleido: (path, "") on success, (None, why not) otherwise."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return None, "PNG skipped: kaleido is not installed (pip install kaleido); the HTML figure has the plot"
+    chrome = _find_chrome()
+    if chrome is None:
+        return None, "PNG skipped: kaleido needs Chrome/Chromium and none was found (set BROWSER_PATH)"
+    # kaleido 1.x (through choreographer) finds the browser through BROWSER_PATH.
+    os.environ.setdefault("BROWSER_PATH", chrome)
+    path = Path(path)
+    try:
+        fig.write_image(path, format="png")
+    except Exception as exc:  # kaleido failures come in many types; none should lose the tables
+        return None, f"PNG skipped: kaleido could not render with {chrome} ({type(exc).__name__}: {exc})"
+    return path, ""
