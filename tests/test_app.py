@@ -1,0 +1,238 @@
+"""The Streamlit page driven by streamlit.testing's AppTest: the recipe it shows is the library's
+recipe for the same target, the downloads load back, and bad states are explained."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from _app_fixtures import FAILED_REASON, fitted_study, small_study
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+TIMEOUT = 120  # the first run imports torch and botorch
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """The media managers AppTest creates, so a test can fetch what a download button serves
+    (deferred downloads are generated exactly as the server would on a click)."""
+    import streamlit.testing.v1.app_test as app_test_module
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    managers: list = []
+
+    class Recording(MediaFileManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            managers.append(self)
+
+    monkeypatch.setattr(app_test_module, "MediaFileManager", Recording)
+    return managers
+
+
+def download(button, managers) -> bytes:
+    proto = button.proto
+    manager = managers[-1]
+    url = manager.execute_deferred(proto.deferred_file_id) if proto.HasField("deferred_file_id") else proto.url
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    return manager._storage.get_file(file_id).content
+
+
+def run_app(monkeypatch, study_dir: Path):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TINYSCALE_STUDY", str(study_dir))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "info", "warning", "error", "caption", "code") for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def slider_stops(at) -> list[float]:
+    return [float(option.split(" ")[0]) for option in at.select_slider[0].options]
+
+
+@pytest.fixture(scope="module")
+def study_source(tmp_path_factory):
+    return tmp_path_factory.mktemp("app-src")
+
+
+@pytest.fixture
+def study(study_source, tmp_path):
+    return fitted_study(study_source, tmp_path / "study")
+
+
+def assert_shows(at, answer) -> None:
+    from tinyscale.summary import summarize
+
+    s = summarize(answer.recipe)
+    shown = metrics(at)
+    assert shown["r (resolution)"] == f"{s.r:g}"
+    assert shown["w (width)"] == f"{s.w:g}"
+    assert shown["d (depth)"] == f"{s.d:g}"
+    assert shown["input"] == f"{s.resolution} px"
+    assert shown["MACs"] == f"{s.macs / 1e6:.3f}M"
+    assert shown["params"] == f"{s.params / 1e6:.3f}M"
+    table = at.main.dataframe[0].value
+    assert table["blocks"].tolist() == [1, *s.depths, 1]
+    assert table["channels"].tolist() == [s.stem, *s.widths, s.head]
+
+
+def test_slider_recipe_is_the_library_recipe(monkeypatch, study, media):
+    from tinyscale.solve import RecipeSolver
+
+    at = run_app(monkeypatch, study)
+    solver = RecipeSolver.load(study)
+    stops = slider_stops(at)
+    assert stops == sorted(stops) and len(stops) > 50
+    # Log-spaced: consecutive stops have a near-constant ratio.
+    steps = [b / a for a, b in zip(stops, stops[1:])]
+    assert max(steps) / min(steps) < 1.01
+    assert_shows(at, solver.solve(at.select_slider[0].value))
+    for c in (stops[len(stops) // 4], stops[3 * len(stops) // 4]):
+        at.select_slider[0].set_value(c).run()
+        assert not at.exception
+        answer = solver.solve(c)
+        assert_shows(at, answer)
+        assert f"achieved ratio **{answer.achieved:.4f}**" in texts(at)
+        assert f"r band [{answer.r_band[0]:.3f}, {answer.r_band[1]:.3f}]" in texts(at)
+
+    # The downloads are the library's export of that recipe; they load back.
+    buttons = {b.label: b for b in at.get("download_button")}
+    manifest = json.loads(download(buttons["⬇ recipe.json"], media))
+    assert manifest["recipe"] == answer.recipe.to_dict()
+    assert manifest["macs"] == answer.macs and manifest["params"] == answer.params
+    assert manifest["provenance"]["query"]["target"] == pytest.approx(c)
+
+    import torch
+    from safetensors.torch import load
+
+    from tinyscale.model import build_model
+
+    state = load(download(buttons["⬇ model.safetensors"], media))
+    model = build_model(answer.recipe)
+    model.load_state_dict(state, strict=True)
+    assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) == answer.params
+
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import numpy as np
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(download(buttons["⬇ model.onnx"], media), providers=["CPUExecutionProvider"])
+        px = answer.recipe.resolution
+        x = np.random.default_rng(0).standard_normal((2, 3, px, px)).astype(np.float32)
+        with torch.no_grad():
+            expected = model.eval()(torch.from_numpy(x)).numpy()
+        (got,) = session.run(None, {session.get_inputs()[0].name: x})
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_exact_macs_and_out_of_reach_targets(monkeypatch, study):
+    from tinyscale.solve import RecipeSolver
+
+    at = run_app(monkeypatch, study)
+    solver = RecipeSolver.load(study)
+    at.number_input(key="macs_exact").set_value(0.9).run()
+    assert not at.exception
+    assert_shows(at, solver.solve_macs(0.9e6))
+    # Far below the study's window: a GP extrapolation, flagged.
+    at.number_input(key="macs_exact").set_value(0.05).run()
+    assert "Extrapolation" in texts(at)
+    # Beyond anything a width can reach at the GP's (r, d): explained, not a traceback.
+    at.number_input(key="macs_exact").set_value(5000.0).run()
+    assert not at.exception
+    assert "Target outside what the tinynet rule set can build" in texts(at)
+    assert solver.solve_macs(5000e6).width_clamped
+
+
+def test_study_status_and_failed_trials(monkeypatch, study):
+    at = run_app(monkeypatch, study)
+    side = {m.label: m.value for m in at.sidebar.get("metric")}
+    assert side["completed"] == "24" and side["failed"] == "1"
+    failed = at.sidebar.dataframe[0].value
+    assert failed["reason"].tolist() == [FAILED_REASON]
+    assert "refreshing every" not in texts(at)  # a finished study is not polled
+
+    from tinyscale.study import Study
+
+    with Study.open(study) as s:  # a trial in flight: the panel says it refreshes itself
+        s.start_trial(99, s.config.recipe(0.6, 0.6, 0.6), seed=99)
+    at = run_app(monkeypatch, study)
+    assert "refreshing every" in texts(at)
+
+
+def test_plots_are_drawn(monkeypatch, study):
+    at = run_app(monkeypatch, study)
+    charts = at.get("plotly_chart")
+    names = set()
+    for chart in charts:
+        spec = json.loads(chart.proto.spec)
+        names |= {t.get("name") for t in spec["data"]}
+    from tinyscale import plots
+
+    assert {plots.TRACE_GP_MEAN, plots.TRACE_EFFICIENTNET, plots.TRACE_TINYNET, plots.TRACE_FRONT,
+            plots.TRACE_TARGET} <= names
+
+
+def test_no_study_explains_the_demo_command(monkeypatch, tmp_path):
+    at = run_app(monkeypatch, tmp_path / "nothing-here")
+    shown = texts(at)
+    assert "No study yet" in shown and "bash scripts/demo.sh" in shown and "demo-study" in shown
+
+
+@pytest.mark.parametrize("damage", ["config", "database"])
+def test_corrupt_study_is_explained(monkeypatch, study, damage):
+    if damage == "config":
+        (study / "config.json").write_text("{not json", encoding="utf-8")
+    else:
+        for extra in study.glob("trials.sqlite-*"):
+            extra.unlink()
+        (study / "trials.sqlite").write_bytes(b"this is not a database" * 100)
+    at = run_app(monkeypatch, study)
+    errors = " ".join(e.value for e in at.error)
+    assert "cannot be read" in errors and ("config.json" in errors if damage == "config" else "trials.sqlite" in errors)
+
+
+def test_corrupt_fit_falls_back_to_a_fresh_fit(monkeypatch, study):
+    (study / "fit.json").write_text('{"kind": "tinyscale.ScalingFit", "format": 1}', encoding="utf-8")
+    at = run_app(monkeypatch, study)
+    shown = texts(at)
+    assert "corrupt" in shown and "Using a fresh fit instead" in shown
+    assert metrics(at)["r (resolution)"]
+
+
+def test_too_few_trials_is_explained(monkeypatch, tmp_path):
+    at = run_app(monkeypatch, small_study(tmp_path / "small", n=3))
+    shown = texts(at)
+    assert "No recipe curves yet" in shown and "at least 5" in shown
+    assert not at.select_slider and not at.get("download_button")
+    assert at.get("plotly_chart")  # the trials' accuracy plot is still there
+
+
+def test_app_command_serves_the_page_headless():
+    from tinyscale.cli import build_parser
+    from tinyscale.commands.app import DEMO_STUDY_DIR, streamlit_command
+
+    args = build_parser().parse_args(["app"])
+    assert args.study == DEMO_STUDY_DIR and args.port == 8501
+    cmd = streamlit_command("somewhere", port=8765)
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == Path(APP)
+    assert cmd[cmd.index("--server.headless") + 1] == "true" and cmd[cmd.index("--server.port") + 1] == "8765"
+    assert cmd[-2:] == ["--study", str(Path("somewhere").resolve())]
+    from tinyscale.cli import main
+
+    assert main(["app", "--port", "0"]) == 2  # bad port: one line, no server
