@@ -1,0 +1,97 @@
+"""`tinyscale recipe`: the (r, w, d) recipe for a FLOPs ratio or MACs budget, from a saved fit."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    """--ratio C | --macs M (shared with `tinyscale export`)."""
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--ratio", type=float, help="target FLOPs ratio c (MACs relative to the unscaled B0)")
+    target.add_argument("--macs", type=float, help="target MACs (multiply-accumulates), e.g. 2e6")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "recipe",
+        help="the recipe for a FLOPs ratio or MACs budget (from `tinyscale fit`)",
+        description="r and d from the study's GP fits at the target, w solved against the real MAC count; "
+        "prints the network (as `tinyscale inspect`) with the 95%% bands of r and d and whether the "
+        "target lies outside the data the GPs saw.",
+    )
+    p.add_argument("study_dir", metavar="DIR", help="a study directory with a fit (tinyscale fit)")
+    add_target_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def target_ratio(solver, args: argparse.Namespace) -> float:
+    return solver.ratio_for_macs(args.macs) if args.macs is not None else args.ratio
+
+
+def stale_fit_note(study_dir: str, fit) -> str | None:
+    """A note when the study has finished trials the fit has not seen."""
+    from tinyscale.study import Study
+
+    try:
+        with Study.open(study_dir) as study:
+            done = sum(1 for t in study.trials(state="completed") if t.accuracy is not None)
+    except ValueError:
+        return None
+    seen = len(fit.selection_rows)
+    if done > seen:
+        return f"the study has {done} completed trials, the fit saw {seen}: run `tinyscale fit {study_dir}` to use them"
+    return None
+
+
+def answer_fields(answer) -> dict:
+    """The `inspect` fields of the recipe plus what the query adds."""
+    from tinyscale.summary import summarize
+
+    out = summarize(answer.recipe).to_dict()
+    out.update({
+        "target": answer.target,
+        "achieved": answer.achieved,
+        "ratio_below": answer.ratio_below,
+        "ratio_above": answer.ratio_above,
+        "r_mean": answer.r_mean,
+        "d_mean": answer.d_mean,
+        "r_band": list(answer.r_band),
+        "d_band": list(answer.d_band),
+        "extrapolated": answer.extrapolated,
+        "c_range": list(answer.c_range),
+        "clipped": list(answer.clipped),
+        "width_clamped": answer.width_clamped,
+        "notes": list(answer.notes),
+    })
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from tinyscale.solve import RecipeSolver
+    from tinyscale.summary import format_summary, summarize
+
+    solver = RecipeSolver.load(args.study_dir)
+    answer = solver.solve(target_ratio(solver, args))
+    stale = stale_fit_note(args.study_dir, solver.fit)
+    if stale:
+        print(f"note: {stale}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(answer_fields(answer)))
+        return 0
+    lo, hi = answer.c_range
+    extra = {
+        "target": f"c={answer.target:.4g}, achieved {answer.achieved:.4g} "
+                  f"(rounding step {answer.ratio_below:.4g} .. {answer.ratio_above:.4g})",
+        "r band": f"{answer.r_mean:.3f} [{answer.r_band[0]:.3f}, {answer.r_band[1]:.3f}] (95%)",
+        "d band": f"{answer.d_mean:.3f} [{answer.d_band[0]:.3f}, {answer.d_band[1]:.3f}] (95%)",
+        "extrapolated": f"{'yes' if answer.extrapolated else 'no'} (fitted c from {lo:.4g} to {hi:.4g})",
+    }
+    for i, note in enumerate(answer.notes):
+        extra[f"note {i + 1}"] = note
+    print(format_summary(summarize(answer.recipe), extra))
+    return 0
