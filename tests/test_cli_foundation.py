@@ -1,0 +1,127 @@
+"""`tinyscale inspect`, `scale` and the placeholder `demo`, called in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from baselines import compound_recipe
+from tinyscale.cli import main
+
+INSPECT_FIELDS = {"r", "w", "d", "rules", "resolution", "macs", "params", "depths", "widths", "stem", "head", "ratio"}
+SCALE_FIELDS = INSPECT_FIELDS | {"target", "achieved"}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv: str) -> dict:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0 and err == ""
+    assert len(out.strip().splitlines()) == 1  # one JSON object
+    return json.loads(out)
+
+
+def test_inspect_json_b0(capsys):
+    data = run_json(capsys, "inspect", "--r", "1", "--w", "1", "--d", "1")
+    assert INSPECT_FIELDS <= set(data)
+    assert (data["macs"], data["params"], data["resolution"], data["ratio"]) == (385_814_752, 5_288_548, 224, 1.0)
+    assert data["depths"] == [1, 2, 2, 3, 3, 4, 1] and data["widths"] == [16, 24, 40, 80, 112, 192, 320]
+    assert (data["stem"], data["head"], data["rules"]) == (32, 1280, "tinynet")
+
+
+def test_inspect_json_context(capsys):
+    data = run_json(capsys, "inspect", "--r", "0.5", "--w", "0.5", "--d", "0.5", "--rules", "efficientnet",
+                    "--base-resolution", "32", "--num-classes", "10")
+    assert data["resolution"] == 16 and data["stem"] == 16 and data["head"] == 640
+    assert data["base_resolution"] == 32 and data["num_classes"] == 10 and 0 < data["ratio"] < 1
+
+
+def test_inspect_text(capsys):
+    code, out, err = run(capsys, "inspect", "--r", "0.86", "--w", "1.0", "--d", "1.2")
+    assert code == 0 and err == ""
+    assert "6,187,972" in out and "192x192 px" in out and "tinynet rules" in out
+
+
+def test_scale_json_efficientnet(capsys):
+    data = run_json(capsys, "scale", "--rule", "efficientnet", "--ratio", "0.25")
+    assert SCALE_FIELDS <= set(data)
+    expected = compound_recipe(0.25)
+    assert data["target"] == 0.25 and data["achieved"] == expected.achieved == data["ratio"]
+    assert data["rules"] == "efficientnet" and data["phi"] == expected.phi
+    assert data["ratio_below"] <= 0.25 <= data["ratio_above"]
+
+
+@pytest.mark.parametrize("rule", ["width", "depth", "resolution"])
+def test_scale_json_single_axis(capsys, rule):
+    data = run_json(capsys, "scale", "--rule", rule, "--ratio", "0.6", "--base-resolution", "32", "--num-classes", "10")
+    assert data["strategy"] == rule and data["rules"] == "tinynet"
+    assert data["base_resolution"] == 32 and data["num_classes"] == 10
+    assert abs(data["achieved"] - 0.6) <= (data["ratio_above"] - data["ratio_below"]) / 2 + 1e-12
+
+
+def test_scale_tinynet_ignores_ratio(capsys):
+    a = run_json(capsys, "scale", "--rule", "tinynet-a")
+    b = run_json(capsys, "scale", "--rule", "tinynet-a", "--ratio", "3")
+    assert a == b and a["target"] is None
+    assert (a["params"], a["resolution"]) == (6_187_972, 192)
+
+
+def test_scale_text(capsys):
+    code, out, err = run(capsys, "scale", "--rule", "efficientnet", "--ratio", "0.5")
+    assert code == 0 and err == ""
+    for word in ("efficientnet rules", "strategy", "target", "achieved", "phi"):
+        assert word in out
+    code, out, _ = run(capsys, "scale", "--rule", "tinynet-e")
+    assert code == 0 and "published recipe" in out and "106x106" in out
+
+
+def test_demo_prints_the_scaling_table(capsys):
+    code, out, err = run(capsys, "demo")
+    assert code == 0 and err == ""
+    for word in ("tinynet-a", "tinynet-e", "efficientnet", "width", "depth", "resolution", "out of reach"):
+        assert word in out
+    data = run_json(capsys, "demo", "--ratios", "0.5", "--base-resolution", "32", "--num-classes", "10")
+    assert [row["strategy"] for row in data["rows"]] == ["efficientnet", "width", "depth", "resolution"]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["inspect", "--r", "0", "--w", "1", "--d", "1"], "r must be positive"),
+        (["inspect", "--r", "1", "--w", "nan", "--d", "1"], "w must be finite"),
+        (["inspect", "--r", "1", "--w", "1", "--d", "100"], "d must be at most"),
+        (["inspect", "--r", "0.02", "--w", "1", "--d", "1"], "at least 8 px"),
+        (["inspect", "--r", "1", "--w", "1", "--d", "1", "--num-classes", "1"], "num_classes"),
+        (["inspect", "--r", "1", "--w", "1", "--d", "1", "--base-resolution", "0"], "base_resolution"),
+        (["scale", "--rule", "width"], "needs a target ratio"),
+        (["scale", "--rule", "efficientnet", "--ratio", "-1"], "target ratio c must be"),
+        (["scale", "--rule", "efficientnet", "--ratio", "inf"], "target ratio c must be"),
+        (["scale", "--rule", "depth", "--ratio", "0.1"], "1 block per stage"),
+        (["scale", "--rule", "resolution", "--ratio", "0.001"], "out of reach"),
+        (["scale", "--rule", "efficientnet", "--ratio", "0.5", "--num-classes", "0"], "num_classes"),
+        (["demo", "--ratios", "0.5", "0"], "target ratio c must be"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, words):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err
+    assert err.startswith(f"tinyscale {argv[0]}: error:")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["scale", "--rule", "mobilenet", "--ratio", "0.5"], ["scale", "--rule", "width", "--ratio", "abc"],
+     ["inspect", "--r", "1", "--w", "1"], ["inspect", "--r", "x", "--w", "1", "--d", "1"]],
+)
+def test_argparse_errors_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
