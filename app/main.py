@@ -96,17 +96,20 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
         st.rerun(scope="app")  # new results: refit and redraw everything
 
 
-def recipe_panel(answer, solver) -> None:
+def recipe_panel(answer) -> None:
+    import pandas as pd
+
     from tinyscale.summary import summarize
 
     s = summarize(answer.recipe)
-    cols = st.columns(6)
+    cols = st.columns(3)
     cols[0].metric("r (resolution)", f"{s.r:g}")
     cols[1].metric("w (width)", f"{s.w:g}")
     cols[2].metric("d (depth)", f"{s.d:g}")
-    cols[3].metric("input", f"{s.resolution} px")
-    cols[4].metric("MACs", f"{s.macs / 1e6:.3f}M", help=f"{s.macs:,} MACs, ratio {s.ratio:.4f} of B0")
-    cols[5].metric("params", f"{s.params / 1e6:.3f}M", help=f"{s.params:,} parameters")
+    cols = st.columns(3)
+    cols[0].metric("input", f"{s.resolution} px")
+    cols[1].metric("MACs", f"{s.macs / 1e6:.3f}M", help=f"{s.macs:,} MACs, ratio {s.ratio:.4f} of B0")
+    cols[2].metric("params", f"{s.params / 1e6:.3f}M", help=f"{s.params:,} parameters")
     st.caption(
         f"achieved ratio **{answer.achieved:.4f}** for target {answer.target:.4f} "
         f"(the channel rounding allows {answer.ratio_below:.4f} or {answer.ratio_above:.4f}) · "
@@ -120,11 +123,10 @@ def recipe_panel(answer, solver) -> None:
     for note in answer.notes:
         if "extrapolate" not in note:
             st.info(note)
-    stages = [{"stage": str(i + 1), "blocks": n, "channels": ch} for i, (n, ch) in enumerate(zip(s.depths, s.widths))]
-    stages = [{"stage": "stem", "blocks": 1, "channels": s.stem}, *stages,
-              {"stage": "head", "blocks": 1, "channels": s.head}]
-    with st.expander(f"per-stage depths and widths ({sum(s.depths)} blocks, {s.rules} rules)", expanded=True):
-        st.dataframe(stages, hide_index=True)
+    columns = ["stem", *(f"stage {i}" for i in range(1, len(s.depths) + 1)), "head"]
+    st.markdown(f"**Per-stage depths and widths** ({sum(s.depths)} blocks, {s.rules} rules)")
+    st.table(pd.DataFrame([[1, *s.depths, 1], [s.stem, *s.widths, s.head]], index=["blocks", "channels"],
+                          columns=columns))
 
 
 def export_panel(study_dir: Path, answer, source) -> None:
@@ -138,14 +140,16 @@ def export_panel(study_dir: Path, answer, source) -> None:
     onnx_missing = onnx_available()
     stem = f"tinyscale-r{recipe.r:g}-w{recipe.w:g}-d{recipe.d:g}"
     cols = st.columns(3)
-    for col, name, mime in ((cols[0], MANIFEST, "application/json"), (cols[1], WEIGHTS, "application/octet-stream"),
-                            (cols[2], ONNX, "application/octet-stream")):
+    buttons = ((MANIFEST, "recipe.json", "application/json"), (WEIGHTS, "safetensors", "application/octet-stream"),
+               (ONNX, "ONNX", "application/octet-stream"))
+    for col, (name, label, mime) in zip(cols, buttons):
         if name == ONNX and onnx_missing:
             col.caption(onnx_missing)
             continue
         file_name = name if name == MANIFEST else f"{stem}.{name.rsplit('.', 1)[1]}"
-        col.download_button(f"⬇ {name}", data=lambda name=name: export_file(recipe, name, provenance),
-                            file_name=file_name, mime=mime, key=f"dl-{name}", on_click="ignore")
+        col.download_button(f"⬇ {label}", data=lambda name=name: export_file(recipe, name, provenance),
+                            file_name=file_name, mime=mime, key=f"dl-{name}", on_click="ignore",
+                            help=f"{name} of this recipe, built when clicked")
     st.caption("Weights are randomly initialised (`tinyscale export DIR --train-steps N` trains them on the "
                "study's data). ONNX is exported with torch and checked against onnxruntime before it is "
                "served, which takes a few seconds.")
@@ -190,32 +194,49 @@ def main() -> None:
     if source is not None and source.note:
         st.caption(source.note)
 
-    tabs = st.tabs(["Recipe", "Scaling curves", "Accuracy vs MACs", "Compare", "Trials"])
-    answer = None
-    with tabs[0]:
-        if source is None:
-            st.info("The recipe panel opens once the study has enough completed trials to fit.")
-        else:
-            answer = recipe_tab(study_dir, source, config, stops)
-    from tinyscale import plots
+    if source is None:
+        st.info("The recipe panel opens once the study has enough completed trials to fit.")
+    else:
+        design_panel(study_dir, source, config, stops, answers, completed, eff, tiny)
 
+    tabs = st.tabs(["Accuracy vs MACs", "Compare", "Trials", "Fit diagnostics"])
+    with tabs[0]:
+        accuracy_tab(completed, source)
     with tabs[1]:
-        if source is not None:
-            selected = [t for t in completed if t.number in set(source.solver.fit.data.numbers)]
-            st.plotly_chart(plots.scaling_figure(answers, completed, selected, eff, tiny, answer), key="scaling")
-            st.caption("EfficientNet compound scaling with φ solved against the counted cost; TinyNet-A..E "
-                       "at their counted ratio at this study's base resolution.")
-    with tabs[2]:
-        accuracy_tab(completed, source, answer)
-    with tabs[3]:
         compare_tab(study_dir)
-    with tabs[4]:
+    with tabs[2]:
         st.dataframe([{"trial": t.number, "state": t.state, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d,
                        "px": t.recipe.resolution, "ratio": t.ratio, "MACs": t.macs, "params": t.params,
                        "accuracy": t.accuracy, "reason": t.reason} for t in trials], hide_index=True)
+    with tabs[3]:
+        if source is not None:
+            from tinyscale.gp import format_fit
+
+            st.code(format_fit(source.solver.fit), language=None)
 
 
-def recipe_tab(study_dir: Path, source, config, stops):
+@st.fragment
+def design_panel(study_dir: Path, source, config, stops, answers, completed, eff, tiny) -> None:
+    """Slider, recipe, downloads and the r/w/d curves with the slider marked. A fragment: a
+    slider move reruns only this, not the study read, the accuracy plot or the tables."""
+    from tinyscale import plots
+
+    answer = target_controls(source, config, stops)
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        if answer is not None:
+            recipe_panel(answer)
+            export_panel(study_dir, answer, source)
+    with right:
+        fit_models = set(source.solver.fit.data.numbers)
+        selected = [t for t in completed if t.number in fit_models]
+        st.plotly_chart(plots.scaling_figure(answers, completed, selected, eff, tiny, answer), key="scaling")
+        st.caption("EfficientNet compound scaling with φ solved against the counted cost; TinyNet-A..E "
+                   "at their counted ratio at this study's base resolution.")
+
+
+def target_controls(source, config, stops):
+    """The target slider (log-spaced ratios) and the optional exact budget -> the solver's answer."""
     solver = source.solver
     base = solver.baseline_macs
     lo, hi = config.window
@@ -224,11 +245,12 @@ def recipe_tab(study_dir: Path, source, config, stops):
     def clear_exact() -> None:
         st.session_state["macs_exact"] = None
 
-    c = st.select_slider(
+    slider_col, exact_col = st.columns([4, 1])
+    c = slider_col.select_slider(
         "Target FLOPs (log scale): ratio of EfficientNet-B0 · MACs", options=stops, value=default, key="target",
         format_func=lambda c: f"{c:.4g} × B0 · {c * base / 1e6:.3g}M MACs", on_change=clear_exact,
     )
-    exact = st.number_input("…or type an exact budget in millions of MACs (empty: use the slider)",
+    exact = exact_col.number_input("…or exact M MACs", help="an exact budget in millions of MACs; empty: use the slider",
                             min_value=0.0, value=None, step=0.1, format="%.4f", key="macs_exact")
     try:
         answer = solver.solve_macs(exact * 1e6) if exact else solver.solve(c)
@@ -239,12 +261,10 @@ def recipe_tab(study_dir: Path, source, config, stops):
         st.error(f"Target outside what the {config.rules} rule set can build around this study: "
                  + "; ".join(n for n in answer.notes if "no width reaches" in n)
                  + ". The recipe shown is the closest buildable one.")
-    recipe_panel(answer, solver)
-    export_panel(study_dir, answer, source)
     return answer
 
 
-def accuracy_tab(completed, source, answer) -> None:
+def accuracy_tab(completed, source) -> None:
     from tinyscale import plots
     from tinyscale.pareto import select
 
@@ -257,7 +277,7 @@ def accuracy_tab(completed, source, answer) -> None:
     except ValueError as exc:
         st.warning(str(exc))
         return
-    st.plotly_chart(plots.accuracy_figure(selection, answer), key="accuracy")
+    st.plotly_chart(plots.accuracy_figure(selection), key="accuracy")
 
 
 def compare_tab(study_dir: Path) -> None:

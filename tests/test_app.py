@@ -85,9 +85,9 @@ def assert_shows(at, answer) -> None:
     assert shown["input"] == f"{s.resolution} px"
     assert shown["MACs"] == f"{s.macs / 1e6:.3f}M"
     assert shown["params"] == f"{s.params / 1e6:.3f}M"
-    table = at.main.dataframe[0].value
-    assert table["blocks"].tolist() == [1, *s.depths, 1]
-    assert table["channels"].tolist() == [s.stem, *s.widths, s.head]
+    table = at.main.table[0].value
+    assert table.loc["blocks"].tolist() == [1, *s.depths, 1]
+    assert table.loc["channels"].tolist() == [s.stem, *s.widths, s.head]
 
 
 def test_slider_recipe_is_the_library_recipe(monkeypatch, study, media):
@@ -121,7 +121,7 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, study, media):
 
     from tinyscale.model import build_model
 
-    state = load(download(buttons["⬇ model.safetensors"], media))
+    state = load(download(buttons["⬇ safetensors"], media))
     model = build_model(answer.recipe)
     model.load_state_dict(state, strict=True)
     assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) == answer.params
@@ -132,7 +132,7 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, study, media):
         import numpy as np
         import onnxruntime as ort
 
-        session = ort.InferenceSession(download(buttons["⬇ model.onnx"], media), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(download(buttons["⬇ ONNX"], media), providers=["CPUExecutionProvider"])
         px = answer.recipe.resolution
         x = np.random.default_rng(0).standard_normal((2, 3, px, px)).astype(np.float32)
         with torch.no_grad():
