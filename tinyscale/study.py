@@ -311,3 +311,176 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# =============================================================================== the driver
+# The README's main job: a study on Fashion-MNIST that finishes on 2 cores in about 10 minutes
+# (measured numbers in README.md, section "study").
+DEMO_TRIALS = 24
+
+
+def demo_config() -> StudyConfig:
+    """The default study: Fashion-MNIST at base resolution 32, the full 0.05-1.0 window."""
+    return StudyConfig(data="fashion-mnist", base_resolution=32, num_classes=10, window=(0.05, 1.0),
+                       steps=200, batch_size=64, train_size=12800, val_size=2000, seed=0)
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """The training seed of trial ``number`` (fixed, so a re-run trial trains identically)."""
+    return study_seed * 100_003 + number
+
+
+def data_spec(config: StudyConfig):
+    """How workers load this study's data."""
+    from tinyscale.executors import DataSpec
+    from tinyscale.recipe import resolution_for
+
+    # Folder images are decoded once at the largest input any trial uses.
+    decode = resolution_for(max(1.0, config.r_range[1]), config.base_resolution)
+    return DataSpec(config.data, config.seed, config.train_size, config.val_size, decode)
+
+
+def check_data(config: StudyConfig):
+    """Load the data once in the driver: a missing dataset or a class-count mismatch is an
+    error before any trial starts. Returns the loaded `ImageData`."""
+    from tinyscale.executors import worker_data
+
+    data = worker_data(data_spec(config))  # cached: an in-process executor reuses it
+    if data.num_classes != config.num_classes:
+        raise ValueError(
+            f"{config.data} has {data.num_classes} classes but the study is configured for {config.num_classes}"
+        )
+    return data
+
+
+def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, resume: bool) -> Study:
+    """The study to run: a new one, or (``resume``) the existing one, whose config must equal
+    ``config`` when one is given (ValueError listing the differing fields otherwise)."""
+    directory = Path(directory)
+    exists = (directory / CONFIG_FILE).exists()
+    if exists and not resume:
+        raise ValueError(f"{directory} already holds a study; pass --resume to continue it")
+    if not exists:
+        if config is None:
+            raise ValueError(f"no study at {directory} to resume")
+        return Study.create(directory, config)
+    study = Study.open(directory)
+    if config is not None and config != study.config:
+        diffs = "; ".join(config_differences(study.config, config))
+        study.close()
+        raise ValueError(f"the study at {directory} was created with a different configuration ({diffs})")
+    return study
+
+
+def run_study(
+    directory: str | os.PathLike,
+    config: StudyConfig | None = None,
+    *,
+    trials: int | None = None,
+    budget_minutes: float | None = None,
+    resume: bool = False,
+    executor=None,
+    progress: bool = True,
+) -> Study:
+    """Run (or resume) a study until ``trials`` trials have finished or ``budget_minutes`` of
+    study time have passed (whichever comes first; the stored budget when not given).
+
+    Trials are numbered by the sampler's stream; numbers already finished are skipped, numbers
+    left ``running`` by an interruption are trained again. Each result is stored by this
+    (driver) process as soon as it arrives. Returns the open `Study`.
+    """
+    from tqdm.auto import tqdm
+
+    from tinyscale.executors import TrialTask, make_executor
+    from tinyscale.sampling import check_space, iter_recipes
+    from tinyscale.train import TrainConfig
+
+    for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
+        if value is not None and (isinstance(value, bool) or not value > 0):
+            raise ValueError(f"{name} must be positive, got {value!r}")
+    if config is not None:
+        check_space(config)
+        TrainConfig.from_study(config)
+    study = open_or_create(directory, config, resume=resume)
+    config = study.config
+    if trials is not None:
+        study.set_meta("target_trials", int(trials))
+    if budget_minutes is not None:
+        study.set_meta("budget_minutes", float(budget_minutes))
+    target = study.get_meta("target_trials")
+    budget = study.get_meta("budget_minutes")
+    if target is None and budget is None:
+        study.close()
+        raise ValueError("give a budget: a number of trials or minutes")
+
+    train = TrainConfig.from_study(config)
+    check_data(config)  # fail early and clearly, before workers start
+    spec = data_spec(config)
+    finished = {t.number for t in study.trials() if t.state in ("completed", "failed")}
+    elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
+    session_start = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - session_start
+
+    def out_of_time() -> bool:
+        return budget is not None and elapsed() >= budget * 60
+
+    own_executor = executor is None
+    executor = executor or make_executor("local", 1)
+    stream = enumerate(iter_recipes(config))
+    in_flight = 0
+    bar = tqdm(total=target, initial=len(finished), unit="trial", desc="study", disable=not progress,
+               dynamic_ncols=True)
+    _set_postfix(bar, study.progress())
+
+    def next_task():
+        try:
+            for number, recipe in stream:
+                if target is not None and number >= target:
+                    return None
+                if number not in finished:
+                    return number, recipe
+        except ValueError as exc:  # the window holds no more distinct networks
+            bar.write(f"study: stopping early: {exc}")
+        return None
+
+    try:
+        while True:
+            while in_flight < executor.slots and not out_of_time():
+                nxt = next_task()
+                if nxt is None:
+                    break
+                number, recipe = nxt
+                seed = trial_seed(config.seed, number)
+                study.start_trial(number, recipe, seed)
+                executor.submit(TrialTask(number, recipe.to_dict(), seed, spec, _train_dict(train)))
+                in_flight += 1
+            if in_flight == 0:
+                break
+            outcome = executor.next_outcome()
+            in_flight -= 1
+            if outcome.result is None:
+                study.fail_trial(outcome.number, outcome.error or "unknown error")
+            else:
+                study.finish_trial(outcome.number, outcome.result)
+            finished.add(outcome.number)
+            study.set_meta("elapsed_seconds", elapsed())
+            _set_postfix(bar, study.progress())
+            bar.update(1)
+    finally:
+        bar.close()
+        if own_executor:
+            executor.close()
+    return study
+
+
+def _train_dict(train) -> dict:
+    from dataclasses import asdict
+
+    return asdict(train)
+
+
+def _set_postfix(bar, p: StudyProgress) -> None:
+    best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
+    bar.set_postfix_str(f"best acc {best}, failed {p.counts.get('failed', 0)}", refresh=False)

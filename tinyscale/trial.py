@@ -34,6 +34,9 @@ class StudyConfig:
     seed: int = 0
     steps: int = 300  # training steps per trial
     batch_size: int = 64
+    # Seeded subsets of the data (None = all): brief trials do not need all of a big dataset.
+    train_size: int | None = None
+    val_size: int | None = None
     extra: dict = field(default_factory=dict)  # trainer settings beyond the above
 
     def recipe(self, r: float, w: float, d: float) -> Recipe:

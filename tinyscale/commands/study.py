@@ -1,0 +1,102 @@
+"""`tinyscale study`: sample recipes under a FLOPs window, train each briefly, store every trial."""
+
+from __future__ import annotations
+
+import argparse
+
+from tinyscale.recipe import RULE_SETS
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH, got {text!r}") from None
+    return lo, hi
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="sample and briefly train recipes under a FLOPs window (resumable)")
+    p.add_argument("--data", help="fashion-mnist, generated, or a class-per-folder dataset path")
+    p.add_argument("--out", help="study directory")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
+                   help="continue the study in DIR (or in --out)")
+    budget = p.add_argument_group("budget (either or both; the first reached ends the study)")
+    budget.add_argument("--trials", type=int, help="number of trials")
+    budget.add_argument("--budget-minutes", type=float, help="study time in minutes")
+    space = p.add_argument_group("search space and training (fixed when the study is created)")
+    space.add_argument("--window", type=_pair, help="FLOPs ratio window LOW,HIGH (default 0.05,1.0)")
+    space.add_argument("--r-range", type=_pair, help="resolution multiplier range (default 0.35,1.0)")
+    space.add_argument("--d-range", type=_pair, help="depth multiplier range (default 0.35,1.5)")
+    space.add_argument("--sampling", choices=("sobol", "random"), help="quasi-random or random draws (default sobol)")
+    space.add_argument("--steps", type=int, help="training steps per trial")
+    space.add_argument("--batch-size", type=int, help="training batch size")
+    space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
+    space.add_argument("--rules", choices=RULE_SETS, help="rounding rule set (default tinynet)")
+    space.add_argument("--num-classes", type=int, help="classes (default: the dataset's)")
+    space.add_argument("--train-size", type=int, help="seeded subset of training images (default all)")
+    space.add_argument("--val-size", type=int, help="seeded subset of held-out images (default all)")
+    space.add_argument("--seed", type=int, help="sampling and training seed (default 0)")
+    run = p.add_argument_group("execution (may change between runs)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local")
+    run.add_argument("--workers", type=int, default=1, help="parallel trials (local processes or Ray actors)")
+    run.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local Ray)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_command)
+
+
+# StudyConfig fields settable from the command line (argparse dest == field name).
+CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "steps", "batch_size", "base_resolution",
+                  "rules", "num_classes", "train_size", "val_size", "seed")
+
+
+def config_from_args(args: argparse.Namespace, stored=None):
+    """The StudyConfig the options ask for: the stored one with the given options applied
+    (resume) or the defaults with them applied (new study)."""
+    from dataclasses import replace
+
+    from tinyscale.trial import StudyConfig
+
+    given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    if stored is not None:
+        return replace(stored, **given)
+    if "data" not in given:
+        raise ValueError("--data is required for a new study (fashion-mnist, generated, or a dataset path)")
+    if "num_classes" not in given:
+        # The dataset says how many classes it has (loaded once; workers in this process reuse it).
+        from tinyscale.executors import worker_data
+        from tinyscale.study import data_spec
+
+        given["num_classes"] = worker_data(data_spec(StudyConfig(**given))).num_classes
+    return StudyConfig(**given)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinyscale.executors import make_executor
+    from tinyscale.study import CONFIG_FILE, Study, run_study
+
+    directory = args.resume if isinstance(args.resume, str) else args.out
+    if directory is None:
+        raise ValueError("give the study directory: --out DIR (new study) or --resume DIR")
+    if args.out and isinstance(args.resume, str) and Path(args.out) != Path(args.resume):
+        raise ValueError(f"--out {args.out} and --resume {args.resume} name different directories")
+    resume = bool(args.resume)
+    if resume and (Path(directory) / CONFIG_FILE).exists():
+        with Study.open(directory) as existing:
+            stored = existing.config
+        config = config_from_args(args, stored)
+    else:
+        config = config_from_args(args)
+    executor = make_executor(args.executor, args.workers, address=args.address)
+    try:
+        study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
+                          resume=resume, executor=executor, progress=not args.quiet)
+    finally:
+        executor.close()
+    p = study.progress()
+    best = "none" if p.best_trial is None else f"trial {p.best_trial}, accuracy {p.best_accuracy:.4f}"
+    print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best {best}")
+    study.close()
+    return 0
