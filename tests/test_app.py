@@ -236,3 +236,23 @@ def test_app_command_serves_the_page_headless():
     from tinyscale.cli import main
 
     assert main(["app", "--port", "0"]) == 2  # bad port: one line, no server
+
+
+def test_compare_results_are_shown(monkeypatch, study):
+    from tinyscale.compare import CompareSettings, comparison_table, load_comparison, run_comparison
+
+    settings = CompareSettings(ratios=(0.25,), strategies=("gp", "efficientnet"), seeds=(0,), steps=3,
+                               batch_size=16, threads=1)
+    run_comparison(study, settings, progress=False)
+    at = run_app(monkeypatch, study)
+    expected = comparison_table(load_comparison(study))
+    shown = [df.value for df in at.main.dataframe if "strategy" in df.value.columns]
+    assert len(shown) == 1 and len(shown[0]) == len(expected) == 2
+    assert shown[0]["strategy"].tolist() == [row["strategy"] for row in expected]
+    from tinyscale.compare_plots import comparison_figure
+
+    figure = comparison_figure(load_comparison(study))
+    want = [(t.name, list(t.x), list(t.y)) for t in figure.data]
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    got = [[(t.get("name"), list(t.get("x", [])), list(t.get("y", []))) for t in spec["data"]] for spec in specs]
+    assert want in got
