@@ -196,6 +196,21 @@ def test_identical_seeds_give_identical_results_and_resume_skips_finished_cells(
     assert third == []
 
 
+def test_worker_processes_give_the_same_cells(full_run, fitted_study, tmp_path):
+    from tinyscale.executors import make_executor
+
+    _, reference, _ = full_run
+    directory = tmp_path / "study"
+    shutil.copytree(fitted_study, directory)
+    subset = CompareSettings(**{**SETTINGS.__dict__, "ratios": (0.5,)})
+    executor = make_executor("local", 2, threads=1)
+    try:
+        result = run_comparison(directory, subset, progress=False, executor=executor)
+    finally:
+        executor.close()
+    assert result.rows == tuple(r for r in reference.rows if r.ratio == 0.5)
+
+
 def test_resume_refuses_another_budget_or_a_changed_recipe(full_run, fitted_study, tmp_path):
     directory, _, _ = full_run
     other = CompareSettings(**{**SETTINGS.__dict__, "steps": 9})

@@ -21,7 +21,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tinyscale.cost import cost, macs
@@ -412,7 +412,6 @@ class Comparison:
     complete: bool  # every requested cell trained
     cells_done: int
     cells_total: int
-    extra: dict = field(default_factory=dict)
 
     def row(self, ratio: float, strategy: str) -> ComparisonRow | None:
         return next((r for r in self.rows if r.ratio == ratio and r.strategy == strategy), None)
@@ -502,16 +501,21 @@ def default_settings(
     )
 
 
-def _budget(config: StudyConfig, settings: CompareSettings) -> dict:
+def _budget(config: StudyConfig, train_config) -> dict:
+    """What a cell's accuracy depends on besides recipe and seed: the data and every trainer
+    setting (thread count aside, a runtime choice)."""
+    from dataclasses import asdict
+
+    trainer = {k: v for k, v in asdict(train_config).items() if k != "threads"}
     return {
         "data": config.data,
         "data_seed": config.seed,
+        "train_size": getattr(config, "train_size", None),
+        "val_size": getattr(config, "val_size", None),
         "rules": config.rules,
         "base_resolution": config.base_resolution,
         "num_classes": config.num_classes,
-        "steps": settings.steps,
-        "batch_size": settings.batch_size,
-        "trainer": dict(sorted(config.extra.items())),
+        **trainer,
     }
 
 
@@ -523,34 +527,32 @@ def _train_config(config: StudyConfig, settings: CompareSettings):
                                                 threads=settings.threads)
 
 
-def _load_study_data(config: StudyConfig):
-    """The study's data: same source, split seed and subset sizes as its trials saw."""
-    from tinyscale.data import load_data
-
-    return load_data(config.data, seed=config.seed, train_size=config.extra.get("train_size"),
-                     val_size=config.extra.get("val_size"))
-
-
 def run_comparison(
     study_dir: str | Path,
     settings: CompareSettings,
     *,
     restart: bool = False,
     progress: bool = True,
+    executor=None,
     builders: dict[str, StrategyBuilder] | None = None,
     on_cell: Callable[[Cell], None] | None = None,
 ) -> Comparison:
     """Build every strategy's recipe at every ratio, train every missing (strategy, ratio, seed)
     cell with the study's trainer, data and the settings' budget, and return the comparison.
 
-    Cells are trained seed-major (all ratios and strategies at the first seed, then the next),
-    so an interrupted run already holds a full table at fewer seeds. Finished cells are never
-    retrained; ``restart`` discards stored results first. ``builders`` replaces the strategies'
-    recipe builders (tests use it to inject a strategy).
+    Training goes through the study engine's executors (``executor``: local by default, or
+    worker processes / Ray from `tinyscale.executors.make_executor`), and this process stores
+    each cell as soon as it finishes. Cells are submitted seed-major (all ratios and strategies
+    at the first seed, then the next), so an interrupted run already holds a full table at fewer
+    seeds. Finished cells are never retrained; ``restart`` discards stored results first.
+    ``builders`` replaces the strategies' recipe builders (tests use it to inject a strategy).
     """
+    from dataclasses import asdict
+
     from tqdm.auto import tqdm
 
-    from tinyscale.train import train_recipe
+    from tinyscale.executors import TrialTask, make_executor
+    from tinyscale.study import check_data, data_spec
 
     study_dir = Path(study_dir)
     config = _study_config(study_dir)
@@ -559,8 +561,8 @@ def run_comparison(
     missing = [n for n in settings.strategies if n not in builders]
     if missing:
         raise ValueError(f"no builder for strategies {missing}")
-    budget = _budget(config, settings)
     train_config = _train_config(config, settings)
+    budget = _budget(config, train_config)
 
     with CompareStore.open(study_dir, budget, restart=restart) as store:
         store.set_meta("settings", json.dumps(_settings_dict(settings)))
@@ -573,29 +575,51 @@ def run_comparison(
         done = store.cells()
         todo = [(name, c, s) for s in settings.seeds for c in settings.ratios for name in settings.strategies
                 if built[(name, c)].recipe is not None and (name, c, s) not in done]
-        data = _load_study_data(config) if todo else None
+        if not todo:
+            return _assemble(settings, budget, store.recipes(), store.cells())
+        check_data(config)  # a missing dataset is one clear error before any worker starts
+        spec, train = data_spec(config), asdict(train_config)
+        own_executor = executor is None
+        executor = executor or make_executor("local", 1, threads=settings.threads)
+        queue = list(enumerate(todo))
+        in_flight = 0
         bar = tqdm(total=len(todo), desc="compare", unit="run", disable=not progress, dynamic_ncols=True)
         try:
-            for name, c, seed in todo:
-                recipe = built[(name, c)].recipe
-                bar.set_postfix_str(f"{name} c={c:g} seed={seed}")
-                result = train_recipe(recipe, data, train_config, seed)
-                # A diverged run comes back with ``failed`` (the reason) and no accuracy.
-                reason = result.failed
-                if reason is None and (result.accuracy is None or not math.isfinite(result.accuracy)):
-                    reason = f"no finite accuracy ({result.accuracy!r})"
-                if reason:
-                    cell = Cell(name, c, seed, "failed", None, None, result.train_seconds, str(reason))
-                else:
-                    cell = Cell(name, c, seed, "completed", float(result.accuracy), result.loss,
-                                result.train_seconds)
-                store.put_cell(cell, recipe)
+            while queue or in_flight:
+                while queue and in_flight < executor.slots:
+                    number, (name, c, seed) = queue.pop(0)
+                    recipe = built[(name, c)].recipe
+                    executor.submit(TrialTask(number, recipe.to_dict(), seed, spec, train))
+                    in_flight += 1
+                outcome = executor.next_outcome()
+                in_flight -= 1
+                name, c, seed = todo[outcome.number]
+                cell = _cell(name, c, seed, outcome)
+                store.put_cell(cell, built[(name, c)].recipe)
                 if on_cell is not None:
                     on_cell(cell)
                 bar.update(1)
+                acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"
+                bar.set_postfix_str(f"last: {name} c={c:g} seed={seed} {acc}")
         finally:
             bar.close()
+            if own_executor:
+                executor.close()
         return _assemble(settings, budget, store.recipes(), store.cells())
+
+
+def _cell(name: str, c: float, seed: int, outcome) -> Cell:
+    """A finished task as a stored cell: completed with its accuracy, or failed with the reason
+    (the worker raised, or the run diverged: the trainer returns ``failed`` and no accuracy)."""
+    result = outcome.result
+    if result is None:
+        return Cell(name, c, seed, "failed", None, None, None, outcome.error or "unknown error")
+    reason = result.failed
+    if reason is None and (result.accuracy is None or not math.isfinite(result.accuracy)):
+        reason = f"no finite accuracy ({result.accuracy!r})"
+    if reason:
+        return Cell(name, c, seed, "failed", None, None, result.train_seconds, str(reason))
+    return Cell(name, c, seed, "completed", float(result.accuracy), result.loss, result.train_seconds)
 
 
 def _settings_dict(settings: CompareSettings) -> dict:

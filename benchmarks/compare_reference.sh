@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The reference head-to-head on the embedded default (Fashion-MNIST), one command:
+#
+#   bash benchmarks/compare_reference.sh [STUDY_DIR]      (default runs/ref-study)
+#
+# 1. the demo study (the study engine's defaults), resumed if the directory already holds one;
+# 2. the GP fit (skipped when the study already has one, so a rerun keeps the same recipes);
+# 3. `tinyscale compare` at c = 1/2, 1/4, 1/8, 1/16: GP recipe vs EfficientNet compound scaling
+#    (φ solved) vs width/depth/resolution only, same trainer, data, budget and 3 seeds.
+# Every step is resumable: rerun the same command after an interruption. Results land in
+# STUDY_DIR/compare/ (comparison.md, .csv, .html, .png when kaleido works).
+#
+# COMPARE_STEPS overrides the training steps per run (default below: sized so the whole
+# comparison takes about 30 minutes on a 2-core machine); COMPARE_THREADS the torch threads per
+# run (1: on a machine shared with other jobs, 2 threads oversubscribe and run many times slower).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STUDY=${1:-runs/ref-study}
+STEPS=${COMPARE_STEPS:-600}
+THREADS=${COMPARE_THREADS:-1}
+TS=.venv/bin/tinyscale
+
+if [ -f "$STUDY/config.json" ]; then
+    $TS study --resume "$STUDY"
+else
+    $TS study --data fashion-mnist --out "$STUDY"
+fi
+if [ ! -f "$STUDY/fit.json" ]; then
+    $TS fit "$STUDY"
+fi
+time $TS compare "$STUDY" --ratios 0.5,0.25,0.125,0.0625 \
+    --strategies gp,efficientnet,width,depth,resolution \
+    --seeds 3 --steps "$STEPS" --threads "$THREADS"
