@@ -10,24 +10,25 @@
 # Every step is resumable: rerun the same command after an interruption. Results land in
 # STUDY_DIR/compare/ (comparison.md, .csv, .html, .png when kaleido works).
 #
-# COMPARE_STEPS overrides the training steps per run (default below: sized so the whole
-# comparison takes about 30 minutes on a 2-core machine); COMPARE_THREADS the torch threads per
-# run (1: on a machine shared with other jobs, 2 threads oversubscribe and run many times slower).
+# The compare budget is its default (1.5x the study's steps per trial, i.e. 300 steps of 64 images
+# on the demo study), sized so the whole comparison takes about 30 minutes on a 2-core machine.
+# Runs go to 2 worker processes with 1 torch thread each: on a machine shared with other jobs,
+# 2-thread runs oversubscribe the cores and slow down many times over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STUDY=${1:-runs/ref-study}
-STEPS=${COMPARE_STEPS:-600}
-THREADS=${COMPARE_THREADS:-1}
 TS=.venv/bin/tinyscale
 
 if [ -f "$STUDY/config.json" ]; then
-    $TS study --resume "$STUDY"
+    $TS study --resume "$STUDY" --workers 2
 else
-    $TS study --data fashion-mnist --out "$STUDY"
+    # The study engine's demo configuration (tinyscale.study.demo_config, DEMO_TRIALS), spelled out.
+    $TS study --data fashion-mnist --out "$STUDY" --base-resolution 32 --steps 200 --batch-size 64 \
+        --train-size 12800 --val-size 2000 --seed 0 --trials 24 --workers 2
 fi
 if [ ! -f "$STUDY/fit.json" ]; then
     $TS fit "$STUDY"
 fi
 time $TS compare "$STUDY" --ratios 0.5,0.25,0.125,0.0625 \
     --strategies gp,efficientnet,width,depth,resolution \
-    --seeds 3 --steps "$STEPS" --threads "$THREADS"
+    --seeds 3 --workers 2 --threads 1

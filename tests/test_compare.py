@@ -27,6 +27,7 @@ from tinyscale.compare import (
     comparison_csv,
     comparison_markdown,
     comparison_table,
+    default_settings,
     load_comparison,
     parse_ratios,
     parse_strategies,
@@ -275,6 +276,13 @@ def test_figure_has_one_line_per_strategy_at_counted_macs(full_run, tmp_path):
         assert paths.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths.png_message == ""
     else:
         assert paths.png_message.startswith("PNG skipped")
+
+
+def test_default_budget_is_longer_than_the_studys_brief_runs(fitted_study):
+    settings = default_settings(fitted_study)
+    assert settings.steps > CONFIG.steps and settings.batch_size == CONFIG.batch_size
+    assert settings.ratios == REFERENCE_RATIOS and settings.seeds == (0, 1, 2)
+    assert settings.strategies == ("gp", "efficientnet", "width", "depth", "resolution")
 
 
 # ------------------------------------------------------------------------ bad input
