@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = p.add_argument_group("execution (may change between runs)")
     run.add_argument("--executor", choices=("local", "ray"), default="local")
     run.add_argument("--workers", type=int, default=1, help="parallel trials (local processes or Ray actors)")
+    run.add_argument("--threads", type=int, help="torch threads per worker (default: cores // workers)")
     run.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local Ray)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_command)
@@ -89,7 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
         config = config_from_args(args, stored)
     else:
         config = config_from_args(args)
-    executor = make_executor(args.executor, args.workers, address=args.address)
+    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
                           resume=resume, executor=executor, progress=not args.quiet)

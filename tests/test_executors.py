@@ -1,0 +1,159 @@
+"""Executors and the study driver: sequential, worker processes, Ray; failed trials; kill and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tinyscale.executors import (
+    ProcessExecutor,
+    SequentialExecutor,
+    TrialTask,
+    make_executor,
+    run_task,
+    threads_per_worker,
+)
+from tinyscale.sampling import sample_recipes
+from tinyscale.study import Study, data_spec, run_study, trial_seed
+from tinyscale.train import TrainConfig
+from tinyscale.trial import StudyConfig
+
+# Tiny and fast: 16 px generated data, 8-16 px inputs, a dozen steps per trial.
+CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), steps=12, batch_size=16,
+                  train_size=256, val_size=64, extra={"bn_calibration_images": 64})
+
+
+def _tasks(n: int) -> list[TrialTask]:
+    train = TrainConfig.from_study(CFG)
+    from dataclasses import asdict
+
+    return [TrialTask(i, r.to_dict(), trial_seed(CFG.seed, i), data_spec(CFG), asdict(train))
+            for i, r in enumerate(sample_recipes(CFG, n))]
+
+
+def _drain(executor, tasks):
+    for t in tasks:
+        executor.submit(t)
+    return sorted((executor.next_outcome() for _ in tasks), key=lambda o: o.number)
+
+
+def test_threads_share_the_cores():
+    assert threads_per_worker(1, cores=8) == 8
+    assert threads_per_worker(3, cores=8) == 2
+    assert threads_per_worker(4, cores=2) == 1
+    with pytest.raises(ValueError, match="workers"):
+        make_executor("local", 0)
+    with pytest.raises(ValueError, match="executor must be"):
+        make_executor("slurm")
+    with pytest.raises(ValueError, match="--address is for the Ray"):
+        make_executor("local", 1, address="auto")
+
+
+def test_task_errors_become_failed_outcomes():
+    task = _tasks(1)[0]
+    bad = TrialTask(task.number, {**task.recipe, "num_classes": 3}, task.seed, task.data, task.train)
+    outcome = run_task(bad)
+    assert outcome.result is None and "ValueError" in outcome.error and "classes" in outcome.error
+
+
+def test_process_workers_match_sequential_results():
+    tasks = _tasks(2)
+    seq = _drain(SequentialExecutor(threads=1), tasks)
+    pool = ProcessExecutor(2, threads=1)
+    try:
+        par = _drain(pool, tasks)
+    finally:
+        pool.close()
+    assert [o.number for o in par] == [0, 1]
+    # Same seed, same thread count: the same numbers, whichever process trained them.
+    assert [(o.result.accuracy, o.result.loss) for o in par] == [(o.result.accuracy, o.result.loss) for o in seq]
+
+
+def test_ray_executor_on_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        executor = make_executor("ray", 2, threads=1)
+        study = run_study(tmp_path / "s", CFG, trials=3, executor=executor, progress=False)
+        executor.close()
+    finally:
+        ray.shutdown()
+    trials = study.trials()
+    assert [t.state for t in trials] == ["completed"] * 3
+    expected = run_task(_tasks(1)[0]).result  # driver-side, same seed and threads
+    assert trials[0].accuracy == expected.accuracy
+
+
+def test_diverging_trials_fail_and_the_study_goes_on(tmp_path):
+    cfg = StudyConfig(**{**CFG.to_dict(), "window": tuple(CFG.window), "r_range": tuple(CFG.r_range),
+                         "d_range": tuple(CFG.d_range), "extra": {"lr": 1e30, "warmup": 0}})
+    study = run_study(tmp_path / "s", cfg, trials=2, executor=SequentialExecutor(threads=1), progress=False)
+    trials = study.trials()
+    assert [t.state for t in trials] == ["failed", "failed"]
+    assert all("training loss became" in t.reason for t in trials)
+    assert study.progress().best_accuracy is None
+
+
+def test_budget_minutes_and_config_mismatch(tmp_path):
+    # A zero-ish budget: the first trial is dispatched only while time remains.
+    study = run_study(tmp_path / "s", CFG, budget_minutes=1e-9, executor=SequentialExecutor(threads=1),
+                      progress=False)
+    assert study.progress().finished <= 1
+    study.close()
+    other = StudyConfig(**{**CFG.to_dict(), "window": (0.1, 0.5), "r_range": tuple(CFG.r_range),
+                           "d_range": tuple(CFG.d_range)})
+    with pytest.raises(ValueError, match=r"different configuration \(window"):
+        run_study(tmp_path / "s", other, trials=2, resume=True, progress=False)
+    with pytest.raises(ValueError, match="already holds a study"):
+        run_study(tmp_path / "s", CFG, trials=2, progress=False)
+    with pytest.raises(ValueError, match="give a budget"):
+        run_study(tmp_path / "t", CFG, progress=False)
+
+
+def _count(db, state):
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM trials WHERE state = ?", (state,)).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_mid_study_then_resume_loses_and_repeats_nothing(tmp_path):
+    out = tmp_path / "s"
+    n = 6
+    cmd = [sys.executable, "-m", "tinyscale.cli", "study", "--data", "generated", "--out", str(out),
+           "--trials", str(n), "--steps", "12", "--batch-size", "16", "--base-resolution", "16",
+           "--r-range", "0.5,1", "--train-size", "256", "--val-size", "64", "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _count(out / "trials.sqlite", "completed") < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the study made no progress"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Study.open(out) as study:
+        before = {t.number: t for t in study.trials("completed")}
+        times_before = study.trial_times()
+        assert 2 <= len(before) < n
+    # Resume through the command line too, with no config options: it continues.
+    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", "study", "--resume", str(out), "--threads", "1",
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with Study.open(out) as study:
+        trials = study.trials()
+        assert [t.number for t in trials] == list(range(n))
+        assert all(t.state == "completed" for t in trials)
+        # The recipes are the sampler's first n, in order.
+        assert [t.recipe for t in trials] == sample_recipes(study.config, n)
+        # Trials finished before the kill were kept as they were, not trained again.
+        times_after = study.trial_times()
+        for number, trial in before.items():
+            assert trials[number] == trial
+            assert times_after[number] == times_before[number]
