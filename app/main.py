@@ -39,11 +39,9 @@ def cached_fit(study_dir: str, fit_stamp: float, n_completed: int, _trials, _con
 
 @st.cache_resource(show_spinner="Solving the recipe curves…", max_entries=8)
 def cached_curves(study_dir: str, fit_stamp: float, n_completed: int, _fit_source, _config):
-    from tinyscale.assistant import curve, efficientnet_curve, slider_stops, tinynets
+    from tinyscale.assistant import curves
 
-    answers = curve(_fit_source.solver, _config)
-    stops = slider_stops(answers)
-    return answers, stops, efficientnet_curve(_config, stops[:: max(1, len(stops) // 40)]), tinynets(_config)
+    return curves(_fit_source, _config)
 
 
 # ----------------------------------------------------------------------------------- panels
@@ -123,8 +121,9 @@ def recipe_panel(answer) -> None:
     for note in answer.notes:
         if "extrapolate" not in note:
             st.info(note)
-    columns = ["stem", *(f"stage {i}" for i in range(1, len(s.depths) + 1)), "head"]
-    st.markdown(f"**Per-stage depths and widths** ({sum(s.depths)} blocks, {s.rules} rules)")
+    columns = ["stem", *(str(i) for i in range(1, len(s.depths) + 1)), "head"]
+    st.markdown(f"**Per-stage depths and widths**: stem, stages 1-{len(s.depths)}, head "
+                f"({sum(s.depths)} blocks, {s.rules} rules)")
     st.table(pd.DataFrame([[1, *s.depths, 1], [s.stem, *s.widths, s.head]], index=["blocks", "channels"],
                           columns=columns))
 
@@ -187,7 +186,7 @@ def main() -> None:
     stamp = fit_path.stat().st_mtime if fit_path.exists() else 0.0
     try:
         source = cached_fit(str(study_dir), stamp, len(completed), trials, config)
-        answers, stops, eff, tiny = cached_curves(str(study_dir), stamp, len(completed), source, config)
+        drawn = cached_curves(str(study_dir), stamp, len(completed), source, config)
     except ValueError as exc:
         st.warning(f"No recipe curves yet: {exc}.")
         source = None
@@ -197,7 +196,7 @@ def main() -> None:
     if source is None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
-        design_panel(study_dir, source, config, stops, answers, completed, eff, tiny)
+        design_panel(study_dir, source, config, drawn, completed)
 
     tabs = st.tabs(["Accuracy vs MACs", "Compare", "Trials", "Fit diagnostics"])
     with tabs[0]:
@@ -216,21 +215,22 @@ def main() -> None:
 
 
 @st.fragment
-def design_panel(study_dir: Path, source, config, stops, answers, completed, eff, tiny) -> None:
+def design_panel(study_dir: Path, source, config, drawn, completed) -> None:
     """Slider, recipe, downloads and the r/w/d curves with the slider marked. A fragment: a
     slider move reruns only this, not the study read, the accuracy plot or the tables."""
     from tinyscale import plots
+    from tinyscale.assistant import fit_models
 
-    answer = target_controls(source, config, stops)
+    answer = target_controls(source, config, drawn.stops)
     left, right = st.columns([5, 6], gap="large")
     with left:
         if answer is not None:
             recipe_panel(answer)
             export_panel(study_dir, answer, source)
     with right:
-        fit_models = set(source.solver.fit.data.numbers)
-        selected = [t for t in completed if t.number in fit_models]
-        st.plotly_chart(plots.scaling_figure(answers, completed, selected, eff, tiny, answer), key="scaling")
+        figure = plots.scaling_figure(drawn.answers, completed, fit_models(source, completed), drawn.efficientnet,
+                                      drawn.tinynets, answer)
+        st.plotly_chart(figure, key="scaling")
         st.caption("EfficientNet compound scaling with φ solved against the counted cost; TinyNet-A..E "
                    "at their counted ratio at this study's base resolution.")
 

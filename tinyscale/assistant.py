@@ -152,3 +152,27 @@ def export_file(recipe, name: str, provenance: dict) -> bytes:
     formats = ("safetensors", "onnx") if name == ONNX else ("safetensors",)
     bundle = _bundle(recipe, formats, json.dumps(provenance, sort_keys=True))
     return bundle.files[name]
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Everything the r/w/d figure and the slider need that does not change with the slider."""
+
+    answers: list  # solver answers along the buildable targets
+    stops: list[float]  # the slider's targets
+    efficientnet: list  # compound-scaling recipes along the slider's range
+    tinynets: list  # the published TinyNet-A..E
+
+
+def curves(source: FitSource, config: StudyConfig) -> Curves:
+    """The slider-independent half of the page, computed once per fit."""
+    answers = curve(source.solver, config)
+    stops = slider_stops(answers)
+    # ~40 compound-scaling points are a smooth curve; every slider stop would be 3x the work.
+    return Curves(answers, stops, efficientnet_curve(config, stops[:: max(1, len(stops) // 40)]), tinynets(config))
+
+
+def fit_models(source: FitSource, trials: list[Trial]) -> list[Trial]:
+    """The trials the GPs were fitted on."""
+    numbers = set(source.solver.fit.data.numbers)
+    return [t for t in trials if t.number in numbers and t.state == "completed"]
