@@ -74,40 +74,49 @@ def study(study_source, tmp_path):
     return fitted_study(study_source, tmp_path / "study")
 
 
-def assert_shows(at, answer) -> None:
-    from tinyscale.summary import summarize
+def library_recipe(capsys, study: Path, *target: str) -> dict:
+    """`tinyscale recipe DIR --ratio C --json` (or --macs M): the library's answer."""
+    from tinyscale.cli import main
 
-    s = summarize(answer.recipe)
+    capsys.readouterr()
+    assert main(["recipe", str(study), *target, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def assert_shows(at, fields: dict) -> None:
     shown = metrics(at)
-    assert shown["r (resolution)"] == f"{s.r:g}"
-    assert shown["w (width)"] == f"{s.w:g}"
-    assert shown["d (depth)"] == f"{s.d:g}"
-    assert shown["input"] == f"{s.resolution} px"
-    assert shown["MACs"] == f"{s.macs / 1e6:.3f}M"
-    assert shown["params"] == f"{s.params / 1e6:.3f}M"
+    assert shown["r (resolution)"] == f"{fields['r']:g}"
+    assert shown["w (width)"] == f"{fields['w']:g}"
+    assert shown["d (depth)"] == f"{fields['d']:g}"
+    assert shown["input"] == f"{fields['resolution']} px"
+    assert shown["MACs"] == f"{fields['macs'] / 1e6:.3f}M"
+    assert shown["params"] == f"{fields['params'] / 1e6:.3f}M"
     table = at.main.table[0].value
-    assert table.loc["blocks"].tolist() == [1, *s.depths, 1]
-    assert table.loc["channels"].tolist() == [s.stem, *s.widths, s.head]
+    assert table.loc["blocks"].tolist() == [1, *fields["depths"], 1]
+    assert table.loc["channels"].tolist() == [fields["stem"], *fields["widths"], fields["head"]]
+    shown_text = texts(at)
+    assert f"achieved ratio **{fields['achieved']:.4f}**" in shown_text
+    assert f"r band [{fields['r_band'][0]:.3f}, {fields['r_band'][1]:.3f}]" in shown_text
+    assert f"d band [{fields['d_band'][0]:.3f}, {fields['d_band'][1]:.3f}]" in shown_text
+    assert ("Extrapolation" in shown_text) == fields["extrapolated"]
 
 
-def test_slider_recipe_is_the_library_recipe(monkeypatch, study, media):
-    from tinyscale.solve import RecipeSolver
-
+def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, study, media):
     at = run_app(monkeypatch, study)
-    solver = RecipeSolver.load(study)
     stops = slider_stops(at)
     assert stops == sorted(stops) and len(stops) > 50
     # Log-spaced: consecutive stops have a near-constant ratio.
     steps = [b / a for a, b in zip(stops, stops[1:])]
     assert max(steps) / min(steps) < 1.01
-    assert_shows(at, solver.solve(at.select_slider[0].value))
-    for c in (stops[len(stops) // 4], stops[3 * len(stops) // 4]):
+    assert_shows(at, library_recipe(capsys, study, "--ratio", repr(at.select_slider[0].value)))
+    for c in (stops[2], stops[len(stops) // 4], stops[3 * len(stops) // 4]):
         at.select_slider[0].set_value(c).run()
         assert not at.exception
-        answer = solver.solve(c)
-        assert_shows(at, answer)
-        assert f"achieved ratio **{answer.achieved:.4f}**" in texts(at)
-        assert f"r band [{answer.r_band[0]:.3f}, {answer.r_band[1]:.3f}]" in texts(at)
+        assert_shows(at, library_recipe(capsys, study, "--ratio", repr(c)))
+
+    from tinyscale.solve import RecipeSolver
+
+    answer = RecipeSolver.load(study).solve(c)
 
     # The downloads are the library's export of that recipe; they load back.
     buttons = {b.label: b for b in at.get("download_button")}
@@ -141,14 +150,14 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, study, media):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_exact_macs_and_out_of_reach_targets(monkeypatch, study):
+def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, study):
     from tinyscale.solve import RecipeSolver
 
     at = run_app(monkeypatch, study)
     solver = RecipeSolver.load(study)
     at.number_input(key="macs_exact").set_value(0.9).run()
     assert not at.exception
-    assert_shows(at, solver.solve_macs(0.9e6))
+    assert_shows(at, library_recipe(capsys, study, "--macs", "900000"))
     # Far below the study's window: a GP extrapolation, flagged.
     at.number_input(key="macs_exact").set_value(0.05).run()
     assert "Extrapolation" in texts(at)
@@ -207,12 +216,24 @@ def test_corrupt_study_is_explained(monkeypatch, study, damage):
     assert "cannot be read" in errors and ("config.json" in errors if damage == "config" else "trials.sqlite" in errors)
 
 
-def test_corrupt_fit_falls_back_to_a_fresh_fit(monkeypatch, study):
-    (study / "fit.json").write_text('{"kind": "tinyscale.ScalingFit", "format": 1}', encoding="utf-8")
+@pytest.mark.parametrize("fit_file", ["missing", "corrupt"])
+def test_without_a_usable_saved_fit_the_page_fits(monkeypatch, study, fit_file):
+    from tinyscale.gp import fit_scaling
+    from tinyscale.solve import RecipeSolver
+    from tinyscale.study import Study
+
+    if fit_file == "missing":
+        (study / "fit.json").unlink()
+    else:
+        (study / "fit.json").write_text('{"kind": "tinyscale.ScalingFit", "format": 1}', encoding="utf-8")
     at = run_app(monkeypatch, study)
     shown = texts(at)
-    assert "corrupt" in shown and "Using a fresh fit instead" in shown
-    assert metrics(at)["r (resolution)"]
+    assert "fitted in the app from 24 completed trials" in shown
+    assert ("Using a fresh fit instead" in shown) == (fit_file == "corrupt")
+    assert not (study / "fit.json").exists() or fit_file == "corrupt"  # the page never writes the study
+    with Study.open(study) as s:
+        fresh = RecipeSolver(fit_scaling(s.trials(), s.config)).solve(at.select_slider[0].value)
+    assert metrics(at)["r (resolution)"] == f"{fresh.recipe.r:g}"
 
 
 def test_too_few_trials_is_explained(monkeypatch, tmp_path):
