@@ -1,7 +1,8 @@
 """End to end in a real headless browser: `tinyscale app` on a small generated study, Debian's
 chromium driven by Playwright (no browser download). Moves the slider, checks the recipe shown
-against the library, downloads recipe.json, saves a screenshot and checks that a recipe update
-after a slider move takes well under a second.
+against the library, downloads recipe.json, saves a screenshot, checks that a recipe update
+after a slider move takes well under a second, and that a trial finishing while the page is
+open shows up without a reload.
 
 Set TINYSCALE_SCREENSHOT=path to keep the screenshot.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from _app_browser import CHROMIUM, VIEWPORT, expected_recipe, launch, move_and_time, open_app, serve, shown_recipe, slider_target
+from _app_browser import (CHROMIUM, VIEWPORT, expected_recipe, launch, metric, move_and_time, open_app, serve,
+                          shown_recipe, slider_target)
 from _app_fixtures import fitted_study
 
 UPDATE_BUDGET_S = 1.0
@@ -30,8 +33,12 @@ def test_browser_slider_download_screenshot(tmp_path):
 
     from tinyscale.solve import RecipeSolver
 
+    from tinyscale.study import Study
+
     study = fitted_study(tmp_path / "src", tmp_path / "study")
     solver = RecipeSolver.load(study)
+    with Study.open(study) as s:  # a trial in flight: the study is still running
+        s.start_trial(100, s.config.recipe(0.6, 0.6, 0.6), seed=100)
     with serve(study, tmp_path / "server.log") as url, sync_playwright() as p:
         browser = launch(p)
         try:
@@ -56,6 +63,14 @@ def test_browser_slider_download_screenshot(tmp_path):
             shot = Path(os.environ.get("TINYSCALE_SCREENSHOT") or tmp_path / "app.png")
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
+
+            # The running trial completes: the page shows it without a reload.
+            assert metric(page, "completed") == "24"
+            with Study.open(study) as s:
+                s.finish_trial(100, SimpleNamespace(accuracy=0.7, loss=1.0, steps=10, images_seen=None,
+                                                    train_seconds=0.1, eval_seconds=0.01, images_per_second=None))
+            page.get_by_text("the saved fit predates 1 newer completed trial").wait_for(timeout=60_000)
+            assert metric(page, "completed") == "25"
         finally:
             browser.close()
     print(f"\nrecipe update after a slider move: {', '.join(f'{t * 1000:.0f} ms' for t in times)}")
