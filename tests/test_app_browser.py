@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -73,6 +74,9 @@ def test_browser_slider_download_screenshot(tmp_path):
             assert metric(page, "completed") == "25"
         finally:
             browser.close()
+    # Stopping `tinyscale app` stops the Streamlit server it started (no orphan left serving).
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/_stcore/health", timeout=5)
     print(f"\nrecipe update after a slider move: {', '.join(f'{t * 1000:.0f} ms' for t in times)}")
     # The median, not the max: CI machines are shared and one slow frame is not the app.
     assert sorted(times)[len(times) // 2] < UPDATE_BUDGET_S, times

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 # Where `tinyscale demo` (the README's main job) keeps its study, relative to the working
@@ -61,7 +63,24 @@ def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PO
     cmd = streamlit_command(study_dir, port, host)
     env = dict(os.environ, **{STUDY_ENV: str(Path(study_dir).resolve())})
     print(f"tinyscale app: study {Path(study_dir).resolve()} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
-    return subprocess.call(cmd, env=env)
+    server = subprocess.Popen(cmd, env=env)
+    # Whoever stops this command (Ctrl-C, a test's terminate()) stops the server with it: without
+    # this, SIGTERM would end the launcher and leave streamlit serving on its own.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        return server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
