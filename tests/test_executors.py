@@ -80,12 +80,12 @@ def test_ray_executor_on_local_instance(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         executor = make_executor("ray", 2, threads=1)
-        study = run_study(tmp_path / "s", CFG, trials=3, executor=executor, progress=False)
+        study = run_study(tmp_path / "s", CFG, trials=2, executor=executor, progress=False)
         executor.close()
     finally:
         ray.shutdown()
     trials = study.trials()
-    assert [t.state for t in trials] == ["completed"] * 3
+    assert [t.state for t in trials] == ["completed"] * 2
     expected = run_task(_tasks(1)[0]).result  # driver-side, same seed and threads
     assert trials[0].accuracy == expected.accuracy
 

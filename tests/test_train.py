@@ -22,7 +22,7 @@ def _recipe(**kw) -> Recipe:
     return Recipe(**{"r": 1.0, "w": 0.5, "d": 0.5, "base_resolution": 16, "num_classes": 4, **kw})
 
 
-FAST = TrainConfig(steps=50, batch_size=32, lr=0.05, threads=1, bn_calibration_images=256)
+FAST = TrainConfig(steps=50, batch_size=32, threads=1, bn_calibration_images=256)
 
 
 def test_learns_generated_data_above_chance_and_reports_timings(data):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 EXECUTORS = ("local", "ray")
+MAX_POOL_BREAKS = 3
 
 
 def available_cores() -> int:
@@ -142,6 +143,7 @@ class ProcessExecutor:
         self.threads = threads or threads_per_worker(workers)
         self._pool = None
         self._pending: dict = {}
+        self._breaks = 0  # pools broken in a row without one successful outcome
 
     def _ensure_pool(self):
         if self._pool is None:
@@ -166,8 +168,19 @@ class ProcessExecutor:
         future = next(iter(done))
         task = self._pending.pop(future)
         try:
-            return future.result()
+            outcome = future.result()
+            self._breaks = 0
+            return outcome
         except BrokenProcessPool:
+            self._breaks += 1
+            if self._breaks >= MAX_POOL_BREAKS:
+                # Workers that cannot even start (e.g. a script without a __main__ guard
+                # under spawn) would otherwise fail every trial of the study one by one.
+                self.close()
+                raise RuntimeError(
+                    f"worker processes died {self._breaks} times in a row; the trials in flight stay "
+                    "'running' and are retried on --resume"
+                ) from None
             # A worker died (killed, out of memory): every task in flight is lost with it.
             # Start a fresh pool and resubmit the others; this one is reported failed.
             others = list(self._pending.values())

@@ -317,6 +317,10 @@ class _Transaction:
 # The README's main job: a study on Fashion-MNIST that finishes on 2 cores in about 10 minutes
 # (measured numbers in README.md, section "study").
 DEMO_TRIALS = 24
+# Two single-threaded worker processes: on a 2-core machine this beats one 2-thread process
+# (small networks parallelise poorly inside an op) and degrades gracefully when the cores are
+# busy, where 2-thread OpenMP ops ran 5x slower than 1-thread ones (measured, shared machine).
+DEMO_WORKERS = 2
 
 
 def demo_config() -> StudyConfig:

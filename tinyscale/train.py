@@ -33,8 +33,10 @@ class TrainConfig:
 
     steps: int = 300
     batch_size: int = 64
-    lr: float = 0.05
-    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "rmsprop" (TF EfficientNet settings)
+    # RMSProp (TF EfficientNet settings) at lr 0.0015 learned fastest in a few hundred steps:
+    # Fashion-MNIST, r=1 w=0.5 d=0.5, 150 steps: 79 % held-out vs 67-71 % for the best SGD lr.
+    lr: float = 0.0015
+    optimizer: str = "rmsprop"  # "rmsprop", "sgd" (Nesterov momentum) or "adamw"
     momentum: float = 0.9
     weight_decay: float = 5e-5
     warmup: int | None = None  # warm-up steps; None = 10 % of the steps

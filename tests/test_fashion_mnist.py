@@ -1,0 +1,47 @@
+"""Integration: the real Fashion-MNIST (Debian's dataset-fashion-mnist, installed by setup.sh)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tinyscale.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, fashion_mnist_dir, load_data
+from tinyscale.recipe import Recipe
+from tinyscale.train import TrainConfig, train_recipe
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data():
+    try:
+        fashion_mnist_dir(download=False)
+    except ValueError:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    return load_data("fashion-mnist", download=False)
+
+
+def test_published_sizes_and_balanced_classes(data):
+    assert data.train_images.shape == (60000, 1, 28, 28) and data.val_images.shape == (10000, 1, 28, 28)
+    assert data.class_names == FASHION_MNIST_CLASSES
+    assert data.train_labels.bincount().tolist() == [6000] * 10
+    assert data.val_labels.bincount().tolist() == [1000] * 10
+    # Published statistics of the training images: mean 0.2860, std 0.3530 (in 0..1).
+    mean, std = data.mean_std()
+    assert mean[0] == pytest.approx(0.2860, abs=0.003) and std[0] == pytest.approx(0.3530, abs=0.003)
+
+
+def test_brief_training_learns_fashion_mnist(data):
+    small = data.subset(6400, 1000, seed=0)
+    recipe = Recipe(r=1.0, w=0.5, d=0.5, base_resolution=32, num_classes=10)
+    res = train_recipe(recipe, small, TrainConfig(steps=150, batch_size=64, threads=1), seed=0)
+    assert res.failed is None
+    assert res.accuracy > 0.6, res  # chance is 0.1
+    assert small.at(32)[0].shape == (6400, 3, 32, 32)
+
+
+def test_debian_files_are_used_when_present():
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    assert fashion_mnist_dir(download=False) in (DEBIAN_FASHION_MNIST,) or "TINYSCALE_FASHION_MNIST" in __import__("os").environ
+    assert torch.get_num_threads() >= 1
