@@ -1,4 +1,4 @@
-"""`tinyscale inspect`, `scale` and the placeholder `demo`, called in-process."""
+"""`tinyscale inspect` and `scale` (one rule, and the table), called in-process."""
 
 from __future__ import annotations
 
@@ -80,12 +80,12 @@ def test_scale_text(capsys):
     assert code == 0 and "published recipe" in out and "106x106" in out
 
 
-def test_demo_prints_the_scaling_table(capsys):
-    code, out, err = run(capsys, "demo")
+def test_scale_table_prints_every_rule(capsys):
+    code, out, err = run(capsys, "scale", "--table")
     assert code == 0 and err == ""
     for word in ("tinynet-a", "tinynet-e", "efficientnet", "width", "depth", "resolution", "out of reach"):
         assert word in out
-    data = run_json(capsys, "demo", "--ratios", "0.5", "--base-resolution", "32", "--num-classes", "10")
+    data = run_json(capsys, "scale", "--table", "--ratios", "0.5", "--base-resolution", "32", "--num-classes", "10")
     assert [row["strategy"] for row in data["rows"]] == ["efficientnet", "width", "depth", "resolution"]
 
 
@@ -104,7 +104,8 @@ def test_demo_prints_the_scaling_table(capsys):
         (["scale", "--rule", "depth", "--ratio", "0.1"], "1 block per stage"),
         (["scale", "--rule", "resolution", "--ratio", "0.001"], "out of reach"),
         (["scale", "--rule", "efficientnet", "--ratio", "0.5", "--num-classes", "0"], "num_classes"),
-        (["demo", "--ratios", "0.5", "0"], "target ratio c must be"),
+        (["scale", "--table", "--ratios", "0.5", "0"], "target ratio c must be"),
+        (["scale", "--ratio", "0.5"], "give --rule"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, words):

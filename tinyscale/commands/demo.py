@@ -1,34 +1,84 @@
-"""`tinyscale demo`: placeholder main job until the demo study exists.
+"""`tinyscale demo`: the README's main job on the embedded default.
 
-Prints the scaling table: at each published TinyNet's FLOPs ratio (or at --ratios), the
-EfficientNet compound recipe (φ solved) and the single-axis recipes next to it.
+Runs (or resumes) the demo study on Fashion-MNIST in ./demo-study, fits the GPs on it, prints
+the GP recipe next to EfficientNet compound scaling at a few budgets, then opens the design
+assistant on it. Every step is a library call; interrupting and re-running picks up where the
+study stopped (finished trials are never trained again).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 
-from tinyscale.commands.scale import add_base_args
+from tinyscale.commands.app import DEMO_STUDY_DIR
+
+DEMO_TRIALS = 24
+DEMO_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the scaling table: TinyNet-A..E vs EfficientNet compound vs single-axis")
-    p.add_argument("--ratios", type=float, nargs="+", default=None,
-                   help="target FLOPs ratios (default: the ratios of TinyNet-A..E)")
-    add_base_args(p)
+    p = sub.add_parser("demo", help="the main job: demo study on Fashion-MNIST (resumable), fit, then the UI")
+    p.add_argument("--out", default=DEMO_STUDY_DIR, help=f"study directory (default {DEMO_STUDY_DIR})")
+    p.add_argument("--trials", type=int, default=DEMO_TRIALS, help=f"trials in the study (default {DEMO_TRIALS})")
+    p.add_argument("--workers", type=int, default=None, help="parallel trials (default: the study engine's demo setting)")
+    p.add_argument("--no-app", action="store_true", help="stop after the fit and the recipe table")
+    p.add_argument("--port", type=int, default=8501, help="port of the design assistant (default 8501)")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from baselines.common import check_target
-    from baselines.table import format_scaling_table, scaling_table
+def recipe_rows(solver, ratios, config) -> list[tuple[str, str, str]]:
+    """(target, GP recipe, EfficientNet compound recipe) lines at each ratio, in the study's context."""
+    from baselines.efficientnet import compound_recipe
 
-    for c in args.ratios or ():
-        check_target(c)
-    rows = scaling_table(args.ratios, base_resolution=args.base_resolution, num_classes=args.num_classes)
-    if args.json:
-        print(json.dumps({"rows": [row.to_dict() for row in rows]}))
-    else:
-        print(format_scaling_table(rows))
-    return 0
+    rows = []
+    for c in ratios:
+        gp = solver.solve(c)
+        g = gp.recipe
+        gp_text = f"r={g.r:g} w={g.w:g} d={g.d:g} {g.resolution}px c={gp.achieved:.4f}"
+        if gp.extrapolated:
+            gp_text += " (extrapolated)"
+        try:
+            e = compound_recipe(c, base_resolution=config.base_resolution, num_classes=config.num_classes)
+            r = e.recipe
+            eff_text = f"r={r.r:g} w={r.w:g} d={r.d:g} {r.resolution}px c={e.achieved:.4f}"
+        except ValueError as exc:
+            eff_text = f"out of reach: {exc}"
+        rows.append((f"{c:g}", gp_text, eff_text))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinyscale.commands.app import launch
+    from tinyscale.executors import make_executor
+    from tinyscale.gp import fit_scaling, format_fit
+    from tinyscale.solve import RecipeSolver
+    from tinyscale.study import DEMO_WORKERS, demo_config, run_study
+
+    if args.trials <= 0:
+        raise ValueError(f"--trials must be positive, got {args.trials}")
+    out = Path(args.out)
+    config = demo_config()
+    print(f"demo: study in {out} ({args.trials} trials on {config.data}, base {config.base_resolution} px); "
+          "interrupt at any time, re-run to resume")
+    executor = make_executor("local", args.workers or DEMO_WORKERS)
+    try:
+        study = run_study(out, config, trials=args.trials, resume=True, executor=executor)
+    finally:
+        executor.close()
+    with study:
+        trials = study.trials(state="completed")
+    fit = fit_scaling(trials, config, source=str(out.resolve()))
+    fit.save(out)
+    print(format_fit(fit))
+    solver = RecipeSolver(fit)
+    rows = [("c", "GP recipe (this study)", "EfficientNet compound scaling")]
+    rows += recipe_rows(solver, DEMO_RATIOS, config)
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    if args.no_app:
+        print(f"demo: done. Open the design assistant with: tinyscale app --study {out}")
+        return 0
+    return launch(str(out), port=args.port)

@@ -18,17 +18,40 @@ def add_base_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scale", help="the recipe a baseline scaling rule gives at a FLOPs ratio")
-    p.add_argument("--rule", choices=RULES, required=True,
+    p.add_argument("--rule", choices=RULES,
                    help="efficientnet: compound scaling, φ solved; width/depth/resolution: one axis only "
                         "(TinyNet rules); tinynet-a..e: the published recipe")
     p.add_argument("--ratio", type=float, default=None,
                    help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
+    p.add_argument("--table", action="store_true",
+                   help="instead of one rule: the scaling table, every solved rule at each of --ratios")
+    p.add_argument("--ratios", type=float, nargs="+", default=None,
+                   help="with --table: target ratios (default: the counted ratios of TinyNet-A..E)")
     add_base_args(p)
     p.set_defaults(func=run)
 
 
+def run_table(args: argparse.Namespace) -> int:
+    from baselines.common import check_target
+    from baselines.table import format_scaling_table, scaling_table
+
+    for c in args.ratios or ():
+        check_target(c)
+    rows = scaling_table(args.ratios, base_resolution=args.base_resolution, num_classes=args.num_classes)
+    if args.json:
+        print(json.dumps({"rows": [row.to_dict() for row in rows]}))
+    else:
+        print(format_scaling_table(rows))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from baselines import scale
+
+    if args.table:
+        return run_table(args)
+    if args.rule is None:
+        raise ValueError("give --rule RULE (with --ratio C), or --table")
     from tinyscale.summary import format_summary, summarize
 
     scaled = scale(args.rule, args.ratio, base_resolution=args.base_resolution, num_classes=args.num_classes)
