@@ -114,6 +114,11 @@ def test_budget_minutes_and_config_mismatch(tmp_path):
         run_study(tmp_path / "s", CFG, trials=2, progress=False)
     with pytest.raises(ValueError, match="give a budget"):
         run_study(tmp_path / "t", CFG, progress=False)
+    # A config whose data cannot load is refused before anything is written.
+    missing = StudyConfig(data=str(tmp_path / "no-such-dataset"))
+    with pytest.raises(ValueError, match="does not exist"):
+        run_study(tmp_path / "u", missing, trials=1, progress=False)
+    assert not (tmp_path / "u").exists()
 
 
 def _count(db, state):

@@ -403,8 +403,11 @@ def run_study(
         if value is not None and (isinstance(value, bool) or not value > 0):
             raise ValueError(f"{name} must be positive, got {value!r}")
     if config is not None:
+        # Every check that can fail runs before the directory is created, so a typo leaves
+        # nothing behind to trip over on the next try.
         check_space(config)
         TrainConfig.from_study(config)
+        check_data(config)
     study = open_or_create(directory, config, resume=resume)
     config = study.config
     if trials is not None:
@@ -418,7 +421,7 @@ def run_study(
         raise ValueError("give a budget: a number of trials or minutes")
 
     train = TrainConfig.from_study(config)
-    check_data(config)  # fail early and clearly, before workers start
+    check_data(config)  # cached after the first call; fails early and clearly before workers start
     spec = data_spec(config)
     finished = {t.number for t in study.trials() if t.state in ("completed", "failed")}
     elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
