@@ -67,7 +67,7 @@ def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Fi
     fig.update_layout(
         title=title or (f"Accuracy vs MACs at matched FLOPs — {b.get('data', '?')}, "
                         f"{b.get('steps', '?')} steps × {len(comparison.settings.seeds)} seeds"),
-        xaxis=dict(title="MACs (counted)", type="log"),
+        xaxis=dict(title="MACs (counted, log scale)", type="log", tickformat="~s"),
         yaxis=dict(title="held-out top-1 accuracy (%)"),
         legend=dict(title="strategy"),
         template="plotly_white",
