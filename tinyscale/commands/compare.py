@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ratios", default=DEFAULT_RATIOS, help=f"target FLOPs ratios (default {DEFAULT_RATIOS})")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated (default {DEFAULT_STRATEGIES})")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps per run (default: the compare default budget, see README)")
+                   help="training steps per run (default: 1.5x the study's steps per trial)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the study's)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per run (default: cores / workers; 1 is fastest on a busy machine)")
