@@ -321,7 +321,7 @@ def test_cli_runs_without_a_fit_when_gp_is_left_out(unfitted_study, tmp_path, ca
     directory = tmp_path / "study"
     shutil.copytree(unfitted_study, directory)
     code = main(["compare", str(directory), "--ratios", "0.25", "--strategies", "efficientnet,width",
-                 "--steps", "4", "--seeds", "1", "--threads", "1", "--no-progress"])
+                 "--steps", "4", "--seeds", "1", "--threads", "1", "--workers", "1", "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
     assert "| 0.25 | efficientnet |" in out and "| 0.25 | width |" in out

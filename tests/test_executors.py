@@ -121,6 +121,20 @@ def test_budget_minutes_and_config_mismatch(tmp_path):
     assert not (tmp_path / "u").exists()
 
 
+
+def test_resume_refuses_other_trainer_settings(tmp_path):
+    # Trainer defaults can change between versions; a study must resume training as it started.
+    study = run_study(tmp_path / "s", CFG, trials=1, executor=SequentialExecutor(threads=1), progress=False)
+    recorded = study.get_meta("trainer")
+    assert recorded["steps"] == CFG.steps and recorded["bn_calibration_images"] == 64 and "threads" not in recorded
+    study.set_meta("trainer", {**recorded, "lr": recorded["lr"] * 10})  # as if started by another version
+    study.close()
+    with pytest.raises(ValueError, match=r"other trainer settings \(lr: "):
+        run_study(tmp_path / "s", CFG, trials=2, resume=True, executor=SequentialExecutor(threads=1), progress=False)
+    with Study.open(tmp_path / "s") as study:
+        assert study.progress().finished == 1  # nothing trained under the other settings
+
+
 def _count(db, state):
     try:
         with sqlite3.connect(db, timeout=5) as conn:
@@ -134,7 +148,7 @@ def test_kill_mid_study_then_resume_loses_and_repeats_nothing(tmp_path):
     n = 6
     cmd = [sys.executable, "-m", "tinyscale.cli", "study", "--data", "generated", "--out", str(out),
            "--trials", str(n), "--steps", "12", "--batch-size", "16", "--base-resolution", "16",
-           "--r-range", "0.5,1", "--train-size", "256", "--val-size", "64", "--threads", "1", "--quiet"]
+           "--r-range", "0.5,1", "--train-size", "256", "--val-size", "64", "--threads", "1", "--workers", "1", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _count(out / "trials.sqlite", "completed") < 2:
@@ -148,7 +162,7 @@ def test_kill_mid_study_then_resume_loses_and_repeats_nothing(tmp_path):
         times_before = study.trial_times()
         assert 2 <= len(before) < n
     # Resume through the command line too, with no config options: it continues.
-    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", "study", "--resume", str(out), "--threads", "1",
+    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", "study", "--resume", str(out), "--threads", "1", "--workers", "1",
                            "--quiet"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     with Study.open(out) as study:

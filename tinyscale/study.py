@@ -316,11 +316,8 @@ class _Transaction:
 # =============================================================================== the driver
 # The README's main job: a study on Fashion-MNIST that finishes on 2 cores in about 10 minutes
 # (measured numbers in README.md, section "study").
+# It runs on `tinyscale.executors.default_workers()`: one single-threaded process per core.
 DEMO_TRIALS = 24
-# Two single-threaded worker processes: on a 2-core machine this beats one 2-thread process
-# (small networks parallelise poorly inside an op) and degrades gracefully when the cores are
-# busy, where 2-thread OpenMP ops ran 5x slower than 1-thread ones (measured, shared machine).
-DEMO_WORKERS = 2
 
 
 def demo_config() -> StudyConfig:
@@ -421,6 +418,11 @@ def run_study(
         raise ValueError("give a budget: a number of trials or minutes")
 
     train = TrainConfig.from_study(config)
+    try:
+        check_trainer(study, train)
+    except ValueError:
+        study.close()
+        raise
     check_data(config)  # cached after the first call; fails early and clearly before workers start
     spec = data_spec(config)
     finished = {t.number for t in study.trials() if t.state in ("completed", "failed")}
@@ -480,6 +482,28 @@ def run_study(
         if own_executor:
             executor.close()
     return study
+
+
+def check_trainer(study: Study, train) -> None:
+    """Record the resolved trainer settings on first run; on resume, refuse different ones.
+
+    The study config names only some trainer settings; the rest are the trainer's defaults,
+    which may change between tinyscale versions. Trials trained under different settings are
+    not comparable, so a resumed study must train exactly as it started.
+    """
+    settings = json.loads(json.dumps(_train_dict(train)))
+    settings.pop("threads", None)  # how fast, not what is trained
+    stored = study.get_meta("trainer")
+    if stored is None:
+        study.set_meta("trainer", settings)
+        return
+    diffs = [f"{k}: {stored.get(k)!r} then, {settings.get(k)!r} now"
+             for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+    if diffs:
+        raise ValueError(
+            f"the study at {study.directory} was trained with other trainer settings ({'; '.join(diffs)}); "
+            "resume it with the tinyscale version that started it, or start a new study"
+        )
 
 
 def _train_dict(train) -> dict:

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="torch threads per run (default: cores / workers; 1 is fastest on a busy machine)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe: 0..N-1 (default 3)")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs train (default local)")
-    p.add_argument("--workers", type=int, default=1, help="runs in parallel (local processes or Ray actors)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs in parallel, local processes or Ray actors (default: one per core, 1 thread each)")
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.add_argument("--restart", action="store_true", help="discard stored comparison results first")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -46,14 +47,14 @@ def run(args: argparse.Namespace) -> int:
         run_comparison,
         write_report,
     )
-    from tinyscale.executors import make_executor
+    from tinyscale.executors import default_workers, make_executor
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     settings = default_settings(args.study_dir, ratios=args.ratios, strategies=args.strategies,
                                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
                                 threads=args.threads)
-    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
+    executor = make_executor(args.executor, args.workers or default_workers(), address=args.address, threads=args.threads)
     try:
         comparison = run_comparison(args.study_dir, settings, restart=args.restart,
                                     progress=not args.no_progress, executor=executor)

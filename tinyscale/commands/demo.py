@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from tinyscale.commands.app import DEMO_STUDY_DIR
+from tinyscale.study import DEMO_TRIALS
 
-DEMO_TRIALS = 24
 DEMO_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: demo study on Fashion-MNIST (resumable), fit, then the UI")
     p.add_argument("--out", default=DEMO_STUDY_DIR, help=f"study directory (default {DEMO_STUDY_DIR})")
     p.add_argument("--trials", type=int, default=DEMO_TRIALS, help=f"trials in the study (default {DEMO_TRIALS})")
-    p.add_argument("--workers", type=int, default=None, help="parallel trials (default: the study engine's demo setting)")
+    p.add_argument("--workers", type=int, default=None, help="parallel trials (default: one per core, 1 thread each)")
     p.add_argument("--no-app", action="store_true", help="stop after the fit and the recipe table")
     p.add_argument("--port", type=int, default=8501, help="port of the design assistant (default 8501)")
     p.set_defaults(func=run)
@@ -51,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tinyscale.commands.app import launch
-    from tinyscale.executors import make_executor
+    from tinyscale.executors import default_workers, make_executor
     from tinyscale.gp import fit_scaling, format_fit
     from tinyscale.solve import RecipeSolver
-    from tinyscale.study import DEMO_WORKERS, demo_config, run_study
+    from tinyscale.study import demo_config, run_study
 
     if args.trials <= 0:
         raise ValueError(f"--trials must be positive, got {args.trials}")
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     config = demo_config()
     print(f"demo: study in {out} ({args.trials} trials on {config.data}, base {config.base_resolution} px); "
           "interrupt at any time, re-run to resume")
-    executor = make_executor("local", args.workers or DEMO_WORKERS)
+    executor = make_executor("local", args.workers or default_workers())
     try:
         study = run_study(out, config, trials=args.trials, resume=True, executor=executor)
     finally:

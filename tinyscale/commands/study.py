@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     space.add_argument("--seed", type=int, help="sampling and training seed (default 0)")
     run = p.add_argument_group("execution (may change between runs)")
     run.add_argument("--executor", choices=("local", "ray"), default="local")
-    run.add_argument("--workers", type=int, default=1, help="parallel trials (local processes or Ray actors)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="parallel trials, local processes or Ray actors (default: one per core, 1 thread each)")
     run.add_argument("--threads", type=int, help="torch threads per worker (default: cores // workers)")
     run.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local Ray)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,7 +76,7 @@ def config_from_args(args: argparse.Namespace, stored=None):
 def run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.executors import make_executor
+    from tinyscale.executors import default_workers, make_executor
     from tinyscale.study import CONFIG_FILE, Study, run_study
 
     directory = args.resume if isinstance(args.resume, str) else args.out
@@ -90,7 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
         config = config_from_args(args, stored)
     else:
         config = config_from_args(args)
-    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
+    executor = make_executor(args.executor, args.workers or default_workers(), address=args.address, threads=args.threads)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
                           resume=resume, executor=executor, progress=not args.quiet)
