@@ -45,6 +45,8 @@ def streamlit_command(study_dir: str | os.PathLike, port: int = DEFAULT_PORT, ho
         "--server.address", host,
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
+        # A local design tool: no "Deploy" button or developer menu in the page.
+        "--client.toolbarMode", "viewer",
         "--", "--study", str(Path(study_dir).resolve()),
     ]
 
