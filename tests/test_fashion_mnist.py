@@ -9,6 +9,8 @@ from tinyscale.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, fashion_
 from tinyscale.recipe import Recipe
 from tinyscale.train import TrainConfig, train_recipe
 
+from _ci import skip_unless_ci  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 
@@ -17,7 +19,7 @@ def data():
     try:
         fashion_mnist_dir(download=False)
     except ValueError:
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        skip_unless_ci("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     return load_data("fashion-mnist", download=False)
 
 
@@ -42,6 +44,6 @@ def test_brief_training_learns_fashion_mnist(data):
 
 def test_debian_files_are_used_when_present():
     if not DEBIAN_FASHION_MNIST.is_dir():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+        skip_unless_ci("Debian's dataset-fashion-mnist is not installed")
     assert fashion_mnist_dir(download=False) in (DEBIAN_FASHION_MNIST,) or "TINYSCALE_FASHION_MNIST" in __import__("os").environ
     assert torch.get_num_threads() >= 1
