@@ -259,6 +259,21 @@ def test_app_command_serves_the_page_headless():
     assert main(["app", "--port", "0"]) == 2  # bad port: one line, no server
 
 
+def test_app_command_on_a_busy_port_is_a_clear_error(capsys):
+    import socket
+
+    from tinyscale.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["app", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is not available" in err and "--port P" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_compare_results_are_shown(monkeypatch, study):
     from tinyscale.compare import CompareSettings, comparison_table, load_comparison, run_comparison
 

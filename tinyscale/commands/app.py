@@ -51,6 +51,20 @@ def streamlit_command(study_dir: str | os.PathLike, port: int = DEFAULT_PORT, ho
     ]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """A clear error before starting, instead of Streamlit's log line and a silent exit."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(
+                f"port {port} on {host} is not available ({exc.strerror or exc}); "
+                "another app may be serving there: pass --port P"
+            ) from None
+
+
 def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> int:
     """Serve the design assistant until interrupted; returns streamlit's exit code.
 
@@ -62,6 +76,7 @@ def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PO
         import streamlit  # noqa: F401
     except ModuleNotFoundError:
         raise ValueError("the design assistant needs Streamlit: pip install 'tinyscale[app]'") from None
+    _check_port_free(host, int(port))
     cmd = streamlit_command(study_dir, port, host)
     env = dict(os.environ, **{STUDY_ENV: str(Path(study_dir).resolve())})
     print(f"tinyscale app: study {Path(study_dir).resolve()} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
