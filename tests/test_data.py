@@ -170,3 +170,19 @@ def test_subsets_and_splits_are_seeded():
         split_validation(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), torch.arange(1), 0.5, 0)
     with pytest.raises(ValueError, match="data must be"):
         load_data("")
+
+
+def test_normalisation_statistics_cover_all_training_classes():
+    # Class-sorted training images (as folder datasets are) beyond the statistics' sample size:
+    # the mean must describe the whole training split, not its first class.
+    from tinyscale.data import ImageData
+
+    n = 12000
+    train = torch.cat([torch.zeros(n // 2, 1, 2, 2, dtype=torch.uint8),
+                       torch.full((n // 2, 1, 2, 2), 255, dtype=torch.uint8)])
+    labels = torch.cat([torch.zeros(n // 2, dtype=torch.long), torch.ones(n // 2, dtype=torch.long)])
+    val = torch.full((4, 1, 2, 2), 255, dtype=torch.uint8)  # must not enter the statistics
+    data = ImageData(train, labels, val, torch.ones(4, dtype=torch.long), ("a", "b"), source="test")
+    mean, std = data.mean_std()
+    assert mean == pytest.approx((0.5,) * 3, abs=0.02)
+    assert std == pytest.approx((0.5,) * 3, abs=0.02)
