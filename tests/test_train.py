@@ -112,3 +112,16 @@ def test_lr_schedule_warmup_then_cosine_to_zero():
 def test_bad_train_config_is_a_clear_error(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_bn_calibration_sees_the_whole_training_set_not_its_first_classes():
+    # Folder datasets come class-sorted (train/<class>/...): the calibration images must be
+    # spread over the split, or BN statistics describe the first class(es) only.
+    from tinyscale.train import calibrate_batchnorm
+
+    images = torch.cat([torch.zeros(64, 3, 2, 2, dtype=torch.uint8), torch.full((64, 3, 2, 2), 255, dtype=torch.uint8)])
+    batches = BatchMaker(images, (0.5,) * 3, (0.5,) * 3)  # 0 -> -1, 255 -> +1: whole-set mean 0, var 1
+    bn = torch.nn.BatchNorm2d(3)
+    calibrate_batchnorm(torch.nn.Sequential(bn), batches, 64, batch_size=16)
+    assert bn.running_mean.abs().max() < 0.2
+    assert (bn.running_var - 1).abs().max() < 0.2

@@ -174,7 +174,9 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
 
 
 def calibrate_batchnorm(model: torch.nn.Module, batches: BatchMaker, n: int, batch_size: int) -> None:
-    """Replace BN running statistics by their exact average over the first ``n`` images."""
+    """Replace BN running statistics by their exact average over ``n`` training images drawn
+    by a fixed-seed permutation (folder datasets are class-sorted: the first ``n`` would
+    describe the first classes only, and batches should mix classes as training batches do)."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     if n <= 0 or not bns:
         return
@@ -185,8 +187,9 @@ def calibrate_batchnorm(model: torch.nn.Module, batches: BatchMaker, n: int, bat
         m.momentum = None  # cumulative moving average = the exact mean over the batches seen
         m.train()
     with torch.no_grad():
+        spread = torch.randperm(len(batches.images), generator=torch.Generator().manual_seed(0))[:n]
         for start in range(0, n, batch_size):
-            model(batches(torch.arange(start, min(n, start + batch_size)), augment=False))
+            model(batches(spread[start:start + batch_size], augment=False))
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
     model.eval()
