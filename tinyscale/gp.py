@@ -209,7 +209,8 @@ def _posterior(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def loo_predictions(model) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form leave-one-out predictive mean and standard deviation at every training point,
     in the outcome's original (log) units, with the fitted hyperparameters held fixed
-    (Rasmussen & Williams eq. 5.12: mu_i = y_i - [K^-1 y]_i / [K^-1]_ii, var_i = 1 / [K^-1]_ii).
+    (Rasmussen & Williams eq. 5.12 with the prior mean m removed: mu_i = y_i - [K^-1 (y - m)]_i / [K^-1]_ii,
+    var_i = 1 / [K^-1]_ii).
     """
     import torch
 
@@ -220,7 +221,9 @@ def loo_predictions(model) -> tuple[np.ndarray, np.ndarray]:
         noise = model.likelihood.noise.reshape(-1)
         k = k + torch.diag(noise.expand(k.shape[0]))
         k_inv = torch.cholesky_inverse(torch.linalg.cholesky(k))
-        alpha = k_inv @ y
+        # SingleTaskGP has a fitted constant prior mean; the formula holds for y minus that mean.
+        prior = model.mean_module(x).reshape(-1, 1)
+        alpha = k_inv @ (y - prior)
         diag = torch.diagonal(k_inv).reshape(-1, 1)
         mean = y - alpha / diag
         var = 1.0 / diag
