@@ -34,6 +34,22 @@ def test_achieved_ratio_meets_the_target_within_the_rounding_step(solver):
             assert a.recipe.r == pytest.approx(a.r_mean, abs=1e-4)
 
 
+def test_rounding_never_leaves_the_sampled_range():
+    # Range bounds with more decimals than the solver keeps: clipping to them and then rounding
+    # used to step just outside (0.55554 -> 0.5555).
+    import copy
+    from dataclasses import replace
+
+    fit = copy.copy(fitted(0))
+    fit.config = replace(CONFIG, r_range=(0.55554, 0.80006), d_range=(0.35, 1.00006))
+    solver = RecipeSolver(fit)
+    for c in (0.05, 1.0):  # r clipped to its lower bound, then r and d to their upper bounds
+        a = solver.solve(c)
+        assert a.clipped
+        assert 0.55554 <= a.recipe.r <= 0.80006 and 0.35 <= a.recipe.d <= 1.00006
+        assert a.recipe.r == round(a.recipe.r, 4) and a.recipe.d == round(a.recipe.d, 4)
+
+
 def test_extrapolation_and_clamping_are_flagged(solver):
     lo, hi = solver.fit.c_range
     assert not solver.solve(float(np.sqrt(lo * hi))).extrapolated

@@ -82,6 +82,18 @@ def _check_target(c: float) -> float:
     return float(c)
 
 
+def _round_within(value: float, lo: float, hi: float) -> float:
+    """``value`` (already inside [lo, hi]) to DECIMALS places without leaving the range: a bound
+    with more decimals (r_range=(0.33333, 1)) must not be rounded past (to 0.3333)."""
+    step = 10.0 ** -DECIMALS
+    rounded = round(value, DECIMALS)
+    if rounded < lo:
+        rounded = round(rounded + step, DECIMALS)
+    elif rounded > hi:
+        rounded = round(rounded - step, DECIMALS)
+    return rounded if lo <= rounded <= hi else value  # a range narrower than one step: keep it exact
+
+
 class RecipeSolver:
     """Answers recipe queries from a fitted `tinyscale.gp.ScalingFit` (no refitting)."""
 
@@ -120,7 +132,7 @@ class RecipeSolver:
             if value != mean:
                 clipped.append(name)
                 notes.append(f"{name}={mean:.4g} from the GP is outside the sampled range [{lo:g}, {hi:g}]; clipped")
-            values[name] = round(value, DECIMALS)
+            values[name] = _round_within(value, lo, hi)
         r, d = values["r"], values["d"]
         c_lo, c_hi = self.fit.c_range
         extrapolated = not (c_lo * (1 - 1e-9) <= c <= c_hi * (1 + 1e-9))
