@@ -14,6 +14,7 @@ from typing import Callable
 
 from tinyscale.cost import baseline_macs, macs
 from tinyscale.recipe import Recipe
+from tinyscale.width import check_ratio
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,6 @@ class ScaledRecipe:
             "phi": self.phi,
             "recipe": self.recipe.to_dict(),
         }
-
-
-def check_target(c: object) -> float:
-    """The target ratio as a float; ValueError unless it is a positive finite number."""
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-        raise ValueError(f"target ratio c must be a positive finite number, got {c!r}")
-    return float(c)
 
 
 def _first_reaching(make: Callable[[float], Recipe], target: float, lo: float, hi: float) -> float:
@@ -110,7 +104,7 @@ def solve_knob(
     strategy and ``low_limit``/``high_limit`` say what stops the knob at each end, for the
     error raised when c is out of reach.
     """
-    c = check_target(c)
+    c = check_ratio(c)
     base = baseline_macs(make(lo))
     m_lo, m_hi = macs(make(lo)), macs(make(hi))
     if not m_lo / base <= c <= m_hi / base:

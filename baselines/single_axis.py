@@ -9,9 +9,9 @@ Pass ``rules="efficientnet"`` for the other convention.
 
 from __future__ import annotations
 
-from baselines.common import ScaledRecipe, check_target, solve_knob
+from baselines.common import ScaledRecipe, solve_knob
 from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
-from tinyscale.width import solve_width
+from tinyscale.width import check_ratio, solve_width
 
 DEFAULT_RULES = "tinynet"
 # Below this every stage is at its 1-block minimum under either rule set (round(1·d) and
@@ -22,7 +22,7 @@ D_MIN = 0.01
 def width_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
                num_classes: int = 1000) -> ScaledRecipe:
     """r = d = 1, w solved against the counted cost (see tinyscale.width.solve_width)."""
-    check_target(c)
+    check_ratio(c)
     sol = solve_width(c, 1.0, 1.0, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
     return ScaledRecipe(strategy="width", recipe=sol.recipe, target=float(c), achieved=sol.achieved,
                         ratio_below=sol.ratio_below, ratio_above=sol.ratio_above)

@@ -27,6 +27,7 @@ from pathlib import Path
 from tinyscale.cost import cost, macs
 from tinyscale.recipe import Recipe
 from tinyscale.trial import StudyConfig
+from tinyscale.width import check_ratio
 
 STRATEGIES: tuple[str, ...] = ("gp", "efficientnet", "width", "depth", "resolution")
 STRATEGY_LABELS = {
@@ -65,8 +66,7 @@ def parse_ratios(text: str | Sequence[float]) -> tuple[float, ...]:
             value = float(raw)
         except (TypeError, ValueError):
             raise ValueError(f"ratio {raw!r} is not a number") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"every target ratio must be a positive finite number, got {raw}")
+        check_ratio(value)
         if value in ratios:
             raise ValueError(f"ratio {value:g} is listed twice")
         ratios.append(value)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tinyscale.cost import baseline_macs, cost
 from tinyscale.recipe import Recipe
-from tinyscale.width import W_MAX, W_MIN, reachable_ratios, solve_width
+from tinyscale.width import W_MAX, W_MIN, check_ratio, reachable_ratios, solve_width
 
 DECIMALS = 4
 
@@ -76,12 +76,6 @@ class RecipeAnswer:
         }
 
 
-def _check_target(c: float) -> float:
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-        raise ValueError(f"the target FLOPs ratio must be a positive number, got {c!r}")
-    return float(c)
-
-
 def _round_within(value: float, lo: float, hi: float) -> float:
     """``value`` (already inside [lo, hi]) to DECIMALS places without leaving the range: a bound
     with more decimals (r_range=(0.33333, 1)) must not be rounded past (to 0.3333)."""
@@ -120,7 +114,7 @@ class RecipeSolver:
         return self.solve(self.ratio_for_macs(macs))
 
     def solve(self, c: float) -> RecipeAnswer:
-        c = _check_target(c)
+        c = check_ratio(c)
         cfg = self.fit.config
         pred = self.fit.predict([c])
         r_mean, d_mean = float(pred.r.mean[0]), float(pred.d.mean[0])

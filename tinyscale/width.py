@@ -38,6 +38,13 @@ class WidthSolution:
         return self.achieved / self.target - 1.0
 
 
+def check_ratio(c: object) -> float:
+    """The target FLOPs ratio as a float; ValueError unless it is a positive finite number."""
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
+        raise ValueError(f"target ratio c must be a positive finite number, got {c!r}")
+    return float(c)
+
+
 def _template(r: float, d: float, rules: str, base_resolution: int, num_classes: int) -> Recipe:
     return Recipe(r=r, w=1.0, d=d, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
 
@@ -99,8 +106,7 @@ def solve_width(
     Raises ValueError when c is not a positive finite number or lies outside what any width
     reaches at this (r, d) (the message gives the reachable range).
     """
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-        raise ValueError(f"target ratio c must be a positive finite number, got {c!r}")
+    c = check_ratio(c)
     t = _template(r, d, rules, base_resolution, num_classes)
     base = baseline_macs(t)
     lo_ratio, hi_ratio = reachable_ratios(r, d, rules=rules, base_resolution=base_resolution, num_classes=num_classes)

@@ -8,12 +8,18 @@ import json
 from tinyscale.recipe import RULE_SETS
 
 
-def add_context_args(p: argparse.ArgumentParser) -> None:
-    """The options that place a recipe in context (shared by commands that build recipes)."""
-    p.add_argument("--rules", choices=RULE_SETS, default="tinynet", help="rounding rule set (default: tinynet)")
+def add_base_args(p: argparse.ArgumentParser) -> None:
+    """Context options of every command that prints a recipe (`scale`'s strategies fix their
+    own rule set, so it takes these alone)."""
     p.add_argument("--base-resolution", type=int, default=224, help="side length r multiplies (default 224)")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_context_args(p: argparse.ArgumentParser) -> None:
+    """The options that place a recipe in context: the rule set and the base options."""
+    p.add_argument("--rules", choices=RULE_SETS, default="tinynet", help="rounding rule set (default: tinynet)")
+    add_base_args(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

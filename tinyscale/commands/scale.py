@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinyscale.commands.inspect import add_base_args
+
 RULES = ("efficientnet", "width", "depth", "resolution",
          "tinynet-a", "tinynet-b", "tinynet-c", "tinynet-d", "tinynet-e")
-
-
-def add_base_args(p: argparse.ArgumentParser) -> None:
-    """Context options of commands whose strategies fix their own rule set (no --rules)."""
-    p.add_argument("--base-resolution", type=int, default=224, help="side length r multiplies (default 224)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,11 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from baselines.common import check_target
+    from tinyscale.width import check_ratio
     from baselines.table import format_scaling_table, scaling_table
 
     for c in args.ratios or ():
-        check_target(c)
+        check_ratio(c)
     rows = scaling_table(args.ratios, base_resolution=args.base_resolution, num_classes=args.num_classes)
     if args.json:
         print(json.dumps({"rows": [row.to_dict() for row in rows]}))
