@@ -3,9 +3,7 @@ recipe for the same target, the downloads load back, and bad states are explaine
 
 from __future__ import annotations
 
-import io
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
