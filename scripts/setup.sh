@@ -23,9 +23,12 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     echo "setup: installing torch==2.13.0 (CPU)"
     "$VENV/bin/pip" install -q torch==2.13.0
 fi
+# Every dependency at the version the suite passed with (requirements/lock.txt, refreshed by
+# scripts/lock.sh); pyproject.toml keeps loose lower bounds for library users.
+LOCK="${TINYSCALE_LOCK-requirements/lock.txt}"  # set empty for no lock
 stamp="$VENV/.tinyscale-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing tinyscale[all] into $VENV"
-    "$VENV/bin/pip" install -q -e ".[all]"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -n "$LOCK" ] && [ "$LOCK" -nt "$stamp" ]; }; then
+    echo "setup: installing tinyscale[all] into $VENV${LOCK:+ (versions from $LOCK)}"
+    "$VENV/bin/pip" install -q ${LOCK:+-c "$LOCK"} -e ".[all]"
     touch "$stamp"
 fi

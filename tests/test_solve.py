@@ -11,6 +11,23 @@ from tinyscale.solve import RecipeSolver
 from tinyscale.width import W_MIN
 
 
+def assert_same_answer(a, b):
+    """Two answers to one query computed along different paths (a fit reloaded from JSON, a
+    target given in MACs): GP algebra is not bitwise stable across BLAS code paths, so the
+    posterior numbers agree to 1e-9 relative, and r and d, rounded to 4 decimals, to one unit
+    in that last place; the network is then the one solved at those r and d."""
+    assert a.target == pytest.approx(b.target, rel=1e-12)
+    for name in ("r_mean", "d_mean"):
+        assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-9)
+    for name in ("r_band", "d_band"):
+        assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-9)
+    assert a.recipe.r == pytest.approx(b.recipe.r, abs=1.0001e-4)
+    assert a.recipe.d == pytest.approx(b.recipe.d, abs=1.0001e-4)
+    assert (a.clipped, a.extrapolated, a.width_clamped) == (b.clipped, b.extrapolated, b.width_clamped)
+    if (a.recipe.r, a.recipe.d) == (b.recipe.r, b.recipe.d):
+        assert (a.recipe, a.macs, a.params) == (b.recipe, b.macs, b.params)
+
+
 @pytest.fixture(scope="module")
 def solver():
     return RecipeSolver(fitted(0))
@@ -64,7 +81,7 @@ def test_extrapolation_and_clamping_are_flagged(solver):
 def test_macs_budget_is_the_same_query_as_its_ratio(solver):
     c = 0.3
     a = solver.solve_macs(c * solver.baseline_macs)
-    assert a.recipe == solver.solve(c).recipe
+    assert_same_answer(a, solver.solve(c))
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), float("inf"), True, "0.5"])
@@ -79,7 +96,7 @@ def test_load_from_a_study_directory(solver, tmp_path):
         RecipeSolver.load(tmp_path / "study")
     solver.fit.save(tmp_path / "study")
     loaded = RecipeSolver.load(tmp_path / "study")
-    assert loaded.solve(0.25) == solver.solve(0.25)
+    assert_same_answer(loaded.solve(0.25), solver.solve(0.25))
     (tmp_path / "study" / "fit.json").write_text("not json")
     with pytest.raises(ValueError, match="corrupt"):
         RecipeSolver.load(tmp_path / "study")
