@@ -14,13 +14,13 @@ from tinyscale.summary import summarize
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     directory = write_study(tmp_path_factory.mktemp("cli") / "study", synthetic_trials(seed=1))
-    assert main(["fit", str(directory), "--pareto-k", "20", "--show-trials"]) == 0  # the text report
+    assert main(["fit", str(directory), "--method", "pareto", "--pareto-k", "20", "--show-trials"]) == 0  # the text report
     return directory
 
 
 def test_fit_prints_the_fits_and_saves_them(study, capsys):
     assert (study / "fit.json").is_file()
-    assert main(["fit", str(study), "--pareto-k", "12", "--json"]) == 0
+    assert main(["fit", str(study), "--method", "pareto", "--pareto-k", "12", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["selected"]) == 12 and out["diagnostics"]["n_models"] == 12
     assert set(out["diagnostics"]["correlation"]) == {"r", "w", "d"}

@@ -1,5 +1,13 @@
-"""Gaussian-process fits c -> r and c -> d over the selected Pareto models, with bands and
-diagnostics, and their persistence (``fit.json`` in the study directory).
+"""Gaussian-process fits c -> r and c -> d, with bands and diagnostics, and their persistence
+(``fit.json`` in the study directory).
+
+Two methods give the points the curves are fitted on (``fit_scaling(method=...)``):
+
+- ``surface`` (the default): an accuracy surface over *every* completed trial
+  (`tinyscale.surface`); the points are its ridge, the best (r, d) at each c of a grid, and
+  the bands are widened to the ridge's own 95 % band from posterior samples of the argmax.
+- ``pareto`` (the paper's): up to K models selected by non-dominated sorting and NSGA-III
+  niching (`tinyscale.pareto`); K defaults to about 1 in 5 trials, as TinyNet kept ~20 of ~100.
 
 Both fits are botorch ``SingleTaskGP``s in log space (x = log c, y = log r or log d): the
 study samples c log-uniformly and the multipliers act multiplicatively, so log-log is where the
@@ -26,13 +34,21 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscale.pareto import DEFAULT_K, ParetoSelection, select
+from tinyscale.gpmodels import Z_95, fit_gp, lengthscales, load_state, loo_predictions, make_gp, noise_sd, posterior, state_json
+from tinyscale.pareto import ParetoSelection, front_ranks, objectives, select
+from tinyscale.surface import C_POINTS, AccuracySurface, Ridge, SurfaceDiagnostics
 from tinyscale.trial import StudyConfig, Trial
 
 FIT_FILE = "fit.json"
-FIT_FORMAT = 1
+FIT_FORMAT = 2  # 2 added the method, the ridge and the accuracy surface; 1 (pareto only) still loads
+READABLE_FORMATS = (1, 2)
+METHODS = ("surface", "pareto")
+DEFAULT_METHOD = "surface"
 MIN_MODELS = 5  # fewer points than this cannot pin down a lengthscale, a noise and a trend
-Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
+# The paper's Pareto step kept about 1 in 5 trials (~20 of ~100); keeping most of them selects
+# nothing, so K is at most half of the usable trials.
+PARETO_FRACTION = 0.2
+PARETO_MAX_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,7 @@ class Diagnostics:
     noise_r: float  # observation noise standard deviation, log-space units
     noise_d: float
     warnings: tuple[str, ...] = ()
+    surface: SurfaceDiagnostics | None = None  # the accuracy surface's own (method "surface")
 
     def to_dict(self) -> dict:
         return {
@@ -94,6 +111,7 @@ class Diagnostics:
             "noise_r": self.noise_r,
             "noise_d": self.noise_d,
             "warnings": list(self.warnings),
+            "surface": None if self.surface is None else self.surface.to_dict(),
         }
 
     @classmethod
@@ -109,6 +127,7 @@ class Diagnostics:
             noise_r=float(data["noise_r"]),
             noise_d=float(data["noise_d"]),
             warnings=tuple(data.get("warnings", ())),
+            surface=None if data.get("surface") is None else SurfaceDiagnostics.from_dict(data["surface"]),
         )
 
 
@@ -141,99 +160,6 @@ class TrainingData:
         return cls(numbers=numbers, **arrays)
 
 
-def _tensor(x: np.ndarray):
-    import torch
-
-    return torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(-1, 1)
-
-
-def _make_gp(x: np.ndarray, y: np.ndarray):
-    """An unfitted SingleTaskGP on (n,) log-space inputs and outcomes."""
-    from botorch.models import SingleTaskGP
-    from botorch.models.transforms import Normalize, Standardize
-
-    return SingleTaskGP(_tensor(x), _tensor(y), input_transform=Normalize(d=1), outcome_transform=Standardize(m=1))
-
-
-def _fit_gp(x: np.ndarray, y: np.ndarray):
-    import warnings
-
-    import torch
-    from botorch.fit import fit_gpytorch_mll
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    torch.manual_seed(0)  # fit_gpytorch_mll may retry from random restarts; keep it reproducible
-    model = _make_gp(x, y)
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # botorch's "data not standardised" hints do not apply in log space
-        fit_gpytorch_mll(mll)
-    model.eval()
-    return model
-
-
-def _state_to_json(model) -> dict:
-    return {k: v.detach().cpu().tolist() for k, v in model.state_dict().items()}
-
-
-def _model_from_state(x: np.ndarray, y: np.ndarray, state: dict):
-    import torch
-
-    model = _make_gp(x, y)
-    current = model.state_dict()
-    if set(state) != set(current):
-        missing, extra = sorted(set(current) - set(state)), sorted(set(state) - set(current))
-        raise ValueError(f"hyperparameters do not match the GP (missing {missing}, unexpected {extra})")
-    tensors = {}
-    for key, ref in current.items():
-        value = torch.as_tensor(state[key], dtype=ref.dtype)
-        if value.shape != ref.shape:
-            raise ValueError(f"hyperparameter {key} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
-        tensors[key] = value
-    model.load_state_dict(tensors, strict=True)
-    model.eval()
-    return model
-
-
-def _posterior(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and standard deviation of the latent log-space function at (n,) inputs."""
-    import torch
-
-    with torch.no_grad():
-        post = model.posterior(_tensor(x))
-        mean = post.mean.reshape(-1).numpy()
-        std = post.variance.clamp_min(0.0).sqrt().reshape(-1).numpy()
-    return mean, std
-
-
-def loo_predictions(model) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form leave-one-out predictive mean and standard deviation at every training point,
-    in the outcome's original (log) units, with the fitted hyperparameters held fixed
-    (Rasmussen & Williams eq. 5.12 with the prior mean m removed: mu_i = y_i - [K^-1 (y - m)]_i / [K^-1]_ii,
-    var_i = 1 / [K^-1]_ii).
-    """
-    import torch
-
-    with torch.no_grad():
-        x = model.train_inputs[0]  # in eval mode: already through the input transform
-        y = model.train_targets.reshape(-1, 1)  # standardised outcomes
-        k = model.covar_module(x).to_dense()
-        noise = model.likelihood.noise.reshape(-1)
-        k = k + torch.diag(noise.expand(k.shape[0]))
-        k_inv = torch.cholesky_inverse(torch.linalg.cholesky(k))
-        # SingleTaskGP has a fitted constant prior mean; the formula holds for y minus that mean.
-        prior = model.mean_module(x).reshape(-1, 1)
-        alpha = k_inv @ (y - prior)
-        diag = torch.diagonal(k_inv).reshape(-1, 1)
-        mean = y - alpha / diag
-        var = 1.0 / diag
-        tf = model.outcome_transform
-        stdv = tf.stdvs.reshape(-1)
-        mean = mean.reshape(-1) * stdv + tf.means.reshape(-1)
-        std = var.reshape(-1).sqrt() * stdv
-    return mean.numpy(), std.numpy()
-
-
 def _loo_error(model, y_log: np.ndarray) -> LooError:
     mean, std = loo_predictions(model)
     err = y_log - mean
@@ -245,54 +171,67 @@ def _loo_error(model, y_log: np.ndarray) -> LooError:
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    if np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = np.asarray(a)[keep], np.asarray(b)[keep]
+    if a.size < 2 or np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
         return None  # a constant has no correlation
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _lengthscale(model) -> float:
-    """Fitted lengthscale in units of log c (the kernel sees inputs normalised to [0, 1])."""
-    ls = float(model.covar_module.lengthscale.detach().reshape(-1)[0])
-    bounds = model.input_transform.bounds.reshape(-1)
-    return ls * float(bounds[1] - bounds[0])
-
-
-def _noise_sd(model) -> float:
-    """Observation noise standard deviation in the outcome's log units."""
-    return float(model.likelihood.noise.detach().reshape(-1)[0].sqrt() * model.outcome_transform.stdvs.reshape(-1)[0])
-
-
 @dataclass
 class ScalingFit:
-    """The fitted c -> r and c -> d relations of one study (use `fit_scaling` or `ScalingFit.load`)."""
+    """The fitted c -> r and c -> d relations of one study (use `fit_scaling` or `ScalingFit.load`).
+
+    ``data`` holds the trials the fit used (method "pareto": the selected models; "surface":
+    every completed trial). The c -> r, c -> d GPs are fitted on ``data`` (pareto) or on the
+    ``ridge`` of the accuracy ``surface`` (surface).
+    """
 
     config: StudyConfig
     data: TrainingData
     r_model: object  # botorch SingleTaskGP on (log c, log r)
     d_model: object  # botorch SingleTaskGP on (log c, log d)
     diagnostics: Diagnostics
-    k: int = DEFAULT_K
+    k: int | None = None  # models the Pareto step kept (method "pareto")
     selection_rows: list[dict] = field(default_factory=list)  # per-trial rank / selected / reason
     created: float = field(default_factory=time.time)
     source: str | None = None  # the study directory it was fitted from, if any
+    method: str = "pareto"
+    ridge: Ridge | None = None  # method "surface": the best (r, d) per c, with the argmax's band
+    surface: AccuracySurface | None = None
 
     @property
     def c_range(self) -> tuple[float, float]:
-        """The span of c the GPs saw; queries outside it are extrapolations."""
+        """The span of c the fit saw (its trials); queries outside it are extrapolations."""
         return float(self.data.c.min()), float(self.data.c.max())
 
+    def curve_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(c, r, d) the c -> r and c -> d GPs were fitted on."""
+        if self.ridge is not None:
+            return self.ridge.c, self.ridge.r, self.ridge.d
+        return self.data.c, self.data.r, self.data.d
+
     def predict(self, c) -> Prediction:
-        """r and d (mean and 95 % band) at target ratios ``c`` (scalar or 1-d array, all > 0)."""
+        """r and d (mean and 95 % band) at target ratios ``c`` (scalar or 1-d array, all > 0).
+
+        With a ridge, each band is the union of the curve GP's band and the ridge's own band
+        (posterior samples of the surface's argmax), so it shows how sure the data are of the
+        best recipe, not only how smooth the curve through it is.
+        """
         c_arr = np.atleast_1d(np.asarray(c, dtype=np.float64)).reshape(-1)
         if c_arr.size == 0:
             raise ValueError("no target ratios given")
         if not np.all(np.isfinite(c_arr)) or np.any(c_arr <= 0):
             raise ValueError(f"target ratios c must be positive finite numbers, got {c_arr.tolist()}")
         x = np.log(c_arr)
+        ridge_bands = self.ridge.band_at(c_arr) if self.ridge is not None else (None, None)
         bands = []
-        for model in (self.r_model, self.d_model):
-            mean, std = _posterior(model, x)
-            bands.append(Band(np.exp(mean), np.exp(mean - Z_95 * std), np.exp(mean + Z_95 * std)))
+        for model, ridge_band in zip((self.r_model, self.d_model), ridge_bands):
+            mean, std = posterior(model, x)
+            lower, upper = np.exp(mean - Z_95 * std), np.exp(mean + Z_95 * std)
+            if ridge_band is not None:
+                lower, upper = np.minimum(lower, ridge_band[0]), np.maximum(upper, ridge_band[1])
+            bands.append(Band(np.exp(mean), lower, upper))
         return Prediction(c=c_arr, r=bands[0], d=bands[1])
 
     # ------------------------------------------------------------------------- persistence
@@ -302,14 +241,17 @@ class ScalingFit:
         return {
             "format": FIT_FORMAT,
             "kind": "tinyscale.ScalingFit",
+            "method": self.method,
             "created": self.created,
             "source": self.source,
             "botorch_version": botorch.__version__,
             "config": self.config.to_dict(),
             "k": self.k,
             "data": self.data.to_dict(),
-            "r_state": _state_to_json(self.r_model),
-            "d_state": _state_to_json(self.d_model),
+            "r_state": state_json(self.r_model),
+            "d_state": state_json(self.d_model),
+            "ridge": None if self.ridge is None else self.ridge.to_dict(),
+            "surface_state": None if self.surface is None else state_json(self.surface.model),
             "diagnostics": self.diagnostics.to_dict(),
             "selection": self.selection_rows,
         }
@@ -318,21 +260,35 @@ class ScalingFit:
     def from_dict(cls, payload: dict) -> ScalingFit:
         if not isinstance(payload, dict) or payload.get("kind") != "tinyscale.ScalingFit":
             raise ValueError("not a tinyscale fit (missing kind 'tinyscale.ScalingFit')")
-        if payload.get("format") != FIT_FORMAT:
-            raise ValueError(f"fit format {payload.get('format')!r} is not the supported {FIT_FORMAT}")
+        if payload.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"fit format {payload.get('format')!r} is not one of the supported {READABLE_FORMATS}")
+        method = payload.get("method", "pareto")
+        if method not in METHODS:
+            raise ValueError(f"unknown fit method {method!r}")
         data = TrainingData.from_dict(payload["data"])
-        x = np.log(data.c)
-        return cls(
+        ridge = surface = None
+        if method == "surface":
+            ridge = Ridge.from_dict(payload["ridge"])
+            surface = AccuracySurface.from_state(data.c, data.r, data.d, data.w, data.accuracy,
+                                                 payload["surface_state"])
+        fit = cls(
             config=StudyConfig.from_dict(payload["config"]),
             data=data,
-            r_model=_model_from_state(x, np.log(data.r), payload["r_state"]),
-            d_model=_model_from_state(x, np.log(data.d), payload["d_state"]),
+            r_model=None,
+            d_model=None,
             diagnostics=Diagnostics.from_dict(payload["diagnostics"]),
-            k=int(payload["k"]),
+            k=None if payload.get("k") is None else int(payload["k"]),
             selection_rows=list(payload.get("selection", [])),
             created=float(payload["created"]),
             source=payload.get("source"),
+            method=method,
+            ridge=ridge,
+            surface=surface,
         )
+        c, r, d = fit.curve_points()
+        fit.r_model = load_state(make_gp(np.log(c), np.log(r)), payload["r_state"])
+        fit.d_model = load_state(make_gp(np.log(c), np.log(d)), payload["d_state"])
+        return fit
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fit as JSON, atomically (a crash leaves the old file or the new one).
@@ -367,92 +323,195 @@ class ScalingFit:
             ) from None
 
 
+def usable_trials(trials: list[Trial]) -> list[Trial]:
+    """Completed trials with a finite accuracy and a positive cost (what either method can use)."""
+    return [t for t in trials if t.state == "completed" and t.accuracy is not None
+            and math.isfinite(t.accuracy) and t.macs > 0 and t.ratio > 0]
+
+
+def default_pareto_k(n: int) -> int:
+    """The paper's share: about 1 in 5 of ``n`` usable trials, never fewer than MIN_MODELS."""
+    return max(MIN_MODELS, round(PARETO_FRACTION * n))
+
+
+def check_pareto_k(k: int, n: int) -> None:
+    """ValueError when K would keep most of the ``n`` trials (the Pareto step then selects nothing)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (how many models to select) must be a positive integer, got {k!r}")
+    limit = max(MIN_MODELS, math.floor(PARETO_MAX_FRACTION * n))
+    if k > limit:
+        raise ValueError(
+            f"--pareto-k {k} would keep {k} of {n} usable trials: the Pareto step must select a small share "
+            f"(the paper kept about 1 in 5, here {default_pareto_k(n)}; at most {limit}); "
+            "lower K, run more trials, or use --method surface, which uses every trial"
+        )
+
+
+def _data_of(trials: list[Trial]) -> TrainingData:
+    return TrainingData(
+        numbers=tuple(t.number for t in trials),
+        c=np.array([t.ratio for t in trials], dtype=np.float64),
+        r=np.array([t.recipe.r for t in trials]),
+        w=np.array([t.recipe.w for t in trials]),
+        d=np.array([t.recipe.d for t in trials]),
+        accuracy=np.array([float(t.accuracy) for t in trials]),
+    )
+
+
+def _check_spread(c: np.ndarray, what: str) -> None:
+    if np.log(c.max() / c.min()) < 0.05:
+        raise ValueError(
+            f"all {len(c)} {what} sit at one FLOPs ratio (c from {c.min():.4g} to {c.max():.4g}); "
+            "a curve over c needs models spread across the window"
+        )
+
+
+def ridge_grid(c_range: tuple[float, float], points: int = C_POINTS) -> np.ndarray:
+    """The c grid the ridge is traced on: log-spaced over the span of the trials."""
+    lo, hi = c_range
+    return np.exp(np.linspace(math.log(lo), math.log(hi), points))
+
+
 def fit_scaling(
     trials: list[Trial],
     config: StudyConfig,
     *,
-    k: int = DEFAULT_K,
+    method: str = DEFAULT_METHOD,
+    k: int | None = None,
     seed: int = 0,
     selection: ParetoSelection | None = None,
     source: str | None = None,
 ) -> ScalingFit:
-    """Select up to ``k`` well-spread Pareto models (NSGA-III) and fit c -> r, c -> d on them.
+    """Fit c -> r and c -> d on a study's trials (see the module doc for the two methods).
 
-    Raises ValueError when there are fewer than MIN_MODELS usable models or the data is
-    degenerate (all at one FLOPs ratio).
+    ``k`` (method "pareto"): models to select; default about 1 in 5 usable trials
+    (`default_pareto_k`), at most half of them. Raises ValueError when there are fewer than
+    MIN_MODELS usable models or the data is degenerate (all at one FLOPs ratio).
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     completed = [t for t in trials if t.state == "completed"]
     if not completed:
         raise ValueError("the study has no completed trials yet; run or resume it before fitting")
-    if selection is None:
-        selection = select(completed, k, seed=seed)
-    chosen = selection.selected
-    if len(chosen) < MIN_MODELS:
-        raise ValueError(
-            f"only {len(chosen)} usable completed trial(s); the fits need at least {MIN_MODELS} models "
-            f"(run more trials)"
-        )
-    c = np.array([t.ratio for t in chosen], dtype=np.float64)
-    if not np.all(c > 0):
-        raise ValueError("every selected trial must have a positive FLOPs ratio")
-    if np.log(c.max() / c.min()) < 0.05:
-        raise ValueError(
-            f"all {len(chosen)} selected models sit at one FLOPs ratio (c from {c.min():.4g} to {c.max():.4g}); "
-            "a curve over c needs models spread across the window"
-        )
-    data = TrainingData(
-        numbers=tuple(t.number for t in chosen),
-        c=c,
-        r=np.array([t.recipe.r for t in chosen]),
-        w=np.array([t.recipe.w for t in chosen]),
-        d=np.array([t.recipe.d for t in chosen]),
-        accuracy=np.array([float(t.accuracy) for t in chosen]),
-    )
-    x = np.log(data.c)
-    r_model = _fit_gp(x, np.log(data.r))
-    d_model = _fit_gp(x, np.log(data.d))
-
-    n_front = sum(1 for e in selection.entries if e.rank == 1)
+    usable = usable_trials(completed)
     warnings: list[str] = []
-    if n_front < MIN_MODELS:
-        warnings.append(
-            f"only {n_front} model(s) are non-dominated; the fit also uses models from later fronts"
-        )
-    if len(chosen) < k:
-        warnings.append(f"{len(chosen)} models available, fewer than k={k}")
+    ranks = front_ranks(objectives(usable)) if usable else np.zeros(0, dtype=np.int64)
+    n_front = int(np.sum(ranks == 1))
+    ridge = surface = None
+    surface_diag = None
+    if method == "pareto":
+        n = len(usable)
+        if k is None:
+            k = default_pareto_k(n)
+            if round(PARETO_FRACTION * n) < MIN_MODELS:
+                warnings.append(
+                    f"the study is small for the Pareto method: about 1 in 5 of {n} trials is fewer than the "
+                    f"{MIN_MODELS} models a curve needs, so {k} are kept; run more trials or use the surface method"
+                )
+        else:
+            check_pareto_k(k, n)
+        if selection is None:
+            selection = select(completed, k, seed=seed)
+        chosen = selection.selected
+        if len(chosen) < MIN_MODELS:
+            raise ValueError(
+                f"only {len(chosen)} usable completed trial(s); the fits need at least {MIN_MODELS} models "
+                f"(run more trials)"
+            )
+        if not all(t.ratio > 0 for t in chosen):
+            raise ValueError("every selected trial must have a positive FLOPs ratio")
+        data = _data_of(chosen)
+        _check_spread(data.c, "selected models")
+        if n_front < MIN_MODELS:
+            warnings.append(f"only {n_front} model(s) are non-dominated; the fit also uses models from later fronts")
+        if len(chosen) < k:
+            warnings.append(f"{len(chosen)} models available, fewer than k={k}")
+        rows = selection.to_rows()
+        c, r, d = data.c, data.r, data.d
+    else:
+        if len(usable) < MIN_MODELS:
+            raise ValueError(
+                f"only {len(usable)} usable completed trial(s); the accuracy surface needs at least {MIN_MODELS} "
+                f"(run more trials)"
+            )
+        data = _data_of(sorted(usable, key=lambda t: (t.macs, t.number)))
+        _check_spread(data.c, "trials")
+        surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy)
+        ridge = surface.ridge(config, ridge_grid((float(data.c.min()), float(data.c.max()))), seed=seed)
+        surface_diag = surface.diagnostics()
+        rows = [
+            {"number": t.number, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d, "ratio": t.ratio,
+             "macs": t.macs, "accuracy": t.accuracy, "rank": int(rank), "selected": True, "niche": None,
+             "distance": None, "reason": f"front {int(rank)}: the accuracy surface uses every completed trial"}
+            for t, rank in zip(usable, ranks)
+        ]
+        c, r, d = ridge.c, ridge.r, ridge.d
+        k = None
+    x = np.log(c)
+    r_model = fit_gp(x, np.log(r))
+    d_model = fit_gp(x, np.log(d))
+    w = _ridge_widths(config, c, r, d) if method == "surface" else data.w
     diagnostics = Diagnostics(
-        n_models=len(chosen),
+        n_models=len(data.numbers),
         n_front=n_front,
-        loo_r=_loo_error(r_model, np.log(data.r)),
-        loo_d=_loo_error(d_model, np.log(data.d)),
-        correlation={name: _pearson(getattr(data, name), data.c) for name in ("r", "w", "d")},
-        lengthscale_r=_lengthscale(r_model),
-        lengthscale_d=_lengthscale(d_model),
-        noise_r=_noise_sd(r_model),
-        noise_d=_noise_sd(d_model),
+        loo_r=_loo_error(r_model, np.log(r)),
+        loo_d=_loo_error(d_model, np.log(d)),
+        correlation={name: _pearson(values, c) for name, values in (("r", r), ("w", w), ("d", d))},
+        lengthscale_r=float(lengthscales(r_model)[0]),
+        lengthscale_d=float(lengthscales(d_model)[0]),
+        noise_r=noise_sd(r_model),
+        noise_d=noise_sd(d_model),
         warnings=tuple(warnings),
+        surface=surface_diag,
     )
     return ScalingFit(
         config=config, data=data, r_model=r_model, d_model=d_model, diagnostics=diagnostics, k=k,
-        selection_rows=selection.to_rows(), source=source,
+        selection_rows=rows, source=source, method=method, ridge=ridge, surface=surface,
     )
+
+
+def _ridge_widths(config: StudyConfig, c: np.ndarray, r: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The width solved at each ridge point (NaN where no width reaches its c)."""
+    from tinyscale.width import solve_width
+
+    out = np.full(len(c), np.nan)
+    for i, (cv, rv, dv) in enumerate(zip(c, r, d)):
+        try:
+            out[i] = solve_width(float(cv), float(rv), float(dv), rules=config.rules,
+                                 base_resolution=config.base_resolution, num_classes=config.num_classes).recipe.w
+        except ValueError:
+            pass
+    return out
 
 
 def format_fit(fit: ScalingFit) -> str:
     """The human-readable report of `tinyscale fit`."""
     dg = fit.diagnostics
     lo, hi = fit.c_range
-    lines = [
-        f"models     {dg.n_models} selected (k={fit.k}) of a non-dominated front of {dg.n_front}; "
-        f"c from {lo:.4g} to {hi:.4g}",
-    ]
+    if fit.method == "surface":
+        sd = dg.surface
+        lines = [
+            f"method     surface: accuracy GP over (log c, log r, log d) on all {dg.n_models} completed trials "
+            f"({dg.n_front} non-dominated); c from {lo:.4g} to {hi:.4g}",
+            f"surface    lengthscales {sd.lengthscales[0]:.3g} (log c) {sd.lengthscales[1]:.3g} (log r) "
+            f"{sd.lengthscales[2]:.3g} (log d); noise sd {sd.noise_sd_points:.2f} points (the seed noise it infers); "
+            f"LOO rmse {sd.loo_rmse_points:.2f} points vs a spread of {sd.spread_points:.2f}, "
+            f"95% band coverage {sd.loo_coverage:.0%}",
+        ]
+        curve_of = "ridge"
+    else:
+        lines = [
+            f"method     pareto: {dg.n_models} selected (k={fit.k}) of a non-dominated front of {dg.n_front}; "
+            f"c from {lo:.4g} to {hi:.4g}",
+        ]
+        curve_of = "selected models"
     for name, ls, noise, loo in (("r", dg.lengthscale_r, dg.noise_r, dg.loo_r), ("d", dg.lengthscale_d, dg.noise_d, dg.loo_d)):
         lines.append(
             f"GP c->{name}    lengthscale {ls:.3g} (log c), noise sd {noise:.3g} (log {name}); "
             f"LOO rmse {loo.rmse_log:.3g} (log), max rel error {loo.max_rel:.1%}, 95% band coverage {loo.coverage:.0%}"
         )
     corr = "  ".join(f"{k}={'n/a (constant)' if v is None else f'{v:+.2f}'}" for k, v in dg.correlation.items())
-    lines.append(f"Pearson    with c among the selected models: {corr}")
+    lines.append(f"Pearson    with c along the {curve_of}: {corr}")
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), 5))
     pred = fit.predict(grid)
     lines.append("curve      c        r [95% band]            d [95% band]")

@@ -1,23 +1,28 @@
-"""`tinyscale fit`: Pareto selection + GP fits c -> r, c -> d on a study; saves DIR/fit.json."""
+"""`tinyscale fit`: the accuracy surface (default) or the paper's Pareto selection, then GP fits
+c -> r, c -> d on a study; saves DIR/fit.json."""
 
 from __future__ import annotations
 
 import argparse
 
-from tinyscale.pareto import DEFAULT_K
+from tinyscale.gp import DEFAULT_METHOD, METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fit",
-        help="select Pareto models (NSGA-III) and fit the GPs c -> r, c -> d",
-        description="Select up to K well-spread models from the study's completed trials (non-dominated "
-        "sorting on accuracy and MACs, then NSGA-III niching), fit Gaussian processes c -> r and c -> d "
-        "on them, print the fits and their diagnostics, and save DIR/fit.json for `tinyscale recipe`.",
+        help="fit the recipe curves c -> r, c -> d (accuracy surface over all trials, or Pareto models)",
+        description="Fit the recipe curves of a study and save DIR/fit.json for `tinyscale recipe`. Method "
+        "'surface' (default): a GP of held-out accuracy over (log c, log r, log d) on every completed trial; "
+        "the curves go through its ridge, the best (r, d) at each c, with bands from posterior samples of "
+        "the argmax. Method 'pareto' (TinyNet's): select K well-spread Pareto models (non-dominated sorting "
+        "on accuracy and MACs, then NSGA-III niching) and fit the curves on them.",
     )
     p.add_argument("study_dir", metavar="DIR", help="a study directory (tinyscale study)")
-    p.add_argument("--pareto-k", type=int, default=DEFAULT_K, help=f"models to select (default {DEFAULT_K})")
-    p.add_argument("--seed", type=int, default=0, help="tie-break seed of the niching (default 0)")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
+    p.add_argument("--pareto-k", type=int, default=None,
+                   help="method pareto: models to select (default about 1 in 5 trials, at most half)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the niching tie-breaks and of the ridge's posterior samples (default 0)")
     p.add_argument("--show-trials", action="store_true", help="also list every trial's front rank and fate")
     p.add_argument("--json", action="store_true", help="print the diagnostics and selection as JSON")
     p.set_defaults(func=run)
@@ -33,15 +38,18 @@ def run(args: argparse.Namespace) -> int:
     with Study.open(args.study_dir) as study:
         config = study.config
         trials = study.trials(state="completed")
-    fit = fit_scaling(trials, config, k=args.pareto_k, seed=args.seed, source=str(Path(args.study_dir).resolve()))
+    if args.pareto_k is not None and args.method != "pareto":
+        raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
+    fit = fit_scaling(trials, config, method=args.method, k=args.pareto_k, seed=args.seed,
+                      source=str(Path(args.study_dir).resolve()))
     path = fit.save(Path(args.study_dir))
     if args.json:
         lo, hi = fit.c_range
-        print(json.dumps({"fit": str(path), "c_range": [lo, hi], "selected": list(fit.data.numbers),
+        print(json.dumps({"fit": str(path), "method": fit.method, "c_range": [lo, hi], "selected": list(fit.data.numbers),
                           "diagnostics": fit.diagnostics.to_dict(), "trials": fit.selection_rows}))
         return 0
     print(format_fit(fit))
-    print(f"selected   trials {' '.join(str(n) for n in fit.data.numbers)}")
+    print(f"{'used' if fit.method == 'surface' else 'selected':<10} trials {' '.join(str(n) for n in fit.data.numbers)}")
     if args.show_trials:
         for row in sorted(fit.selection_rows, key=lambda r: (r["rank"], r["macs"])):
             mark = "*" if row["selected"] else " "

@@ -1,0 +1,151 @@
+"""The surface method: an accuracy GP over every trial recovers a known best ridge within its
+band, says "I don't know" (wide bands) on pure noise, persists exactly; and the Pareto method's
+K is a small share of the trials."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from _fit_fixtures import CONFIG, make_trial, synthetic_trials, write_study
+from tinyscale.cost import macs, ratio
+from tinyscale.gp import FIT_FILE, ScalingFit, check_pareto_k, default_pareto_k, fit_scaling, format_fit
+from tinyscale.sampling import sample_recipes
+from tinyscale.solve import RecipeSolver
+
+SPACE = replace(CONFIG, seed=3)  # recipes drawn the way a study draws them
+
+
+def r_best(c):
+    return 0.9 * np.asarray(c, dtype=float) ** 0.2
+
+
+def d_best(c):
+    return 1.0 * np.asarray(c, dtype=float) ** 0.3
+
+
+def ridge_trials(n: int = 40, noise: float = 0.01, signal: bool = True, seed: int = 0):
+    """Sampled recipes whose accuracy peaks at (r_best(c), d_best(c)) for their c (a known
+    ridge), plus Gaussian noise; ``signal=False``: accuracy is pure noise around 0.8."""
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i, rec in enumerate(sample_recipes(SPACE, n)):
+        c = ratio(rec)
+        acc = 0.8
+        if signal:
+            acc = (0.85 + 0.03 * math.log(c) - 0.25 * math.log(rec.r / r_best(c)) ** 2
+                   - 0.15 * math.log(rec.d / d_best(c)) ** 2)
+        trials.append(make_trial(i, rec.r, rec.w, rec.d, acc + noise * rng.standard_normal(), SPACE))
+    return trials
+
+
+@pytest.fixture(scope="module")
+def ridge_fit():
+    return fit_scaling(ridge_trials(), SPACE)
+
+
+@pytest.fixture(scope="module")
+def noise_fit():
+    return fit_scaling(ridge_trials(signal=False, noise=0.02), SPACE)
+
+
+def test_surface_is_the_default_and_uses_every_trial(ridge_fit):
+    assert ridge_fit.method == "surface"
+    assert len(ridge_fit.data.numbers) == 40 and all(row["selected"] for row in ridge_fit.selection_rows)
+    assert ridge_fit.ridge is not None and ridge_fit.surface is not None
+    text = format_fit(ridge_fit)
+    assert "surface" in text and "all 40 completed trials" in text
+
+
+def test_the_known_ridge_is_recovered_within_its_band(ridge_fit):
+    cs = np.exp(np.linspace(math.log(0.08), math.log(0.4), 5))
+    pred = ridge_fit.predict(cs)
+    for band, truth in ((pred.r, r_best(cs)), (pred.d, d_best(cs))):
+        assert np.all(band.lower <= truth) and np.all(truth <= band.upper)
+        assert np.all(np.abs(band.mean / truth - 1) < 0.06)
+    # The curve rises with c as the ridge does (r and d are what carries the scaling here).
+    assert ridge_fit.diagnostics.correlation["r"] > 0.9 and ridge_fit.diagnostics.correlation["d"] > 0.9
+
+
+def test_the_ridge_only_uses_recipes_the_study_explored(ridge_fit):
+    ridge, fit = ridge_fit.ridge, ridge_fit
+    w_lo, w_hi = fit.surface.w_range
+    base = macs(SPACE.recipe(1.0, 1.0, 1.0))
+    for c, r, d in zip(ridge.c, ridge.r, ridge.d):
+        assert macs(SPACE.recipe(r, w_lo, d)) / base <= c <= macs(SPACE.recipe(r, w_hi, d)) / base
+        assert SPACE.r_range[0] <= r <= SPACE.r_range[1] and SPACE.d_range[0] <= d <= SPACE.d_range[1]
+    assert np.all(ridge.r_lower <= ridge.r) and np.all(ridge.r <= ridge.r_upper)
+
+
+def test_pure_noise_gives_wide_bands_and_no_predictive_surface(ridge_fit, noise_fit):
+    def width(fit, c=0.2):
+        p = fit.predict(c)
+        return math.log(p.r.upper[0] / p.r.lower[0]) + math.log(p.d.upper[0] / p.d.lower[0])
+
+    assert width(noise_fit) > 3 * width(ridge_fit)
+    sd = noise_fit.diagnostics.surface
+    assert sd.loo_rmse_points > 0.8 * sd.spread_points  # the surface predicts no better than the mean
+    good = ridge_fit.diagnostics.surface
+    assert good.loo_rmse_points < 0.5 * good.spread_points
+
+
+def test_a_surface_fit_saves_and_loads_without_refitting(ridge_fit, tmp_path):
+    path = ridge_fit.save(tmp_path / "fit.json")
+    payload = json.loads(path.read_text())
+    assert payload["method"] == "surface" and payload["format"] == 2
+    loaded = ScalingFit.load(path)
+    cs = [0.06, 0.2, 0.9]
+    a, b = loaded.predict(cs), ridge_fit.predict(cs)
+    for x, y in ((a.r, b.r), (a.d, b.d)):
+        for name in ("mean", "lower", "upper"):
+            np.testing.assert_allclose(getattr(x, name), getattr(y, name), rtol=1e-9)
+    np.testing.assert_allclose(loaded.surface.accuracy(0.2, 0.6, 0.7), ridge_fit.surface.accuracy(0.2, 0.6, 0.7),
+                               rtol=1e-9)
+    assert loaded.diagnostics == ridge_fit.diagnostics  # read back, not recomputed
+
+
+def test_a_format_1_fit_still_loads_as_the_pareto_method(tmp_path):
+    fit = fit_scaling(synthetic_trials(seed=2), CONFIG, method="pareto", k=12)
+    payload = fit.to_dict()
+    payload["format"] = 1
+    for key in ("method", "ridge", "surface_state"):
+        payload.pop(key)
+    payload["diagnostics"].pop("surface")
+    (tmp_path / FIT_FILE).write_text(json.dumps(payload))
+    loaded = ScalingFit.load(tmp_path)
+    assert loaded.method == "pareto" and loaded.ridge is None
+    np.testing.assert_allclose(loaded.predict(0.3).r.mean, fit.predict(0.3).r.mean, rtol=1e-9)
+
+
+def test_pareto_k_is_a_small_share_of_the_trials():
+    assert default_pareto_k(100) == 20 and default_pareto_k(54) == 11 and default_pareto_k(10) == 5
+    check_pareto_k(27, 54)
+    with pytest.raises(ValueError, match="1 in 5.*--method surface"):
+        check_pareto_k(28, 54)
+    fit = fit_scaling(synthetic_trials(seed=1), CONFIG, method="pareto")
+    assert fit.k == 11 and len(fit.data.numbers) == 11  # of 54 usable trials, not 20
+    assert sum(row["selected"] for row in fit.selection_rows) == 11
+
+
+def test_a_small_study_is_told_the_pareto_method_needs_more_trials():
+    few = synthetic_trials(n_good=12, n_decoys=6, seed=1)
+    fit = fit_scaling(few, CONFIG, method="pareto")
+    assert fit.k == 5 and any("small for the Pareto method" in w for w in fit.diagnostics.warnings)
+
+
+def test_cli_fit_method_options(tmp_path, capsys):
+    from tinyscale.cli import main
+
+    study = write_study(tmp_path / "s", synthetic_trials(seed=1))
+    assert main(["fit", str(study), "--pareto-k", "5"]) == 2  # K is for the Pareto method
+    assert "--method pareto" in capsys.readouterr().err
+    assert main(["fit", str(study), "--method", "pareto", "--pareto-k", "40"]) == 2
+    assert "1 in 5" in capsys.readouterr().err
+    assert main(["fit", str(study), "--method", "pareto", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "pareto" and len(out["selected"]) == 11
+    assert RecipeSolver.load(study).fit.method == "pareto"
