@@ -149,3 +149,32 @@ def test_cli_fit_method_options(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "pareto" and len(out["selected"]) == 11
     assert RecipeSolver.load(study).fit.method == "pareto"
+
+
+def test_the_app_slice_is_the_surface_and_marks_its_best_point(ridge_fit):
+    from tinyscale import plots
+    from tinyscale.solve import RecipeSolver
+
+    c = 0.2
+    cut = ridge_fit.surface.slice(SPACE, c)
+    assert cut.accuracy.shape == (cut.r.size, cut.d.size)
+    i, j = 3, 5
+    if np.isfinite(cut.accuracy[i, j]):
+        assert cut.accuracy[i, j] == pytest.approx(float(ridge_fit.surface.accuracy(c, cut.r[i], cut.d[j])), rel=1e-9)
+    assert np.isfinite(cut.accuracy).all()  # mid-window: every (r, d) reaches c with an explored width
+    low = ridge_fit.surface.slice(SPACE, 0.06)
+    assert np.isnan(low.accuracy).any() and np.isfinite(low.accuracy).any()
+    assert np.isnan(low.accuracy[-1, -1])  # the largest input at the deepest depth cannot be that cheap
+    assert cut.best_accuracy == pytest.approx(np.nanmax(cut.accuracy))
+    # The best point at c is where the ridge runs (same definition, same grid).
+    k = int(np.argmin(np.abs(np.log(ridge_fit.ridge.c / c))))
+    near_c = ridge_fit.ridge.c[k]
+    assert ridge_fit.surface.slice(SPACE, near_c).best_r == pytest.approx(ridge_fit.ridge.r[k])
+    answer = RecipeSolver(ridge_fit).solve(c)
+    fig = plots.surface_figure(cut, answer, ridge_trials())
+    contour = plots.trace(fig, plots.TRACE_SURFACE)
+    np.testing.assert_allclose(np.array(contour.z, dtype=float), 100 * cut.accuracy, rtol=1e-12)
+    assert list(plots.trace(fig, plots.TRACE_RIDGE).y) == [cut.best_r]
+    assert list(plots.trace(fig, plots.TRACE_TARGET).y) == [answer.recipe.r]
+    near = plots.trace(fig, plots.TRACE_NEAR)
+    assert len(near.x) == sum(1 for t in ridge_trials() if 1 / 1.5 <= t.ratio / c <= 1.5) > 0

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # type names only; plotting must not import torch/botorch
     from baselines.common import ScaledRecipe
     from tinyscale.pareto import ParetoSelection
     from tinyscale.solve import RecipeAnswer
+    from tinyscale.surface import SurfaceSlice
     from tinyscale.trial import Trial
 
 TRACE_GP_MEAN = "GP mean"
@@ -32,6 +33,9 @@ TRACE_TINYNET = "TinyNet-A..E (published)"
 TRACE_TARGET = "your target"
 TRACE_FRONT = "Pareto front"
 TRACE_OTHER = "other trials"
+TRACE_SURFACE = "accuracy surface"
+TRACE_RIDGE = "best (r, d) on the surface"
+TRACE_NEAR = "trials near this c"
 
 AXES = ("r", "w", "d")
 AXIS_TITLES = {"r": "resolution r", "w": "width w", "d": "depth d"}
@@ -190,6 +194,45 @@ def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = N
     fig.update_yaxes(title_text="held-out accuracy", tickformat=".0%")
     fig.update_layout(height=420, margin=dict(l=50, r=20, t=30, b=40), hovermode="closest",
                       legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def surface_figure(cut: SurfaceSlice, current: RecipeAnswer | None = None,
+                   trials: Sequence[Trial] = ()) -> go.Figure:
+    """Contours of the surface's posterior mean accuracy over (r, d) at one c (blank where no
+    explored width reaches c), its best point there, the recipe at the slider, and the trials
+    whose c is within a factor 1.5 of it (their own accuracies, for a sense of the noise)."""
+    fig = go.Figure()
+    fig.add_trace(go.Contour(
+        x=list(cut.d), y=list(cut.r), z=(100 * cut.accuracy).tolist(), name=TRACE_SURFACE,
+        colorscale="Viridis", contours=dict(showlabels=True, labelfont=dict(size=10, color="white")),
+        colorbar=dict(title="top-1 %"), connectgaps=False,
+        hovertemplate="r=%{y:.3f}  d=%{x:.3f}<br>predicted top-1 %{z:.1f} %<extra></extra>",
+    ))
+    near = [t for t in trials if t.accuracy is not None and 1 / 1.5 <= t.ratio / cut.c <= 1.5]
+    if near:
+        fig.add_trace(go.Scatter(
+            x=[t.recipe.d for t in near], y=[t.recipe.r for t in near], mode="markers", name=TRACE_NEAR,
+            marker=dict(color="white", size=8, line=dict(color="black", width=1)),
+            text=[_trial_hover(t) for t in near], hovertemplate="%{text}<extra></extra>",
+        ))
+    if cut.best_r == cut.best_r:  # not NaN: some (r, d) reaches c
+        fig.add_trace(go.Scatter(
+            x=[cut.best_d], y=[cut.best_r], mode="markers", name=TRACE_RIDGE,
+            marker=dict(symbol="star", size=16, color=COLORS["selected"], line=dict(color="black", width=1)),
+            hovertemplate=f"best on the surface at c={cut.c:.4g}<br>r=%{{y:.3f}}  d=%{{x:.3f}}"
+                          f"<br>predicted top-1 {100 * cut.best_accuracy:.1f} %<extra></extra>",
+        ))
+    if current is not None:
+        fig.add_trace(go.Scatter(
+            x=[current.recipe.d], y=[current.recipe.r], mode="markers", name=TRACE_TARGET,
+            marker=dict(symbol="x", size=14, color=COLORS["target"], line=dict(width=2)),
+            hovertemplate="the recipe (curve through the ridge)<br>r=%{y:.4g}  d=%{x:.4g}<extra></extra>",
+        ))
+    fig.update_xaxes(title_text="depth d", type="log")
+    fig.update_yaxes(title_text="resolution r", type="log")
+    fig.update_layout(height=440, margin=dict(l=50, r=20, t=30, b=40), legend=dict(orientation="h", y=-0.2),
+                      title=dict(text=f"predicted held-out accuracy at c = {cut.c:.4g}", font=dict(size=13)))
     return fig
 
 

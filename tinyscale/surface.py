@@ -113,6 +113,23 @@ def _inputs(c, r, d) -> np.ndarray:
     return np.stack([np.log(np.asarray(v, dtype=np.float64)).reshape(-1) for v in (c, r, d)], axis=1)
 
 
+@dataclass(frozen=True)
+class SurfaceSlice:
+    """The surface at one c over the (r, d) grid: what the app draws as contours.
+
+    ``accuracy`` (nr, nd) is the posterior mean held-out accuracy, NaN where no explored width
+    reaches c; ``best_r``/``best_d`` is the ridge point at c (argmax over the reachable grid).
+    """
+
+    c: float
+    r: np.ndarray
+    d: np.ndarray
+    accuracy: np.ndarray
+    best_r: float
+    best_d: float
+    best_accuracy: float
+
+
 class AccuracySurface:
     """Posterior of held-out accuracy over (c, r, d); build with `fit` or `from_state`."""
 
@@ -171,13 +188,34 @@ class AccuracySurface:
                 c_hi[i, j] = macs(config.recipe(float(rv), w_hi, float(dv))) / base_macs
         return r, d, c_lo, c_hi
 
+    def slice(self, config: StudyConfig, c: float) -> SurfaceSlice:
+        """The posterior mean accuracy over the (r, d) grid at ratio ``c`` (see `SurfaceSlice`)."""
+        r, d, c_lo, c_hi = self._candidates_cached(config)
+        rr, dd = np.meshgrid(r, d, indexing="ij")
+        acc = self.accuracy(np.full(rr.shape, float(c)), rr, dd)
+        reach = (c_lo <= c) & (c <= c_hi)
+        acc = np.where(reach, acc, np.nan)
+        if reach.any():
+            i, j = np.unravel_index(np.nanargmax(acc), acc.shape)
+            best = (float(r[i]), float(d[j]), float(acc[i, j]))
+        else:
+            best = (math.nan, math.nan, math.nan)
+        return SurfaceSlice(float(c), r, d, acc, *best)
+
+    def _candidates_cached(self, config: StudyConfig):
+        key = (config.rules, config.base_resolution, config.num_classes, config.r_range, config.d_range)
+        cache = self.__dict__.setdefault("_candidates", {})
+        if key not in cache:
+            cache[key] = self.candidates(config)
+        return cache[key]
+
     def ridge(self, config: StudyConfig, c_grid, *, samples: int = RIDGE_SAMPLES, seed: int = 0) -> Ridge:
         """Argmax of the posterior mean over the reachable (r, d) at each c of ``c_grid``, and
         the 95 % band of the argmax over joint posterior samples."""
         import torch
 
         c_grid = np.asarray(c_grid, dtype=np.float64).reshape(-1)
-        r, d, c_lo, c_hi = self.candidates(config)
+        r, d, c_lo, c_hi = self._candidates_cached(config)
         rr, dd = np.meshgrid(r, d, indexing="ij")
         rr, dd, c_lo, c_hi = rr.ravel(), dd.ravel(), c_lo.ravel(), c_hi.ravel()
         out = {k: np.empty(c_grid.size) for k in Ridge.FIELDS if k != "c"}
