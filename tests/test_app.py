@@ -166,6 +166,40 @@ def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, study):
     assert solver.solve_macs(5000e6).width_clamped
 
 
+def test_notes_are_placed_by_kind_not_wording(monkeypatch, study):
+    # The page decides where a note goes (the width-clamp error, the info boxes, or nowhere
+    # because the extrapolation warning already says it) from the note's kind: reworded notes
+    # of the same kinds land in the same places.
+    from dataclasses import replace
+
+    from tinyscale.solve import Note, NoteKind, RecipeSolver
+
+    codes = {NoteKind.CLIPPED: "alpha", NoteKind.EXTRAPOLATED: "beta", NoteKind.WIDTH_CLAMPED: "gamma"}
+    real_solve = RecipeSolver.solve
+
+    def reworded(self, c):
+        answer = real_solve(self, c)
+        return replace(answer, notes=tuple(Note(n.kind, f"reworded {codes[n.kind]} {i}")
+                                           for i, n in enumerate(answer.notes)))
+
+    monkeypatch.setattr(RecipeSolver, "solve", reworded)
+    solver = RecipeSolver.load(study)
+    at = run_app(monkeypatch, study)
+    for macs in (0.05, 5000.0):  # far outside the window: extrapolated; at 5000M beyond any width too
+        at.number_input(key="macs_exact").set_value(macs).run()
+        assert not at.exception
+        answer = solver.solve_macs(macs * 1e6)
+        assert answer.extrapolated and NoteKind.EXTRAPOLATED in [n.kind for n in answer.notes]
+        assert "Extrapolation" in " ".join(w.value for w in at.warning)
+        shown = [i.value for i in at.info if i.value.startswith("reworded")]
+        assert shown == [n.text for n in answer.notes if n.kind != NoteKind.EXTRAPOLATED]
+        errors = " ".join(e.value for e in at.error)
+        assert answer.width_clamped or macs != 5000.0
+        assert ("Target outside what" in errors) == answer.width_clamped
+        for text in answer.notes_of(NoteKind.WIDTH_CLAMPED):
+            assert text in errors
+
+
 def test_study_status_and_failed_trials(monkeypatch, study):
     at = run_app(monkeypatch, study)
     side = {m.label: m.value for m in at.sidebar.get("metric")}

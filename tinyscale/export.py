@@ -395,4 +395,4 @@ def export_from_study(
     }
     bundle = build_export(answer.recipe, formats=formats, trained=trained, provenance=provenance, seed=seed)
     path = write_export(bundle, out) if out is not None else None
-    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.notes)
+    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.note_texts)
