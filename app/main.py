@@ -269,17 +269,18 @@ def target_controls(source, config, stops):
 
 def accuracy_tab(completed, source) -> None:
     from tinyscale import plots
-    from tinyscale.pareto import select
+    from tinyscale.assistant import accuracy_selection
 
     if not completed:
         st.info("No completed trials yet.")
         return
-    k = source.solver.fit.k if source is not None else 20
     try:
-        selection = select(completed, k)
+        selection, note = accuracy_selection(source, completed)
     except ValueError as exc:
         st.warning(str(exc))
         return
+    if note:
+        st.caption(note)
     st.plotly_chart(plots.accuracy_figure(selection), key="accuracy")
 
 
