@@ -97,6 +97,7 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
 def recipe_panel(answer) -> None:
     import pandas as pd
 
+    from tinyscale.solve import NoteKind
     from tinyscale.summary import summarize
 
     s = summarize(answer.recipe)
@@ -119,8 +120,8 @@ def recipe_panel(answer) -> None:
         st.warning(f"Extrapolation: c = {answer.target:.4g} is outside the studied range "
                    f"{lo:.4g}–{hi:.4g}; the GP curves are guesses here.")
     for note in answer.notes:
-        if "extrapolate" not in note:
-            st.info(note)
+        if note.kind != NoteKind.EXTRAPOLATED:  # shown as the warning above
+            st.info(note.text)
     columns = ["stem", *(str(i) for i in range(1, len(s.depths) + 1)), "head"]
     st.markdown(f"**Per-stage depths and widths**: stem, stages 1-{len(s.depths)}, head "
                 f"({sum(s.depths)} blocks, {s.rules} rules)")
@@ -237,6 +238,8 @@ def design_panel(study_dir: Path, source, config, drawn, completed) -> None:
 
 def target_controls(source, config, stops):
     """The target slider (log-spaced ratios) and the optional exact budget -> the solver's answer."""
+    from tinyscale.solve import NoteKind
+
     solver = source.solver
     base = solver.baseline_macs
     lo, hi = config.window
@@ -259,24 +262,25 @@ def target_controls(source, config, stops):
         return None
     if answer.width_clamped:
         st.error(f"Target outside what the {config.rules} rule set can build around this study: "
-                 + "; ".join(n for n in answer.notes if "no width reaches" in n)
+                 + "; ".join(answer.notes_of(NoteKind.WIDTH_CLAMPED))
                  + ". The recipe shown is the closest buildable one.")
     return answer
 
 
 def accuracy_tab(completed, source) -> None:
     from tinyscale import plots
-    from tinyscale.pareto import select
+    from tinyscale.assistant import accuracy_selection
 
     if not completed:
         st.info("No completed trials yet.")
         return
-    k = source.solver.fit.k if source is not None else 20
     try:
-        selection = select(completed, k)
+        selection, note = accuracy_selection(source, completed)
     except ValueError as exc:
         st.warning(str(exc))
         return
+    if note:
+        st.caption(note)
     st.plotly_chart(plots.accuracy_figure(selection), key="accuracy")
 
 

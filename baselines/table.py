@@ -1,7 +1,7 @@
 """The scaling table: several strategies side by side at matched FLOPs ratios.
 
-Shared by `tinyscale demo` (until the real demo study exists) and anything else that wants the
-plain-text comparison; out-of-reach targets become rows with the reason instead of an error.
+Printed by `tinyscale scale --table` and shared with anything else that wants the plain-text
+comparison; out-of-reach targets become rows with the reason instead of an error.
 """
 
 from __future__ import annotations

@@ -166,6 +166,113 @@ def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, study):
     assert solver.solve_macs(5000e6).width_clamped
 
 
+def test_notes_are_placed_by_kind_not_wording(monkeypatch, study):
+    # The page decides where a note goes (the width-clamp error, the info boxes, or nowhere
+    # because the extrapolation warning already says it) from the note's kind: reworded notes
+    # of the same kinds land in the same places.
+    from dataclasses import replace
+
+    from tinyscale.solve import Note, NoteKind, RecipeSolver
+
+    codes = {NoteKind.CLIPPED: "alpha", NoteKind.EXTRAPOLATED: "beta", NoteKind.WIDTH_CLAMPED: "gamma"}
+    real_solve = RecipeSolver.solve
+
+    def reworded(self, c):
+        answer = real_solve(self, c)
+        return replace(answer, notes=tuple(Note(n.kind, f"reworded {codes[n.kind]} {i}")
+                                           for i, n in enumerate(answer.notes)))
+
+    monkeypatch.setattr(RecipeSolver, "solve", reworded)
+    solver = RecipeSolver.load(study)
+    at = run_app(monkeypatch, study)
+    for macs in (0.05, 5000.0):  # far outside the window: extrapolated; at 5000M beyond any width too
+        at.number_input(key="macs_exact").set_value(macs).run()
+        assert not at.exception
+        answer = solver.solve_macs(macs * 1e6)
+        assert answer.extrapolated and NoteKind.EXTRAPOLATED in [n.kind for n in answer.notes]
+        assert "Extrapolation" in " ".join(w.value for w in at.warning)
+        shown = [i.value for i in at.info if i.value.startswith("reworded")]
+        assert shown == [n.text for n in answer.notes if n.kind != NoteKind.EXTRAPOLATED]
+        errors = " ".join(e.value for e in at.error)
+        assert answer.width_clamped or macs != 5000.0
+        assert ("Target outside what" in errors) == answer.width_clamped
+        for text in answer.notes_of(NoteKind.WIDTH_CLAMPED):
+            assert text in errors
+
+
+def _refit_then_add_better_trials(study: Path):
+    """Refit the study with a non-default k and seed (as `tinyscale fit --pareto-k 8 --seed 5`),
+    then add three trials that dominate models the fit used: a fresh selection would now differ
+    from the saved fit's. Returns (the saved fit, the new trials' numbers)."""
+    from types import SimpleNamespace
+
+    from _fit_fixtures import make_trial
+    from tinyscale.gp import fit_scaling
+    from tinyscale.pareto import select
+    from tinyscale.study import Study
+
+    with Study.open(study) as s:
+        trials = s.trials()
+        fit = fit_scaling(trials, s.config, k=8, seed=5, source=str(study))
+        fit.save(study)
+        used = sorted((t for t in trials if t.number in set(fit.data.numbers)), key=lambda t: t.macs)
+        number = max(t.number for t in trials) + 1
+        new = []
+        for t in (used[0], used[len(used) // 2], used[-1]):  # same network, higher accuracy
+            better = make_trial(number, t.recipe.r, t.recipe.w, t.recipe.d, min(0.999, t.accuracy + 0.05), s.config)
+            s.start_trial(number, better.recipe, seed=number)
+            s.finish_trial(number, SimpleNamespace(accuracy=better.accuracy, loss=1.0, steps=10))
+            new.append(number)
+            number += 1
+        completed = s.trials("completed")
+    fresh = {t.number for t in select(completed, fit.k).selected}
+    assert fresh != set(fit.data.numbers)  # re-selecting now would highlight other models
+    return fit, new
+
+
+def test_accuracy_selection_is_the_saved_fits(study):
+    from tinyscale.assistant import accuracy_selection, load_fit
+    from tinyscale.study import Study
+
+    fit, new = _refit_then_add_better_trials(study)
+    with Study.open(study) as s:
+        trials, config = s.trials(), s.config
+    completed = [t for t in trials if t.state == "completed"]
+    selection, note = accuracy_selection(load_fit(study, trials, config), completed)
+    assert {t.number for t in selection.selected} == set(fit.data.numbers)
+    assert selection.k == 8
+    rows = {row["number"]: row for row in fit.selection_rows}
+    assert {e.number: (e.rank, e.reason) for e in selection.entries} == {
+        n: (row["rank"], row["reason"]) for n, row in rows.items()}
+    assert [n for n, _ in selection.skipped] == new
+    assert note.startswith("3 trial(s) completed after the fit are not drawn")
+    # Without a fit: what `tinyscale fit` would select now, with its defaults.
+    from tinyscale.pareto import DEFAULT_K, select
+
+    fresh, note = accuracy_selection(None, completed)
+    assert fresh.k == DEFAULT_K and fresh.selected == select(completed).selected and "No fit yet" in note
+
+
+def test_accuracy_tab_highlights_the_models_the_fit_used(monkeypatch, study):
+    import re
+
+    from tinyscale import plots
+
+    fit, new = _refit_then_add_better_trials(study)
+    at = run_app(monkeypatch, study)
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    (accuracy,) = [sp for sp in specs if any(t.get("name") == plots.TRACE_FRONT for t in sp["data"])]
+
+    def numbers(name):
+        (trace,) = [t for t in accuracy["data"] if t.get("name") == name]
+        return {int(re.match(r"trial (\d+)<br>", text).group(1)) for text in trace["text"]}
+
+    assert numbers(plots.TRACE_SELECTED) == set(fit.data.numbers)
+    ranked = {row["number"] for row in fit.selection_rows}
+    assert numbers(plots.TRACE_OTHER) == ranked - set(fit.data.numbers)
+    assert "3 trial(s) completed after the fit are not drawn" in texts(at)
+
+
 def test_study_status_and_failed_trials(monkeypatch, study):
     at = run_app(monkeypatch, study)
     side = {m.label: m.value for m in at.sidebar.get("metric")}

@@ -126,3 +126,32 @@ def test_argparse_errors_exit_2(capsys, argv):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+
+
+def test_a_missing_command_module_is_an_error(monkeypatch):
+    # A command listed in COMMANDS whose module is missing (a broken install) must not be
+    # silently left out of the CLI.
+    import importlib
+
+    import tinyscale.cli
+
+    real = importlib.import_module
+
+    def without_fit(name, *args, **kwargs):
+        if name == "tinyscale.commands.fit":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(tinyscale.cli.importlib, "import_module", without_fit)
+    with pytest.raises(ImportError, match=r"tinyscale fit.*tinyscale\.commands\.fit.*reinstall"):
+        tinyscale.cli.build_parser()
+
+    # A module that is there but fails on its own missing import still raises that error.
+    def broken_dependency(name, *args, **kwargs):
+        if name == "tinyscale.commands.fit":
+            raise ModuleNotFoundError("No module named 'botorch'", name="botorch")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(tinyscale.cli.importlib, "import_module", broken_dependency)
+    with pytest.raises(ModuleNotFoundError, match="botorch"):
+        tinyscale.cli.build_parser()

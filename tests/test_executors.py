@@ -121,6 +121,53 @@ def test_budget_minutes_and_config_mismatch(tmp_path):
     assert not (tmp_path / "u").exists()
 
 
+class _FailingExecutor:
+    """Fails every task at once: drives `run_study` without training."""
+
+    slots = 1
+
+    def __init__(self) -> None:
+        self.pending = []
+
+    def submit(self, task) -> None:
+        self.pending.append(task.number)
+
+    def next_outcome(self):
+        from tinyscale.executors import TrialOutcome
+
+        return TrialOutcome(self.pending.pop(0), None, "not trained (test executor)")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_study_start_resolves_trainer_and_checks_data_once(tmp_path, monkeypatch, resume):
+    import tinyscale.study
+
+    if resume:
+        run_study(tmp_path / "s", CFG, trials=1, executor=_FailingExecutor(), progress=False).close()
+    calls = {"from_study": 0, "check_data": 0}
+    real_from_study, real_check_data = TrainConfig.from_study, tinyscale.study.check_data
+
+    def from_study(cls, config):
+        calls["from_study"] += 1
+        return real_from_study(config)
+
+    def check_data(config):
+        calls["check_data"] += 1
+        return real_check_data(config)
+
+    monkeypatch.setattr(TrainConfig, "from_study", classmethod(from_study))
+    monkeypatch.setattr(tinyscale.study, "check_data", check_data)
+    # A new study, or a resume without the config: either way each check runs once.
+    study = run_study(tmp_path / "s", None if resume else CFG, trials=2, resume=resume,
+                      executor=_FailingExecutor(), progress=False)
+    assert calls == {"from_study": 1, "check_data": 1}
+    assert study.progress().finished == 2
+    study.close()
+
+
 
 def test_resume_refuses_other_trainer_settings(tmp_path):
     # Trainer defaults can change between versions; a study must resume training as it started.

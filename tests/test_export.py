@@ -117,3 +117,65 @@ def test_import_tinyscale_does_not_import_torch():
     code = "import sys, tinyscale; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class _Stop(Exception):
+    """Raised by the recording trainer: the test has seen the data, no need to train."""
+
+
+def _record_training_data(monkeypatch) -> list:
+    import tinyscale.train
+
+    seen = []
+
+    def recording(recipe, data, *args, **kwargs):
+        seen.append(data)
+        raise _Stop
+
+    monkeypatch.setattr(tinyscale.train, "train_recipe", recording)
+    return seen
+
+
+def test_export_trains_on_the_studys_data_subsets(tmp_path, monkeypatch):
+    # `tinyscale export --train-steps` on a study that trains on seeded subsets of its data: the
+    # network is trained on exactly those subsets (the trials' data), not on the whole data set.
+    import copy
+    from dataclasses import replace
+
+    from tinyscale.cli import main
+    from tinyscale.data import generate_data
+
+    config = replace(CONFIG, train_size=200, val_size=100, seed=4)
+    study = write_study(tmp_path / "study", [], config=config)
+    fit = copy.copy(fitted(1))
+    fit.config = config
+    fit.save(study)
+    seen = _record_training_data(monkeypatch)
+    with pytest.raises(_Stop):
+        main(["export", str(study), "--ratio", "0.3", "--out", str(tmp_path / "out"), "--format", "safetensors",
+              "--train-steps", "2"])
+    (data,) = seen
+    assert len(data.train_images) == 200 and len(data.val_images) == 100  # the generated set holds 640 / 320
+    whole = generate_data(seed=4).subset(200, 100, seed=4)  # the study's subsets, derived independently
+    assert torch.equal(data.train_images, whole.train_images) and torch.equal(data.val_labels, whole.val_labels)
+
+
+def test_export_decodes_a_folder_dataset_at_the_studys_size(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from tinyscale.export import train_for_export
+
+    for i, (cls, color) in enumerate((("cat", (255, 0, 0)), ("dog", (0, 0, 255))) * 4):
+        path = tmp_path / "images" / "train" / cls / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), color).save(path)
+    # Base 16 px and r up to 1: the study's trials decode folder images at 16 px (the loader's
+    # own default is 64).
+    config = replace(CONFIG, data=str(tmp_path / "images"), base_resolution=16, num_classes=2)
+    seen = _record_training_data(monkeypatch)
+    with pytest.raises(_Stop):
+        train_for_export(config.recipe(0.5, 0.5, 0.5), config, 2)
+    (data,) = seen
+    assert tuple(data.train_images.shape[1:]) == (3, 16, 16)

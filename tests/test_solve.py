@@ -7,7 +7,7 @@ import pytest
 
 from _fit_fixtures import CONFIG, fitted, write_study
 from tinyscale.cost import cost, ratio
-from tinyscale.solve import RecipeSolver
+from tinyscale.solve import NoteKind, RecipeSolver
 from tinyscale.width import W_MIN
 
 
@@ -71,11 +71,34 @@ def test_extrapolation_and_clamping_are_flagged(solver):
     lo, hi = solver.fit.c_range
     assert not solver.solve(float(np.sqrt(lo * hi))).extrapolated
     far_low = solver.solve(lo / 3)
-    assert far_low.extrapolated and any("extrapolate" in n for n in far_low.notes)
+    assert far_low.extrapolated and far_low.notes_of(NoteKind.EXTRAPOLATED)
     assert solver.solve(hi * 2).extrapolated
     tiny = solver.solve(1e-4)  # below the thinnest network at any sampled (r, d)
     assert tiny.width_clamped and tiny.recipe.w == W_MIN
-    assert tiny.achieved > 1e-4 and any("no width reaches" in n for n in tiny.notes)
+    assert tiny.achieved > 1e-4 and tiny.notes_of(NoteKind.WIDTH_CLAMPED)
+
+
+def test_every_flag_has_its_typed_note(solver):
+    # Consumers branch on a note's kind, so each flag of the answer comes with notes of its kind
+    # (one per clipped axis) and no kind appears without its flag.
+    import json
+
+    lo, hi = solver.fit.c_range
+    answers = [solver.solve(c) for c in (float(np.sqrt(lo * hi)), lo / 3, hi * 2, 1e-4, 0.05, 1.0)]
+    seen = set()
+    for a in answers:
+        kinds = [n.kind for n in a.notes]
+        seen |= set(kinds)
+        assert kinds.count(NoteKind.CLIPPED) == len(a.clipped)
+        assert (NoteKind.EXTRAPOLATED in kinds) == a.extrapolated
+        assert (NoteKind.WIDTH_CLAMPED in kinds) == a.width_clamped
+        assert all(isinstance(n.text, str) and n.text for n in a.notes)
+        # JSON: the sentences (what existing readers use) and, in parallel, the kinds' names.
+        d = json.loads(json.dumps(a.to_dict()))
+        assert d["notes"] == [n.text for n in a.notes]
+        assert d["note_kinds"] == [k.value for k in kinds]
+    assert seen == set(NoteKind)  # the queries above exercise every kind
+    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped"}
 
 
 def test_macs_budget_is_the_same_query_as_its_ratio(solver):

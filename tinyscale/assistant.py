@@ -172,6 +172,41 @@ def curves(source: FitSource, config: StudyConfig) -> Curves:
     return Curves(answers, stops, efficientnet_curve(config, stops[:: max(1, len(stops) // 40)]), tinynets(config))
 
 
+def accuracy_selection(source: FitSource | None, completed: list[Trial]):
+    """The Pareto selection the accuracy plot draws, and a note for the user (or None).
+
+    With a fit: the selection that fit made, as it saved it (``selection_rows``, and the models
+    it used, ``data.numbers``), never a new one, so the highlighted models are exactly those
+    the curves were fitted on. Trials the fit did not rank (completed after it) are listed in
+    ``skipped``, not drawn. Without a fit: the selection `tinyscale fit` would make now
+    (`tinyscale.pareto.select` with its defaults). Raises ValueError when nothing can be ranked.
+    """
+    from tinyscale.pareto import DEFAULT_K, ParetoEntry, ParetoSelection, select
+
+    if source is None:
+        return select(completed, DEFAULT_K), (
+            f"No fit yet: highlighted are the models `tinyscale fit` would select now (k={DEFAULT_K}).")
+    fit = source.solver.fit
+    rows = {row["number"]: row for row in fit.selection_rows}
+    used = set(fit.data.numbers)
+    entries, skipped = [], []
+    for t in completed:
+        row = rows.get(t.number)
+        if row is None:
+            skipped.append((t.number, "completed after the fit: not ranked"))
+            continue
+        entries.append(ParetoEntry(trial=t, rank=int(row["rank"]), selected=t.number in used, niche=row.get("niche"),
+                                   distance=row.get("distance"), reason=str(row["reason"])))
+    notes = []
+    if skipped:
+        notes.append(f"{len(skipped)} trial(s) completed after the fit are not drawn; the plot shows the fit's "
+                     "selection")
+    missing = sorted(used - {t.number for t in completed})
+    if missing:
+        notes.append(f"the fit used trial(s) {', '.join(map(str, missing))}, which the study does not hold as completed")
+    return ParetoSelection(entries=tuple(entries), k=fit.k, skipped=tuple(skipped)), ("; ".join(notes) or None)
+
+
 def fit_models(source: FitSource, trials: list[Trial]) -> list[Trial]:
     """The trials the GPs were fitted on."""
     numbers = set(source.solver.fit.data.numbers)

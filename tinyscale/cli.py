@@ -26,10 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"tinyscale.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command whose module is not there yet
+        except ModuleNotFoundError as exc:
             if exc.name != f"tinyscale.commands.{name}":
                 raise
-            continue
+            # Every listed command ships with tinyscale: one missing is a broken install.
+            raise ImportError(f"the module of `tinyscale {name}` (tinyscale.commands.{name}) is missing; "
+                              "the installation is incomplete, reinstall tinyscale") from exc
         module.register(sub)
     return parser
 

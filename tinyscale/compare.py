@@ -185,7 +185,7 @@ def _gp_builder(study_dir: Path) -> StrategyBuilder:
 
     def build(c: float) -> tuple[Recipe, str]:
         answer = solver.solve(c)
-        notes = list(answer.notes)
+        notes = list(answer.note_texts)
         if abs(answer.achieved / c - 1.0) > MATCH_TOLERANCE and not answer.width_clamped:
             notes.append(_mismatch_reason(c, answer.ratio_below, answer.ratio_above))
         return answer.recipe, "; ".join(notes)

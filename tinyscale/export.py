@@ -99,16 +99,18 @@ def onnx_available() -> str | None:
 def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0) -> TrainedWeights:
     """Train ``recipe`` for ``steps`` steps on the study's data with the study's trainer settings.
 
-    ``config`` is the study's `tinyscale.trial.StudyConfig`; only the step count differs.
+    ``config`` is the study's `tinyscale.trial.StudyConfig`; only the step count differs. The
+    data is what the study's trials saw (`tinyscale.study.data_spec`: the same subsets of the
+    same size, folder images decoded at the same size).
     """
-    from tinyscale.data import load_data
+    from tinyscale.executors import worker_data
+    from tinyscale.study import data_spec
     from tinyscale.train import TrainConfig, train_recipe
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"train steps must be a positive integer, got {steps!r}")
-    extra = config.extra or {}
-    data = load_data(config.data, seed=config.seed, train_size=extra.get("train_size"),
-                     val_size=extra.get("val_size"))
+    # The study's own data spec (subset sizes, seed, decode size), as its workers load it.
+    data = worker_data(data_spec(config))
     if data.num_classes != recipe.num_classes:
         raise ValueError(f"the study's data has {data.num_classes} classes, the recipe {recipe.num_classes}")
     kept = {}
@@ -393,4 +395,4 @@ def export_from_study(
     }
     bundle = build_export(answer.recipe, formats=formats, trained=trained, provenance=provenance, seed=seed)
     path = write_export(bundle, out) if out is not None else None
-    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.notes)
+    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.note_texts)

@@ -13,6 +13,9 @@ Steps for a target c:
 
 The answer also carries the 95 % bands of r and d at c and ``extrapolated``: whether c lies
 outside the span of c the GPs were fitted on.
+
+Each note is a `Note`: a sentence for people and a `NoteKind` for code. Consumers branch on
+the kind, never on the wording.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from tinyscale.cost import baseline_macs, cost
@@ -27,6 +31,25 @@ from tinyscale.recipe import Recipe
 from tinyscale.width import W_MAX, W_MIN, check_ratio, reachable_ratios, solve_width
 
 DECIMALS = 4
+
+
+class NoteKind(str, Enum):
+    """What a note on a `RecipeAnswer` is about (the value is its JSON name)."""
+
+    CLIPPED = "clipped"  # r or d from the GP was outside the sampled range and clipped to it
+    EXTRAPOLATED = "extrapolated"  # c outside the c-range the GPs were fitted on
+    WIDTH_CLAMPED = "width_clamped"  # no width reaches c at (r, d); w clamped to its range
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note on an answer: its kind (branch on this) and the sentence shown to users."""
+
+    kind: NoteKind
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -48,11 +71,20 @@ class RecipeAnswer:
     c_range: tuple[float, float]
     clipped: tuple[str, ...]  # which of "r", "d" were clipped to the study's ranges
     width_clamped: bool
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]
 
     @property
     def resolution(self) -> int:
         return self.recipe.resolution
+
+    @property
+    def note_texts(self) -> tuple[str, ...]:
+        """The notes' sentences, in order."""
+        return tuple(n.text for n in self.notes)
+
+    def notes_of(self, kind: NoteKind) -> tuple[str, ...]:
+        """The sentences of the notes of one kind."""
+        return tuple(n.text for n in self.notes if n.kind == kind)
 
     def to_dict(self) -> dict:
         return {
@@ -72,7 +104,8 @@ class RecipeAnswer:
             "c_range": list(self.c_range),
             "clipped": list(self.clipped),
             "width_clamped": self.width_clamped,
-            "notes": list(self.notes),
+            "notes": list(self.note_texts),
+            "note_kinds": [n.kind.value for n in self.notes],  # parallel to "notes"
         }
 
 
@@ -118,20 +151,22 @@ class RecipeSolver:
         cfg = self.fit.config
         pred = self.fit.predict([c])
         r_mean, d_mean = float(pred.r.mean[0]), float(pred.d.mean[0])
-        notes: list[str] = []
+        notes: list[Note] = []
         clipped: list[str] = []
         values = {}
         for name, mean, (lo, hi) in (("r", r_mean, cfg.r_range), ("d", d_mean, cfg.d_range)):
             value = min(max(mean, lo), hi)
             if value != mean:
                 clipped.append(name)
-                notes.append(f"{name}={mean:.4g} from the GP is outside the sampled range [{lo:g}, {hi:g}]; clipped")
+                notes.append(Note(NoteKind.CLIPPED, f"{name}={mean:.4g} from the GP is outside the sampled range "
+                                                    f"[{lo:g}, {hi:g}]; clipped"))
             values[name] = _round_within(value, lo, hi)
         r, d = values["r"], values["d"]
         c_lo, c_hi = self.fit.c_range
         extrapolated = not (c_lo * (1 - 1e-9) <= c <= c_hi * (1 + 1e-9))
         if extrapolated:
-            notes.append(f"c={c:.4g} is outside the fitted range [{c_lo:.4g}, {c_hi:.4g}]: the GPs extrapolate")
+            notes.append(Note(NoteKind.EXTRAPOLATED,
+                              f"c={c:.4g} is outside the fitted range [{c_lo:.4g}, {c_hi:.4g}]: the GPs extrapolate"))
 
         reach_lo, reach_hi = reachable_ratios(r, d, **self._context)
         width_clamped = not reach_lo <= c <= reach_hi
@@ -140,10 +175,11 @@ class RecipeSolver:
             recipe = Recipe(r=r, w=w, d=d, **self._context)
             achieved = cost(recipe).macs / self.baseline_macs
             below = above = achieved
-            notes.append(
+            notes.append(Note(
+                NoteKind.WIDTH_CLAMPED,
                 f"no width reaches c={c:.4g} at r={r:g}, d={d:g} (widths give {reach_lo:.4g} to {reach_hi:.4g}); "
-                f"w clamped to {w:g}, achieved {achieved:.4g}"
-            )
+                f"w clamped to {w:g}, achieved {achieved:.4g}",
+            ))
         else:
             sol = solve_width(c, r, d, **self._context)
             recipe, achieved, below, above = sol.recipe, sol.achieved, sol.ratio_below, sol.ratio_above

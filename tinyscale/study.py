@@ -123,7 +123,6 @@ class Study:
         self.directory = directory
         self.config = config
         self._conn = _connect(directory / TRIALS_FILE)
-        self._baseline = None
 
     # ----------------------------------------------------------------------------- lifecycle
     @classmethod
@@ -314,7 +313,7 @@ class _Transaction:
 
 
 # =============================================================================== the driver
-# The README's main job: a study on Fashion-MNIST that finishes on 2 cores in about 10 minutes
+# The README's main job: a study on Fashion-MNIST that finishes on 2 cores in a few minutes
 # (measured numbers in README.md, section "study").
 # It runs on `tinyscale.executors.default_workers()`: one single-threaded process per core.
 DEMO_TRIALS = 24
@@ -336,7 +335,8 @@ def data_spec(config: StudyConfig):
     from tinyscale.executors import DataSpec
     from tinyscale.recipe import resolution_for
 
-    # Folder images are decoded once at the largest input any trial uses.
+    # Folder images are decoded once, at the largest input any trial uses or at the base
+    # resolution if that is larger (comparisons train r = 1 baselines on the same data).
     decode = resolution_for(max(1.0, config.r_range[1]), config.base_resolution)
     return DataSpec(config.data, config.seed, config.train_size, config.val_size, decode)
 
@@ -399,11 +399,12 @@ def run_study(
     for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
         if value is not None and (isinstance(value, bool) or not value > 0):
             raise ValueError(f"{name} must be positive, got {value!r}")
+    train = None
     if config is not None:
         # Every check that can fail runs before the directory is created, so a typo leaves
         # nothing behind to trip over on the next try.
         check_space(config)
-        TrainConfig.from_study(config)
+        train = TrainConfig.from_study(config)
         check_data(config)
     study = open_or_create(directory, config, resume=resume)
     config = study.config
@@ -417,13 +418,14 @@ def run_study(
         study.close()
         raise ValueError("give a budget: a number of trials or minutes")
 
-    train = TrainConfig.from_study(config)
     try:
+        if train is None:  # resumed without a config: check the stored one before workers start
+            train = TrainConfig.from_study(config)
+            check_data(config)
         check_trainer(study, train)
-    except ValueError:
+    except Exception:
         study.close()
         raise
-    check_data(config)  # cached after the first call; fails early and clearly before workers start
     spec = data_spec(config)
     finished = {t.number for t in study.trials() if t.state in ("completed", "failed")}
     elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))

@@ -63,7 +63,8 @@ def answer_fields(answer) -> dict:
         "c_range": list(answer.c_range),
         "clipped": list(answer.clipped),
         "width_clamped": answer.width_clamped,
-        "notes": list(answer.notes),
+        "notes": list(answer.note_texts),
+        "note_kinds": [n.kind.value for n in answer.notes],
     })
     return out
 
@@ -92,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
         "extrapolated": f"{'yes' if answer.extrapolated else 'no'} (fitted c from {lo:.4g} to {hi:.4g})",
     }
     for i, note in enumerate(answer.notes):
-        extra[f"note {i + 1}"] = note
+        extra[f"note {i + 1}"] = note.text
     print(format_summary(summarize(answer.recipe), extra))
     return 0
