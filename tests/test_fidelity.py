@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -336,3 +337,78 @@ def test_bad_input_is_one_line_and_exit_2(measured, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("tinyscale fidelity: error: ") and message in err and "\n" not in err, err
     assert not (few / FIDELITY_FILE).exists()
+
+
+# ------------------------------------------------------------------------------ where it is shown
+
+
+@pytest.fixture(scope="module")
+def fit_study(tmp_path_factory):
+    from _fit_fixtures import synthetic_trials, write_study
+
+    return write_study(tmp_path_factory.mktemp("fit") / "study", synthetic_trials(seed=1))
+
+
+def test_fit_prints_the_stored_check_or_how_to_measure_it(fit_study, capsys):
+    capsys.readouterr()
+    assert main(["fit", str(fit_study)]) == 0
+    assert f"fidelity   not measured: run `tinyscale fidelity {fit_study}`" in capsys.readouterr().out
+    f = _synthetic("recipe")
+    save_fidelity(f, fit_study)
+    assert main(["fit", str(fit_study)]) == 0
+    out = capsys.readouterr().out
+    assert "fidelity   TRUSTWORTHY" in out and f"Spearman ρ = {f.rho:.2f}" in out
+    assert f"seed σ = {100 * f.sigma:.2f} points" in out and f"slope {100 * f.signal.slope:+.2f}" in out
+    assert "because" not in out and "mainly" not in out  # fit: the headline lines; `tinyscale fidelity`: why
+    assert "measured on 24 completed trials; the study has 54 now" in out
+    assert main(["fit", str(fit_study), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity"] == json.loads(json.dumps(f.to_dict()))
+    (fit_study / FIDELITY_FILE).unlink()
+
+
+def test_the_assistant_explains_a_missing_stale_or_damaged_check(tmp_path):
+    from tinyscale.assistant import trust
+
+    t = trust(tmp_path)
+    assert t.verdict is None and t.note is None and t.command == f"tinyscale fidelity {tmp_path}"
+    f = _synthetic("trend")
+    save_fidelity(f, tmp_path)
+    t = trust(tmp_path, completed=30)
+    assert t.verdict == "weak" and t.reasons == f.reasons and "the study has 30 now" in t.note
+    assert dict((label, value) for label, value, _ in t.metrics)["spread at matched c"] == \
+        f"{f.signal.residual_ratio:.2f} σ"
+    assert trust(tmp_path, completed=24).note is None
+    (tmp_path / FIDELITY_FILE).write_text("[]")
+    t = trust(tmp_path)
+    assert t.verdict is None and "unreadable" in t.note
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+
+
+def test_the_app_shows_how_far_to_trust_the_recipe(monkeypatch, tmp_path_factory, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from _app_fixtures import fitted_study
+
+    study = fitted_study(tmp_path_factory.mktemp("app-src"), tmp_path / "study")
+    monkeypatch.setenv("TINYSCALE_STUDY", str(study))
+    at = AppTest.from_file(APP, default_timeout=120).run()  # the first run imports torch and botorch
+    assert not at.exception, [e.value for e in at.exception]
+    assert "How far to trust this recipe" in [h.value for h in at.subheader]
+    assert any("Not measured yet" in e.value for e in at.info)
+    assert f"tinyscale fidelity {study}" in [c.value for c in at.code]
+
+    for kind, shown in (("noise", "error"), ("recipe", "success")):
+        f = _synthetic(kind)
+        save_fidelity(f, study)
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        assert not at.exception, [e.value for e in at.exception]
+        boxes = [e.value for e in getattr(at, shown)]
+        assert any(v.startswith(f"**{f.verdict.capitalize()}**") for v in boxes), boxes
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["rank agreement ρ"] == f"{f.rho:.2f}"
+        assert metrics["seed noise σ"] == f"{100 * f.sigma:.2f} pts"
+        assert metrics["slope per doubling of c"] == f"{100 * f.signal.slope:+.2f} pts"
+        markdown = "\n".join(m.value for m in at.markdown)
+        assert all(reason in markdown for reason in f.reasons)
