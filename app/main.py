@@ -155,6 +155,26 @@ def export_panel(study_dir: Path, answer, source) -> None:
                "served, which takes a few seconds.")
 
 
+def trust_panel(study_dir: Path, n_completed: int) -> None:
+    """How far to trust this recipe: `tinyscale fidelity`'s stored verdict, or how to measure it."""
+    from tinyscale.assistant import trust
+
+    t = trust(study_dir, n_completed)
+    st.subheader("How far to trust this recipe")
+    if t.verdict is None:
+        (st.warning if t.note else st.info)(t.summary)
+        if t.note:
+            st.caption(t.note)
+        st.code(t.command, language="bash")
+        return
+    {"trustworthy": st.success, "weak": st.warning, "untrustworthy": st.error}[t.verdict](t.summary)
+    for col, (label, value, help_text) in zip(st.columns(len(t.metrics)), t.metrics):
+        col.metric(label, value, help=help_text)
+    st.markdown("\n".join(f"- {reason}" for reason in t.reasons))
+    if t.note:
+        st.caption(f"{t.note}: `{t.command}`")
+
+
 def main() -> None:
     st.set_page_config(page_title="tinyscale design assistant", page_icon="🧊", layout="wide")
     st.title("tinyscale design assistant")
@@ -198,6 +218,7 @@ def main() -> None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
         design_panel(study_dir, source, config, drawn, completed)
+    trust_panel(study_dir, len(completed))
 
     tabs = st.tabs(["Accuracy vs MACs", "Compare", "Trials", "Fit diagnostics"])
     with tabs[0]:

@@ -211,3 +211,51 @@ def fit_models(source: FitSource, trials: list[Trial]) -> list[Trial]:
     """The trials the GPs were fitted on."""
     numbers = set(source.solver.fit.data.numbers)
     return [t for t in trials if t.number in numbers and t.state == "completed"]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the page shows under "How far to trust this recipe": `tinyscale fidelity`'s stored
+    verdict in plain words with its numbers, or (``verdict`` None) why there is none and the
+    command that measures it."""
+
+    verdict: str | None  # "trustworthy", "weak", "untrustworthy", or None when not measured
+    summary: str  # plain words
+    metrics: tuple[tuple[str, str, str], ...]  # (label, value, help)
+    reasons: tuple[str, ...]  # one sentence per check, with its numbers
+    note: str | None  # e.g. the study gained trials since the check, or the file is unreadable
+    command: str  # what measures (or re-measures) it
+
+
+def trust(study_dir: str | os.PathLike, completed: int | None = None) -> Trust:
+    """The stored fidelity check of a study, for the page (never raises for a missing or
+    damaged file; ``completed``: the study's completed trials now, to flag a stale check)."""
+    from tinyscale import fidelity as fd
+
+    command = f"tinyscale fidelity {study_dir}"
+    try:
+        f = fd.load_fidelity(study_dir)
+    except ValueError as exc:
+        return Trust(None, "The stored fidelity check cannot be read.", (), (), str(exc), command)
+    if f is None:
+        return Trust(None, "Not measured yet: whether the study's brief accuracies rank recipes by more than "
+                     "seed noise. The command below retrains a few trials with other seeds and about ten "
+                     "of them longer, and gives a verdict.", (), (), None, command)
+    s, st = f.signal, f.settings
+    longer = "longer training" if st is None else f"{st.factor:g}x longer training ({st.long_steps} steps)"
+    metrics = (
+        ("rank agreement ρ", "n/a" if f.rho is None else f"{f.rho:.2f}",
+         f"Spearman ρ between the study's brief accuracies and {longer} on {len(f.pairs)} recipes; "
+         f"good ≥ {fd.RHO_GOOD}, FBNetV3 stops at {fd.RHO_FBNETV3}"),
+        ("seed noise σ", f"{100 * f.sigma:.2f} pts",
+         f"pooled sd of top-1 over seeds at the study's steps ({len(f.noise)} recipes, {f.sigma_df} df)"),
+        ("slope per doubling of c", f"{100 * s.slope:+.2f} pts",
+         f"± {100 * s.slope_se:.2f} points" + ("" if s.slope_t is None else f", t = {s.slope_t:.1f}")
+         + f", over {s.n} trials"),
+        ("spread at matched c", "n/a" if s.residual_ratio is None else f"{s.residual_ratio:.2f} σ",
+         f"sd of the residuals around the accuracy curve: {100 * s.residual_sd:.2f} points; "
+         f"good ≥ {fd.MATCHED_GOOD} σ"),
+        ("variance beyond noise", f"{s.beyond_noise:.0%}", "max(0, 1 − σ² / variance of the brief accuracies)"),
+    )
+    summary = f"**{f.verdict.capitalize()}**: {f.advice}."
+    return Trust(f.verdict, summary, metrics, f.reasons, fd.stale_note(f, completed), command)

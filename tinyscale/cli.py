@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Order is the order of `tinyscale --help`.
-COMMANDS = ("demo", "inspect", "scale", "study", "trials", "fit", "recipe", "export", "compare", "app")
+COMMANDS = ("demo", "inspect", "scale", "study", "trials", "fit", "fidelity", "recipe", "export", "compare", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

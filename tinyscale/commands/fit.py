@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from tinyscale.fidelity import describe_stored, stored_dict
     from tinyscale.gp import fit_scaling, format_fit
     from tinyscale.study import Study
 
@@ -46,9 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         lo, hi = fit.c_range
         print(json.dumps({"fit": str(path), "method": fit.method, "c_range": [lo, hi], "selected": list(fit.data.numbers),
-                          "diagnostics": fit.diagnostics.to_dict(), "trials": fit.selection_rows}))
+                          "diagnostics": fit.diagnostics.to_dict(), "trials": fit.selection_rows,
+                          "fidelity": stored_dict(args.study_dir)}))
         return 0
     print(format_fit(fit))
+    print(describe_stored(args.study_dir, completed=len(trials)))  # `tinyscale fidelity`'s verdict, if measured
     print(f"{'used' if fit.method == 'surface' else 'selected':<10} trials {' '.join(str(n) for n in fit.data.numbers)}")
     if args.show_trials:
         for row in sorted(fit.selection_rows, key=lambda r: (r["rank"], r["macs"])):

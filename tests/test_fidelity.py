@@ -1,0 +1,414 @@
+"""`tinyscale fidelity`: the statistics on synthetic numbers (Spearman with ties, noise, slope,
+verdicts), then the command end to end on a tiny generated study (stored result, resume after an
+interruption with the same numbers, seeds apart from the study's), and where the result is
+shown (`tinyscale fit`, the app)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyscale.cli import main
+from tinyscale.fidelity import (
+    FIDELITY_FILE,
+    FIDELITY_SEED_OFFSET,
+    MATCHED_GOOD,
+    describe_stored,
+    Fidelity,
+    FidelityStore,
+    format_fidelity,
+    load_fidelity,
+    measure,
+    rankdata,
+    save_fidelity,
+    spearman,
+    spread,
+    summarize,
+)
+from tinyscale.trial import StudyConfig
+
+# ------------------------------------------------------------------------------ pure statistics
+
+
+def test_spearman_with_ties_matches_the_hand_computation():
+    a, b = [1, 2, 2, 3, 4], [2, 1, 3, 3, 5]
+    # Average ranks: a -> 1, 2.5, 2.5, 4, 5; b -> 2, 1, 3.5, 3.5, 5 (both mean 3).
+    assert rankdata(a).tolist() == [1, 2.5, 2.5, 4, 5]
+    assert rankdata(b).tolist() == [2, 1, 3.5, 3.5, 5]
+    # Deviations (-2, -.5, -.5, 1, 2) and (-1, -2, .5, .5, 2): sum of products 7.25, each sum of
+    # squares 9.5, so rho = 7.25 / 9.5 = 29/38. The no-ties shortcut 1 - 6 sum d^2 / (n (n^2 - 1))
+    # would give 1 - 27/120 = 0.775 instead.
+    assert spearman(a, b) == pytest.approx(29 / 38, abs=1e-12)
+    assert spearman([3, 1, 2], [30, 10, 20]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None  # undefined, not 0
+    with pytest.raises(ValueError, match="paired"):
+        spearman([1, 2], [1, 2, 3])
+
+
+def _synthetic(kind: str, seed: int = 0, n: int = 24, sigma: float = 0.005) -> Fidelity:
+    """A study of n trials over c in [0.05, 1]: "recipe" has a real per-recipe effect at matched c
+    (shared by brief and long runs) on top of a trend in log c; "trend" only the trend; "noise"
+    neither (brief and long accuracies independent). Every run adds seed noise sigma."""
+    rng = np.random.default_rng(seed)
+    cs = np.geomspace(0.05, 1.0, n)
+    x = np.log2(cs)
+    effect = rng.normal(0, 0.02, n) if kind == "recipe" else np.zeros(n)
+    if kind == "noise":
+        true, true_long = np.full(n, 0.70), np.full(n, 0.75)
+    else:
+        true, true_long = 0.80 + 0.03 * x + effect, 0.88 + 0.035 * x + effect
+    brief = true + rng.normal(0, sigma, n)
+    long_ = true_long + rng.normal(0, sigma, n)
+    picked = [int(round(i * (n - 1) / 9)) for i in range(10)]
+    groups = {i: [brief[i], *(true[i] + rng.normal(0, sigma, 2))] for i in picked[::3]}
+    return summarize(dict(enumerate(brief)), {i: long_[i] for i in picked}, groups, dict(enumerate(cs)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_real_recipe_effect_is_trustworthy(seed):
+    f = _synthetic("recipe", seed)
+    assert f.verdict == "trustworthy", f.reasons
+    assert f.rho > 0.9 and f.signal.slope_t > 5 and f.signal.beyond_noise > 0.9
+    assert f.signal.residual_ratio > MATCHED_GOOD
+    assert f.signal.slope == pytest.approx(0.03, abs=0.006)  # per doubling of c
+    assert f.sigma == pytest.approx(0.005, rel=0.6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_noise_is_untrustworthy(seed):
+    f = _synthetic("noise", seed)
+    assert f.verdict == "untrustworthy", f.reasons
+    assert f.signal.beyond_noise < 0.5
+    assert "seed noise" in f.advice and "seed noise" in format_fidelity(f)
+    assert any("does not rise measurably" in r or "falls" in r for r in f.reasons)
+
+
+def test_a_trend_in_c_alone_does_not_resolve_the_recipe():
+    """Accuracy = f(log c) + seed noise: brief runs rank networks like long runs (ρ near 1, all of
+    it from c), but at matched c the spread is the seed noise, so the r/d split that the GPs learn
+    is not resolved: at best weak, and the reason says so."""
+    for seed in range(3):
+        f = _synthetic("trend", seed)
+        assert f.rho > 0.9 and f.signal.beyond_noise > 0.9
+        assert f.signal.residual_ratio < MATCHED_GOOD
+        assert f.verdict == "weak"
+        assert "matched c" in f.reasons[0] and "not resolved" in f.reasons[0]
+        assert abs(f.rho_matched) < 0.8  # after removing the trend, the brief ranking is mostly noise
+
+
+def test_pooled_sigma_slope_and_residuals_by_hand():
+    c = {n: 2.0 ** (n - 5) for n in range(6)}  # log2 c = -5 .. 0
+    resid = [0.01, -0.02, 0.01, 0.01, -0.02, 0.01]
+    brief = {n: 0.6 + 0.02 * (n - 5) + resid[n] for n in range(6)}
+    groups = {0: [0.5, 0.6], 3: [0.7, 0.7, 0.8]}  # variances 0.005 (1 df) and 1/300 (2 df)
+    f = summarize(brief, {0: 0.1, 2: 0.3, 5: 0.2}, groups, c)
+    assert f.sigma_df == 3
+    assert f.sigma == pytest.approx(math.sqrt((0.005 + 2 / 300) / 3))
+    assert [g.sd for g in f.noise] == pytest.approx([math.sqrt(0.005), math.sqrt(1 / 300)])
+    x = np.arange(6) - 5.0
+    y = np.array([brief[n] for n in range(6)])
+    slope, intercept = np.polyfit(x, y, 1)
+    rss = float(np.sum((y - intercept - slope * x) ** 2))
+    se = math.sqrt(rss / 4 / float(np.sum((x - x.mean()) ** 2)))
+    assert f.signal.slope == pytest.approx(slope) and f.signal.slope_se == pytest.approx(se)
+    assert f.signal.slope_t == pytest.approx(slope / se)
+    quad = np.polyval(np.polyfit(x, y, 2), x)
+    assert f.signal.residual_sd == pytest.approx(math.sqrt(float(np.sum((y - quad) ** 2)) / 3))
+    assert f.signal.residual_ratio == pytest.approx(f.signal.residual_sd / f.sigma)
+    assert f.signal.beyond_noise == pytest.approx(max(0.0, 1 - f.sigma**2 / float(np.var(y, ddof=1))))
+    # Brief 0.5, 0.54, 0.6 against long 0.1, 0.3, 0.2: ranks (1, 2, 3) vs (1, 3, 2).
+    assert f.rho == pytest.approx(0.5)
+    assert [p.number for p in f.pairs] == [0, 2, 5]
+
+
+def test_summarize_rejects_what_cannot_support_the_check():
+    c = {n: 0.05 * 2**n for n in range(5)}
+    brief = {n: 0.5 + 0.01 * n for n in range(5)}
+    groups = {0: [0.5, 0.51]}
+    long = {0: 0.6, 1: 0.61, 2: 0.62}
+    with pytest.raises(ValueError, match="at least 5 completed"):
+        summarize({n: brief[n] for n in range(4)}, long, groups, {n: c[n] for n in range(4)})
+    with pytest.raises(ValueError, match="two or more seeds"):
+        summarize(brief, long, {0: [0.5]}, c)
+    with pytest.raises(ValueError, match="at least 3 recipes"):
+        summarize(brief, {0: 0.6, 1: 0.6}, groups, c)
+    with pytest.raises(ValueError, match="without a brief accuracy"):
+        summarize(brief, {**long, 9: 0.6}, groups, c)
+    with pytest.raises(ValueError, match="one FLOPs ratio"):
+        summarize(brief, long, groups, {n: 0.5 for n in range(5)})
+    with pytest.raises(ValueError, match="finite"):
+        summarize({**brief, 4: math.nan}, long, groups, c)
+
+
+def test_spread_takes_quantiles_of_log_c():
+    from types import SimpleNamespace
+
+    trials = [SimpleNamespace(number=n, ratio=r) for n, r in enumerate([0.4, 0.05, 0.9, 0.1, 0.2, 0.07, 0.6,
+                                                                        0.3, 0.13, 0.5])]
+    by_c = sorted(trials, key=lambda t: t.ratio)
+    assert spread(trials, 4) == [by_c[0], by_c[3], by_c[6], by_c[9]]
+    assert spread(trials, 10) == by_c and spread(trials, 20) == by_c
+    assert spread(list(reversed(trials)), 4) == spread(trials, 4)  # deterministic
+
+
+def test_json_round_trip_and_format(tmp_path):
+    f = _synthetic("recipe")
+    path = save_fidelity(f, tmp_path)
+    assert path == tmp_path / FIDELITY_FILE and load_fidelity(tmp_path) == f
+    assert load_fidelity(tmp_path / "elsewhere") is None
+    text = format_fidelity(f, "runs/x")
+    assert text.startswith("fidelity   TRUSTWORTHY") and f"ρ = {f.rho:.2f}" in text
+    assert f"σ = {100 * f.sigma:.2f} points" in text and f"{100 * f.signal.slope:+.2f}" in text
+    assert "measured on 24" in format_fidelity(f, completed=30) and "measured on" not in text
+    assert format_fidelity(None, "runs/x") == "fidelity   not measured: run `tinyscale fidelity runs/x`"
+    # What `tinyscale fit` prints: the headline lines, and the deciding reason unless trustworthy.
+    assert describe_stored(tmp_path) == format_fidelity(f, tmp_path, reasons=False)
+    assert "because" not in describe_stored(tmp_path) and "mainly" not in describe_stored(tmp_path)
+    noise = _synthetic("noise")
+    save_fidelity(noise, tmp_path)
+    assert describe_stored(tmp_path).endswith(f"mainly     {noise.reasons[0]}")
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        load_fidelity(tmp_path)
+    assert describe_stored(tmp_path).startswith("fidelity   unreadable: ")
+
+
+# ------------------------------------------------------------------------------ end to end
+
+CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), steps=8, batch_size=16,
+                  train_size=256, val_size=64, seed=0, extra={"bn_calibration_images": 64})
+ARGS = ["--recipes", "4", "--factor", "2", "--replicates", "1", "--noise-trials", "2", "--workers", "1",
+        "--threads", "1", "--no-progress"]
+RUNS = 4 + 2  # long runs + noise replicates
+
+
+@pytest.fixture(scope="module")
+def study_src(tmp_path_factory):
+    """A real (tiny) study: 8 trials trained briefly on generated data."""
+    from tinyscale.executors import make_executor
+    from tinyscale.study import run_study
+
+    directory = tmp_path_factory.mktemp("fidelity") / "study"
+    run_study(directory, CFG, trials=8, executor=make_executor("local", 1, threads=1), progress=False).close()
+    return directory
+
+
+@pytest.fixture(scope="module")
+def measured(study_src, tmp_path_factory):
+    """The command run once, uninterrupted, on a copy of the study."""
+    directory = tmp_path_factory.mktemp("measured") / "study"
+    shutil.copytree(study_src, directory)
+    assert main(["fidelity", str(directory), *ARGS]) == 0
+    return directory, load_fidelity(directory)
+
+
+def _without_time(f: Fidelity) -> dict:
+    return {**f.to_dict(), "created": None, "runs": [{**r, "train_seconds": None} for r in f.to_dict()["runs"]]}
+
+
+def test_the_command_writes_the_check(measured, capsys):
+    directory, f = measured
+    assert (directory / FIDELITY_FILE).is_file() and (directory / "fidelity" / "fidelity.sqlite").is_file()
+    assert f.verdict in ("trustworthy", "weak", "untrustworthy")
+    assert f.settings.steps == 8 and f.settings.long_steps == 16 and f.settings.factor == 2
+    assert len(f.runs) == RUNS and all(r.state == "completed" for r in f.runs)
+    assert sorted(r.steps for r in f.runs) == [8, 8, 16, 16, 16, 16]
+    assert len(f.pairs) == 4 and len(f.noise) == 2 and all(len(g.accuracies) == 2 for g in f.noise)
+    assert f.signal.n == 8
+    # The noise groups start with the study's own brief accuracy.
+    from tinyscale.study import Study
+
+    with Study.open(directory) as study:
+        brief = {t.number: t.accuracy for t in study.trials()}
+    assert all(g.accuracies[0] == brief[g.number] for g in f.noise)
+    assert all(p.brief == brief[p.number] for p in f.pairs)
+
+
+def test_seeds_differ_from_the_studys_and_from_compares(measured):
+    directory, f = measured
+    with sqlite3.connect(directory / "trials.sqlite") as conn:
+        study_seeds = {row[0] for row in conn.execute("SELECT seed FROM trials")}
+    seeds = [r.seed for r in f.runs]
+    assert len(set(seeds)) == len(seeds)
+    assert not set(seeds) & study_seeds
+    assert min(seeds) >= FIDELITY_SEED_OFFSET  # compare trains with seeds 0..N-1
+
+
+def test_a_second_run_trains_nothing(measured, monkeypatch, capsys):
+    directory, f = measured
+    import tinyscale.executors
+
+    def no_training(task):
+        raise AssertionError("a finished retraining was trained again")
+
+    monkeypatch.setattr(tinyscale.executors, "run_task", no_training)
+    capsys.readouterr()
+    assert main(["fidelity", str(directory), *ARGS]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"fidelity   {f.verdict.upper()}") and "saved      " in out
+    assert _without_time(load_fidelity(directory)) == _without_time(f)
+
+
+class _Killed(KeyboardInterrupt):
+    pass
+
+
+class _DiesAfter:
+    """An in-process executor that dies (as Ctrl-C would) after ``n`` finished runs."""
+
+    def __init__(self, n: int) -> None:
+        from tinyscale.executors import SequentialExecutor
+
+        self.inner, self.left, self.slots, self.trained = SequentialExecutor(threads=1), n, 1, 0
+
+    def submit(self, task):
+        self.inner.submit(task)
+
+    def next_outcome(self):
+        if self.left == 0:
+            raise _Killed
+        self.left -= 1
+        self.trained += 1
+        return self.inner.next_outcome()
+
+    def close(self):
+        self.inner.close()
+
+
+def test_an_interrupted_check_resumes_with_the_same_numbers(measured, study_src, tmp_path):
+    _, reference = measured
+    directory = tmp_path / "study"
+    shutil.copytree(study_src, directory)
+    kwargs = dict(recipes=4, factor=2, replicates=1, noise_trials=2, progress=False)
+    with pytest.raises(_Killed):
+        measure(directory, executor=_DiesAfter(3), **kwargs)
+    assert not (directory / FIDELITY_FILE).exists()  # only a complete check is written
+    with sqlite3.connect(directory / "fidelity" / "fidelity.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3
+    resumed_executor = _DiesAfter(100)
+    resumed = measure(directory, executor=resumed_executor, **kwargs)
+    assert resumed_executor.trained == RUNS - 3
+    # Same seeds, same trainer, same thread count: the numbers of the uninterrupted run.
+    assert _without_time(resumed) == _without_time(reference)
+    assert _without_time(load_fidelity(directory)) == _without_time(reference)
+
+    # Other settings reuse what matches: more replicates train only the new seeds.
+    more = _DiesAfter(100)
+    bigger = measure(directory, executor=more, **{**kwargs, "replicates": 2})
+    assert more.trained == 2 and all(len(g.accuracies) == 3 for g in bigger.noise)
+    assert bigger.pairs == reference.pairs
+
+
+def test_runs_under_other_trainer_settings_are_refused(measured, tmp_path):
+    directory, _ = measured
+    copy = tmp_path / "study"
+    shutil.copytree(directory, copy)
+    with sqlite3.connect(copy / "fidelity" / "fidelity.sqlite") as conn:
+        budget = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'budget'").fetchone()[0])
+    assert budget["data"] == "generated" and "steps" not in budget and "threads" not in budget
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.0015 -> 1.0\); pass --restart"):
+        FidelityStore.open(copy, {**budget, "lr": 1.0})
+    with FidelityStore.open(copy, {**budget, "lr": 1.0}, restart=True) as store:
+        assert store.runs() == {}
+
+
+def test_bad_input_is_one_line_and_exit_2(measured, tmp_path, capsys):
+    directory, _ = measured
+    from _fit_fixtures import synthetic_trials, write_study
+
+    few = write_study(tmp_path / "few", synthetic_trials(n_good=3, n_decoys=0))
+    cases = [
+        ([str(tmp_path / "nope")], "no study at"),
+        ([str(few)], "needs at least 5"),
+        ([str(directory), "--recipes", "2"], "recipes must be an integer of at least 3"),
+        ([str(directory), "--factor", "0.5"], "factor must be a number of at least 1"),
+        ([str(directory), "--replicates", "0"], "replicates must be"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(["fidelity", *argv, "--no-progress"]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("tinyscale fidelity: error: ") and message in err and "\n" not in err, err
+    assert not (few / FIDELITY_FILE).exists()
+
+
+# ------------------------------------------------------------------------------ where it is shown
+
+
+@pytest.fixture(scope="module")
+def fit_study(tmp_path_factory):
+    from _fit_fixtures import synthetic_trials, write_study
+
+    return write_study(tmp_path_factory.mktemp("fit") / "study", synthetic_trials(seed=1))
+
+
+def test_fit_prints_the_stored_check_or_how_to_measure_it(fit_study, capsys):
+    capsys.readouterr()
+    assert main(["fit", str(fit_study)]) == 0
+    assert f"fidelity   not measured: run `tinyscale fidelity {fit_study}`" in capsys.readouterr().out
+    f = _synthetic("recipe")
+    save_fidelity(f, fit_study)
+    assert main(["fit", str(fit_study)]) == 0
+    out = capsys.readouterr().out
+    assert "fidelity   TRUSTWORTHY" in out and f"Spearman ρ = {f.rho:.2f}" in out
+    assert f"seed σ = {100 * f.sigma:.2f} points" in out and f"slope {100 * f.signal.slope:+.2f}" in out
+    assert "because" not in out and "mainly" not in out  # fit: the headline lines; `tinyscale fidelity`: why
+    assert "measured on 24 completed trials; the study has 54 now" in out
+    assert main(["fit", str(fit_study), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity"] == json.loads(json.dumps(f.to_dict()))
+    (fit_study / FIDELITY_FILE).unlink()
+
+
+def test_the_assistant_explains_a_missing_stale_or_damaged_check(tmp_path):
+    from tinyscale.assistant import trust
+
+    t = trust(tmp_path)
+    assert t.verdict is None and t.note is None and t.command == f"tinyscale fidelity {tmp_path}"
+    f = _synthetic("trend")
+    save_fidelity(f, tmp_path)
+    t = trust(tmp_path, completed=30)
+    assert t.verdict == "weak" and t.reasons == f.reasons and "the study has 30 now" in t.note
+    assert dict((label, value) for label, value, _ in t.metrics)["spread at matched c"] == \
+        f"{f.signal.residual_ratio:.2f} σ"
+    assert trust(tmp_path, completed=24).note is None
+    (tmp_path / FIDELITY_FILE).write_text("[]")
+    t = trust(tmp_path)
+    assert t.verdict is None and "unreadable" in t.note
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+
+
+def test_the_app_shows_how_far_to_trust_the_recipe(monkeypatch, tmp_path_factory, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from _app_fixtures import fitted_study
+
+    study = fitted_study(tmp_path_factory.mktemp("app-src"), tmp_path / "study")
+    monkeypatch.setenv("TINYSCALE_STUDY", str(study))
+    at = AppTest.from_file(APP, default_timeout=120).run()  # the first run imports torch and botorch
+    assert not at.exception, [e.value for e in at.exception]
+    assert "How far to trust this recipe" in [h.value for h in at.subheader]
+    assert any("Not measured yet" in e.value for e in at.info)
+    assert f"tinyscale fidelity {study}" in [c.value for c in at.code]
+
+    for kind, shown in (("noise", "error"), ("recipe", "success")):
+        f = _synthetic(kind)
+        save_fidelity(f, study)
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        assert not at.exception, [e.value for e in at.exception]
+        boxes = [e.value for e in getattr(at, shown)]
+        assert any(v.startswith(f"**{f.verdict.capitalize()}**") for v in boxes), boxes
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["rank agreement ρ"] == f"{f.rho:.2f}"
+        assert metrics["seed noise σ"] == f"{100 * f.sigma:.2f} pts"
+        assert metrics["slope per doubling of c"] == f"{100 * f.signal.slope:+.2f} pts"
+        markdown = "\n".join(m.value for m in at.markdown)
+        assert all(reason in markdown for reason in f.reasons)

@@ -1,0 +1,62 @@
+"""`tinyscale fidelity`: do the study's brief accuracies carry signal? Seed noise, rank fidelity
+against longer training, and signal beyond noise; a verdict, stored in DIR/fidelity.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from tinyscale.fidelity import DEFAULT_FACTOR, DEFAULT_NOISE_TRIALS, DEFAULT_RECIPES, DEFAULT_REPLICATES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fidelity",
+        help="measure whether the study's brief accuracies carry signal (seed noise, rank fidelity)",
+        description="Retrain a few completed trials with other seeds (seed noise) and about ten of them "
+        "longer (Spearman rank correlation with the brief accuracies, FBNetV3's proxy check), relate the "
+        "accuracy spread to the noise, and give a verdict. Every finished retraining is stored in "
+        "DIR/fidelity/ at once (rerun the same command to resume); the result goes to DIR/fidelity.json.",
+    )
+    p.add_argument("study_dir", metavar="DIR", help="a study directory (tinyscale study)")
+    p.add_argument("--recipes", type=int, default=DEFAULT_RECIPES,
+                   help=f"trials trained longer, spread over log c (default {DEFAULT_RECIPES})")
+    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
+                   help=f"the longer training is FACTOR x the study's steps (default {DEFAULT_FACTOR:g})")
+    p.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES,
+                   help=f"extra seeds per noise trial, at the study's steps (default {DEFAULT_REPLICATES})")
+    p.add_argument("--noise-trials", type=int, default=DEFAULT_NOISE_TRIALS,
+                   help=f"trials retrained for the seed noise, spread over log c (default {DEFAULT_NOISE_TRIALS})")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs train (default local)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs in parallel, local processes or Ray actors (default: one per core, 1 thread each)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores // workers)")
+    p.add_argument("--address", help="Ray cluster address (with --executor ray)")
+    p.add_argument("--restart", action="store_true", help="discard stored retrainings first")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from tinyscale.executors import default_workers, make_executor
+    from tinyscale.fidelity import FIDELITY_FILE, format_fidelity, measure
+    from tinyscale.study import Study
+
+    Study.open(args.study_dir).close()  # a missing study is one line before any worker starts
+    executor = make_executor(args.executor, args.workers or default_workers(), address=args.address,
+                             threads=args.threads)
+    try:
+        result = measure(args.study_dir, recipes=args.recipes, factor=args.factor, replicates=args.replicates,
+                         noise_trials=args.noise_trials, executor=executor, restart=args.restart,
+                         progress=not args.no_progress)
+    finally:
+        executor.close()
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(format_fidelity(result, args.study_dir))
+    print(f"saved      {Path(args.study_dir) / FIDELITY_FILE}")
+    return 0
