@@ -213,7 +213,7 @@ def _refit_then_add_better_trials(study: Path):
 
     with Study.open(study) as s:
         trials = s.trials()
-        fit = fit_scaling(trials, s.config, k=8, seed=5, source=str(study))
+        fit = fit_scaling(trials, s.config, method="pareto", k=8, seed=5, source=str(study))
         fit.save(study)
         used = sorted((t for t in trials if t.number in set(fit.data.numbers)), key=lambda t: t.macs)
         number = max(t.number for t in trials) + 1
@@ -247,10 +247,12 @@ def test_accuracy_selection_is_the_saved_fits(study):
     assert [n for n, _ in selection.skipped] == new
     assert note.startswith("3 trial(s) completed after the fit are not drawn")
     # Without a fit: what `tinyscale fit` would select now, with its defaults.
-    from tinyscale.pareto import DEFAULT_K, select
+    from tinyscale.gp import default_pareto_k
+    from tinyscale.pareto import select
 
     fresh, note = accuracy_selection(None, completed)
-    assert fresh.k == DEFAULT_K and fresh.selected == select(completed).selected and "No fit yet" in note
+    k = default_pareto_k(len(completed))
+    assert fresh.k == k and fresh.selected == select(completed, k).selected and "No fit yet" in note
 
 
 def test_accuracy_tab_highlights_the_models_the_fit_used(monkeypatch, study):

@@ -179,13 +179,15 @@ def accuracy_selection(source: FitSource | None, completed: list[Trial]):
     it used, ``data.numbers``), never a new one, so the highlighted models are exactly those
     the curves were fitted on. Trials the fit did not rank (completed after it) are listed in
     ``skipped``, not drawn. Without a fit: the selection `tinyscale fit` would make now
-    (`tinyscale.pareto.select` with its defaults). Raises ValueError when nothing can be ranked.
+    (the Pareto method's default K). Raises ValueError when nothing can be ranked.
     """
-    from tinyscale.pareto import DEFAULT_K, ParetoEntry, ParetoSelection, select
+    from tinyscale.gp import default_pareto_k, usable_trials
+    from tinyscale.pareto import ParetoEntry, ParetoSelection, select
 
     if source is None:
-        return select(completed, DEFAULT_K), (
-            f"No fit yet: highlighted are the models `tinyscale fit` would select now (k={DEFAULT_K}).")
+        k = default_pareto_k(len(usable_trials(completed)))
+        return select(completed, k), (
+            f"No fit yet: highlighted are the models `tinyscale fit --method pareto` would select now (k={k}).")
     fit = source.solver.fit
     rows = {row["number"]: row for row in fit.selection_rows}
     used = set(fit.data.numbers)

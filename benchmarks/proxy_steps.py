@@ -1,0 +1,118 @@
+"""Does brief training rank recipes the way longer training does? (issue: a proxy that ranks)
+
+Protocol, fixed before any outcome was looked at:
+- Fashion-MNIST at base 32 px, 10 classes, the demo's seeded subsets: 12,800 training images and
+  a 5,000-image held-out split (data seed 0), the trainer's defaults otherwise.
+- 10 recipes: the first 10 of a Sobol stream over the demo's search space with *sampler seed 7*
+  (not the demo study's seed 0, whose recipes the fit and compare use).
+- Arms (steps, training seed): 200/A, 400/A, 400/B, 800/A, 1600/C with A = 1000 + i,
+  B = 2000 + i, C = 3000 + i for recipe i. No seed of `tinyscale compare` (0..N-1) is used.
+- Reported: Spearman rho of each arm against 1600 steps (4x of 400, 2x of 800), rho of 200
+  against 800 (4x), rho of 400/A against 400/B (the seed-noise ceiling at that length), the
+  Pearson slope of accuracy vs log c per arm, and the wall time of each arm.
+
+Resumable: every finished run is one JSON line in OUT (default runs/proxy-steps.jsonl); rerun
+the same command and only missing runs train.
+
+    .venv/bin/python benchmarks/proxy_steps.py [--out runs/proxy-steps.jsonl] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from tinyscale.cost import ratio
+from tinyscale.executors import TrialTask, make_executor
+from tinyscale.fidelity import spearman
+from tinyscale.recipe import Recipe
+from tinyscale.sampling import sample_recipes
+from tinyscale.study import data_spec, demo_config
+from tinyscale.train import TrainConfig
+
+ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("800/A", 800, 1000),
+        ("1600/C", 1600, 3000))
+N_RECIPES = 10
+SAMPLER_SEED = 7
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/proxy-steps.jsonl")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--recipes", type=int, default=N_RECIPES)
+    args = ap.parse_args(argv)
+
+    config = replace(demo_config(), seed=SAMPLER_SEED, val_size=5000)
+    recipes = sample_recipes(config, args.recipes)
+    spec = data_spec(replace(config, seed=0))  # same data subsets as the demo study
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["arm"], row["i"])] = row
+    todo = [(arm, steps, base, i) for arm, steps, base in ARMS for i in range(len(recipes)) if (arm, i) not in done]
+    todo.sort(key=lambda t: t[1])  # short arms first: a partial run already answers something
+    executor = make_executor("local", args.workers, threads=1)
+    keys = {}
+    try:
+        pending = list(todo)
+        in_flight = 0
+        number = 0
+        while pending or in_flight:
+            while pending and in_flight < executor.slots:
+                arm, steps, base, i = pending.pop(0)
+                train = asdict(replace(TrainConfig.from_study(config), steps=steps, threads=1))
+                executor.submit(TrialTask(number, recipes[i].to_dict(), base + i, spec, train))
+                keys[number] = (arm, steps, i)
+                number += 1
+                in_flight += 1
+            o = executor.next_outcome()
+            in_flight -= 1
+            arm, steps, i = keys[o.number]
+            res = o.result
+            row = {"arm": arm, "steps": steps, "i": i, "recipe": recipes[i].to_dict(), "c": ratio(recipes[i]),
+                   "accuracy": None if res is None else res.accuracy,
+                   "seconds": None if res is None else res.train_seconds + res.eval_seconds,
+                   "error": o.error}
+            done[(arm, i)] = row
+            with out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"{arm:7s} recipe {i}: c={row['c']:.3f} acc={row['accuracy']} ({row['seconds']:.0f} s)",
+                  flush=True)
+    finally:
+        executor.close()
+    report(done, len(recipes))
+    return 0
+
+
+def report(done: dict, n: int) -> None:
+    def acc(arm):
+        return np.array([done[(arm, i)]["accuracy"] for i in range(n)], dtype=float)
+
+    c = np.array([done[(ARMS[0][0], i)]["c"] for i in range(n)])
+    print("\n| arm | rho vs 1600/C | slope of top-1 (pp) per doubling of c | mean top-1 % | minutes (sum over runs) |")
+    print("|---|---|---|---|---|")
+    ref = acc("1600/C")
+    for arm, _, _ in ARMS:
+        a = acc(arm)
+        slope = np.polyfit(np.log2(c), 100 * a, 1)[0]
+        minutes = sum(done[(arm, i)]["seconds"] for i in range(n)) / 60
+        rho = "-" if arm == "1600/C" else f"{spearman(a, ref):+.2f}"
+        print(f"| {arm} | {rho} | {slope:+.2f} | {100 * a.mean():.2f} | {minutes:.1f} |")
+    print(f"\nrho 200/A vs 800/A (4x): {spearman(acc('200/A'), acc('800/A')):+.2f}")
+    print(f"rho 400/A vs 400/B (seed noise ceiling at 400 steps): {spearman(acc('400/A'), acc('400/B')):+.2f}")
+    diff = 100 * (acc("400/A") - acc("400/B"))
+    print(f"seed sd at 400 steps (from the A/B pairs): {np.std(diff, ddof=1) / math.sqrt(2):.2f} pp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
