@@ -255,6 +255,15 @@ def design_panel(study_dir: Path, source, config, drawn, completed) -> None:
         st.plotly_chart(figure, key="scaling")
         st.caption("EfficientNet compound scaling with φ solved against the counted cost; TinyNet-A..E "
                    "at their counted ratio at this study's base resolution.")
+    fit = source.solver.fit
+    if answer is not None and fit.surface is not None:
+        cut = fit.surface.slice(config, answer.target)
+        st.plotly_chart(plots.surface_figure(cut, answer, completed), key="surface")
+        st.caption(f"The accuracy surface (method `surface`, fitted on all {len(fit.data.numbers)} completed "
+                   "trials) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
+                   "where no width the study explored reaches c. ★ is the best (r, d) on the surface at c, ✕ the "
+                   "recipe (the curves through the ridge, so smoother than ★); white dots are trials within 1.5× "
+                   "of c with their measured accuracy on hover.")
 
 
 def target_controls(source, config, stops):

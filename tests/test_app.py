@@ -401,3 +401,25 @@ def test_compare_results_are_shown(monkeypatch, study):
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     got = [[(t.get("name"), list(t.get("x", [])), list(t.get("y", []))) for t in spec["data"]] for spec in specs]
     assert want in got
+
+
+def test_the_surface_at_the_slider_is_the_fits_surface(monkeypatch, study):
+    import numpy as np
+
+    from tinyscale import plots
+    from tinyscale.gp import ScalingFit
+
+    at = run_app(monkeypatch, study)
+    fit = ScalingFit.load(study)
+    assert fit.method == "surface"
+    c = at.select_slider[0].value
+    cut = fit.surface.slice(fit.config, c)
+    specs = {json.loads(chart.proto.spec)["data"][0].get("name"): json.loads(chart.proto.spec)
+             for chart in at.get("plotly_chart")}
+    spec = specs[plots.TRACE_SURFACE]
+    contour = spec["data"][0]
+    z = np.array([[np.nan if v is None else v for v in row] for row in contour["z"]], dtype=float)
+    np.testing.assert_allclose(z, 100 * cut.accuracy, rtol=1e-9, equal_nan=True)
+    best = next(t for t in spec["data"] if t.get("name") == plots.TRACE_RIDGE)
+    assert best["y"] == [pytest.approx(cut.best_r)] and best["x"] == [pytest.approx(cut.best_d)]
+    assert "The accuracy surface" in texts(at)
