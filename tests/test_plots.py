@@ -147,4 +147,5 @@ def test_accuracy_figure_front_selected_and_hover():
     assert len(chosen.x) == 3 and len(chosen.x) + len(others.x) == len(trials)
     assert trials[4].macs in others.x
     assert any("r=0.75" in text and "front 2" in text for text in others.text + chosen.text)
+    assert not any("front 2: front 2" in text for text in others.text + chosen.text)  # the reason says it once
     assert fig.layout.xaxis.type == "log"

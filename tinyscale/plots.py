@@ -170,7 +170,7 @@ def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = N
         fig.add_trace(go.Scatter(
             x=[e.trial.macs for e in others], y=[e.trial.accuracy for e in others], mode="markers",
             marker=dict(color=COLORS["sampled"], size=7), name=TRACE_OTHER,
-            text=[_trial_hover(e.trial, f"front {e.rank}: {e.reason}") for e in others],
+            text=[_trial_hover(e.trial, e.reason) for e in others],
             hovertemplate="%{text}<extra></extra>",
         ))
     front = sorted((e for e in entries if e.rank == 1), key=lambda e: (e.trial.macs, e.trial.number))
@@ -184,7 +184,7 @@ def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = N
         fig.add_trace(go.Scatter(
             x=[e.trial.macs for e in chosen], y=[e.trial.accuracy for e in chosen], mode="markers",
             marker=dict(color=COLORS["selected"], size=10, line=dict(color="black", width=1)),
-            name=TRACE_SELECTED, text=[_trial_hover(e.trial, f"front {e.rank}: {e.reason}") for e in chosen],
+            name=TRACE_SELECTED, text=[_trial_hover(e.trial, e.reason) for e in chosen],
             hovertemplate="%{text}<extra></extra>",
         ))
     if current is not None:
