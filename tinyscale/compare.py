@@ -86,12 +86,11 @@ def gp_answer_recipe(answer, context: dict) -> StrategyRecipe:
     tolerance (none when the width was clamped: then no step lies on the other side)."""
     from tinyscale.width import solve_width
 
-    notes = list(answer.notes)
     below = above = None
     if abs(answer.achieved / answer.target - 1.0) > MATCH_TOLERANCE and not answer.width_clamped:
         sol = solve_width(answer.target, answer.recipe.r, answer.recipe.d, **context)
         below, above = sol.recipe_below, sol.recipe_above
-    return StrategyRecipe(answer.recipe, "; ".join(notes), below, above)
+    return StrategyRecipe(answer.recipe, "; ".join(answer.notes), below, above)
 
 
 def _gp_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:

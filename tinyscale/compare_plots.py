@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinyscale.compare import REGISTRY, STRATEGY_LABELS
+from tinyscale.compare import REGISTRY
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -60,8 +60,8 @@ def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Fi
             y=[100 * r.mean for r in rows],
             error_y=dict(type="data", array=[0.0 if r.std is None else 100 * r.std for r in rows], visible=True),
             mode="lines+markers",
-            name=STRATEGY_LABELS.get(name, name),
-            line=dict(color=STRATEGY_COLORS.get(name), width=3 if name == "gp" else 2),
+            name=REGISTRY[name].label if name in REGISTRY else name,
+            line=dict(color=REGISTRY[name].color if name in REGISTRY else None, width=3 if name == "gp" else 2),
             marker=dict(size=9, symbol=["diamond" if r.interpolated else "circle" if r.matched else "x"
                                         for r in rows]),
             hovertext=[_hover(name, r) for r in rows],
