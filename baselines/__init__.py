@@ -1,6 +1,8 @@
 """Scaling strategies tinyscale compares against, each returning Recipes in a `ScaledRecipe`.
 
 - `efficientnet`: compound scaling, φ solved against the counted cost; the published B0..B7 table.
+- `dwr`: Dollár et al.'s α-rule, s solved against the counted cost: `fast` (α = 0.8) and
+  `uniform` (α = 1/3: d, w², r² equal shares).
 - `single_axis`: width only, depth only, resolution only at a target ratio.
 - `tinynet`: the published TinyNet-A..E recipes.
 - `registry`: `STRATEGIES` and `scale(rule, c)`, the single entry point for callers.
@@ -8,6 +10,7 @@
 """
 
 from baselines.common import ScaledRecipe
+from baselines.dwr import dwr_recipe, fast, uniform
 from baselines.efficientnet import EFFICIENTNET_B, compound_recipe, efficientnet_b
 from baselines.registry import PUBLISHED, SOLVED, STRATEGIES, scale
 from baselines.single_axis import depth_only, resolution_only, width_only
@@ -16,6 +19,6 @@ from baselines.tinynet import TINYNET, tinynet, tinynet_recipe
 
 __all__ = [
     "EFFICIENTNET_B", "PUBLISHED", "SOLVED", "STRATEGIES", "TINYNET", "ScaledRecipe", "TableRow",
-    "compound_recipe", "depth_only", "efficientnet_b", "format_scaling_table", "resolution_only",
-    "scale", "scaling_table", "tinynet", "tinynet_recipe", "width_only",
+    "compound_recipe", "depth_only", "dwr_recipe", "fast", "efficientnet_b", "format_scaling_table", "resolution_only",
+    "scale", "scaling_table", "tinynet", "tinynet_recipe", "uniform", "width_only",
 ]

@@ -23,8 +23,11 @@ class ScaledRecipe:
 
     ``target`` is None for published recipes (TinyNet-A..E), whose ratio is whatever they
     cost. ``ratio_below``/``ratio_above`` are the achievable ratios adjacent to the target
-    (both equal ``achieved`` when it is hit exactly or nothing was solved). ``phi`` is the
-    solved compound coefficient (EfficientNet only).
+    (both equal ``achieved`` when it is hit exactly or nothing was solved), and
+    ``recipe_below``/``recipe_above`` the recipes that build them (None for published recipes),
+    so a caller can train both sides of a rounding step. ``phi`` is the solved compound
+    coefficient (EfficientNet only), ``s`` the solved nominal FLOPs factor of the dWr rules
+    (`uniform`, `fast`: d·w²·r² = s before rounding).
     """
 
     strategy: str
@@ -34,6 +37,9 @@ class ScaledRecipe:
     ratio_below: float
     ratio_above: float
     phi: float | None = None
+    recipe_below: Recipe | None = None
+    recipe_above: Recipe | None = None
+    s: float | None = None
 
     @property
     def relative_error(self) -> float:
@@ -48,7 +54,10 @@ class ScaledRecipe:
             "ratio_below": self.ratio_below,
             "ratio_above": self.ratio_above,
             "phi": self.phi,
+            "s": self.s,
             "recipe": self.recipe.to_dict(),
+            "recipe_below": None if self.recipe_below is None else self.recipe_below.to_dict(),
+            "recipe_above": None if self.recipe_above is None else self.recipe_above.to_dict(),
         }
 
 
@@ -82,10 +91,16 @@ def _short_value(make: Callable[[float], Recipe], t: float, lo: float, hi: float
 
 @dataclass(frozen=True)
 class StepSolution:
+    """The solved knob and the two steps around c: ``knob_below``/``knob_above`` build the
+    networks costing ``ratio_below``/``ratio_above`` (both equal ``knob`` on an exact hit);
+    ``knob`` is whichever of them is closer to c."""
+
     knob: float
     achieved: float
     ratio_below: float
     ratio_above: float
+    knob_below: float
+    knob_above: float
 
 
 def solve_knob(
@@ -121,7 +136,11 @@ def solve_knob(
         t_down = max(lo, math.nextafter(t_up, -math.inf))
     above, below = macs(make(t_up)), macs(make(t_down))
     if above == target or below >= target:
-        below = above
-    t = t_up if above - target <= target - below else t_down
-    t = _short_value(make, t, lo, hi)
-    return StepSolution(knob=t, achieved=macs(make(t)) / base, ratio_below=below / base, ratio_above=above / base)
+        below, t_down = above, t_up
+    # Short knob values for both steps. t_up is where the upper step begins, so each side's
+    # interval search is bounded by it: one bisection per side, as for one value over [lo, hi].
+    k_above = _short_value(make, t_up, t_down if t_down < t_up else lo, hi)
+    k_below = k_above if t_down == t_up else _short_value(make, t_down, lo, t_up)
+    t = k_above if above - target <= target - below else k_below
+    return StepSolution(knob=t, achieved=macs(make(t)) / base, ratio_below=below / base,
+                        ratio_above=above / base, knob_below=k_below, knob_above=k_above)

@@ -119,4 +119,5 @@ def compound_recipe(c: float, base_resolution: int = 224, num_classes: int = 100
     return ScaledRecipe(
         strategy="efficientnet", recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
         ratio_below=sol.ratio_below, ratio_above=sol.ratio_above, phi=sol.knob,
+        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Callable
 
 from baselines.common import ScaledRecipe
+from baselines.dwr import fast, uniform
 from baselines.efficientnet import compound_recipe
 from baselines.single_axis import depth_only, resolution_only, width_only
 from baselines.tinynet import TINYNET, tinynet
 
 # Strategies that solve a recipe for a target ratio c, and published recipes (c is ignored).
-SOLVED: tuple[str, ...] = ("efficientnet", "width", "depth", "resolution")
+SOLVED: tuple[str, ...] = ("efficientnet", "uniform", "fast", "width", "depth", "resolution")
 PUBLISHED: tuple[str, ...] = tuple(TINYNET)
 
 
@@ -23,6 +24,8 @@ def _published(name: str) -> Callable[..., ScaledRecipe]:
 
 STRATEGIES: dict[str, Callable[[float | None, int, int], ScaledRecipe]] = {
     "efficientnet": lambda c, base, classes: compound_recipe(c, base_resolution=base, num_classes=classes),
+    "uniform": lambda c, base, classes: uniform(c, base_resolution=base, num_classes=classes),
+    "fast": lambda c, base, classes: fast(c, base_resolution=base, num_classes=classes),
     "width": lambda c, base, classes: width_only(c, base_resolution=base, num_classes=classes),
     "depth": lambda c, base, classes: depth_only(c, base_resolution=base, num_classes=classes),
     "resolution": lambda c, base, classes: resolution_only(c, base_resolution=base, num_classes=classes),

@@ -25,7 +25,8 @@ def width_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 2
     check_ratio(c)
     sol = solve_width(c, 1.0, 1.0, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
     return ScaledRecipe(strategy="width", recipe=sol.recipe, target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above)
+                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
+                        recipe_below=sol.recipe_below, recipe_above=sol.recipe_above)
 
 
 def depth_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
@@ -43,7 +44,8 @@ def depth_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 2
         high_limit=f"d={MAX_MULTIPLIER:g}",
     )
     return ScaledRecipe(strategy="depth", recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above)
+                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
+                        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above))
 
 
 def resolution_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
@@ -64,4 +66,5 @@ def resolution_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: in
         high_limit=f"{make(r_hi).resolution} px",
     )
     return ScaledRecipe(strategy="resolution", recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above)
+                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
+                        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above))

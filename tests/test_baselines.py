@@ -1,5 +1,6 @@
-"""Baselines: EfficientNet compound scaling (φ solved), the B0..B7 table, single-axis scaling and
-the published TinyNets, all through the registry the CLI and the compare stage use."""
+"""Baselines: EfficientNet compound scaling (φ solved), the B0..B7 table, the dWr α-rule (fast,
+uniform), single-axis scaling and the published TinyNets, all through the registry the CLI and
+the compare stage use."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 from _step_oracle import achievable, check_closest_step
 
 from baselines import (
-    PUBLISHED, SOLVED, STRATEGIES, ScaledRecipe, compound_recipe, depth_only, efficientnet_b,
-    format_scaling_table, resolution_only, scale, scaling_table, tinynet, width_only,
+    PUBLISHED, SOLVED, STRATEGIES, ScaledRecipe, compound_recipe, depth_only, dwr_recipe, efficientnet_b,
+    fast, format_scaling_table, resolution_only, scale, scaling_table, tinynet, uniform, width_only,
 )
+from baselines.dwr import dwr_at, dwr_exponents, log_s_range
 from baselines.efficientnet import compound_at_phi, phi_range
 from tinyscale.arch import build_architecture
 from tinyscale.cost import macs, ratio
@@ -22,7 +24,7 @@ C_GRID = [float(c) for c in np.geomspace(0.02, 4.0, 20)]
 
 
 def test_registry_names():
-    assert set(STRATEGIES) == {"efficientnet", "width", "depth", "resolution",
+    assert set(STRATEGIES) == {"efficientnet", "uniform", "fast", "width", "depth", "resolution",
                                "tinynet-a", "tinynet-b", "tinynet-c", "tinynet-d", "tinynet-e"}
     assert set(SOLVED) | set(PUBLISHED) == set(STRATEGIES)
 
@@ -119,6 +121,102 @@ def test_compound_out_of_reach():
         compound_recipe(1e7)
 
 
+# --- dWr: fast (α = 0.8) and uniform (α = 1/3) -----------------------------------------------------
+
+# The paper's exponents, written out (not taken from the code): d = s^((1-α)/2), w = s^(α/2),
+# r = s^((1-α)/4). Uniform: d = s^(1/3), w = r = s^(1/6). Fast (α = 0.8): d = s^0.1, w = s^0.4, r = s^0.05.
+DWR = {"uniform": (uniform, 1 / 3, (1 / 6, 1 / 6, 1 / 3)), "fast": (fast, 0.8, (0.05, 0.4, 0.1))}
+# ln s scanned by the step oracle: covers C_GRID for both (c = 0.02 needs ln s ≈ -6.3 uniform,
+# -15.3 fast; c = 4 about 1.2 and 1.5).
+DWR_SCAN = {"uniform": np.linspace(-8.0, 2.5, 8000), "fast": np.linspace(-17.0, 2.5, 12000)}
+
+
+@pytest.mark.parametrize("alpha", [0.05, 1 / 3, 0.5, 0.8, 0.95])
+def test_dwr_exponents_split_the_factor(alpha):
+    e_r, e_w, e_d = dwr_exponents(alpha)
+    assert 2 * e_r + 2 * e_w + e_d == pytest.approx(1.0, abs=1e-15)  # d·w²·r² = s
+    assert e_w == pytest.approx(alpha / 2, abs=1e-15) and e_d == pytest.approx(2 * e_r, abs=1e-15)
+
+
+def test_alpha_one_third_is_uniform():
+    assert dwr_exponents(1 / 3) == pytest.approx(DWR["uniform"][2], abs=1e-15)
+    assert dwr_exponents(0.8) == pytest.approx(DWR["fast"][2], abs=1e-15)
+    for c in (0.07, 0.3, 1.7):
+        u, a = uniform(c), dwr_recipe(c, 1 / 3)
+        assert u.recipe == a.recipe and (u.achieved, u.ratio_below, u.ratio_above) == (a.achieved, a.ratio_below, a.ratio_above)
+        assert u.strategy == "uniform" and a.strategy == "dwr(alpha=0.333333)"
+        assert fast(c).recipe == dwr_recipe(c, 0.8).recipe and fast(c).strategy == "fast"
+
+
+@pytest.mark.parametrize("rule", sorted(DWR))
+def test_dwr_grid(rule):
+    solve, alpha, (e_r, e_w, e_d) = DWR[rule]
+    ratios = achievable(lambda t: dwr_at(t, alpha), DWR_SCAN[rule])
+    for c in C_GRID:
+        s = solve(c)
+        assert s.strategy == rule and s.target == c and s.recipe.rules == "tinynet"
+        for recipe in (s.recipe, s.recipe_below, s.recipe_above):
+            # The stated proportions in log space, before any rounding (the recipe's multipliers).
+            log_r, log_w, log_d = math.log(recipe.r), math.log(recipe.w), math.log(recipe.d)
+            assert log_w == pytest.approx(e_w / e_r * log_r, abs=1e-12)
+            assert log_d == pytest.approx(e_d / e_r * log_r, abs=1e-12)
+        # ... and they are the rule at the reported nominal factor s.
+        assert (s.recipe.r, s.recipe.w, s.recipe.d) == pytest.approx((s.s**e_r, s.s**e_w, s.s**e_d), rel=1e-12)
+        check_closest_step(c, s.recipe, s.achieved, s.ratio_below, s.ratio_above, ratios)
+        # The bracketing recipes build exactly the reported steps; the answer is one of them.
+        assert ratio(s.recipe_below) == s.ratio_below and ratio(s.recipe_above) == s.ratio_above
+        assert s.recipe in (s.recipe_below, s.recipe_above)
+
+
+@pytest.mark.parametrize("rule", sorted(DWR))
+@pytest.mark.parametrize("c", [0.0625, 0.125, 0.25, 0.5, 1.5])
+def test_dwr_at_the_study_base(rule, c):
+    # At a 32 px base the steps are coarse (whole pixels of a 10-30 px input), yet c stays
+    # bracketed and the answer is the closer step.
+    solve, alpha, _ = DWR[rule]
+    s = solve(c, base_resolution=32, num_classes=10)
+    assert s.recipe.base_resolution == 32 and s.recipe.num_classes == 10
+    assert s.ratio_below <= c <= s.ratio_above
+    assert abs(s.achieved - c) == pytest.approx(min(c - s.ratio_below, s.ratio_above - c), abs=1e-15)
+    assert ratio(s.recipe_below) == s.ratio_below and ratio(s.recipe_above) == s.ratio_above
+
+
+def test_dwr_rules_can_be_changed():
+    s = fast(0.25, rules="efficientnet")
+    assert s.recipe.rules == "efficientnet" and s.ratio_below <= 0.25 <= s.ratio_above
+    assert s.recipe != fast(0.25).recipe  # ceil'd repeats, scaled stem/head: another network
+
+
+def test_dwr_out_of_reach():
+    for rule, (solve, alpha, _) in DWR.items():
+        lo, hi = log_s_range(alpha)
+        assert dwr_at(lo, alpha).resolution == 8
+        with pytest.raises(ValueError):
+            dwr_at(lo - 0.01, alpha)
+        floor, cap = ratio(dwr_at(lo, alpha)), ratio(dwr_at(hi, alpha))
+        with pytest.raises(ValueError, match=rf"out of reach for {rule} scaling.*8 px minimum"):
+            solve(floor * 0.99)
+        with pytest.raises(ValueError, match="out of reach"):
+            solve(cap * 1.01)
+        assert solve(floor).achieved == floor  # the ends themselves are reachable
+    # What stops each rule growing: depth (s^(1/3)) for uniform, width (s^0.4) for fast.
+    with pytest.raises(ValueError, match=r"d=8\)"):
+        uniform(1e6)
+    with pytest.raises(ValueError, match=r"w=8\)"):
+        fast(1e6)
+    for alpha in (0.0, 1.0, -0.2, math.nan, "0.5", True):
+        with pytest.raises(ValueError, match="alpha must be"):
+            dwr_recipe(0.5, alpha)
+
+
+@pytest.mark.parametrize("rule", SOLVED)
+def test_every_solved_rule_reports_its_bracketing_recipes(rule):
+    for c in (0.5, 0.7, 1.3):  # depth and resolution alone stop near 0.44 and 0.48 at this base
+        s = scale(rule, c, base_resolution=32, num_classes=10)
+        assert ratio(s.recipe_below) == s.ratio_below <= c <= s.ratio_above == ratio(s.recipe_above)
+        assert s.recipe in (s.recipe_below, s.recipe_above)
+
+
 # --- single axis ---------------------------------------------------------------------------------
 
 AXES = {
@@ -186,6 +284,8 @@ def test_tinynet_published_results():
 
 def test_scale_dispatches_and_ignores_c_for_published():
     assert scale("width", 0.5) == width_only(0.5)
+    assert scale("uniform", 0.5) == uniform(0.5) and scale("fast", 0.5, base_resolution=32, num_classes=10) == fast(
+        0.5, base_resolution=32, num_classes=10)
     assert scale("efficientnet", 0.5, base_resolution=32, num_classes=10) == compound_recipe(0.5, 32, 10)
     assert scale("tinynet-c", 123.0) == scale("tinynet-c") == tinynet("tinynet-c")
     assert isinstance(scale("tinynet-a"), ScaledRecipe)
@@ -213,8 +313,12 @@ def test_scale_errors():
 
 def test_to_dict():
     d = compound_recipe(0.5).to_dict()
-    assert set(d) == {"strategy", "target", "achieved", "ratio_below", "ratio_above", "phi", "recipe"}
+    assert set(d) == {"strategy", "target", "achieved", "ratio_below", "ratio_above", "phi", "s", "recipe",
+                      "recipe_below", "recipe_above"}
     assert Recipe.from_dict(d["recipe"]) == compound_recipe(0.5).recipe
+    assert ratio(Recipe.from_dict(d["recipe_below"])) == d["ratio_below"]
+    assert ratio(Recipe.from_dict(d["recipe_above"])) == d["ratio_above"]
+    assert fast(0.5).to_dict()["s"] == fast(0.5).s and tinynet("a").to_dict()["recipe_below"] is None
 
 
 # --- the scaling table ---------------------------------------------------------------------------

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from baselines import compound_recipe
+from baselines import STRATEGIES, compound_recipe, fast
 from tinyscale.cli import main
+from tinyscale.commands.scale import RULES
 
 INSPECT_FIELDS = {"r", "w", "d", "rules", "resolution", "macs", "params", "depths", "widths", "stem", "head", "ratio"}
 SCALE_FIELDS = INSPECT_FIELDS | {"target", "achieved"}
@@ -56,6 +57,21 @@ def test_scale_json_efficientnet(capsys):
     assert data["ratio_below"] <= 0.25 <= data["ratio_above"]
 
 
+def test_scale_offers_every_registered_rule():
+    assert RULES == tuple(STRATEGIES)
+
+
+@pytest.mark.parametrize("rule", ["uniform", "fast"])
+def test_scale_json_dwr(capsys, rule):
+    data = run_json(capsys, "scale", "--rule", rule, "--ratio", "0.25")
+    assert data["strategy"] == rule and data["rules"] == "tinynet" and data["phi"] is None
+    assert data["ratio_below"] <= 0.25 <= data["ratio_above"]
+    # d·w²·r² is the nominal factor s before rounding.
+    assert data["d"] * data["w"] ** 2 * data["r"] ** 2 == pytest.approx(data["s"], rel=1e-12)
+    if rule == "fast":
+        assert data["s"] == fast(0.25).s and data["achieved"] == fast(0.25).achieved
+
+
 @pytest.mark.parametrize("rule", ["width", "depth", "resolution"])
 def test_scale_json_single_axis(capsys, rule):
     data = run_json(capsys, "scale", "--rule", rule, "--ratio", "0.6", "--base-resolution", "32", "--num-classes", "10")
@@ -83,10 +99,12 @@ def test_scale_text(capsys):
 def test_scale_table_prints_every_rule(capsys):
     code, out, err = run(capsys, "scale", "--table")
     assert code == 0 and err == ""
-    for word in ("tinynet-a", "tinynet-e", "efficientnet", "width", "depth", "resolution", "out of reach"):
+    for word in ("tinynet-a", "tinynet-e", "efficientnet", "uniform", "fast", "width", "depth", "resolution",
+                 "out of reach"):
         assert word in out
     data = run_json(capsys, "scale", "--table", "--ratios", "0.5", "--base-resolution", "32", "--num-classes", "10")
-    assert [row["strategy"] for row in data["rows"]] == ["efficientnet", "width", "depth", "resolution"]
+    assert [row["strategy"] for row in data["rows"]] == ["efficientnet", "uniform", "fast", "width", "depth",
+                                                         "resolution"]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""The head-to-head comparison on generated data: matched FLOPs, determinism, resume, tables, plot,
-and clear errors for bad input.
+"""The head-to-head comparison on generated data: matched FLOPs (bracketing recipes and log-c
+interpolation where one recipe misses), determinism, resume, paired margins, tables, plot, the
+store's schema, and clear errors for bad input.
 
 The study fixture is a real study directory (tinyscale.study) on the generated dataset whose
 trials are hand-made (a known smooth r(c), d(c) with w solved against the count) and a real GP
@@ -10,25 +11,38 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import shutil
+import sqlite3
 import statistics
 
 import numpy as np
 import pytest
 
 import baselines
+from _step_oracle import achievable
+from baselines.efficientnet import compound_at_phi
 from tinyscale.cli import main
+from tinyscale.commands.compare import DEFAULT_STRATEGIES as CLI_DEFAULT_STRATEGIES
 from tinyscale.compare import (
+    DEFAULT_STRATEGIES,
     MATCH_TOLERANCE,
+    REGISTRY,
+    STRATEGIES,
+    BuiltRecipe,
+    Cell,
     CompareSettings,
     CompareStore,
+    Strategy,
+    StrategyRecipe,
     build_recipe,
     comparison_csv,
     comparison_markdown,
     comparison_table,
     default_settings,
     load_comparison,
+    margin_table,
     parse_ratios,
     parse_strategies,
     run_comparison,
@@ -38,6 +52,7 @@ from tinyscale.compare import (
 from tinyscale.compare_plots import comparison_figure
 from tinyscale.cost import cost, macs
 from tinyscale.gp import fit_scaling
+from tinyscale.solve import RecipeSolver
 from tinyscale.study import Study
 from tinyscale.train import TrainResult
 from tinyscale.trial import StudyConfig
@@ -46,9 +61,11 @@ from tinyscale.width import solve_width
 REFERENCE_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 CONFIG = StudyConfig(data="generated", base_resolution=32, num_classes=10, steps=8, batch_size=32,
                      extra={"warmup": 2})
-# Tiny budget: the tests check the machinery, not which strategy wins.
+# Tiny budget: the tests check the machinery, not which strategy wins. At this 32 px base,
+# compound scaling cannot come within 2 % of c = 0.5 (checked below), so that row is interpolated.
 SETTINGS = CompareSettings(ratios=(0.5, 0.125), strategies=("gp", "efficientnet"), seeds=(0, 1),
                            steps=8, batch_size=32, threads=1)
+BASELINE_MACS = macs(CONFIG.recipe(1.0, 1.0, 1.0))
 
 
 def _make_study(directory, *, fitted: bool) -> None:
@@ -92,35 +109,77 @@ def full_run(fitted_study, tmp_path_factory):
 # ------------------------------------------------------------------------ matched FLOPs
 
 
+def _counted(recipe):
+    return macs(recipe) / BASELINE_MACS
+
+
 def test_every_strategy_is_built_at_matched_cost_or_says_why(fitted_study):
-    builders = strategy_builders(fitted_study, CONFIG, ("gp", "efficientnet", "width", "depth", "resolution"))
-    baseline = macs(CONFIG.recipe(1.0, 1.0, 1.0))
+    builders = strategy_builders(fitted_study, CONFIG, STRATEGIES)
+    assert set(builders) == {"gp", "efficientnet", "uniform", "fast", "width", "depth", "resolution"}
+    interpolated = set()
     for c in REFERENCE_RATIOS:
         for name, builder in builders.items():
             built = build_recipe(name, builder, c, CONFIG)
             if built.recipe is None:
                 # Only a strategy that cannot reach c may skip it, and it must say so.
                 assert built.note.startswith("not built:") and "out of reach" in built.note, (name, c, built.note)
+                assert built.parts() == {}
                 continue
-            achieved = macs(built.recipe) / baseline  # counted independently of the strategy
+            achieved = _counted(built.recipe)  # counted independently of the strategy
             assert built.achieved == pytest.approx(achieved, rel=1e-12)
-            off = abs(achieved / c - 1.0)
-            assert built.matched == (off <= MATCH_TOLERANCE)
-            if not built.matched:
-                assert "FLOPs not matched" in built.note and f"{achieved:.4g}" in built.note, (name, c)
             assert (built.recipe.base_resolution, built.recipe.num_classes) == (32, 10)
+            if abs(achieved / c - 1.0) <= MATCH_TOLERANCE:
+                assert built.matched and not built.interpolated and list(built.parts()) == ["single"]
+                continue
+            # More than 2 % off: both achievable steps around c are trained and interpolated.
+            assert built.interpolated and built.matched, (name, c, built.note)
+            lo, hi = _counted(built.below), _counted(built.above)
+            assert (built.achieved_below, built.achieved_above) == pytest.approx((lo, hi), rel=1e-12)
+            assert lo < c < hi and achieved in (pytest.approx(lo, rel=1e-12), pytest.approx(hi, rel=1e-12))
+            assert built.parts() == {"below": built.below, "above": built.above}
+            assert f"interpolated in log c between the steps at {lo:.4g}" in built.note and f"{hi:.4g}" in built.note
+            interpolated.add((name, c))
     # The GP recipe's width is solved against the count: it meets every reference ratio.
     for c in REFERENCE_RATIOS:
         assert build_recipe("gp", builders["gp"], c, CONFIG).matched, c
-    # Compound scaling at a 32 px base moves in coarse steps (whole pixels, ceil'd repeats): where
-    # it misses, no φ does better, i.e. both achievable ratios around c are more than 2 % away.
-    for c in REFERENCE_RATIOS:
-        built = build_recipe("efficientnet", builders["efficientnet"], c, CONFIG)
-        if not built.matched:
-            solved = baselines.compound_recipe(c, base_resolution=32, num_classes=10)
-            assert solved.achieved == pytest.approx(built.achieved)
-            assert min(abs(solved.ratio_below / c - 1), abs(solved.ratio_above / c - 1)) > MATCH_TOLERANCE
-            assert f"rounding steps around c={c:g} are {solved.ratio_below:.4g} and" in built.note
+    # Compound scaling at a 32 px base moves in coarse steps (whole pixels, ceil'd repeats): at
+    # c = 0.5 no φ comes within 2 % (a dense scan of φ finds no achievable ratio there), so the
+    # row is interpolated between the two steps around c, which are adjacent in the scan.
+    scan = achievable(lambda phi: compound_at_phi(phi, base_resolution=32, num_classes=10),
+                      np.linspace(-8.0, 0.0, 4000))
+    assert not [x for x in scan if abs(x / 0.5 - 1) <= MATCH_TOLERANCE]
+    eff = build_recipe("efficientnet", builders["efficientnet"], 0.5, CONFIG)
+    below = max(x for x in scan if x < 0.5)
+    above = min(x for x in scan if x > 0.5)
+    assert (eff.achieved_below, eff.achieved_above) == pytest.approx((below, above), rel=1e-12)
+    assert ("efficientnet", 0.5) in interpolated
+    assert {name for name, _ in interpolated} >= {"efficientnet", "fast"}
+
+
+def test_gp_rows_interpolate_between_width_steps_unless_clamped(fitted_study):
+    builders = strategy_builders(fitted_study, CONFIG, ("gp",))
+    solver = RecipeSolver.load(fitted_study)
+    found = 0
+    for c in np.geomspace(0.06, 0.2, 60):
+        c = float(c)
+        answer, built = solver.solve(c), build_recipe("gp", builders["gp"], c, CONFIG)
+        assert built.recipe == answer.recipe
+        if abs(answer.achieved / c - 1) <= MATCH_TOLERANCE:
+            assert not built.interpolated
+            continue
+        found += 1
+        # The two width steps at the GP's (r, d): only w differs, and they are the solver's steps.
+        assert built.interpolated and built.below.w < built.above.w
+        assert (built.below.r, built.below.d) == (built.above.r, built.above.d) == (answer.recipe.r, answer.recipe.d)
+        assert (_counted(built.below), _counted(built.above)) == pytest.approx(
+            (answer.ratio_below, answer.ratio_above), rel=1e-12)
+    assert found >= 2  # the grid does hit width steps more than 2 % from c
+    # Far below the window the width is clamped at its minimum: no step below c exists, so one
+    # recipe is trained and the row says it is not matched and why.
+    built = build_recipe("gp", builders["gp"], 0.02, CONFIG)
+    assert not built.interpolated and not built.matched and list(built.parts()) == ["single"]
+    assert built.note.startswith("FLOPs not matched") and "no step on the other side of c" in built.note
+    assert "w clamped" in built.note
 
 
 def test_efficientnet_uses_its_own_rules_and_the_gp_the_studys(fitted_study):
@@ -140,25 +199,87 @@ def test_a_strategy_missing_the_target_is_flagged():
     built = build_recipe("width", too_big, 0.5, CONFIG)
     assert not built.matched and built.achieved == pytest.approx(1.0)
     assert built.note.startswith("FLOPs not matched: achieved 1 is +100.0% off") and built.note.endswith("fixed")
+    assert list(built.parts()) == ["single"]
+
+
+def test_brackets_are_used_only_when_they_straddle_the_target():
+    lo, mid, hi = CONFIG.recipe(1.0, 0.5, 1.0), CONFIG.recipe(1.0, 0.7, 1.0), CONFIG.recipe(1.0, 1.0, 1.0)
+    c_lo, c_hi = _counted(lo), _counted(hi)
+    c = math.sqrt(c_lo * c_hi)  # far (> 2 %) from both
+    assert c / c_lo - 1 > 0.1 and c_hi / c - 1 > 0.1
+    built = build_recipe("width", lambda t: StrategyRecipe(hi, "n", lo, hi), c, CONFIG)
+    assert built.interpolated and built.matched and built.parts() == {"below": lo, "above": hi}
+    assert built.recipe == hi and built.note.endswith("; n")
+    # One side missing: today's behaviour, one recipe, flagged, with the reason.
+    for below, above in ((None, hi), (lo, None)):
+        built = build_recipe("width", lambda t: StrategyRecipe(hi, "", below, above), c, CONFIG)
+        assert not built.interpolated and not built.matched and "no step on the other side" in built.note
+    # Steps that do not bracket c are not interpolated.
+    c_mid = _counted(mid)
+    target = math.sqrt(c_mid * c_hi)
+    assert target / c_mid - 1 > 0.1
+    built = build_recipe("width", lambda t: StrategyRecipe(mid, "", lo, mid), target, CONFIG)
+    assert not built.interpolated and not built.matched and "do not bracket c" in built.note
+    # Brackets built for another context are an error, as the recipe itself would be.
+    other = lo.with_(base_resolution=64)
+    with pytest.raises(ValueError, match="base 64 px"):
+        build_recipe("width", lambda t: StrategyRecipe(hi, "", other, hi), c, CONFIG)
 
 
 # ------------------------------------------------------------------------ running, determinism, resume
 
 
-def test_full_run_trains_every_cell_once_with_the_shared_budget(full_run):
+def _expected_parts(fitted_study) -> dict:
+    """(strategy, ratio) -> the brackets the run must train, from the builds checked above."""
+    builders = strategy_builders(fitted_study, CONFIG, SETTINGS.strategies)
+    return {(n, c): build_recipe(n, builders[n], c, CONFIG) for n in SETTINGS.strategies for c in SETTINGS.ratios}
+
+
+def _accuracy_at_target(built, cells: dict, seed: int) -> float:
+    """A row's accuracy at one seed, recomputed from the trained cells: the single recipe's, or
+    the two steps' interpolated linearly in log c at the target."""
+    if not built.interpolated:
+        return cells[(built.strategy, built.target, seed, "single")].accuracy
+    lo, hi = _counted(built.below), _counted(built.above)
+    a = cells[(built.strategy, built.target, seed, "below")].accuracy
+    b = cells[(built.strategy, built.target, seed, "above")].accuracy
+    return a + (b - a) * math.log(built.target / lo) / math.log(hi / lo)
+
+
+def test_full_run_trains_every_cell_once_with_the_shared_budget(full_run, fitted_study):
     directory, comparison, trained = full_run
-    expected = {(n, c, s) for n in SETTINGS.strategies for c in SETTINGS.ratios for s in SETTINGS.seeds}
-    assert {(x.strategy, x.ratio, x.seed) for x in trained} == expected and len(trained) == len(expected)
-    assert comparison.complete and comparison.cells_done == len(expected)
+    builds = _expected_parts(fitted_study)
+    assert builds[("efficientnet", 0.5)].interpolated  # the run exercises interpolation
+    expected = {(n, c, s, b) for (n, c), built in builds.items() for s in SETTINGS.seeds for b in built.parts()}
+    assert len(expected) == 10  # gp 2 ratios, efficientnet 1 single + 1 interpolated (2 recipes), x 2 seeds
+    assert {x.key for x in trained} == expected and len(trained) == len(expected)
+    assert comparison.complete and comparison.cells_done == comparison.cells_total == len(expected)
+    cells = {x.key: x for x in trained}
     for row in comparison.rows:
-        assert len(row.accuracies) == 2 and all(0.0 <= a <= 1.0 for a in row.accuracies)
+        built = builds[(row.strategy, row.ratio)]
+        assert row.seeds == SETTINGS.seeds and all(0.0 <= a <= 1.0 for a in row.accuracies)
+        assert row.accuracies == pytest.approx([_accuracy_at_target(built, cells, s) for s in SETTINGS.seeds],
+                                               rel=1e-12, abs=1e-15)
         assert row.mean == pytest.approx(statistics.fmean(row.accuracies))
         assert row.std == pytest.approx(statistics.stdev(row.accuracies))
+        assert row.interpolated == built.interpolated and row.matched
+        if row.interpolated:
+            b = row.bracket
+            assert (b.below, b.above) == (built.below, built.above)
+            below = [cells[(row.strategy, row.ratio, s, "below")].accuracy for s in SETTINGS.seeds]
+            above = [cells[(row.strategy, row.ratio, s, "above")].accuracy for s in SETTINGS.seeds]
+            assert (list(b.accuracies_below), list(b.accuracies_above)) == (below, above)
+            for acc, lo, hi in zip(row.accuracies, below, above):  # between the two steps' results
+                assert min(lo, hi) - 1e-12 <= acc <= max(lo, hi) + 1e-12
+            assert row.effective_macs == pytest.approx(row.ratio * BASELINE_MACS, rel=1e-12)
+        else:
+            assert row.effective_macs == row.macs == macs(row.recipe)
     assert load_comparison(directory) == comparison
 
 
 def test_identical_seeds_give_identical_results_and_resume_skips_finished_cells(full_run, fitted_study, tmp_path):
     _, reference, reference_cells = full_run
+    total = len(reference_cells)
     directory = tmp_path / "study"
     shutil.copytree(fitted_study, directory)
 
@@ -176,16 +297,17 @@ def test_identical_seeds_give_identical_results_and_resume_skips_finished_cells(
         run_comparison(directory, SETTINGS, progress=False, on_cell=kill_after_three)
     partial = load_comparison(directory)
     assert partial is not None and not partial.complete and partial.cells_done == 3
-    assert "Partial: 3 of 8" in comparison_markdown(partial)
+    assert f"Partial: 3 of {total}" in comparison_markdown(partial)
+    # Seed-major: the first cells are all seed 0.
+    assert {x.seed for x in first} == {0}
 
     second = []
     resumed = run_comparison(directory, SETTINGS, progress=False, on_cell=second.append)
-    done_first = {(x.strategy, x.ratio, x.seed) for x in first}
-    assert len(second) == 5 and not done_first & {(x.strategy, x.ratio, x.seed) for x in second}
+    assert len(second) == total - 3 and not {x.key for x in first} & {x.key for x in second}
     # Same seeds, same trainer: every cell equals the uninterrupted run's, bit for bit.
-    by_key = {(x.strategy, x.ratio, x.seed): x for x in reference_cells}
+    by_key = {x.key: x for x in reference_cells}
     for cell in first + second:
-        ref = by_key[(cell.strategy, cell.ratio, cell.seed)]
+        ref = by_key[cell.key]
         assert (cell.state, cell.accuracy, cell.loss) == (ref.state, ref.accuracy, ref.loss)
     assert resumed.rows == reference.rows
     # ... and the seed matters: the two seeds of a row do not all coincide.
@@ -210,6 +332,7 @@ def test_worker_processes_give_the_same_cells(full_run, fitted_study, tmp_path):
     finally:
         executor.close()
     assert result.rows == tuple(r for r in reference.rows if r.ratio == 0.5)
+    assert any(r.interpolated for r in result.rows)
 
 
 def test_resume_refuses_another_budget_or_a_changed_recipe(full_run, fitted_study, tmp_path):
@@ -229,12 +352,155 @@ def test_resume_refuses_another_budget_or_a_changed_recipe(full_run, fitted_stud
                    builders={"width": lambda c: (CONFIG.recipe(1.0, 0.4, 1.0), "")})
     assert len(trained) == 1
 
+    # A row that trained two bracketing recipes cannot silently become a single-recipe row.
+    lo, hi = CONFIG.recipe(1.0, 0.3, 1.0), CONFIG.recipe(1.0, 0.6, 1.0)
+    c = math.sqrt(_counted(lo) * _counted(hi))
+    two = CompareSettings(ratios=(c,), strategies=("width",), seeds=(0,), steps=4, batch_size=32, threads=1)
+    trained = []
+    run_comparison(fresh, two, progress=False, restart=True, on_cell=trained.append,
+                   builders={"width": lambda t: StrategyRecipe(hi, "", lo, hi)})
+    assert sorted(x.bracket for x in trained) == ["above", "below"]
+    with pytest.raises(ValueError, match=r"\(above\) is now not trained.*refitted.*--restart"):
+        run_comparison(fresh, two, progress=False, builders={"width": lambda t: (hi, "")})
+
+
+def test_an_old_store_is_a_clear_error_until_restart(fitted_study, tmp_path):
+    directory = tmp_path / "study"
+    shutil.copytree(fitted_study, directory)
+    path = directory / "compare" / "compare.sqlite"
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)  # what schema 1 wrote: one cell per (strategy, ratio, seed)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE recipes (strategy TEXT NOT NULL, ratio REAL NOT NULL, recipe TEXT, achieved REAL,
+            note TEXT NOT NULL, PRIMARY KEY (strategy, ratio));
+        CREATE TABLE cells (strategy TEXT NOT NULL, ratio REAL NOT NULL, seed INTEGER NOT NULL, state TEXT NOT NULL,
+            accuracy REAL, loss REAL, train_seconds REAL, reason TEXT, recipe TEXT NOT NULL,
+            finished_at REAL NOT NULL, PRIMARY KEY (strategy, ratio, seed));
+        INSERT INTO meta VALUES ('schema', '1');
+        INSERT INTO meta VALUES ('budget', '{}');
+        INSERT INTO cells VALUES ('width', 0.25, 0, 'completed', 0.5, 1.0, 1.0, NULL, '{}', 0.0);
+    """)
+    conn.commit()
+    conn.close()
+    one = CompareSettings(ratios=(0.25,), strategies=("width",), seeds=(0,), steps=4, batch_size=32, threads=1)
+    builders = {"width": lambda c: (CONFIG.recipe(1.0, 0.5, 1.0), "")}
+    message = r"another tinyscale version \(store schema 1, this version uses 2.*pass --restart"
+    with pytest.raises(ValueError, match=message):
+        load_comparison(directory)
+    with pytest.raises(ValueError, match=message):
+        run_comparison(directory, one, progress=False, builders=builders)
+    assert main(["compare", str(directory), "--strategies", "width", "--ratios", "0.25", "--seeds", "1",
+                 "--no-progress"]) == 2
+    trained = []
+    run_comparison(directory, one, progress=False, restart=True, builders=builders, on_cell=trained.append)
+    assert [x.key for x in trained] == [("width", 0.25, 0, "single")]
+    assert load_comparison(directory).cells_done == 1
+    # A schema-1 store from before the version was recorded (no 'schema' key) is recognised too.
+    with CompareStore.open(directory) as store:
+        store._conn.execute("DELETE FROM meta WHERE key = 'schema'")
+        store._conn.commit()
+    assert load_comparison(directory) is not None  # current tables: read as current
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE cells; CREATE TABLE cells (strategy TEXT, ratio REAL, seed INTEGER);")
+    conn.close()
+    with pytest.raises(ValueError, match=r"store schema 1"):
+        load_comparison(directory)
+
+
+# ------------------------------------------------------------------------ margins
+
+
+def test_margins_are_paired_by_seed_and_interpolation_is_linear_in_log_c(tmp_path):
+    """Hand-made cells with known accuracies, through the store: per-seed interpolation, paired
+    margins (mean and standard error of per-seed differences), the mean over ratios."""
+    gp, wid = CONFIG.recipe(1.0, 0.7, 1.0), CONFIG.recipe(1.0, 0.5, 1.0)
+    lo, hi = CONFIG.recipe(0.8, 0.5, 0.5), CONFIG.recipe(0.9, 0.6, 0.6)
+    settings = {"ratios": [0.5, 0.25], "strategies": ["gp", "efficientnet", "width"], "seeds": [0, 1, 2],
+                "steps": 1, "batch_size": 1, "threads": None}
+    accs = {  # (strategy, ratio, bracket) -> accuracy per seed (None: failed)
+        ("gp", 0.5, "single"): [0.80, 0.82, 0.78],
+        ("efficientnet", 0.5, "below"): [0.70, 0.74, 0.66],  # steps at 0.4 and 0.6 (stored ratios)
+        ("efficientnet", 0.5, "above"): [0.80, 0.84, 0.76],
+        ("width", 0.5, "single"): [0.75, 0.70, 0.80],
+        ("gp", 0.25, "single"): [0.70, 0.72, 0.74],
+        ("efficientnet", 0.25, "single"): [0.69, 0.70, None],
+    }
+    with CompareStore.open(tmp_path, {"budget": 1}) as store:
+        store.set_meta("settings", json.dumps(settings))
+        for c in (0.5, 0.25):
+            store.put_recipe(BuiltRecipe("gp", c, gp, c, ""))
+        store.put_recipe(BuiltRecipe("efficientnet", 0.5, hi, 0.6, "", lo, hi, 0.4, 0.6))
+        store.put_recipe(BuiltRecipe("efficientnet", 0.25, lo, 0.25, ""))
+        store.put_recipe(BuiltRecipe("width", 0.5, wid, 0.5, ""))
+        store.put_recipe(BuiltRecipe("width", 0.25, None, None, "not built: out of reach"))
+        for (name, c, bracket), values in accs.items():
+            recipe = {"below": lo, "above": hi}.get(bracket, gp if name == "gp" else wid if name == "width" else lo)
+            for seed, a in enumerate(values):
+                state, reason = ("completed", None) if a is not None else ("failed", "boom")
+                store.put_cell(Cell(name, c, seed, state, a, None, 1.0, reason, bracket), recipe)
+    comparison = load_comparison(tmp_path)
+    assert comparison.complete and comparison.cells_done == comparison.cells_total == 18
+
+    # Interpolation at c = 0.5 between 0.4 and 0.6, linear in log c: weight ln(1.25) / ln(1.5).
+    w = math.log(1.25) / math.log(1.5)
+    eff = comparison.row(0.5, "efficientnet")
+    assert eff.interpolated and eff.bracket.weight == pytest.approx(w, rel=1e-12)
+    assert eff.accuracies == pytest.approx([0.70 + 0.10 * w, 0.74 + 0.10 * w, 0.66 + 0.10 * w], rel=1e-12)
+    failed = comparison.row(0.25, "efficientnet")
+    assert failed.seeds == (0, 1) and failed.failed == 1 and "1 run(s) failed: boom" in failed.note
+
+    # GP − EfficientNet at 0.5: differences 0.1 - 0.1w + (0.0, -0.02, +0.02): sd 0.02, se 0.02/√3.
+    m = comparison.margin(0.5, "efficientnet")
+    assert (m.value, m.stderr, m.n, m.matched) == (pytest.approx(0.10 - 0.10 * w), pytest.approx(0.02 / math.sqrt(3)),
+                                                   3, True)
+    # Unpaired, the standard error would be sqrt(0.02²/3 + 0.04²/3) ≈ 0.0258: pairing removes the
+    # seed effect both rows share.
+    # At 0.25 EfficientNet's seed 2 failed: paired over seeds 0 and 1 only.
+    m = comparison.margin(0.25, "efficientnet")
+    assert (m.value, m.stderr, m.n) == (pytest.approx(0.015), pytest.approx(0.005), 2)
+    # GP − width: only at 0.5 (width alone cannot reach 0.25); differences 0.05, 0.12, -0.02.
+    assert [x.ratio for x in comparison.margins("width")] == [0.5]
+    m = comparison.margin(0.5, "width")
+    assert (m.value, m.stderr) == (pytest.approx(0.05), pytest.approx(0.07 / math.sqrt(3)))
+    # Mean over ratios, per seed, over the seeds present at every ratio (0 and 1).
+    mean = comparison.mean_margin("efficientnet")
+    per_seed = [((0.10 - 0.10 * w) + 0.01) / 2, ((0.08 - 0.10 * w) + 0.02) / 2]
+    assert mean.ratios == (0.5, 0.25) and mean.n == 2
+    assert mean.value == pytest.approx(statistics.fmean(per_seed))
+    assert mean.stderr == pytest.approx(statistics.stdev(per_seed) / math.sqrt(2))
+    assert comparison.mean_margin("width").ratios == (0.5,)
+
+    # The tables carry the same numbers (percentage points).
+    rows = {(r["target"], r["strategy"]): r for r in comparison_table(comparison)}
+    assert rows[(0.5, "gp")]["margin_vs_efficientnet"] == pytest.approx(100 * (0.10 - 0.10 * w))
+    assert rows[(0.5, "efficientnet")]["gp_margin"] == pytest.approx(100 * (0.10 - 0.10 * w))
+    assert rows[(0.5, "gp")]["margin_stderr"] == rows[(0.5, "efficientnet")]["gp_margin_stderr"] == pytest.approx(
+        2 / math.sqrt(3))
+    assert rows[(0.5, "gp")]["gp_margin"] is None and rows[(0.25, "width")]["gp_margin"] is None
+    assert rows[(0.5, "efficientnet")]["acc_below"] == pytest.approx(70.0)
+    assert rows[(0.5, "efficientnet")]["acc_above"] == pytest.approx(80.0)
+    entries = {(e["baseline"], e["target"]): e for e in margin_table(comparison)}
+    assert set(entries) == {("efficientnet", 0.5), ("efficientnet", 0.25), ("efficientnet", None),
+                            ("width", 0.5), ("width", None)}
+    assert entries[("efficientnet", None)]["margin"] == pytest.approx(100 * statistics.fmean(per_seed))
+    md = comparison_markdown(comparison)
+    assert f"| width | +5.00 ± {7 / math.sqrt(3):.2f} | – | +5.00 ± {7 / math.sqrt(3):.2f} (c = 0.5, n = 3) |" in md
+    eff_line = next(line for line in md.splitlines() if line.startswith("| efficientnet | "))
+    assert eff_line.startswith(f"| efficientnet | {100 * (0.10 - 0.10 * w):+.2f} ± 1.15 | +1.50 ± 0.50 | ")
+    assert eff_line.endswith(f"{100 * statistics.fmean(per_seed):+.2f} ± "
+                             f"{100 * statistics.stdev(per_seed) / math.sqrt(2):.2f} (all c, n = 2) |")
+    interp_line = next(line for line in md.splitlines() if line.startswith("| 0.5 | efficientnet |"))
+    assert "0.4000 ↔ 0.6000 (interp.)" in interp_line and f"{100 * statistics.fmean(eff.accuracies):.2f}" in interp_line
+
 
 # ------------------------------------------------------------------------ tables and plot
 
 
-def test_tables_report_every_row_and_the_gp_margin(full_run):
-    _, comparison, _ = full_run
+def test_tables_report_every_row_and_the_gp_margin(full_run, fitted_study):
+    _, comparison, trained = full_run
+    builds = _expected_parts(fitted_study)
+    cells = {x.key: x for x in trained}
     rows = comparison_table(comparison)
     assert [(r["target"], r["strategy"]) for r in rows] == [
         (c, n) for c in SETTINGS.ratios for n in SETTINGS.strategies
@@ -242,29 +508,48 @@ def test_tables_report_every_row_and_the_gp_margin(full_run):
     for r, row in zip(rows, comparison.rows):
         assert r["params"] == cost(row.recipe).params and r["macs"] == cost(row.recipe).macs
         assert r["acc_mean"] == pytest.approx(100 * statistics.fmean(row.accuracies))
+        assert r["interpolated"] == row.interpolated and r["matched"]
+        if row.interpolated:
+            assert (r["macs_below"], r["macs_above"]) == (macs(row.bracket.below), macs(row.bracket.above))
+            assert r["achieved_below"] < r["target"] < r["achieved_above"]
     for c in SETTINGS.ratios:
         gp = next(r for r in rows if r["target"] == c and r["strategy"] == "gp")
         eff = next(r for r in rows if r["target"] == c and r["strategy"] == "efficientnet")
-        assert gp["margin_vs_efficientnet"] == pytest.approx(gp["acc_mean"] - eff["acc_mean"])
-        assert eff["margin_vs_efficientnet"] is None
+        diffs = [_accuracy_at_target(builds[("gp", c)], cells, s) - _accuracy_at_target(builds[("efficientnet", c)],
+                                                                                          cells, s)
+                 for s in SETTINGS.seeds]
+        assert gp["margin_vs_efficientnet"] == pytest.approx(100 * statistics.fmean(diffs))
+        assert gp["margin_stderr"] == pytest.approx(100 * statistics.stdev(diffs) / math.sqrt(len(diffs)))
+        assert eff["gp_margin"] == pytest.approx(gp["margin_vs_efficientnet"])
+        assert eff["margin_vs_efficientnet"] is None and gp["gp_margin"] is None
 
     parsed = list(csv.DictReader(io.StringIO(comparison_csv(comparison))))
     assert len(parsed) == len(rows) and float(parsed[0]["acc_mean"]) == pytest.approx(rows[0]["acc_mean"])
+    assert [p["interpolated"] for p in parsed] == [str(r["interpolated"]) for r in rows]
 
     md = comparison_markdown(comparison)
     table_lines = [line for line in md.splitlines() if line.startswith("| 0.")]
     assert len(table_lines) == len(rows) + len(SETTINGS.ratios)  # strategy rows + margin rows
     assert f"{rows[0]['acc_mean']:.2f} ± {rows[0]['acc_std']:.2f}" in md
+    assert "| strategy | c = 0.5 | c = 0.125 | mean over c |" in md
+    vs = next(line for line in md.splitlines() if line.startswith("| efficientnet | "))
+    gp_rows = [next(r for r in rows if r["target"] == c and r["strategy"] == "gp") for c in SETTINGS.ratios]
+    assert vs.startswith("| efficientnet | " + " | ".join(
+        f"{g['margin_vs_efficientnet']:+.2f} ± {g['margin_stderr']:.2f}" for g in gp_rows))
 
 
-def test_figure_has_one_line_per_strategy_at_counted_macs(full_run, tmp_path):
+def test_figure_has_one_line_per_strategy_at_the_macs_its_accuracy_applies_to(full_run, tmp_path):
     _, comparison, _ = full_run
     fig = comparison_figure(comparison)
     assert len(fig.data) == len(SETTINGS.strategies)
     for trace, name in zip(fig.data, SETTINGS.strategies):
-        rows = sorted((r for r in comparison.rows if r.strategy == name), key=lambda r: r.macs)
-        assert list(trace.x) == [macs(r.recipe) for r in rows]
+        rows = sorted((r for r in comparison.rows if r.strategy == name),
+                      key=lambda r: r.ratio * BASELINE_MACS if r.interpolated else macs(r.recipe))
+        # An interpolated row's accuracy is at the target's MACs, a single recipe's at its own.
+        assert list(trace.x) == pytest.approx([r.ratio * BASELINE_MACS if r.interpolated else macs(r.recipe)
+                                               for r in rows], rel=1e-12)
         assert list(trace.y) == pytest.approx([100 * statistics.fmean(r.accuracies) for r in rows])
+        assert list(trace.marker.symbol) == ["diamond" if r.interpolated else "circle" for r in rows]
     assert fig.layout.xaxis.type == "log"
 
     paths = write_report(comparison, tmp_path / "report")
@@ -282,7 +567,20 @@ def test_default_budget_is_longer_than_the_studys_brief_runs(fitted_study):
     settings = default_settings(fitted_study)
     assert settings.steps > CONFIG.steps and settings.batch_size == CONFIG.batch_size
     assert settings.ratios == REFERENCE_RATIOS and settings.seeds == (0, 1, 2)
-    assert settings.strategies == ("gp", "efficientnet", "width", "depth", "resolution")
+    assert settings.strategies == ("gp", "efficientnet", "uniform", "fast", "width", "depth", "resolution")
+    assert CLI_DEFAULT_STRATEGIES == ",".join(DEFAULT_STRATEGIES) == ",".join(settings.strategies)
+
+
+def test_a_registered_strategy_is_compared_like_the_others(monkeypatch, fitted_study):
+    from tinyscale.compare_plots import STRATEGY_COLORS
+
+    assert set(STRATEGY_COLORS) == set(REGISTRY) and all(s.label for s in REGISTRY.values())
+    fixed = CONFIG.recipe(1.0, 0.5, 1.0)
+    monkeypatch.setitem(REGISTRY, "custom", Strategy("custom", "a custom rule", None,
+                                                     lambda study_dir, config: lambda c: (fixed, "fixed")))
+    assert parse_strategies("gp,custom") == ("gp", "custom")
+    built = build_recipe("custom", strategy_builders(fitted_study, CONFIG, ("custom",))["custom"], 0.25, CONFIG)
+    assert built.recipe == fixed and built.note.endswith("fixed")
 
 
 # ------------------------------------------------------------------------ bad input

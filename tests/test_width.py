@@ -40,6 +40,11 @@ def test_grid_of_targets(r, d, rules, base, classes):
         assert (sol.recipe.r, sol.recipe.d, sol.recipe.rules) == (r, d, rules)
         check_closest_step(c, sol.recipe, sol.achieved, sol.ratio_below, sol.ratio_above, ratios)
         assert sol.relative_error == pytest.approx(sol.achieved / c - 1)
+        # Both steps come with the recipe that builds them (only w differs); one is the answer.
+        assert ratio(sol.recipe_below) == sol.ratio_below and ratio(sol.recipe_above) == sol.ratio_above
+        assert sol.recipe_below.with_(w=1.0) == sol.recipe_above.with_(w=1.0) == sol.recipe.with_(w=1.0)
+        assert sol.recipe in (sol.recipe_below, sol.recipe_above)
+        assert len(repr(sol.recipe_below.w)) <= 8 and len(repr(sol.recipe_above.w)) <= 8  # short decimals
         solved += 1
     assert solved >= 10
 
@@ -57,6 +62,7 @@ def test_recovers_the_published_tinynet_networks(name):
 def test_exact_hit_reports_equal_steps():
     sol = solve_width(1.0, 1.0, 1.0)
     assert sol.recipe.w == 1.0 and sol.achieved == sol.ratio_below == sol.ratio_above == 1.0
+    assert sol.recipe_below == sol.recipe_above == sol.recipe
 
 
 def test_reachable_ratios_bounds():

@@ -1,14 +1,20 @@
-"""Head-to-head at matched FLOPs: the study's GP recipe against EfficientNet compound scaling
-and single-axis scaling, each trained with the same trainer, budget, data and seeds.
+"""Head-to-head at matched FLOPs: the study's GP recipe against published scaling rules
+(EfficientNet compound scaling, uniform and fast dWr scaling) and single-axis scaling, each
+trained with the same trainer, budget, data and seeds.
 
-The flow is: a *strategy* turns a target ratio c into a recipe in the study's context; every
-(strategy, ratio, seed) *cell* is trained once and stored in ``DIR/compare/compare.sqlite`` as
-soon as it finishes, so a killed run resumes without retraining anything; the cells fold into a
-`Comparison` (one row per ratio and strategy: recipe, achieved ratio, params, accuracy mean ±
-std over seeds) with the GP recipe's margin over EfficientNet scaling per ratio.
+The flow is: a *strategy* (one entry of `REGISTRY`) turns a target ratio c into a recipe in the
+study's context; every (strategy, ratio, seed, bracket) *cell* is trained once and stored in
+``DIR/compare/compare.sqlite`` as soon as it finishes, so a killed run resumes without
+retraining anything; the cells fold into a `Comparison` (one row per ratio and strategy:
+recipe, achieved ratio, params, accuracy mean ± std over seeds) with the GP recipe's margins
+over every other strategy, paired by seed.
 
-Matched FLOPs is the point of the comparison: a row whose achieved ratio misses the target by
-more than `MATCH_TOLERANCE` says so and why.
+Matched FLOPs is the point of the comparison. A strategy whose recipe lands within
+`MATCH_TOLERANCE` of c trains that recipe (bracket ``single``). Where it lands further off and
+its solver knows the achievable steps on both sides of c, *both* step recipes are trained at
+every seed (brackets ``below`` and ``above``) and the row's accuracy is, per seed, the linear
+interpolation in log c between them at the target. Only a strategy that can reach one side of
+c trains its single recipe and is marked as not matched, with the reason.
 """
 
 from __future__ import annotations
@@ -24,31 +30,140 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyscale.cost import cost, macs
+from tinyscale.cost import baseline_macs, cost, macs
 from tinyscale.recipe import Recipe
 from tinyscale.trial import StudyConfig
 from tinyscale.width import check_ratio
 
-STRATEGIES: tuple[str, ...] = ("gp", "efficientnet", "width", "depth", "resolution")
-STRATEGY_LABELS = {
-    "gp": "GP recipe (this study)",
-    "efficientnet": "EfficientNet compound (φ solved)",
-    "width": "width only",
-    "depth": "depth only",
-    "resolution": "resolution only",
-}
 DEFAULT_RATIOS: tuple[float, ...] = (0.5, 0.25, 0.125, 0.0625)
-MATCH_TOLERANCE = 0.02  # |achieved / target - 1| allowed for a row to count as matched FLOPs
+MATCH_TOLERANCE = 0.02  # |achieved / target - 1| allowed for one recipe to count as matched FLOPs
 COMPARE_DIRNAME = "compare"
 STORE_NAME = "compare.sqlite"
-SCHEMA_VERSION = 1
+# 2: cells per (strategy, ratio, seed, bracket), bracketing recipes stored with each strategy's recipe.
+SCHEMA_VERSION = 2
 # Default compare budget: STEP_FACTOR x the study's steps per trial. Longer than the study's
-# brief runs, yet the reference run (13 recipes x 3 seeds on the demo study) fits ~30 min on 2 cores.
+# brief runs, yet the reference run (13 recipes x 3 seeds on the demo study, before uniform, fast and
+# bracketing; about twice the runs now) took ~10 min on 2 cores.
 STEP_FACTOR = 1.5
+BRACKETS = ("single", "below", "above")  # which recipe of a row a cell trained
 
-# A strategy: target ratio c -> (recipe in the study's context, note). It raises ValueError
-# when it cannot build anything near c; the message becomes the row's note.
-StrategyBuilder = Callable[[float], "tuple[Recipe, str]"]
+
+# --------------------------------------------------------------------------- strategies
+
+
+@dataclass(frozen=True)
+class StrategyRecipe:
+    """What a strategy builds at a target c: the recipe closest to c, a note, and, where the
+    solver knows them, the recipes of the achievable steps just below and just above c (the
+    comparison trains those two when ``recipe`` misses c by more than `MATCH_TOLERANCE`)."""
+
+    recipe: Recipe
+    note: str = ""
+    below: Recipe | None = None
+    above: Recipe | None = None
+
+
+# A strategy's builder: target ratio c -> StrategyRecipe in the study's context (a plain
+# ``(recipe, note)`` tuple is accepted too: one recipe, nothing to interpolate with). It raises
+# ValueError when it cannot build anything near c; the message becomes the row's note.
+StrategyBuilder = Callable[[float], "StrategyRecipe | tuple[Recipe, str]"]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One entry of the strategy registry: its name, how tables and plots label and colour it,
+    and ``builder(study_dir, config)``, which returns its `StrategyBuilder` for a study."""
+
+    name: str
+    label: str
+    color: str | None
+    builder: Callable[[Path, StudyConfig], StrategyBuilder]
+
+
+def gp_answer_recipe(answer, context: dict) -> StrategyRecipe:
+    """A `tinyscale.solve.RecipeAnswer` as a strategy's recipe: its notes, and the two width
+    steps around c at the answer's (r, d) when the solved width misses c by more than the
+    tolerance (none when the width was clamped: then no step lies on the other side)."""
+    from tinyscale.width import solve_width
+
+    below = above = None
+    if abs(answer.achieved / answer.target - 1.0) > MATCH_TOLERANCE and not answer.width_clamped:
+        sol = solve_width(answer.target, answer.recipe.r, answer.recipe.d, **context)
+        below, above = sol.recipe_below, sol.recipe_above
+    return StrategyRecipe(answer.recipe, "; ".join(answer.note_texts), below, above)
+
+
+def _gp_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
+    from tinyscale.solve import RecipeSolver
+
+    solver = RecipeSolver.load(study_dir)  # ValueError naming `tinyscale fit` when there is no fit
+    context = dict(rules=config.rules, base_resolution=config.base_resolution, num_classes=config.num_classes)
+
+    def build(c: float) -> StrategyRecipe:
+        return gp_answer_recipe(solver.solve(c), context)
+
+    return build
+
+
+def _gp_pareto_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
+    """The paper's method on the same study, whatever its saved fit: Pareto selection (the
+    default K, about 1 in 5 trials) and GPs c -> r, c -> d on the selected models, fitted here
+    from the study's trials (deterministic: the same trials give the same recipes)."""
+    from tinyscale.gp import fit_scaling
+    from tinyscale.solve import RecipeSolver
+    from tinyscale.study import Study
+
+    with Study.open(study_dir) as study:
+        trials = study.trials(state="completed")
+    solver = RecipeSolver(fit_scaling(trials, config, method="pareto"))
+    context = dict(rules=config.rules, base_resolution=config.base_resolution, num_classes=config.num_classes)
+
+    def build(c: float) -> StrategyRecipe:
+        return gp_answer_recipe(solver.solve(c), context)
+
+    return build
+
+
+def _baseline(function: str, *, study_rules: bool = True) -> Callable[[Path, StudyConfig], StrategyBuilder]:
+    """A registry builder for ``baselines.<function>(c, ...)`` in the study's context. With
+    ``study_rules`` the recipe is built under the study's rule set (rules about how to split
+    the budget); without, under the baseline's own (EfficientNet's, as the TF reference does)."""
+
+    def builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
+        import baselines
+
+        solve = getattr(baselines, function)
+        kwargs: dict = dict(base_resolution=config.base_resolution, num_classes=config.num_classes)
+        if study_rules:
+            kwargs["rules"] = config.rules
+
+        def build(c: float) -> StrategyRecipe:
+            result = solve(c, **kwargs)
+            knob = [f"φ={result.phi:.4g}"] if result.phi is not None else []
+            knob += [f"s={result.s:.4g}"] if result.s is not None else []
+            return StrategyRecipe(result.recipe, "; ".join(knob), result.recipe_below, result.recipe_above)
+
+        return build
+
+    return builder
+
+
+# The strategies `tinyscale compare` knows, in table order. Adding one is one entry here.
+REGISTRY: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("gp", "GP recipe (this study's fit)", "#d62728", _gp_builder),
+    Strategy("gp-pareto", "GP on Pareto models (TinyNet's method)", "#e377c2", _gp_pareto_builder),
+    Strategy("efficientnet", "EfficientNet compound (φ solved)", "#1f77b4",
+             _baseline("compound_recipe", study_rules=False)),
+    Strategy("uniform", "uniform compound (d, w², r² equal shares)", "#17becf", _baseline("uniform")),
+    Strategy("fast", "fast dWr (Dollár et al., α = 0.8)", "#8c564b", _baseline("fast")),
+    Strategy("width", "width only", "#2ca02c", _baseline("width_only")),
+    Strategy("depth", "depth only", "#9467bd", _baseline("depth_only")),
+    Strategy("resolution", "resolution only", "#ff7f0e", _baseline("resolution_only")),
+)}
+STRATEGIES: tuple[str, ...] = tuple(REGISTRY)
+STRATEGY_LABELS: dict[str, str] = {name: s.label for name, s in REGISTRY.items()}
+DEFAULT_STRATEGIES: tuple[str, ...] = ("gp", "gp-pareto", "efficientnet", "uniform", "fast", "width", "depth",
+                                       "resolution")
 
 
 # --------------------------------------------------------------------------- settings
@@ -83,12 +198,12 @@ def parse_strategies(text: str | Sequence[str]) -> tuple[str, ...]:
         name = item.strip().lower()
         if not name:
             continue
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {item.strip()!r}; choose from {', '.join(STRATEGIES)}")
+        if name not in REGISTRY:
+            raise ValueError(f"unknown strategy {item.strip()!r}; choose from {', '.join(REGISTRY)}")
         if name not in names:
             names.append(name)
     if not names:
-        raise ValueError(f"give at least one strategy from {', '.join(STRATEGIES)}")
+        raise ValueError(f"give at least one strategy from {', '.join(REGISTRY)}")
     return tuple(names)
 
 
@@ -102,7 +217,7 @@ class CompareSettings:
     """
 
     ratios: tuple[float, ...] = DEFAULT_RATIOS
-    strategies: tuple[str, ...] = STRATEGIES
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 600
     batch_size: int = 64
@@ -126,107 +241,103 @@ class CompareSettings:
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
 
 
-# --------------------------------------------------------------------------- strategies
+# --------------------------------------------------------------------------- building recipes
 
 
 @dataclass(frozen=True)
 class BuiltRecipe:
-    """One strategy's recipe at one target ratio, or why there is none."""
+    """One strategy's recipe at one target ratio, or why there is none.
+
+    ``below``/``above`` are set when the row is interpolated: ``recipe`` misses c by more than
+    the tolerance, and these two achievable steps (counted ratios ``achieved_below`` < c <
+    ``achieved_above``) are what is trained.
+    """
 
     strategy: str
     target: float
     recipe: Recipe | None
     achieved: float | None  # counted MACs / baseline MACs of the study's context
     note: str = ""
+    below: Recipe | None = None
+    above: Recipe | None = None
+    achieved_below: float | None = None
+    achieved_above: float | None = None
+
+    @property
+    def interpolated(self) -> bool:
+        return self.below is not None and self.above is not None
 
     @property
     def matched(self) -> bool:
+        """The row's accuracy is at matched FLOPs: one recipe within the tolerance, or interpolated."""
+        if self.interpolated:
+            return True
         return self.achieved is not None and abs(self.achieved / self.target - 1.0) <= MATCH_TOLERANCE
+
+    def parts(self) -> dict[str, Recipe]:
+        """The recipes this row trains, by bracket: {"below", "above"} when interpolated,
+        {"single"} for one recipe, nothing when none was built."""
+        if self.recipe is None:
+            return {}
+        if self.interpolated:
+            return {"below": self.below, "above": self.above}
+        return {"single": self.recipe}
 
 
 def _baseline_macs(config: StudyConfig) -> int:
     return macs(config.recipe(1.0, 1.0, 1.0))
 
 
-def build_recipe(name: str, builder: StrategyBuilder, target: float, config: StudyConfig) -> BuiltRecipe:
-    """Run one strategy at one target and check the result against the study's context.
-
-    The achieved ratio is counted here, against the study's own baseline, for every strategy
-    alike (B0 is the same network under both rule sets, so ratios are comparable).
-    """
-    try:
-        recipe, note = builder(target)
-    except ValueError as exc:
-        return BuiltRecipe(name, target, None, None, f"not built: {exc}")
+def _check_context(name: str, recipe: Recipe, config: StudyConfig) -> None:
     if (recipe.base_resolution, recipe.num_classes) != (config.base_resolution, config.num_classes):
         raise ValueError(
             f"strategy {name} built a recipe for base {recipe.base_resolution} px / {recipe.num_classes} "
             f"classes, but the study uses {config.base_resolution} px / {config.num_classes} classes"
         )
-    achieved = macs(recipe) / _baseline_macs(config)
+
+
+def build_recipe(name: str, builder: StrategyBuilder, target: float, config: StudyConfig) -> BuiltRecipe:
+    """Run one strategy at one target and check the result against the study's context.
+
+    Every achieved ratio is counted here, against the study's own baseline, for every strategy
+    alike (B0 is the same network under both rule sets, so ratios are comparable). A recipe more
+    than `MATCH_TOLERANCE` off c becomes an interpolated row when the builder gave the steps on
+    both sides of c; otherwise it stays a single recipe, marked as not matched.
+    """
+    try:
+        out = builder(target)
+    except ValueError as exc:
+        return BuiltRecipe(name, target, None, None, f"not built: {exc}")
+    if not isinstance(out, StrategyRecipe):
+        recipe, note = out
+        out = StrategyRecipe(recipe, note)
+    _check_context(name, out.recipe, config)
+    base = _baseline_macs(config)
+    achieved = macs(out.recipe) / base
     off = achieved / target - 1.0
-    notes = [note] if note else []
-    if abs(off) > MATCH_TOLERANCE:
-        notes.insert(0, f"FLOPs not matched: achieved {achieved:.4g} is {off:+.1%} off the target")
-    return BuiltRecipe(name, target, recipe, achieved, "; ".join(notes))
-
-
-def _mismatch_reason(target: float, below: float, above: float) -> str:
-    """Why a solved strategy missed the target: the two achievable ratios around it."""
-    if below == above:
-        return f"the nearest ratio this strategy can build is {below:.4g}"
-    return f"the rounding steps around c={target:g} are {below:.4g} and {above:.4g}"
-
-
-def _gp_builder(study_dir: Path) -> StrategyBuilder:
-    from tinyscale.solve import RecipeSolver
-
-    solver = RecipeSolver.load(study_dir)  # ValueError naming `tinyscale fit` when there is no fit
-
-    def build(c: float) -> tuple[Recipe, str]:
-        answer = solver.solve(c)
-        notes = list(answer.note_texts)
-        if abs(answer.achieved / c - 1.0) > MATCH_TOLERANCE and not answer.width_clamped:
-            notes.append(_mismatch_reason(c, answer.ratio_below, answer.ratio_above))
-        return answer.recipe, "; ".join(notes)
-
-    return build
-
-
-def _baseline_builder(name: str, config: StudyConfig) -> StrategyBuilder:
-    import baselines
-
-    if name == "efficientnet":
-        # Compound scaling is always built under EfficientNet rules, as the TF reference does.
-        def solve(c: float):
-            return baselines.compound_recipe(c, base_resolution=config.base_resolution,
-                                             num_classes=config.num_classes)
+    notes = [out.note] if out.note else []
+    if abs(off) <= MATCH_TOLERANCE:
+        return BuiltRecipe(name, target, out.recipe, achieved, "; ".join(notes))
+    if out.below is not None and out.above is not None:
+        _check_context(name, out.below, config)
+        _check_context(name, out.above, config)
+        lo, hi = macs(out.below) / base, macs(out.above) / base
+        if lo < target < hi:
+            notes.insert(0, f"no recipe within {MATCH_TOLERANCE:.0%} of c: top-1 interpolated in log c between "
+                            f"the steps at {lo:.4g} ({lo / target - 1:+.1%}) and {hi:.4g} ({hi / target - 1:+.1%}), "
+                            "both trained at every seed")
+            return BuiltRecipe(name, target, out.recipe, achieved, "; ".join(notes), out.below, out.above, lo, hi)
+        why = f"its steps {lo:.4g} and {hi:.4g} do not bracket c"
     else:
-        # Single-axis baselines scale the study's own network, so they use the study's rules.
-        one_axis = {"width": baselines.width_only, "depth": baselines.depth_only,
-                    "resolution": baselines.resolution_only}[name]
-
-        def solve(c: float):
-            return one_axis(c, rules=config.rules, base_resolution=config.base_resolution,
-                            num_classes=config.num_classes)
-
-    def build(c: float) -> tuple[Recipe, str]:
-        result = solve(c)
-        note = f"φ={result.phi:.4g}" if result.phi is not None else ""
-        if abs(result.relative_error) > MATCH_TOLERANCE:
-            note = "; ".join(filter(None, [note, _mismatch_reason(c, result.ratio_below, result.ratio_above)]))
-        return result.recipe, note
-
-    return build
+        why = "no step on the other side of c to interpolate with"
+    notes[:0] = [f"FLOPs not matched: achieved {achieved:.4g} is {off:+.1%} off the target", why]
+    return BuiltRecipe(name, target, out.recipe, achieved, "; ".join(notes))
 
 
 def strategy_builders(study_dir: str | Path, config: StudyConfig, names: Sequence[str]) -> dict[str, StrategyBuilder]:
     """The builders of the named strategies in the study's context (ValueError for unknown names
     or for ``gp`` on a study without a fit)."""
-    builders: dict[str, StrategyBuilder] = {}
-    for name in parse_strategies(list(names)):
-        builders[name] = _gp_builder(Path(study_dir)) if name == "gp" else _baseline_builder(name, config)
-    return builders
+    return {name: REGISTRY[name].builder(Path(study_dir), config) for name in parse_strategies(list(names))}
 
 
 # --------------------------------------------------------------------------- store
@@ -234,7 +345,7 @@ def strategy_builders(study_dir: str | Path, config: StudyConfig, names: Sequenc
 
 @dataclass(frozen=True)
 class Cell:
-    """One trained (strategy, ratio, seed)."""
+    """One trained (strategy, ratio, seed, bracket); ``bracket`` says which of the row's recipes."""
 
     strategy: str
     ratio: float
@@ -244,18 +355,23 @@ class Cell:
     loss: float | None
     train_seconds: float | None
     reason: str | None = None
+    bracket: str = "single"
+
+    @property
+    def key(self) -> tuple[str, float, int, str]:
+        return (self.strategy, self.ratio, self.seed, self.bracket)
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recipes (
     strategy TEXT NOT NULL, ratio REAL NOT NULL, recipe TEXT, achieved REAL, note TEXT NOT NULL,
+    below TEXT, achieved_below REAL, above TEXT, achieved_above REAL,
     PRIMARY KEY (strategy, ratio));
 CREATE TABLE IF NOT EXISTS cells (
-    strategy TEXT NOT NULL, ratio REAL NOT NULL, seed INTEGER NOT NULL, state TEXT NOT NULL,
-    accuracy REAL, loss REAL, train_seconds REAL, reason TEXT, recipe TEXT NOT NULL,
+    strategy TEXT NOT NULL, ratio REAL NOT NULL, seed INTEGER NOT NULL, bracket TEXT NOT NULL,
+    state TEXT NOT NULL, accuracy REAL, loss REAL, train_seconds REAL, reason TEXT, recipe TEXT NOT NULL,
     finished_at REAL NOT NULL,
-    PRIMARY KEY (strategy, ratio, seed));
+    PRIMARY KEY (strategy, ratio, seed, bracket));
 """
 
 
@@ -263,11 +379,29 @@ def compare_dir(study_dir: str | Path) -> Path:
     return Path(study_dir) / COMPARE_DIRNAME
 
 
+def _recipe_json(recipe: Recipe | None) -> str | None:
+    return None if recipe is None else json.dumps(recipe.to_dict(), sort_keys=True)
+
+
+def _stored_schema(conn: sqlite3.Connection) -> int | None:
+    """The schema version of an existing store (None for a new one). Stores from before the
+    version was recorded have a ``cells`` table without a bracket column: version 1."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is not None:
+        try:
+            return int(row[0])
+        except ValueError:
+            return -1
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(cells)")}
+    return 1 if columns and "bracket" not in columns else None
+
+
 class CompareStore:
     """The comparison's SQLite store (WAL, one transaction per finished cell).
 
     ``budget`` identifies what a cell's number means (data, split seed, trainer settings);
-    cells under another budget are refused rather than mixed.
+    cells under another budget are refused rather than mixed. A store written under another
+    schema version is refused too (``restart`` discards it).
     """
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
@@ -284,6 +418,19 @@ class CompareStore:
         conn = sqlite3.connect(path, timeout=30.0)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            version = _stored_schema(conn)
+            if version is not None and version != SCHEMA_VERSION:
+                if not (restart and budget is not None):
+                    raise ValueError(
+                        f"comparison store {path} was written by another tinyscale version (store schema "
+                        f"{version}, this version uses {SCHEMA_VERSION}: cells per strategy, ratio, seed and "
+                        "bracketing recipe); pass --restart to discard it and retrain"
+                    )
+                with conn:
+                    conn.execute("DROP TABLE IF EXISTS cells")
+                    conn.execute("DROP TABLE IF EXISTS recipes")
+                    conn.execute("DELETE FROM meta")
             conn.executescript(_SCHEMA)
             store = cls(path, conn)
             if budget is not None:
@@ -291,6 +438,9 @@ class CompareStore:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ValueError(f"comparison store {path} is unreadable ({exc}); pass --restart to start over") from None
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -329,51 +479,91 @@ class CompareStore:
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def put_recipe(self, built: BuiltRecipe) -> None:
-        """Record a strategy's recipe at a ratio; a *different* recipe where cells already exist
-        (e.g. the study was refitted) is an error, since those cells trained another network."""
-        recipe_json = None if built.recipe is None else json.dumps(built.recipe.to_dict(), sort_keys=True)
-        row = self._conn.execute(
-            "SELECT recipe FROM cells WHERE strategy = ? AND ratio = ? LIMIT 1", (built.strategy, built.target)
-        ).fetchone()
-        if row is not None and row[0] != recipe_json:
-            raise ValueError(
-                f"the {built.strategy} recipe at c={built.target:g} is now {recipe_json}, but stored results "
-                f"trained {row[0]} (was the study refitted?); pass --restart to retrain"
-            )
+        """Record a strategy's recipes at a ratio. Where cells already exist, each must have
+        trained what the row now trains under its bracket: a different recipe (the study was
+        refitted) or a bracket the row no longer has is an error, since those cells trained
+        another network."""
+        parts = {bracket: _recipe_json(recipe) for bracket, recipe in built.parts().items()}
+        for bracket, trained in self._conn.execute(
+            "SELECT DISTINCT bracket, recipe FROM cells WHERE strategy = ? AND ratio = ? ORDER BY bracket",
+            (built.strategy, built.target),
+        ):
+            if parts.get(bracket) != trained:
+                now = parts.get(bracket) or "not trained"
+                raise ValueError(
+                    f"the {built.strategy} recipe at c={built.target:g} ({bracket}) is now {now}, but stored "
+                    f"results trained {trained} (was the study refitted?); pass --restart to retrain"
+                )
         with self._conn:
             self._conn.execute(
-                "INSERT OR REPLACE INTO recipes VALUES (?, ?, ?, ?, ?)",
-                (built.strategy, built.target, recipe_json, built.achieved, built.note),
+                "INSERT OR REPLACE INTO recipes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (built.strategy, built.target, _recipe_json(built.recipe), built.achieved, built.note,
+                 _recipe_json(built.below), built.achieved_below, _recipe_json(built.above), built.achieved_above),
             )
 
     def recipes(self) -> dict[tuple[str, float], BuiltRecipe]:
+        def load(text: str | None) -> Recipe | None:
+            return None if text is None else Recipe.from_dict(json.loads(text))
+
         out = {}
-        for strategy, ratio, recipe_json, achieved, note in self._conn.execute("SELECT * FROM recipes"):
-            recipe = None if recipe_json is None else Recipe.from_dict(json.loads(recipe_json))
-            out[(strategy, ratio)] = BuiltRecipe(strategy, ratio, recipe, achieved, note)
+        for strategy, ratio, recipe, achieved, note, below, a_below, above, a_above in self._conn.execute(
+            "SELECT strategy, ratio, recipe, achieved, note, below, achieved_below, above, achieved_above FROM recipes"
+        ):
+            out[(strategy, ratio)] = BuiltRecipe(strategy, ratio, load(recipe), achieved, note, load(below),
+                                                 load(above), a_below, a_above)
         return out
 
     def put_cell(self, cell: Cell, recipe: Recipe) -> None:
         with self._conn:
             self._conn.execute(
-                "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (cell.strategy, cell.ratio, cell.seed, cell.state, cell.accuracy, cell.loss,
-                 cell.train_seconds, cell.reason, json.dumps(recipe.to_dict(), sort_keys=True), time.time()),
+                "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cell.strategy, cell.ratio, cell.seed, cell.bracket, cell.state, cell.accuracy, cell.loss,
+                 cell.train_seconds, cell.reason, _recipe_json(recipe), time.time()),
             )
 
-    def cells(self) -> dict[tuple[str, float, int], Cell]:
+    def cells(self) -> dict[tuple[str, float, int, str], Cell]:
         rows = self._conn.execute(
-            "SELECT strategy, ratio, seed, state, accuracy, loss, train_seconds, reason FROM cells"
+            "SELECT strategy, ratio, seed, state, accuracy, loss, train_seconds, reason, bracket FROM cells"
         )
-        return {(r[0], r[1], r[2]): Cell(*r) for r in rows}
+        cells = (Cell(*r) for r in rows)
+        return {cell.key: cell for cell in cells}
 
 
 # --------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
+class Bracket:
+    """An interpolated row's two trained recipes and what each scored.
+
+    ``weight`` is the share of the upper step in the interpolation, (ln c − ln c_below) /
+    (ln c_above − ln c_below); ``accuracies_below``/``accuracies_above`` are per seed, over the
+    seeds where both completed (the row's ``seeds``).
+    """
+
+    below: Recipe
+    above: Recipe
+    ratio_below: float
+    ratio_above: float
+    weight: float
+    accuracies_below: tuple[float, ...]
+    accuracies_above: tuple[float, ...]
+
+
+def interpolation_weight(target: float, below: float, above: float) -> float:
+    """Where ``target`` lies between ``below`` and ``above`` in log c (0 at below, 1 at above)."""
+    return (math.log(target) - math.log(below)) / (math.log(above) - math.log(below))
+
+
+@dataclass(frozen=True)
 class ComparisonRow:
-    """One strategy at one target ratio, over all its seeds."""
+    """One strategy at one target ratio, over all its seeds.
+
+    ``recipe``/``achieved``/``macs``/``params`` describe the strategy's recipe closest to c.
+    For an interpolated row (``bracket`` set) that recipe is one of the two trained steps and
+    ``accuracies`` are interpolated at c per seed; ``matched`` says whether the accuracy is
+    at matched FLOPs (one recipe within the tolerance, or interpolated).
+    """
 
     ratio: float
     strategy: str
@@ -383,8 +573,14 @@ class ComparisonRow:
     params: int | None
     matched: bool
     note: str
-    accuracies: tuple[float, ...]  # completed seeds, in seed order
-    failed: int = 0
+    accuracies: tuple[float, ...]  # per seed in ``seeds``: measured, or interpolated at c
+    failed: int = 0  # failed training runs of this row
+    seeds: tuple[int, ...] = ()  # the seeds of ``accuracies``, in settings order
+    bracket: Bracket | None = None
+
+    @property
+    def interpolated(self) -> bool:
+        return self.bracket is not None
 
     @property
     def mean(self) -> float | None:
@@ -395,15 +591,54 @@ class ComparisonRow:
         """Sample standard deviation over seeds (None with fewer than two)."""
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else None
 
+    @property
+    def accuracy_by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.accuracies))
+
+    @property
+    def effective_macs(self) -> float | None:
+        """The MACs the row's accuracy applies to: the target's for an interpolated row, the
+        recipe's counted MACs otherwise."""
+        if self.recipe is None:
+            return None
+        if self.bracket is not None:
+            return self.ratio * baseline_macs(self.recipe)
+        return self.macs
+
 
 @dataclass(frozen=True)
 class Margin:
-    """GP recipe minus EfficientNet compound scaling at one ratio, in accuracy (fraction)."""
+    """``strategy`` minus ``baseline`` at one ratio, in accuracy (fraction), paired by seed: the
+    mean over the seeds both rows have of the per-seed differences."""
 
     ratio: float
     value: float
-    stderr: float | None  # sqrt(s1²/n1 + s2²/n2); None when either side has < 2 seeds
+    stderr: float | None  # sd of the per-seed differences / sqrt(n); None when n < 2
     matched: bool  # both rows at matched FLOPs
+    baseline: str = "efficientnet"
+    n: int = 0  # paired seeds
+    strategy: str = "gp"
+
+
+@dataclass(frozen=True)
+class MeanMargin:
+    """``strategy`` minus ``baseline`` averaged over the ratios where both have results: per
+    seed, the mean over those ratios of the differences; then mean and standard error over the
+    seeds present at every one of them."""
+
+    baseline: str
+    ratios: tuple[float, ...]
+    value: float
+    stderr: float | None
+    n: int
+    matched: bool  # every included ratio at matched FLOPs on both sides
+    strategy: str = "gp"
+
+
+def _paired(diffs: Sequence[float]) -> tuple[float, float | None]:
+    value = statistics.fmean(diffs)
+    stderr = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+    return value, stderr
 
 
 @dataclass(frozen=True)
@@ -418,42 +653,83 @@ class Comparison:
     def row(self, ratio: float, strategy: str) -> ComparisonRow | None:
         return next((r for r in self.rows if r.ratio == ratio and r.strategy == strategy), None)
 
-    def margins(self) -> list[Margin]:
-        out = []
-        for c in self.settings.ratios:
-            gp, eff = self.row(c, "gp"), self.row(c, "efficientnet")
-            if gp is None or eff is None or gp.mean is None or eff.mean is None:
-                continue
-            stderr = None
-            if gp.std is not None and eff.std is not None:
-                stderr = math.sqrt(gp.std**2 / len(gp.accuracies) + eff.std**2 / len(eff.accuracies))
-            out.append(Margin(c, gp.mean - eff.mean, stderr, gp.matched and eff.matched))
-        return out
+    def _differences(self, c: float, baseline: str, strategy: str) -> dict[int, float]:
+        a, b = self.row(c, strategy), self.row(c, baseline)
+        if a is None or b is None:
+            return {}
+        acc_a, acc_b = a.accuracy_by_seed, b.accuracy_by_seed
+        return {s: acc_a[s] - acc_b[s] for s in self.settings.seeds if s in acc_a and s in acc_b}
+
+    def margin(self, c: float, baseline: str = "efficientnet", strategy: str = "gp") -> Margin | None:
+        """``strategy`` − ``baseline`` at ratio c, paired by seed (None without a paired seed)."""
+        diffs = self._differences(c, baseline, strategy)
+        if not diffs:
+            return None
+        value, stderr = _paired(list(diffs.values()))
+        matched = self.row(c, strategy).matched and self.row(c, baseline).matched
+        return Margin(c, value, stderr, matched, baseline, len(diffs), strategy)
+
+    def margins(self, baseline: str = "efficientnet", strategy: str = "gp") -> list[Margin]:
+        """``strategy`` − ``baseline`` at every ratio where both have a paired seed."""
+        found = (self.margin(c, baseline, strategy) for c in self.settings.ratios)
+        return [m for m in found if m is not None]
+
+    def mean_margin(self, baseline: str, strategy: str = "gp") -> MeanMargin | None:
+        """``strategy`` − ``baseline`` over the ratios where both have results (see `MeanMargin`)."""
+        per_ratio = {c: self._differences(c, baseline, strategy) for c in self.settings.ratios}
+        per_ratio = {c: d for c, d in per_ratio.items() if d}
+        if not per_ratio:
+            return None
+        seeds = [s for s in self.settings.seeds if all(s in d for d in per_ratio.values())]
+        if not seeds:
+            return None
+        value, stderr = _paired([statistics.fmean(d[s] for d in per_ratio.values()) for s in seeds])
+        matched = all(self.row(c, strategy).matched and self.row(c, baseline).matched for c in per_ratio)
+        return MeanMargin(baseline, tuple(per_ratio), value, stderr, len(seeds), matched, strategy)
+
+    def baselines(self, strategy: str = "gp") -> tuple[str, ...]:
+        """The strategies ``strategy`` is measured against: every other one compared."""
+        return tuple(n for n in self.settings.strategies if n != strategy) if strategy in self.settings.strategies else ()
 
 
 def _assemble(settings: CompareSettings, budget: dict, recipes: dict, cells: dict) -> Comparison:
     rows = []
-    done = 0
+    done = trainable = 0
     for c in settings.ratios:
         for name in settings.strategies:
             built = recipes.get((name, c))
             if built is None:
                 continue
-            runs = [cells[(name, c, s)] for s in settings.seeds if (name, c, s) in cells]
-            done += len(runs)
-            accs = tuple(x.accuracy for x in runs if x.state == "completed" and x.accuracy is not None)
-            failed = [x for x in runs if x.state != "completed"]
+            parts = built.parts()
+            trainable += len(parts) * len(settings.seeds)
+            runs = {b: {s: cells[(name, c, s, b)] for s in settings.seeds if (name, c, s, b) in cells} for b in parts}
+            done += sum(len(r) for r in runs.values())
+            ok = {b: {s: x.accuracy for s, x in r.items() if x.state == "completed" and x.accuracy is not None}
+                  for b, r in runs.items()}
+            failed = [x for r in runs.values() for x in r.values() if x.state != "completed" or x.accuracy is None]
+            bracket = None
+            if built.interpolated:
+                seeds = tuple(s for s in settings.seeds if s in ok["below"] and s in ok["above"])
+                weight = interpolation_weight(c, built.achieved_below, built.achieved_above)
+                lo = tuple(ok["below"][s] for s in seeds)
+                hi = tuple(ok["above"][s] for s in seeds)
+                accs = tuple(a + weight * (b - a) for a, b in zip(lo, hi))
+                bracket = Bracket(built.below, built.above, built.achieved_below, built.achieved_above, weight, lo, hi)
+            else:
+                single = ok.get("single", {})
+                seeds = tuple(s for s in settings.seeds if s in single)
+                accs = tuple(single[s] for s in seeds)
             note = built.note
             if failed:
                 reasons = "; ".join(sorted({x.reason or "unknown" for x in failed}))
-                note = "; ".join(filter(None, [note, f"{len(failed)} seed(s) failed: {reasons}"]))
+                note = "; ".join(filter(None, [note, f"{len(failed)} run(s) failed: {reasons}"]))
             c_cost = cost(built.recipe) if built.recipe is not None else None
             rows.append(ComparisonRow(
                 ratio=c, strategy=name, recipe=built.recipe, achieved=built.achieved,
                 macs=c_cost.macs if c_cost else None, params=c_cost.params if c_cost else None,
-                matched=built.matched, note=note, accuracies=accs, failed=len(failed),
+                matched=built.matched, note=note, accuracies=accs, failed=len(failed), seeds=seeds,
+                bracket=bracket,
             ))
-    trainable = sum(1 for r in rows if r.recipe is not None) * len(settings.seeds)
     return Comparison(settings, budget, tuple(rows), complete=done >= trainable and
                       len(rows) == len(settings.ratios) * len(settings.strategies),
                       cells_done=done, cells_total=trainable)
@@ -483,7 +759,7 @@ def default_settings(
     study_dir: str | Path,
     *,
     ratios: str | Sequence[float] = DEFAULT_RATIOS,
-    strategies: str | Sequence[str] = STRATEGIES,
+    strategies: str | Sequence[str] = DEFAULT_STRATEGIES,
     seeds: int = 3,
     steps: int | None = None,
     batch_size: int | None = None,
@@ -539,14 +815,16 @@ def run_comparison(
     builders: dict[str, StrategyBuilder] | None = None,
     on_cell: Callable[[Cell], None] | None = None,
 ) -> Comparison:
-    """Build every strategy's recipe at every ratio, train every missing (strategy, ratio, seed)
-    cell with the study's trainer, data and the settings' budget, and return the comparison.
+    """Build every strategy's recipe at every ratio, train every missing (strategy, ratio, seed,
+    bracket) cell with the study's trainer, data and the settings' budget, and return the
+    comparison. An interpolated row trains two recipes (brackets ``below`` and ``above``) at
+    every seed, every other row one (``single``).
 
     Training goes through the study engine's executors (``executor``: local by default, or
     worker processes / Ray from `tinyscale.executors.make_executor`), and this process stores
-    each cell as soon as it finishes. Cells are submitted seed-major (all ratios and strategies
-    at the first seed, then the next), so an interrupted run already holds a full table at fewer
-    seeds. Finished cells are never retrained; ``restart`` discards stored results first.
+    each cell as soon as it finishes. Cells are submitted seed-major (all ratios, strategies and
+    brackets at the first seed, then the next), so an interrupted run already holds a full table
+    at fewer seeds. Finished cells are never retrained; ``restart`` discards stored results first.
     ``builders`` replaces the strategies' recipe builders (tests use it to inject a strategy).
     """
     from dataclasses import asdict
@@ -568,15 +846,15 @@ def run_comparison(
 
     with CompareStore.open(study_dir, budget, restart=restart) as store:
         store.set_meta("settings", json.dumps(_settings_dict(settings)))
-        built = {}
+        parts = {}
         for c in settings.ratios:
             for name in settings.strategies:
                 b = build_recipe(name, builders[name], c, config)
                 store.put_recipe(b)
-                built[(name, c)] = b
+                parts[(name, c)] = b.parts()
         done = store.cells()
-        todo = [(name, c, s) for s in settings.seeds for c in settings.ratios for name in settings.strategies
-                if built[(name, c)].recipe is not None and (name, c, s) not in done]
+        todo = [(name, c, s, bracket) for s in settings.seeds for c in settings.ratios for name in settings.strategies
+                for bracket in parts[(name, c)] if (name, c, s, bracket) not in done]
         if not todo:
             return _assemble(settings, budget, store.recipes(), store.cells())
         check_data(config)  # a missing dataset is one clear error before any worker starts
@@ -589,20 +867,21 @@ def run_comparison(
         try:
             while queue or in_flight:
                 while queue and in_flight < executor.slots:
-                    number, (name, c, seed) = queue.pop(0)
-                    recipe = built[(name, c)].recipe
+                    number, (name, c, seed, bracket) = queue.pop(0)
+                    recipe = parts[(name, c)][bracket]
                     executor.submit(TrialTask(number, recipe.to_dict(), seed, spec, train))
                     in_flight += 1
                 outcome = executor.next_outcome()
                 in_flight -= 1
-                name, c, seed = todo[outcome.number]
-                cell = _cell(name, c, seed, outcome)
-                store.put_cell(cell, built[(name, c)].recipe)
+                name, c, seed, bracket = todo[outcome.number]
+                cell = _cell(name, c, seed, bracket, outcome)
+                store.put_cell(cell, parts[(name, c)][bracket])
                 if on_cell is not None:
                     on_cell(cell)
                 bar.update(1)
                 acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"
-                bar.set_postfix_str(f"last: {name} c={c:g} seed={seed} {acc}")
+                side = "" if bracket == "single" else f" ({bracket} c)"
+                bar.set_postfix_str(f"last: {name} c={c:g}{side} seed={seed} {acc}")
         finally:
             bar.close()
             if own_executor:
@@ -610,18 +889,18 @@ def run_comparison(
         return _assemble(settings, budget, store.recipes(), store.cells())
 
 
-def _cell(name: str, c: float, seed: int, outcome) -> Cell:
+def _cell(name: str, c: float, seed: int, bracket: str, outcome) -> Cell:
     """A finished task as a stored cell: completed with its accuracy, or failed with the reason
     (the worker raised, or the run diverged: the trainer returns ``failed`` and no accuracy)."""
     result = outcome.result
     if result is None:
-        return Cell(name, c, seed, "failed", None, None, None, outcome.error or "unknown error")
+        return Cell(name, c, seed, "failed", None, None, None, outcome.error or "unknown error", bracket)
     reason = result.failed
     if reason is None and (result.accuracy is None or not math.isfinite(result.accuracy)):
         reason = f"no finite accuracy ({result.accuracy!r})"
     if reason:
-        return Cell(name, c, seed, "failed", None, None, result.train_seconds, str(reason))
-    return Cell(name, c, seed, "completed", float(result.accuracy), result.loss, result.train_seconds)
+        return Cell(name, c, seed, "failed", None, None, result.train_seconds, str(reason), bracket)
+    return Cell(name, c, seed, "completed", float(result.accuracy), result.loss, result.train_seconds, None, bracket)
 
 
 def _settings_dict(settings: CompareSettings) -> dict:
@@ -657,16 +936,29 @@ def _pct(x: float | None, digits: int = 2) -> str:
     return "" if x is None else f"{100 * x:.{digits}f}"
 
 
+def _short_recipe(recipe: Recipe | None) -> str:
+    return "" if recipe is None else f"r={recipe.r:.4g} w={recipe.w:.4g} d={recipe.d:.4g} ({recipe.resolution} px)"
+
+
 def comparison_table(comparison: Comparison) -> list[dict]:
     """One flat dict per row (ratio, strategy): what the Markdown/CSV tables and the UI show.
 
-    Accuracies are in percent; ``margin_vs_efficientnet`` (percentage points) is on the GP rows.
+    Accuracies are in percent, margins in percentage points, paired by seed. ``gp_margin`` is
+    the GP recipe minus the row's strategy (on every other row, with ``gp_margin_stderr``);
+    the GP rows keep ``margin_vs_efficientnet``/``margin_stderr``, the same number as
+    ``gp_margin`` on the EfficientNet row. An interpolated row (``interpolated``) gives its
+    two trained steps (``achieved_below``/``achieved_above``, ``recipe_below``/``recipe_above``,
+    ``macs_*``, ``params_*``, their mean top-1 ``acc_below``/``acc_above``); its ``acc_mean``
+    is interpolated at c, and r, w, d, resolution, achieved, MACs and params are those of the
+    step closer to c. ``effective_macs`` is where the accuracy applies: c × B0's MACs for an
+    interpolated row, the recipe's MACs otherwise.
     """
-    margins = {m.ratio: m for m in comparison.margins()}
+    gp_in = "gp" in comparison.settings.strategies
     out = []
     for row in comparison.rows:
-        r = row.recipe
-        m = margins.get(row.ratio) if row.strategy == "gp" else None
+        r, b = row.recipe, row.bracket
+        m_eff = comparison.margin(row.ratio, "efficientnet") if row.strategy == "gp" else None
+        m_gp = comparison.margin(row.ratio, row.strategy) if gp_in and row.strategy != "gp" else None
         out.append({
             "target": row.ratio,
             "strategy": row.strategy,
@@ -677,15 +969,48 @@ def comparison_table(comparison: Comparison) -> list[dict]:
             "resolution": r.resolution if r else None,
             "achieved": row.achieved,
             "matched": row.matched,
+            "interpolated": row.interpolated,
+            "achieved_below": b.ratio_below if b else None,
+            "achieved_above": b.ratio_above if b else None,
+            "recipe_below": _short_recipe(b.below) if b else "",
+            "recipe_above": _short_recipe(b.above) if b else "",
             "macs": row.macs,
             "params": row.params,
+            "macs_below": macs(b.below) if b else None,
+            "macs_above": macs(b.above) if b else None,
+            "params_below": cost(b.below).params if b else None,
+            "params_above": cost(b.above).params if b else None,
+            "effective_macs": row.effective_macs,
             "seeds": len(row.accuracies),
             "acc_mean": None if row.mean is None else 100 * row.mean,
             "acc_std": None if row.std is None else 100 * row.std,
-            "margin_vs_efficientnet": None if m is None else 100 * m.value,
-            "margin_stderr": None if m is None or m.stderr is None else 100 * m.stderr,
+            "acc_below": 100 * statistics.fmean(b.accuracies_below) if b and b.accuracies_below else None,
+            "acc_above": 100 * statistics.fmean(b.accuracies_above) if b and b.accuracies_above else None,
+            "margin_vs_efficientnet": None if m_eff is None else 100 * m_eff.value,
+            "margin_stderr": None if m_eff is None or m_eff.stderr is None else 100 * m_eff.stderr,
+            "gp_margin": None if m_gp is None else 100 * m_gp.value,
+            "gp_margin_stderr": None if m_gp is None or m_gp.stderr is None else 100 * m_gp.stderr,
             "note": row.note,
         })
+    return out
+
+
+def margin_table(comparison: Comparison, strategy: str = "gp") -> list[dict]:
+    """``strategy`` minus every other compared strategy, one dict per (baseline, ratio) plus
+    one per baseline with ``target`` None for the mean over ratios: ``margin``/``stderr`` in
+    percentage points (paired by seed), ``n`` paired seeds, ``matched``, and for the mean the
+    ``ratios`` it covers."""
+    out = []
+    for baseline in comparison.baselines(strategy):
+        for m in comparison.margins(baseline, strategy):
+            out.append({"baseline": baseline, "target": m.ratio, "margin": 100 * m.value,
+                        "stderr": None if m.stderr is None else 100 * m.stderr, "n": m.n, "matched": m.matched,
+                        "ratios": (m.ratio,)})
+        mean = comparison.mean_margin(baseline, strategy)
+        if mean is not None:
+            out.append({"baseline": baseline, "target": None, "margin": 100 * mean.value,
+                        "stderr": None if mean.stderr is None else 100 * mean.stderr, "n": mean.n,
+                        "matched": mean.matched, "ratios": mean.ratios})
     return out
 
 
@@ -707,28 +1032,63 @@ def _fmt_acc(row: dict) -> str:
     return f"{row['acc_mean']:.2f}{std}"
 
 
+def _fmt_margin(value: float, stderr: float | None, matched: bool) -> str:
+    se = "" if stderr is None else f" ± {stderr:.2f}"
+    return f"{value:+.2f}{se}" + ("" if matched else " ⚠")
+
+
+def _md_row_cells(row: dict, full: ComparisonRow) -> tuple[str, str, str, str, str]:
+    """(recipe, px, achieved, MACs, params) cells of one table row; interpolated rows show both steps."""
+    if row["r"] is None:
+        return "–", "–", "–", "–", "–"
+    if not row["interpolated"]:
+        recipe = f"{row['r']:.3g}, {row['w']:.3g}, {row['d']:.3g} ({row['rules']})"
+        achieved = f"{row['achieved']:.4f}" + ("" if row["matched"] else " ⚠")
+        return (recipe, str(row["resolution"]), achieved, f"{row['macs'] / 1e6:.2f}M", f"{row['params'] / 1e6:.3f}M")
+    lo, hi = full.bracket.below, full.bracket.above
+    return (f"{lo.r:.3g}, {lo.w:.3g}, {lo.d:.3g} ↔ {hi.r:.3g}, {hi.w:.3g}, {hi.d:.3g} ({row['rules']})",
+            f"{lo.resolution} ↔ {hi.resolution}",
+            f"{row['achieved_below']:.4f} ↔ {row['achieved_above']:.4f} (interp.)",
+            f"{row['macs_below'] / 1e6:.2f}M ↔ {row['macs_above'] / 1e6:.2f}M",
+            f"{row['params_below'] / 1e6:.3f}M ↔ {row['params_above'] / 1e6:.3f}M")
+
+
 def comparison_markdown(comparison: Comparison) -> str:
-    """The per-ratio table, then the GP-vs-EfficientNet margins, as GitHub Markdown."""
+    """The per-ratio table, the GP-vs-EfficientNet margins, then the GP's margins over every
+    other strategy (per ratio and the mean over ratios), as GitHub Markdown."""
     lines = [
         "| target c | strategy | recipe (r, w, d) | px | achieved c | MACs | params | top-1 % (mean ± std) | n | note |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in comparison_table(comparison):
-        recipe = "–" if row["r"] is None else f"{row['r']:.3g}, {row['w']:.3g}, {row['d']:.3g} ({row['rules']})"
-        lines.append("| {t:g} | {s} | {rec} | {px} | {a} | {m} | {p} | {acc} | {n} | {note} |".format(
-            t=row["target"], s=row["strategy"], rec=recipe,
-            px="–" if row["resolution"] is None else row["resolution"],
-            a="–" if row["achieved"] is None else f"{row['achieved']:.4f}" + ("" if row["matched"] else " ⚠"),
-            m="–" if row["macs"] is None else f"{row['macs'] / 1e6:.2f}M",
-            p="–" if row["params"] is None else f"{row['params'] / 1e6:.3f}M",
-            acc=_fmt_acc(row), n=row["seeds"], note=row["note"].replace("|", "/"),
-        ))
-    margins = comparison.margins()
+    for row, full in zip(comparison_table(comparison), comparison.rows):
+        recipe, px, achieved, mac, params = _md_row_cells(row, full)
+        acc = _fmt_acc(row) + (" (interp.)" if row["interpolated"] and row["acc_mean"] is not None else "")
+        lines.append(f"| {row['target']:g} | {row['strategy']} | {recipe} | {px} | {achieved} | {mac} | {params} | "
+                     f"{acc} | {row['seeds']} | {row['note'].replace('|', '/')} |")
+    margins = comparison.margins("efficientnet")
     if margins:
         lines += ["", "| target c | GP − EfficientNet (pp) | ± stderr | matched FLOPs |", "|---|---|---|---|"]
         for m in margins:
             se = "–" if m.stderr is None else f"{100 * m.stderr:.2f}"
             lines.append(f"| {m.ratio:g} | {100 * m.value:+.2f} | {se} | {'yes' if m.matched else 'no'} |")
+    table = margin_table(comparison)
+    if table:
+        ratios = comparison.settings.ratios
+        lines += ["", "GP − each strategy, top-1 points, paired by seed (mean of the per-seed differences ± "
+                      "their standard error; ⚠: FLOPs not matched on one side; mean over the ratios both reach):",
+                  "", "| strategy | " + " | ".join(f"c = {c:g}" for c in ratios) + " | mean over c |",
+                  "|---|" + "---|" * (len(ratios) + 1)]
+        for baseline in comparison.baselines():
+            cells = {e["target"]: e for e in table if e["baseline"] == baseline}
+            row = [_fmt_margin(cells[c]["margin"], cells[c]["stderr"], cells[c]["matched"]) if c in cells else "–"
+                   for c in ratios]
+            mean = cells.get(None)
+            if mean is None:
+                row.append("–")
+            else:
+                over = "all c" if len(mean["ratios"]) == len(ratios) else "c = " + ", ".join(f"{c:g}" for c in mean["ratios"])
+                row.append(f"{_fmt_margin(mean['margin'], mean['stderr'], mean['matched'])} ({over}, n = {mean['n']})")
+            lines.append(f"| {baseline} | " + " | ".join(row) + " |")
     if not comparison.complete:
         lines += ["", f"Partial: {comparison.cells_done} of {comparison.cells_total} training runs done."]
     return "\n".join(lines) + "\n"

@@ -12,55 +12,59 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinyscale.compare import STRATEGIES, STRATEGY_LABELS
+from tinyscale.compare import REGISTRY
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from tinyscale.compare import Comparison
+    from tinyscale.compare import Comparison, ComparisonRow
 
-# Fixed colours per strategy, so the UI and the saved figures agree.
-STRATEGY_COLORS = {
-    "gp": "#d62728",
-    "efficientnet": "#1f77b4",
-    "width": "#2ca02c",
-    "depth": "#9467bd",
-    "resolution": "#ff7f0e",
-}
+# Fixed colours per strategy (from the strategy registry), so the UI and the saved figures agree.
+STRATEGY_COLORS = {name: s.color for name, s in REGISTRY.items()}
 CHROME_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
 
-def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Figure:
-    """Top-1 accuracy (mean ± std over seeds) against counted MACs, one line per strategy.
+def _hover(name: str, r: ComparisonRow) -> str:
+    acc = (f"top-1 {100 * r.mean:.2f} %" + ("" if r.std is None else f" ± {100 * r.std:.2f}")
+           + f" over {len(r.accuracies)} seed(s)")
+    if r.bracket is None:
+        head = (f"r={r.recipe.r:g} w={r.recipe.w:g} d={r.recipe.d:g} ({r.recipe.rules}, {r.recipe.resolution} px)"
+                f"<br>achieved c={r.achieved:.4f}, {r.params / 1e6:.3f}M params<br>{acc}")
+    else:
+        b = r.bracket
+        head = "<br>".join(
+            f"{side} c={ratio:.4f}: r={x.r:.4g} w={x.w:.4g} d={x.d:.4g} ({x.resolution} px)"
+            for side, ratio, x in (("below", b.ratio_below, b.below), ("above", b.ratio_above, b.above))
+        ) + f"<br>{acc}, interpolated in log c at {r.ratio:g}"
+    return f"{name} at c={r.ratio:g}<br>{head}" + (f"<br>{r.note}" if r.note else "")
 
-    Points whose FLOPs miss the target by more than the tolerance are drawn as crosses; hovering
-    a point shows the recipe, the target and achieved ratio, and the note.
+
+def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Figure:
+    """Top-1 accuracy (mean ± std over seeds) against MACs, one line per strategy.
+
+    A point sits at the MACs its accuracy applies to: the recipe's counted MACs, or, for a row
+    interpolated between two steps, the target's (drawn as a diamond). Points whose FLOPs miss
+    the target by more than the tolerance are drawn as crosses; hovering a point shows the
+    recipe(s), the target and achieved ratio, and the note.
     """
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for name in STRATEGIES:
+    for name in comparison.settings.strategies:
         rows = sorted((r for r in comparison.rows if r.strategy == name and r.mean is not None and r.macs),
-                      key=lambda r: r.macs)
+                      key=lambda r: r.effective_macs)
         if not rows:
             continue
-        hover = [
-            f"{name} at c={r.ratio:g}<br>r={r.recipe.r:g} w={r.recipe.w:g} d={r.recipe.d:g} "
-            f"({r.recipe.rules}, {r.recipe.resolution} px)<br>achieved c={r.achieved:.4f}, "
-            f"{r.params / 1e6:.3f}M params<br>top-1 {100 * r.mean:.2f} %"
-            + ("" if r.std is None else f" ± {100 * r.std:.2f}")
-            + f" over {len(r.accuracies)} seed(s)" + (f"<br>{r.note}" if r.note else "")
-            for r in rows
-        ]
         fig.add_trace(go.Scatter(
-            x=[r.macs for r in rows],
+            x=[r.effective_macs for r in rows],
             y=[100 * r.mean for r in rows],
             error_y=dict(type="data", array=[0.0 if r.std is None else 100 * r.std for r in rows], visible=True),
             mode="lines+markers",
-            name=STRATEGY_LABELS.get(name, name),
-            line=dict(color=STRATEGY_COLORS.get(name), width=3 if name == "gp" else 2),
-            marker=dict(size=9, symbol=["circle" if r.matched else "x" for r in rows]),
-            hovertext=hover,
+            name=REGISTRY[name].label if name in REGISTRY else name,
+            line=dict(color=REGISTRY[name].color if name in REGISTRY else None, width=3 if name == "gp" else 2),
+            marker=dict(size=9, symbol=["diamond" if r.interpolated else "circle" if r.matched else "x"
+                                        for r in rows]),
+            hovertext=[_hover(name, r) for r in rows],
             hoverinfo="text",
         ))
     b = comparison.budget

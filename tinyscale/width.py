@@ -25,6 +25,7 @@ class WidthSolution:
 
     ``ratio_below``/``ratio_above`` are the achievable ratios adjacent to the target (equal to
     ``achieved`` when the target is hit exactly); the target always lies between them.
+    ``recipe_below``/``recipe_above`` build those two ratios (one of them is ``recipe``).
     """
 
     recipe: Recipe
@@ -32,6 +33,8 @@ class WidthSolution:
     achieved: float
     ratio_below: float
     ratio_above: float
+    recipe_below: Recipe | None = None
+    recipe_above: Recipe | None = None
 
     @property
     def relative_error(self) -> float:
@@ -71,18 +74,19 @@ def _first_w_reaching(t: Recipe, target_macs: int, lo: float, hi: float) -> floa
     return hi
 
 
-def _step_interval(t: Recipe, w: float) -> tuple[float, float]:
-    """The interval (a, b) of widths around w that build the same cost as w."""
+def _step_interval(t: Recipe, w: float, lo: float = W_MIN, hi: float = W_MAX) -> tuple[float, float]:
+    """The interval (a, b) of widths around w that build the same cost as w, searched within
+    [lo, hi] (a known step boundary as lo or hi saves a bisection)."""
     m = macs(t.with_(w=w))
-    a = W_MIN if macs(t.with_(w=W_MIN)) == m else _first_w_reaching(t, m, W_MIN, w)
-    b = W_MAX if macs(t.with_(w=W_MAX)) == m else _first_w_reaching(t, m + 1, w, W_MAX)
+    a = lo if macs(t.with_(w=lo)) == m else _first_w_reaching(t, m, lo, w)
+    b = hi if macs(t.with_(w=hi)) == m else _first_w_reaching(t, m + 1, w, hi)
     return a, b
 
 
-def _short_width(t: Recipe, w: float) -> float:
+def _short_width(t: Recipe, w: float, lo: float = W_MIN, hi: float = W_MAX) -> float:
     """A short decimal width that builds exactly the network w builds (0.54, not 0.5398171...)."""
     m = macs(t.with_(w=w))
-    a, b = _step_interval(t, w)
+    a, b = _step_interval(t, w, lo, hi)
     mid = 0.5 * (a + b)
     for digits in range(1, 12):
         candidate = round(mid, digits)
@@ -122,13 +126,16 @@ def solve_width(
         w_up = _first_w_reaching(t, math.ceil(target_macs), W_MIN, W_MAX)
     above = macs(t.with_(w=w_up))
     if above == target_macs or w_up == W_MIN:
-        w, below = w_up, above
+        below = above
+        w_above = w_below = _short_width(t, w_up)
     else:
         # The step just below: any width a hair under the first one that reaches the target.
         below_w = math.nextafter(w_up, 0.0)
         below = macs(t.with_(w=below_w))
-        w = w_up if above - target_macs <= target_macs - below else below_w
-    w = _short_width(t, w)
+        # w_up is where the upper step begins: it bounds both sides' interval search.
+        w_above = _short_width(t, w_up, below_w, W_MAX)
+        w_below = _short_width(t, below_w, W_MIN, w_up)
+    w = w_above if above - target_macs <= target_macs - below else w_below
     recipe = t.with_(w=w)
     return WidthSolution(
         recipe=recipe,
@@ -136,4 +143,6 @@ def solve_width(
         achieved=macs(recipe) / base,
         ratio_below=below / base,
         ratio_above=above / base,
+        recipe_below=t.with_(w=w_below),
+        recipe_above=t.with_(w=w_above),
     )

@@ -7,15 +7,17 @@ import json
 
 from tinyscale.commands.inspect import add_base_args
 
-RULES = ("efficientnet", "width", "depth", "resolution",
+RULES = ("efficientnet", "uniform", "fast", "width", "depth", "resolution",
          "tinynet-a", "tinynet-b", "tinynet-c", "tinynet-d", "tinynet-e")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scale", help="the recipe a baseline scaling rule gives at a FLOPs ratio")
     p.add_argument("--rule", choices=RULES,
-                   help="efficientnet: compound scaling, φ solved; width/depth/resolution: one axis only "
-                        "(TinyNet rules); tinynet-a..e: the published recipe")
+                   help="efficientnet: compound scaling, φ solved; uniform: d, w², r² equal shares of the "
+                        "FLOPs factor; fast: Dollár et al.'s dWr (α=0.8); width/depth/resolution: one axis "
+                        "only (uniform, fast and one-axis under TinyNet rules, all solved against the "
+                        "counted MACs); tinynet-a..e: the published recipe")
     p.add_argument("--ratio", type=float, default=None,
                    help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
     p.add_argument("--table", action="store_true",
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = s.to_dict()
         out.update(strategy=scaled.strategy, target=scaled.target, achieved=scaled.achieved,
-                   ratio_below=scaled.ratio_below, ratio_above=scaled.ratio_above, phi=scaled.phi)
+                   ratio_below=scaled.ratio_below, ratio_above=scaled.ratio_above, phi=scaled.phi, s=scaled.s)
         print(json.dumps(out))
         return 0
     extra = {"strategy": scaled.strategy}
@@ -66,5 +68,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{scaled.ratio_below:.4f} / {scaled.ratio_above:.4f})")
     if scaled.phi is not None:
         extra["phi"] = f"{scaled.phi:g}"
+    if scaled.s is not None:
+        extra["s"] = f"{scaled.s:.4g} (nominal FLOPs factor, d·w²·r² = s)"
     print(format_summary(s, extra))
     return 0
