@@ -5,11 +5,12 @@ Protocol, fixed before any outcome was looked at:
   a 5,000-image held-out split (data seed 0), the trainer's defaults otherwise.
 - 10 recipes: the first 10 of a Sobol stream over the demo's search space with *sampler seed 7*
   (not the demo study's seed 0, whose recipes the fit and compare use).
-- Arms (steps, training seed): 200/A, 400/A, 400/B, 800/A, 1600/C with A = 1000 + i,
-  B = 2000 + i, C = 3000 + i for recipe i. No seed of `tinyscale compare` (0..N-1) is used.
-- Reported: Spearman rho of each arm against 1600 steps (4x of 400, 2x of 800), rho of 200
-  against 800 (4x), rho of 400/A against 400/B (the seed-noise ceiling at that length), the
-  Pearson slope of accuracy vs log c per arm, and the wall time of each arm.
+- Arms (steps, training seed): 200/A, 400/A, 400/B, 1600/C with A = 1000 + i, B = 2000 + i,
+  C = 3000 + i for recipe i. No seed of `tinyscale compare` (0..N-1) is used. (An 800/A arm was
+  planned and dropped for CPU time before any 800-step run or any 1600-step result existed.)
+- Reported: Spearman rho of each arm against 1600 steps (4x of 400, 8x of 200), rho of 400/A
+  against 400/B (the seed-noise ceiling at that length), the slope of accuracy per doubling of c
+  per arm, and the time of each arm.
 
 Resumable: every finished run is one JSON line in OUT (default runs/proxy-steps.jsonl); rerun
 the same command and only missing runs train.
@@ -31,13 +32,11 @@ import numpy as np
 from tinyscale.cost import ratio
 from tinyscale.executors import TrialTask, make_executor
 from tinyscale.fidelity import spearman
-from tinyscale.recipe import Recipe
 from tinyscale.sampling import sample_recipes
 from tinyscale.study import data_spec, demo_config
 from tinyscale.train import TrainConfig
 
-ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("800/A", 800, 1000),
-        ("1600/C", 1600, 3000))
+ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("1600/C", 1600, 3000))
 N_RECIPES = 10
 SAMPLER_SEED = 7
 
@@ -108,7 +107,6 @@ def report(done: dict, n: int) -> None:
         minutes = sum(done[(arm, i)]["seconds"] for i in range(n)) / 60
         rho = "-" if arm == "1600/C" else f"{spearman(a, ref):+.2f}"
         print(f"| {arm} | {rho} | {slope:+.2f} | {100 * a.mean():.2f} | {minutes:.1f} |")
-    print(f"\nrho 200/A vs 800/A (4x): {spearman(acc('200/A'), acc('800/A')):+.2f}")
     print(f"rho 400/A vs 400/B (seed noise ceiling at 400 steps): {spearman(acc('400/A'), acc('400/B')):+.2f}")
     diff = 100 * (acc("400/A") - acc("400/B"))
     print(f"seed sd at 400 steps (from the A/B pairs): {np.std(diff, ddof=1) / math.sqrt(2):.2f} pp")

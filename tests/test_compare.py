@@ -20,7 +20,6 @@ import statistics
 import numpy as np
 import pytest
 
-import baselines
 from _step_oracle import achievable
 from baselines.efficientnet import compound_at_phi
 from tinyscale.cli import main
@@ -115,7 +114,7 @@ def _counted(recipe):
 
 def test_every_strategy_is_built_at_matched_cost_or_says_why(fitted_study):
     builders = strategy_builders(fitted_study, CONFIG, STRATEGIES)
-    assert set(builders) == {"gp", "efficientnet", "uniform", "fast", "width", "depth", "resolution"}
+    assert set(builders) == {"gp", "gp-pareto", "efficientnet", "uniform", "fast", "width", "depth", "resolution"}
     interpolated = set()
     for c in REFERENCE_RATIOS:
         for name, builder in builders.items():
@@ -190,6 +189,19 @@ def test_efficientnet_uses_its_own_rules_and_the_gp_the_studys(fitted_study):
     # Depth alone bottoms out at one block per stage, far above c = 0.0625: no recipe, a reason.
     built = build_recipe("depth", builders["depth"], 0.0625, CONFIG)
     assert built.recipe is None and "1 block per stage" in built.note
+
+
+def test_gp_pareto_is_the_papers_fit_of_the_same_trials_whatever_the_saved_fit(fitted_study):
+    with Study.open(fitted_study) as study:
+        trials = study.trials(state="completed")
+    assert RecipeSolver.load(fitted_study).fit.method == "surface"
+    paper = RecipeSolver(fit_scaling(trials, CONFIG, method="pareto"))
+    assert paper.fit.k == 5 and len(paper.fit.data.numbers) == 5  # 10 trials: the floor of 5, not all 10
+    builders = strategy_builders(fitted_study, CONFIG, ("gp", "gp-pareto"))
+    for c in (0.25, 0.125):
+        built = build_recipe("gp-pareto", builders["gp-pareto"], c, CONFIG)
+        assert built.recipe == paper.solve(c).recipe
+        assert build_recipe("gp", builders["gp"], c, CONFIG).recipe == RecipeSolver.load(fitted_study).solve(c).recipe
 
 
 def test_a_strategy_missing_the_target_is_flagged():
@@ -567,7 +579,7 @@ def test_default_budget_is_longer_than_the_studys_brief_runs(fitted_study):
     settings = default_settings(fitted_study)
     assert settings.steps > CONFIG.steps and settings.batch_size == CONFIG.batch_size
     assert settings.ratios == REFERENCE_RATIOS and settings.seeds == (0, 1, 2)
-    assert settings.strategies == ("gp", "efficientnet", "uniform", "fast", "width", "depth", "resolution")
+    assert settings.strategies == ("gp", "gp-pareto", "efficientnet", "uniform", "fast", "width", "depth", "resolution")
     assert CLI_DEFAULT_STRATEGIES == ",".join(DEFAULT_STRATEGIES) == ",".join(settings.strategies)
 
 
@@ -596,7 +608,7 @@ def test_bad_ratios_are_clear_errors(text, message):
 
 
 def test_unknown_strategy_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"unknown strategy 'tinynet'; choose from gp, efficientnet"):
+    with pytest.raises(ValueError, match=r"unknown strategy 'tinynet'; choose from gp, gp-pareto, efficientnet"):
         parse_strategies("gp,tinynet")
 
 

@@ -313,7 +313,7 @@ def test_runs_under_other_trainer_settings_are_refused(measured, tmp_path):
     with sqlite3.connect(copy / "fidelity" / "fidelity.sqlite") as conn:
         budget = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'budget'").fetchone()[0])
     assert budget["data"] == "generated" and "steps" not in budget and "threads" not in budget
-    with pytest.raises(ValueError, match=r"other settings \(lr: 0.0015 -> 1.0\); pass --restart"):
+    with pytest.raises(ValueError, match=r"another budget \(lr: 0.0015 -> 1.0\); .*--restart"):
         FidelityStore.open(copy, {**budget, "lr": 1.0})
     with FidelityStore.open(copy, {**budget, "lr": 1.0}, restart=True) as store:
         assert store.runs() == {}

@@ -178,3 +178,27 @@ def test_the_app_slice_is_the_surface_and_marks_its_best_point(ridge_fit):
     assert list(plots.trace(fig, plots.TRACE_TARGET).y) == [answer.recipe.r]
     near = plots.trace(fig, plots.TRACE_NEAR)
     assert len(near.x) == sum(1 for t in ridge_trials() if 1 / 1.5 <= t.ratio / c <= 1.5) > 0
+
+
+def test_one_rule_says_which_trials_a_saved_fit_has_not_seen(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from tinyscale.cli import main
+    from tinyscale.study import Study
+
+    trials = synthetic_trials(n_good=10, n_decoys=4, seed=4)
+    study = write_study(tmp_path / "s", trials)
+    assert main(["fit", str(study), "--method", "pareto"]) == 0
+    fit = ScalingFit.load(study)
+    assert fit.unseen(trials) == []
+    with Study.open(study) as s:
+        for number in (100, 101):
+            s.start_trial(number, SPACE.recipe(0.5, 0.5, 0.5), seed=number)
+            s.finish_trial(number, SimpleNamespace(accuracy=0.5, loss=1.0, steps=10))
+        s.start_trial(102, SPACE.recipe(0.6, 0.5, 0.5), seed=102)
+        s.fail_trial(102, "diverged")  # a failed trial is nothing a fit could have used
+        now = s.trials()
+    assert fit.unseen(now) == [100, 101]
+    capsys.readouterr()
+    assert main(["recipe", str(study), "--ratio", "0.2"]) == 0
+    assert "2 completed trial(s) the fit has not seen" in capsys.readouterr().err

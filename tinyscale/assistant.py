@@ -54,7 +54,7 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
             saved_problem = str(exc)
         else:
             used = len(fit.data.numbers)
-            newer = len(completed) - len(fit.selection_rows)  # one row per trial the fit ranked
+            newer = len(fit.unseen(completed))
             note = None
             if newer > 0:
                 note = (f"the saved fit predates {newer} newer completed trial(s); "

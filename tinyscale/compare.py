@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tinyscale.cost import baseline_macs, cost, macs
 from tinyscale.recipe import Recipe
+from tinyscale.storage import ResultStore, write_text_atomically
 from tinyscale.trial import StudyConfig
 from tinyscale.width import check_ratio
 
@@ -363,6 +364,7 @@ class Cell:
 
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recipes (
     strategy TEXT NOT NULL, ratio REAL NOT NULL, recipe TEXT, achieved REAL, note TEXT NOT NULL,
     below TEXT, achieved_below REAL, above TEXT, achieved_above REAL,
@@ -396,17 +398,14 @@ def _stored_schema(conn: sqlite3.Connection) -> int | None:
     return 1 if columns and "bracket" not in columns else None
 
 
-class CompareStore:
-    """The comparison's SQLite store (WAL, one transaction per finished cell).
+class CompareStore(ResultStore):
+    """The comparison's cells (the `tinyscale.storage.ResultStore` contract: one transaction per
+    finished cell, refused under another budget). A store written under another schema version
+    is refused too; ``restart`` discards it."""
 
-    ``budget`` identifies what a cell's number means (data, split seed, trainer settings);
-    cells under another budget are refused rather than mixed. A store written under another
-    schema version is refused too (``restart`` discards it).
-    """
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self._conn = conn
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    RESULT_TABLES = ("cells", "recipes")
 
     @classmethod
     def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False) -> CompareStore:
@@ -414,10 +413,8 @@ class CompareStore:
         path = compare_dir(study_dir) / STORE_NAME
         if budget is None and not path.exists():
             raise FileNotFoundError(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30.0)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
+
+        def check_version(conn: sqlite3.Connection) -> None:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             version = _stored_schema(conn)
             if version is not None and version != SCHEMA_VERSION:
@@ -431,52 +428,8 @@ class CompareStore:
                     conn.execute("DROP TABLE IF EXISTS cells")
                     conn.execute("DROP TABLE IF EXISTS recipes")
                     conn.execute("DELETE FROM meta")
-            conn.executescript(_SCHEMA)
-            store = cls(path, conn)
-            if budget is not None:
-                store._claim(budget, restart)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise ValueError(f"comparison store {path} is unreadable ({exc}); pass --restart to start over") from None
-        except BaseException:
-            conn.close()
-            raise
-        return store
 
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> CompareStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _claim(self, budget: dict, restart: bool) -> None:
-        stored = self.meta("budget")
-        wanted = json.dumps(budget, sort_keys=True)
-        if stored is not None and stored != wanted and not restart:
-            old = json.loads(stored)
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {budget.get(k)!r}"
-                             for k in sorted(set(old) | set(budget)) if old.get(k) != budget.get(k))
-            raise ValueError(
-                f"{self.path} holds results trained under another budget ({diff}); "
-                "rerun with the same budget to resume, or pass --restart to discard them"
-            )
-        with self._conn:
-            if restart:
-                self._conn.execute("DELETE FROM cells")
-                self._conn.execute("DELETE FROM recipes")
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('budget', ?)", (wanted,))
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-
-    def meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._conn:
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        return cls.open_at(path, budget, restart=restart, prepare=check_version)
 
     def put_recipe(self, built: BuiltRecipe) -> None:
         """Record a strategy's recipes at a ratio. Where cells already exist, each must have
@@ -1110,15 +1063,10 @@ def write_report(comparison: Comparison, out_dir: str | Path) -> ReportPaths:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, cs, html = out / "comparison.md", out / "comparison.csv", out / "comparison.html"
-    _atomic_write(md, comparison_markdown(comparison))
-    _atomic_write(cs, comparison_csv(comparison))
+    write_text_atomically(md, comparison_markdown(comparison))
+    write_text_atomically(cs, comparison_csv(comparison))
     fig = comparison_figure(comparison)
-    _atomic_write(html, fig.to_html(include_plotlyjs=True, full_html=True))
+    write_text_atomically(html, fig.to_html(include_plotlyjs=True, full_html=True))
     png, message = write_png(fig, out / "comparison.png")
     return ReportPaths(md, cs, html, png, message)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -34,13 +34,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from tinyscale.storage import ResultStore, write_text_atomically
 
 FIDELITY_FILE = "fidelity.json"
 FIDELITY_DIRNAME = "fidelity"
@@ -470,58 +471,19 @@ def fidelity_dir(study_dir: str | os.PathLike) -> Path:
     return Path(study_dir) / FIDELITY_DIRNAME
 
 
-class FidelityStore:
-    """The retrainings of a study's fidelity check (SQLite, WAL, one transaction per run).
+class FidelityStore(ResultStore):
+    """The retrainings of a study's fidelity check (the `tinyscale.storage.ResultStore` contract:
+    one transaction per run). ``budget`` is the data and every trainer setting but steps and
+    threads, so runs of other lengths share a store and runs under other settings are refused."""
 
-    ``budget`` (data and every trainer setting but steps and threads) says what a stored
-    accuracy means; runs made under another budget are refused rather than mixed.
-    """
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self._conn = conn
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    RESULT_TABLES = ("runs",)
+    WHAT = "runs"
 
     @classmethod
     def open(cls, study_dir: str | os.PathLike, budget: dict, *, restart: bool = False) -> FidelityStore:
-        path = fidelity_dir(study_dir) / STORE_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30.0)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            store = cls(path, conn)
-            store._claim(budget, restart)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise ValueError(f"fidelity store {path} is unreadable ({exc}); pass --restart to start over") from None
-        except ValueError:
-            conn.close()
-            raise
-        return store
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> FidelityStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _claim(self, budget: dict, restart: bool) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'budget'").fetchone()
-        wanted = json.dumps(budget, sort_keys=True)
-        if row is not None and row[0] != wanted and not restart:
-            old = json.loads(row[0])
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {budget.get(k)!r}"
-                             for k in sorted(set(old) | set(budget)) if old.get(k) != budget.get(k))
-            raise ValueError(f"{self.path} holds runs trained under other settings ({diff}); "
-                             "pass --restart to discard them")
-        with self._conn:
-            if restart:
-                self._conn.execute("DELETE FROM runs")
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('budget', ?)", (wanted,))
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        return cls.open_at(fidelity_dir(study_dir) / STORE_NAME, budget, restart=restart)
 
     def put(self, run: Run, recipe_json: str, loss: float | None = None) -> None:
         with self._conn:
@@ -688,19 +650,10 @@ def measure(
 # =============================================================================== persistence, text
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_fidelity(fidelity: Fidelity, study_dir: str | os.PathLike) -> Path:
     """Write ``DIR/fidelity.json`` atomically (a reader sees the old file or the new one)."""
     path = Path(study_dir) / FIDELITY_FILE
-    _write_atomically(path, json.dumps(fidelity.to_dict(), indent=2, allow_nan=False) + "\n")
+    write_text_atomically(path, json.dumps(fidelity.to_dict(), indent=2, allow_nan=False) + "\n")
     return path
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from tinyscale.gpmodels import Z_95, fit_gp, lengthscales, load_state, loo_predictions, make_gp, noise_sd, posterior, state_json
 from tinyscale.pareto import ParetoSelection, front_ranks, objectives, select
+from tinyscale.storage import write_text_atomically
 from tinyscale.surface import C_POINTS, AccuracySurface, Ridge, SurfaceDiagnostics
 from tinyscale.trial import StudyConfig, Trial
 
@@ -205,6 +206,12 @@ class ScalingFit:
         """The span of c the fit saw (its trials); queries outside it are extrapolations."""
         return float(self.data.c.min()), float(self.data.c.max())
 
+    def unseen(self, trials: list[Trial]) -> list[int]:
+        """Numbers of the usable completed ``trials`` this fit never ranked (finished after it):
+        the one rule for "the saved fit is stale"."""
+        seen = {row["number"] for row in self.selection_rows}
+        return [t.number for t in usable_trials(trials) if t.number not in seen]
+
     def curve_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(c, r, d) the c -> r and c -> d GPs were fitted on."""
         if self.ridge is not None:
@@ -298,10 +305,7 @@ class ScalingFit:
         path = Path(path)
         if path.is_dir():
             path = path / FIT_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomically(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ScalingFit:

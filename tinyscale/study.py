@@ -27,17 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinyscale.trial import StudyConfig, Trial
+from tinyscale.storage import differences, write_text_atomically
+from tinyscale.trial import TRIAL_STATES, StudyConfig, Trial
 
 CONFIG_FILE = "config.json"
 TRIALS_FILE = "trials.sqlite"
 SCHEMA_VERSION = 1
-STATES = ("pending", "running", "completed", "failed")
+STATES = TRIAL_STATES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
     number INTEGER PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'completed', 'failed')),
+    state TEXT NOT NULL CHECK (state IN (""" + ", ".join(f"'{s}'" for s in TRIAL_STATES) + """)),
     r REAL NOT NULL,
     w REAL NOT NULL,
     d REAL NOT NULL,
@@ -94,15 +95,6 @@ class StudyProgress:
         }
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)  # explicit transactions
     conn.row_factory = sqlite3.Row
@@ -112,8 +104,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
     """Fields (as ``name: stored -> asked``) in which two configs differ."""
-    a, b = stored.to_dict(), asked.to_dict()
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return differences(stored.to_dict(), asked.to_dict())
 
 
 class Study:
@@ -139,7 +130,7 @@ class Study:
         conn.executescript(_SCHEMA)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.close()
-        _write_atomically(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        write_text_atomically(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
         return cls(directory, config)
 
     @classmethod

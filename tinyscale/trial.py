@@ -8,11 +8,22 @@ pure data so Pareto selection, GP fits and the UI can be tested on hand-made tri
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from enum import Enum
 
 from tinyscale.recipe import Recipe
 
-TrialState = Literal["pending", "running", "completed", "failed"]
+
+class TrialState(str, Enum):
+    """The one list of trial states (the store's CHECK constraint and the CLI's choices are built
+    from it). A str enum: a state compares equal to its stored string."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TRIAL_STATES: tuple[str, ...] = tuple(s.value for s in TrialState)
 
 
 @dataclass(frozen=True)

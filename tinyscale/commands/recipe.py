@@ -36,12 +36,13 @@ def stale_fit_note(study_dir: str, fit) -> str | None:
 
     try:
         with Study.open(study_dir) as study:
-            done = sum(1 for t in study.trials(state="completed") if t.accuracy is not None)
+            trials = study.trials(state="completed")
     except ValueError:
         return None
-    seen = len(fit.selection_rows)
-    if done > seen:
-        return f"the study has {done} completed trials, the fit saw {seen}: run `tinyscale fit {study_dir}` to use them"
+    unseen = fit.unseen(trials)
+    if unseen:
+        return (f"the study has {len(unseen)} completed trial(s) the fit has not seen: "
+                f"run `tinyscale fit {study_dir}` to use them")
     return None
 
 

@@ -9,7 +9,9 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("trials", help="list the trials of a study")
     p.add_argument("directory", help="study directory")
-    p.add_argument("--state", choices=("pending", "running", "completed", "failed"), help="only trials in this state")
+    from tinyscale.trial import TRIAL_STATES
+
+    p.add_argument("--state", choices=TRIAL_STATES, help="only trials in this state")
     p.add_argument("--json", action="store_true", help="print one JSON object (config, progress, trials)")
     p.set_defaults(func=run)
 
