@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tinyscale.commands.app import DEMO_STUDY_DIR, STUDY_ENV
+from tinyscale.defaults import DEMO_STUDY_DIR, STUDY_ENV
 
 REFRESH_SECONDS = 3  # how often the status panel re-reads a running study
 

@@ -33,8 +33,9 @@ from tinyscale.cost import ratio
 from tinyscale.executors import TrialTask, make_executor
 from tinyscale.fidelity import spearman
 from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config
+from tinyscale.study import data_spec
 from tinyscale.train import TrainConfig
+from tinyscale.trial import StudyConfig
 
 ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("1600/C", 1600, 3000))
 N_RECIPES = 10
@@ -48,15 +49,20 @@ def main(argv=None) -> int:
     ap.add_argument("--recipes", type=int, default=N_RECIPES)
     args = ap.parse_args(argv)
 
-    config = replace(demo_config(), seed=SAMPLER_SEED, val_size=5000)
+    # The search space and data of the demo study as they were when this protocol was fixed
+    # (window 0.05-1.0; the demo's window has since narrowed), pinned so the arms stay paired.
+    config = StudyConfig(data="fashion-mnist", base_resolution=32, num_classes=10, window=(0.05, 1.0),
+                         steps=200, batch_size=64, train_size=12800, val_size=5000, seed=SAMPLER_SEED)
     recipes = sample_recipes(config, args.recipes)
-    spec = data_spec(replace(config, seed=0))  # same data subsets as the demo study
+    spec = data_spec(replace(config, seed=0))  # the demo study's data subsets (data seed 0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if out.exists():
         for line in out.read_text().splitlines():
             row = json.loads(line)
+            if row["recipe"] != recipes[row["i"]].to_dict():
+                raise SystemExit(f"{out}: stored recipe {row['i']} is not this protocol's; start a new file")
             done[(row["arm"], row["i"])] = row
     todo = [(arm, steps, base, i) for arm, steps, base in ARMS for i in range(len(recipes)) if (arm, i) not in done]
     todo.sort(key=lambda t: t[1])  # short arms first: a partial run already answers something

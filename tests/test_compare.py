@@ -46,9 +46,8 @@ from tinyscale.compare import (
     parse_strategies,
     run_comparison,
     strategy_builders,
-    write_report,
 )
-from tinyscale.compare_plots import comparison_figure
+from tinyscale.compare_plots import comparison_figure, write_report
 from tinyscale.cost import cost, macs
 from tinyscale.gp import fit_scaling
 from tinyscale.solve import RecipeSolver

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tinyscale.cost import baseline_macs, cost, macs
 from tinyscale.recipe import Recipe
-from tinyscale.storage import ResultStore, write_text_atomically
+from tinyscale.storage import ResultStore
 from tinyscale.trial import StudyConfig
 from tinyscale.width import check_ratio
 
@@ -1045,28 +1045,3 @@ def comparison_markdown(comparison: Comparison) -> str:
     if not comparison.complete:
         lines += ["", f"Partial: {comparison.cells_done} of {comparison.cells_total} training runs done."]
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class ReportPaths:
-    markdown: Path
-    csv: Path
-    html: Path
-    png: Path | None
-    png_message: str  # why there is no PNG, or "" when there is one
-
-
-def write_report(comparison: Comparison, out_dir: str | Path) -> ReportPaths:
-    """Markdown + CSV tables, the plotly figure as HTML, and as PNG when kaleido can render it."""
-    from tinyscale.compare_plots import comparison_figure, write_png
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md, cs, html = out / "comparison.md", out / "comparison.csv", out / "comparison.html"
-    write_text_atomically(md, comparison_markdown(comparison))
-    write_text_atomically(cs, comparison_csv(comparison))
-    fig = comparison_figure(comparison)
-    write_text_atomically(html, fig.to_html(include_plotlyjs=True, full_html=True))
-    png, message = write_png(fig, out / "comparison.png")
-    return ReportPaths(md, cs, html, png, message)
-

@@ -1,4 +1,6 @@
-"""The comparison's figure: accuracy vs MACs, one line per strategy (plotly), and its PNG export.
+"""The comparison's figure (accuracy vs MACs, one line per strategy, plotly), its PNG export, and
+the report files `tinyscale compare` writes (markdown, CSV, HTML, PNG). This module depends on
+`tinyscale.compare`, never the other way round.
 
 PNG goes through kaleido, which is optional: kaleido 1.x drives a Chrome, which we point at the
 system's chromium when one is installed. When either is missing, the caller gets a message, never
@@ -9,10 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinyscale.compare import REGISTRY
+from tinyscale.compare import REGISTRY, comparison_csv, comparison_markdown
+from tinyscale.storage import write_text_atomically
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -108,3 +112,26 @@ def write_png(fig: go.Figure, path: str | Path) -> tuple[Path | None, str]:
     except Exception as exc:  # kaleido failures come in many types; none should lose the tables
         return None, f"PNG skipped: kaleido could not render with {chrome} ({type(exc).__name__}: {exc})"
     return path, ""
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    markdown: Path
+    csv: Path
+    html: Path
+    png: Path | None
+    png_message: str  # why there is no PNG, or "" when there is one
+
+
+def write_report(comparison: Comparison, out_dir: str | Path) -> ReportPaths:
+    """Markdown + CSV tables, the plotly figure as HTML, and as PNG when kaleido can render it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, cs, html = out / "comparison.md", out / "comparison.csv", out / "comparison.html"
+    write_text_atomically(md, comparison_markdown(comparison))
+    write_text_atomically(cs, comparison_csv(comparison))
+    fig = comparison_figure(comparison)
+    write_text_atomically(html, fig.to_html(include_plotlyjs=True, full_html=True))
+    png, message = write_png(fig, out / "comparison.png")
+    return ReportPaths(md, cs, html, png, message)
+

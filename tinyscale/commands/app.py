@@ -14,13 +14,12 @@ import sys
 import threading
 from pathlib import Path
 
-# Where `tinyscale demo` (the README's main job) keeps its study, relative to the working
-# directory. One constant so the demo, the app and the docs agree.
-DEMO_STUDY_DIR = "demo-study"
+# DEMO_STUDY_DIR (the demo's study, what the app opens by default) and STUDY_ENV (how the page
+# learns its study: Streamlit owns the script's argv) live in a leaf module the page imports too.
+from tinyscale.defaults import DEMO_STUDY_DIR, STUDY_ENV
+
 DEFAULT_PORT = 8501
 DEFAULT_HOST = "127.0.0.1"
-# The page reads its study directory from this variable (Streamlit owns the script's argv).
-STUDY_ENV = "TINYSCALE_STUDY"
 
 
 def app_script() -> Path:

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         compare_dir,
         default_settings,
         run_comparison,
-        write_report,
     )
+    from tinyscale.compare_plots import write_report
     from tinyscale.executors import default_workers, make_executor
 
     if args.seeds < 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.commands.app import DEMO_STUDY_DIR
+from tinyscale.defaults import DEMO_STUDY_DIR
 from tinyscale.study import DEMO_TRIALS
 
 DEMO_RATIOS = (0.5, 0.25, 0.125, 0.0625)
