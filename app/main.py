@@ -324,8 +324,9 @@ def compare_tab(study_dir: Path) -> None:
         st.warning(f"The comparison results cannot be read: {exc}")
         return
     if comparison is None:
-        st.info(f"No comparison yet. `tinyscale compare {study_dir}` trains the GP recipe, EfficientNet "
-                "compound scaling and single-axis baselines at matched FLOPs with the same trainer.")
+        st.info(f"No comparison yet. `tinyscale compare {study_dir}` trains this study's recipe, the paper's "
+                "Pareto-point GP, EfficientNet, uniform and fast (dWr) compound scaling and single-axis "
+                "baselines at matched FLOPs with the same trainer, data and seeds.")
         return
     st.dataframe(comparison_table(comparison), hide_index=True)
     st.plotly_chart(comparison_figure(comparison), key="compare")
