@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/proxy-steps.jsonl")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--recipes", type=int, default=N_RECIPES)
+    ap.add_argument("--only", default=None, help="comma-separated recipe indices to train (to split the work "
+                    "over processes; the report needs them all)")
     args = ap.parse_args(argv)
 
     # The search space and data of the demo study as they were when this protocol was fixed
@@ -64,7 +66,9 @@ def main(argv=None) -> int:
             if row["recipe"] != recipes[row["i"]].to_dict():
                 raise SystemExit(f"{out}: stored recipe {row['i']} is not this protocol's; start a new file")
             done[(row["arm"], row["i"])] = row
-    todo = [(arm, steps, base, i) for arm, steps, base in ARMS for i in range(len(recipes)) if (arm, i) not in done]
+    only = None if args.only is None else {int(x) for x in args.only.split(",")}
+    todo = [(arm, steps, base, i) for arm, steps, base in ARMS for i in range(len(recipes))
+            if (arm, i) not in done and (only is None or i in only)]
     todo.sort(key=lambda t: t[1])  # short arms first: a partial run already answers something
     executor = make_executor("local", args.workers, threads=1)
     keys = {}
