@@ -399,8 +399,6 @@ def fit_scaling(
         raise ValueError("the study has no completed trials yet; run or resume it before fitting")
     usable = usable_trials(completed)
     warnings: list[str] = []
-    ranks = front_ranks(objectives(usable)) if usable else np.zeros(0, dtype=np.int64)
-    n_front = int(np.sum(ranks == 1))
     ridge = surface = None
     surface_diag = None
     if method == "pareto":
@@ -426,6 +424,7 @@ def fit_scaling(
             raise ValueError("every selected trial must have a positive FLOPs ratio")
         data = _data_of(chosen)
         _check_spread(data.c, "selected models")
+        n_front = sum(1 for e in selection.entries if e.rank == 1)
         if n_front < MIN_MODELS:
             warnings.append(f"only {n_front} model(s) are non-dominated; the fit also uses models from later fronts")
         if len(chosen) < k:
@@ -438,6 +437,8 @@ def fit_scaling(
                 f"only {len(usable)} usable completed trial(s); the accuracy surface needs at least {MIN_MODELS} "
                 f"(run more trials)"
             )
+        ranks = front_ranks(objectives(usable))
+        n_front = int(np.sum(ranks == 1))
         data = _data_of(sorted(usable, key=lambda t: (t.macs, t.number)))
         _check_spread(data.c, "trials")
         surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy)
