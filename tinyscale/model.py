@@ -20,6 +20,7 @@ from torch import nn
 
 from tinyscale.arch import STEM_KERNEL, STEM_STRIDE, Architecture, BlockSpec, build_architecture
 from tinyscale.recipe import Recipe
+from tinyscale.smallmap import MapAwareConv2d
 
 BN_MOMENTUM = 0.01  # PyTorch sense (TF's 0.99 decay)
 BN_EPS = 1e-3
@@ -30,7 +31,7 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
+    return MapAwareConv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
 
 
 class DropPath(nn.Module):
@@ -54,9 +55,9 @@ class DropPath(nn.Module):
 class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduced: int) -> None:
         super().__init__()
-        self.conv_reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.conv_reduce = MapAwareConv2d(channels, reduced, 1, bias=True)
         self.act = nn.SiLU(inplace=True)
-        self.conv_expand = nn.Conv2d(reduced, channels, 1, bias=True)
+        self.conv_expand = MapAwareConv2d(reduced, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tinyscale.data import ImageData
 from tinyscale.model import build_model
 from tinyscale.recipe import Recipe
+from tinyscale.smallmap import use_small_map_kernels
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 
@@ -59,6 +60,10 @@ class TrainConfig:
     eval_batch_size: int = 500
     threads: int | None = None  # torch intra-op threads; None leaves torch's setting alone
     channels_last: bool = True
+    # Pointwise and depthwise convolutions on tiny maps computed as the equivalent matrix
+    # products and gathers (tinyscale/smallmap.py): same values up to float summation order,
+    # 1.5-2x faster steps at the study's resolutions. Off only to measure the difference.
+    small_map_kernels: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_batch_size"):
@@ -241,6 +246,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
             module.momentum = config.bn_momentum
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    use_small_map_kernels(model, config.small_map_kernels)
     opt = _optimizer(model, config)
     model.train()
     tail_start = config.steps - max(1, config.steps // 10)
@@ -282,6 +288,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     if not math.isfinite(val_loss):
         failed = f"held-out loss is {val_loss} after {steps_done} steps"
     elif on_trained is not None:
-        on_trained(model.eval())
+        # The receiver (export: ONNX, weights) sees the network as built: ordinary convolutions.
+        on_trained(use_small_map_kernels(model, False).eval())
     return TrainResult(accuracy, val_loss if math.isfinite(val_loss) else None, steps_done, images_seen,
                        train_seconds, eval_seconds, ips, train_loss, failed)
