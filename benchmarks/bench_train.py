@@ -5,9 +5,12 @@ The naive way is what a first PyTorch script does: images kept encoded (PNG byte
 disk would be), a Dataset that decodes, converts to RGB, resizes and normalises each sample in
 `__getitem__` (PIL + NumPy), a DataLoader collating NCHW float32 batches, an NCHW model.
 Ours: uint8 tensors resized once per resolution, batched gather + normalise, channels-last model
-(`tinyscale.train.train_recipe`). Same network, optimizer, batch size, step count and threads.
+(`tinyscale.train.train_recipe`), shown twice: with every layer an ordinary convolution
+(`small_map_kernels=False`, the trainer before tinyscale/smallmap.py) and as it trains now, with
+convolutions on small maps reformulated. Same network, optimizer, batch size, step count and
+threads; the three are timed in turn, `--repeats` times, and the median of each is printed.
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--threads 2]
+    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--threads 1] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -75,8 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_data(args.data, train_size=args.steps * args.batch_size, val_size=256)
@@ -88,12 +92,18 @@ def main() -> None:
     }
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} steps, "
           f"data {args.data}, base resolution 32")
-    print(f"{'recipe':<30} {'px':>3} {'naive img/s':>12} {'ours img/s':>11} {'ratio':>6}")
+    print(f"{'recipe':<30} {'px':>3} {'naive img/s':>12} {'ours, convs':>12} {'ratio':>6} "
+          f"{'ours img/s':>11} {'ratio':>6}")
     for name, recipe in recipes.items():
-        naive = naive_images_per_second(recipe, data, args.steps, args.batch_size)
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, threads=args.threads, bn_calibration_images=0)
-        ours = train_recipe(recipe, data, cfg, seed=0).images_per_second
-        print(f"{name:<30} {recipe.resolution:>3} {naive:>12.0f} {ours:>11.0f} {ours / naive:>5.2f}x", flush=True)
+        runs: dict[str, list[float]] = {"naive": [], "convs": [], "ours": []}
+        for _ in range(args.repeats):
+            runs["naive"].append(naive_images_per_second(recipe, data, args.steps, args.batch_size))
+            runs["convs"].append(train_recipe(recipe, data, cfg.with_(small_map_kernels=False), seed=0).images_per_second)
+            runs["ours"].append(train_recipe(recipe, data, cfg, seed=0).images_per_second)
+        naive, convs, ours = (float(np.median(runs[k])) for k in ("naive", "convs", "ours"))
+        print(f"{name:<30} {recipe.resolution:>3} {naive:>12.0f} {convs:>12.0f} {convs / naive:>5.2f}x "
+              f"{ours:>11.0f} {ours / naive:>5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

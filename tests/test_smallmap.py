@@ -127,8 +127,8 @@ def test_network_forward_and_gradients_match_with_the_reformulations():
 def test_training_follows_the_same_loss_curve_and_hands_over_plain_convolutions():
     """The first steps agree to float tolerance. Further on, this violent early phase (losses
     of 7-19 on generated data) amplifies any rounding difference: after 6 steps the two paths
-    differ by about 3 % in loss, and so do two runs of the plain path that differ only in memory
-    layout (channels-last vs contiguous), so later steps are no test of the reformulation."""
+    differ by about 3 % in training loss, and two runs of the plain path that differ only in
+    memory layout (channels-last vs contiguous) by 15 %, so later steps test nothing."""
     data = generate_data(num_classes=4, train_size=256, val_size=64, size=16, seed=0)
     recipe = Recipe(0.5, 0.5, 0.5, base_resolution=32, num_classes=4)
     for steps, rel in ((1, 1e-5), (2, 1e-4)):
