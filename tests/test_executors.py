@@ -182,6 +182,20 @@ def test_resume_refuses_other_trainer_settings(tmp_path):
         assert study.progress().finished == 1  # nothing trained under the other settings
 
 
+
+def test_resume_ignores_settings_that_only_change_speed(tmp_path):
+    # A study recorded by a version without the small-map kernels (or with them switched off)
+    # resumes: they change float summation order, as a thread count does, not what is trained.
+    study = run_study(tmp_path / "s", CFG, trials=1, executor=SequentialExecutor(threads=1), progress=False)
+    recorded = study.get_meta("trainer")
+    assert "small_map_kernels" not in recorded and "threads" not in recorded
+    study.set_meta("trainer", {**recorded, "small_map_kernels": False, "threads": 7})
+    study.close()
+    study = run_study(tmp_path / "s", CFG, trials=2, resume=True, executor=SequentialExecutor(threads=1),
+                      progress=False)
+    assert study.progress().finished == 2
+    study.close()
+
 def _count(db, state):
     try:
         with sqlite3.connect(db, timeout=5) as conn:

@@ -735,9 +735,9 @@ def default_settings(
 def _budget(config: StudyConfig, train_config) -> dict:
     """What a cell's accuracy depends on besides recipe and seed: the data and every trainer
     setting (thread count aside, a runtime choice)."""
-    from dataclasses import asdict
+    from tinyscale.train import comparable_settings
 
-    trainer = {k: v for k, v in asdict(train_config).items() if k != "threads"}
+    trainer = comparable_settings(train_config)
     return {
         "data": config.data,
         "data_seed": config.seed,

@@ -508,7 +508,9 @@ def _recipe_json(recipe) -> str:
 
 
 def _budget(config, train) -> dict:
-    trainer = {k: v for k, v in asdict(train).items() if k not in ("threads", "steps")}
+    from tinyscale.train import comparable_settings
+
+    trainer = {k: v for k, v in comparable_settings(train).items() if k != "steps"}
     return {"data": config.data, "data_seed": config.seed, "train_size": config.train_size,
             "val_size": config.val_size, "rules": config.rules, "base_resolution": config.base_resolution,
             "num_classes": config.num_classes, **trainer}
@@ -520,9 +522,9 @@ def _check_trainer(study, train) -> None:
     stored = study.get_meta("trainer")
     if stored is None:
         return
-    now = json.loads(json.dumps({k: v for k, v in asdict(train).items() if k != "threads"}))
-    diffs = [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
-             for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+    from tinyscale.train import setting_changes
+
+    diffs = setting_changes(stored, train)
     if diffs:
         raise ValueError(f"the study at {study.directory} was trained with other trainer settings "
                          f"({'; '.join(diffs)}); its brief accuracies cannot be replicated by this version")

@@ -494,14 +494,13 @@ def check_trainer(study: Study, train) -> None:
     which may change between tinyscale versions. Trials trained under different settings are
     not comparable, so a resumed study must train exactly as it started.
     """
-    settings = json.loads(json.dumps(_train_dict(train)))
-    settings.pop("threads", None)  # how fast, not what is trained
+    from tinyscale.train import comparable_settings, setting_changes
+
     stored = study.get_meta("trainer")
     if stored is None:
-        study.set_meta("trainer", settings)
+        study.set_meta("trainer", comparable_settings(train))
         return
-    diffs = [f"{k}: {stored.get(k)!r} then, {settings.get(k)!r} now"
-             for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+    diffs = setting_changes(stored, train)
     if diffs:
         raise ValueError(
             f"the study at {study.directory} was trained with other trainer settings ({'; '.join(diffs)}); "

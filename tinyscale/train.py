@@ -13,6 +13,7 @@ Python, no decoding in the loop. Evaluation runs under ``inference_mode`` in lar
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -99,6 +100,26 @@ class TrainConfig:
             raise ValueError(f"unknown trainer setting(s) in the study's extra: {', '.join(unknown)}")
         settings = {k: v for k, v in config.extra.items() if k in known and k != "threads"}
         return cls(steps=config.steps, batch_size=config.batch_size, **settings)
+
+
+# Settings that change how fast a run goes, not what it trains (results agree up to float
+# summation order, as between thread counts): result stores leave them out when they check that
+# stored runs and new runs are comparable, so a study started before a speed-up still resumes.
+RUNTIME_SETTINGS = frozenset({"threads", "small_map_kernels"})
+
+
+def comparable_settings(config: TrainConfig) -> dict:
+    """Every trainer setting a result depends on (`RUNTIME_SETTINGS` left out), as JSON values."""
+    return json.loads(json.dumps({k: v for k, v in asdict(config).items() if k not in RUNTIME_SETTINGS}))
+
+
+def setting_changes(stored: dict, config: TrainConfig) -> list[str]:
+    """``key: stored then, new now`` for each comparable setting that differs from ``stored``
+    (settings recorded by `comparable_settings`, or by an older version that recorded more)."""
+    now = comparable_settings(config)
+    stored = {k: v for k, v in stored.items() if k not in RUNTIME_SETTINGS}
+    return [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
+            for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
 
 
 @dataclass(frozen=True)
