@@ -26,7 +26,7 @@ from tinyscale.trial import StudyConfig
 CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), window=(0.05, 0.8), steps=12,
                   batch_size=16, train_size=256, val_size=64, extra={"bn_calibration_images": 64},
                   sampler="botorch", init_trials=5, seed=3)
-TRIALS = 8
+TRIALS = 7
 
 
 @dataclass(frozen=True)
@@ -105,23 +105,25 @@ def test_interrupted_proposals_resume_as_stored(tmp_path):
     whole = tmp_path / "whole"
     run_study(whole, CFG, trials=TRIALS, executor=_FakeExecutor(), progress=False).close()
     cut = tmp_path / "cut"
-    # Trial 7 is proposed and stored while 6 trains; the 'kill' hits as 7 is submitted.
+    # Trial 6 is proposed and stored while 5 trains; the 'kill' hits as 6 is submitted.
     with pytest.raises(KeyboardInterrupt):
-        run_study(cut, CFG, trials=TRIALS, executor=_FakeExecutor(crash_at=7), progress=False)
+        run_study(cut, CFG, trials=TRIALS, executor=_FakeExecutor(crash_at=6), progress=False)
     before = _rows(cut)
-    assert [(t.number, t.state, t.proposed_by) for t in before][-2:] == [(6, "running", "botorch"),
-                                                                       (7, "running", "botorch")]
+    assert [(t.number, t.state, t.proposed_by) for t in before][-2:] == [(5, "running", "sobol"),
+                                                                       (6, "running", "botorch")]
+    assert before[6].recipe == _rows(whole)[6].recipe  # the same proposal an uninterrupted run made
+    # Swap the stored proposal for another network: resume must train what is stored, not
+    # propose trial 6 again (which, deterministic, would give the original back).
+    other = sample_recipes(replace(CFG, sampler="sobol", init_trials=None), 12)[-1]
+    with sqlite3.connect(cut / "trials.sqlite") as conn:
+        conn.execute("UPDATE trials SET r = ?, w = ?, d = ? WHERE number = 6", (other.r, other.w, other.d))
     run_study(cut, None, trials=TRIALS, resume=True, executor=_FakeExecutor(), progress=False).close()
     after = _rows(cut)
-    # Finished trials were kept, the stored proposals trained as proposed, and the rest of the
-    # study is what an uninterrupted run proposes.
-    for t in before:
-        if t.state == "completed":
-            assert after[t.number] == t
-        else:
-            assert after[t.number].recipe == t.recipe and after[t.number].proposed_by == "botorch"
-    assert [(t.recipe, t.proposed_by, t.accuracy) for t in after] == \
-        [(t.recipe, t.proposed_by, t.accuracy) for t in _rows(whole)]
+    assert [t.state for t in after] == ["completed"] * TRIALS
+    for t in before[:5]:  # finished before the kill: kept as they were
+        assert after[t.number] == t
+    assert (after[5].recipe, after[5].accuracy) == (_rows(whole)[5].recipe, _rows(whole)[5].accuracy)
+    assert (after[6].recipe, after[6].proposed_by) == (other, "botorch")
 
 
 def test_hypervolume_of_known_points():
