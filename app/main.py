@@ -61,14 +61,17 @@ def no_study_page(study_dir: Path) -> None:
 
 
 def status_panel(study_dir: Path, n_completed_shown: int) -> None:
-    """Trial counts, best so far, progress and failures; re-run every few seconds while the
-    study is still running, and the whole page when a new trial completes."""
+    """Trial counts, best so far, progress and failures, and the acquisition's next proposals;
+    re-run every few seconds while the study is still running, and the whole page when a new
+    trial completes."""
+    from tinyscale.active import proposed_by_acquisition
     from tinyscale.study import Study
 
     try:
         with Study.open(study_dir) as study:
             progress = study.progress()
             failed = study.trials("failed")
+            upcoming = study.trials("pending") + study.trials("running")
     except ValueError as exc:
         st.error(str(exc))
         return
@@ -86,6 +89,11 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
     active = counts.get("running", 0) + counts.get("pending", 0)
     if active or (target and progress.finished < target):
         st.caption(f"running: {counts.get('running', 0)} trial(s) in flight; refreshing every {REFRESH_SECONDS} s")
+    proposed = [t for t in upcoming if proposed_by_acquisition(t)]
+    if proposed:
+        st.caption("next, proposed by the botorch acquisition (◆ in the plots): " + "; ".join(
+            f"trial {t.number}: r={t.recipe.r:g} w={t.recipe.w:g} d={t.recipe.d:g} (c={t.ratio:.3f})"
+            for t in sorted(proposed, key=lambda t: t.number)))
     if failed:
         with st.expander(f"{len(failed)} failed trial(s)"):
             st.dataframe([{"trial": t.number, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d,
@@ -226,9 +234,10 @@ def main() -> None:
     with tabs[1]:
         compare_tab(study_dir)
     with tabs[2]:
-        st.dataframe([{"trial": t.number, "state": t.state, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d,
-                       "px": t.recipe.resolution, "ratio": t.ratio, "MACs": t.macs, "params": t.params,
-                       "accuracy": t.accuracy, "reason": t.reason} for t in trials], hide_index=True)
+        st.dataframe([{"trial": t.number, "state": t.state, "proposed by": t.proposed_by, "r": t.recipe.r,
+                       "w": t.recipe.w, "d": t.recipe.d, "px": t.recipe.resolution, "ratio": t.ratio, "MACs": t.macs,
+                       "params": t.params, "accuracy": t.accuracy, "reason": t.reason} for t in trials],
+                     hide_index=True)
     with tabs[3]:
         if source is not None:
             from tinyscale.gp import format_fit

@@ -76,16 +76,25 @@ def test_process_workers_match_sequential_results():
 
 
 def test_ray_executor_on_local_instance(tmp_path):
+    # With the botorch sampler: its first trials are the stream's, and the proposals (made in
+    # the driver) go to the Ray actors like any other trial.
     ray = pytest.importorskip("ray")
+    from dataclasses import replace
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         executor = make_executor("ray", 2, threads=1)
-        study = run_study(tmp_path / "s", CFG, trials=2, executor=executor, progress=False)
+        study = run_study(tmp_path / "s", replace(CFG, sampler="botorch", init_trials=5), trials=7,
+                          executor=executor, progress=False)
         executor.close()
     finally:
         ray.shutdown()
     trials = study.trials()
-    assert [t.state for t in trials] == ["completed"] * 2
+    assert [t.state for t in trials] == ["completed"] * 7
+    # Two workers: trial 5 is due while one of 0-4 still trains, so the surface lacks its 5
+    # trials and the stream fills in; trial 6 is due with 5 trained, and the acquisition proposes.
+    assert [t.proposed_by for t in trials[5:]] == ["sobol", "botorch"]
+    assert [t.recipe for t in trials[:5]] == sample_recipes(CFG, 5)
     expected = run_task(_tasks(1)[0]).result  # driver-side, same seed and threads
     assert trials[0].accuracy == expected.accuracy
 

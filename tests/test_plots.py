@@ -149,3 +149,13 @@ def test_accuracy_figure_front_selected_and_hover():
     assert any("r=0.75" in text and "front 2" in text for text in others.text + chosen.text)
     assert not any("front 2: front 2" in text for text in others.text + chosen.text)  # the reason says it once
     assert fig.layout.xaxis.type == "log"
+
+
+def test_trials_the_acquisition_proposed_are_marked():
+    from dataclasses import replace
+
+    trials = [_trial(0, 0.5, 0.5, 0.5, 0.5), replace(_trial(1, 0.75, 0.75, 0.75, 0.6), proposed_by="botorch")]
+    fig = plots.scaling_figure([], trials)
+    sampled = plots.trace(fig, plots.TRACE_SAMPLED, "r")
+    assert list(sampled.marker.symbol) == ["circle", plots.PROPOSED_SYMBOL]
+    assert "botorch" in sampled.text[1] and "botorch" not in sampled.text[0]

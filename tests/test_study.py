@@ -120,3 +120,16 @@ def test_reader_sees_rows_while_writer_holds_connection(tmp_path):
     writer.finish_trial(0, FakeResult(accuracy=0.55))
     assert reader.trials("completed")[0].accuracy == 0.55
     assert json.loads((tmp_path / "s" / "config.json").read_text())["data"] == "generated"
+
+
+def test_a_version_1_store_gains_proposed_by_when_opened(tmp_path):
+    cfg = _config()
+    study = Study.create(tmp_path / "s", cfg)
+    study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
+    study.close()
+    with sqlite3.connect(tmp_path / "s" / "trials.sqlite") as conn:  # as tinyscale wrote it before the column
+        conn.execute("ALTER TABLE trials DROP COLUMN proposed_by")
+    with Study.open(tmp_path / "s") as study:
+        assert study.trial(0).proposed_by == "sobol"  # stream trials, as every trial was then
+        study.start_trial(1, cfg.recipe(0.7, 0.5, 0.5), seed=1, proposed_by="botorch")
+        assert study.trial(1).proposed_by == "botorch"

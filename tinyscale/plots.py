@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tinyscale.active import proposed_by_acquisition
+
 if TYPE_CHECKING:  # type names only; plotting must not import torch/botorch
     from baselines.common import ScaledRecipe
     from tinyscale.pareto import ParetoSelection
@@ -55,13 +57,23 @@ def _recipe_hover(r: float, w: float, d: float, resolution: int) -> str:
     return f"r={r:g}  w={w:g}  d={d:g}<br>{resolution}x{resolution} px"
 
 
+PROPOSED_SYMBOL = "diamond"  # trials the botorch acquisition proposed; stream trials are circles
+
+
 def _trial_hover(t: Trial, extra: str = "") -> str:
     acc = "n/a" if t.accuracy is None else f"{t.accuracy:.2%}"
     text = (
         f"trial {t.number}<br>{_recipe_hover(t.recipe.r, t.recipe.w, t.recipe.d, t.recipe.resolution)}"
         f"<br>c={t.ratio:.4f}  {t.macs / 1e6:.2f}M MACs  {t.params / 1e6:.3f}M params<br>accuracy {acc}"
     )
+    if proposed_by_acquisition(t):
+        text += "<br>proposed by the botorch acquisition"
     return text + (f"<br>{extra}" if extra else "")
+
+
+def trial_symbols(trials: Sequence[Trial]) -> list[str]:
+    """A marker symbol per trial: which sampler proposed it."""
+    return [PROPOSED_SYMBOL if proposed_by_acquisition(t) else "circle" for t in trials]
 
 
 def scaling_figure(
@@ -110,14 +122,16 @@ def scaling_figure(
         if trials:
             fig.add_trace(go.Scatter(
                 x=[t.ratio for t in trials], y=[getattr(t.recipe, axis) for t in trials], mode="markers",
-                marker=dict(color=COLORS["sampled"], size=6), name=TRACE_SAMPLED, legendgroup="sampled",
+                marker=dict(color=COLORS["sampled"], size=6, symbol=trial_symbols(trials)), name=TRACE_SAMPLED,
+                legendgroup="sampled",
                 showlegend=first, meta=axis, text=[_trial_hover(t) for t in trials],
                 hovertemplate="%{text}<extra></extra>",
             ), row=row, col=1)
         if selected:
             fig.add_trace(go.Scatter(
                 x=[t.ratio for t in selected], y=[getattr(t.recipe, axis) for t in selected], mode="markers",
-                marker=dict(color=COLORS["selected"], size=9, line=dict(color="black", width=1)),
+                marker=dict(color=COLORS["selected"], size=9, line=dict(color="black", width=1),
+                            symbol=trial_symbols(selected)),
                 name=TRACE_SELECTED, legendgroup="selected", showlegend=first, meta=axis,
                 text=[_trial_hover(t) for t in selected], hovertemplate="%{text}<extra></extra>",
             ), row=row, col=1)
@@ -169,7 +183,8 @@ def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = N
     if others:
         fig.add_trace(go.Scatter(
             x=[e.trial.macs for e in others], y=[e.trial.accuracy for e in others], mode="markers",
-            marker=dict(color=COLORS["sampled"], size=7), name=TRACE_OTHER,
+            marker=dict(color=COLORS["sampled"], size=7, symbol=trial_symbols([e.trial for e in others])),
+            name=TRACE_OTHER,
             text=[_trial_hover(e.trial, e.reason) for e in others],
             hovertemplate="%{text}<extra></extra>",
         ))
@@ -183,7 +198,8 @@ def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = N
     if chosen:
         fig.add_trace(go.Scatter(
             x=[e.trial.macs for e in chosen], y=[e.trial.accuracy for e in chosen], mode="markers",
-            marker=dict(color=COLORS["selected"], size=10, line=dict(color="black", width=1)),
+            marker=dict(color=COLORS["selected"], size=10, line=dict(color="black", width=1),
+                        symbol=trial_symbols([e.trial for e in chosen])),
             name=TRACE_SELECTED, text=[_trial_hover(e.trial, e.reason) for e in chosen],
             hovertemplate="%{text}<extra></extra>",
         ))

@@ -9,11 +9,13 @@ A study lives in one directory::
 Other stages add their own files to the directory (the fit, comparisons); this module never
 touches files it does not own.
 
-Trial numbers are positions in the sampler's deterministic stream of recipes (see
-`tinyscale.sampling`), so resuming a study re-derives the same recipe for every number: trials
-that finished are skipped, trials that were interrupted (``running``) are trained again from
-scratch. Every state change is one SQLite transaction, so a kill at any moment leaves either
-the old row or the new one, never half of a result.
+The study asks its sampler (`tinyscale.sampling.make_sampler`) for the recipes of its next trial
+numbers and stores each as a ``pending`` row (its recipe and which sampler proposed it) before
+training starts, so resuming never asks again for a number it already holds: trials that
+finished are skipped, trials that were proposed or interrupted (``pending``, ``running``) are
+trained again from scratch, as stored. With the sobol sampler trial k is recipe k of the seeded
+stream either way. Every state change is one SQLite transaction, so a kill at any moment leaves
+either the old row or the new one, never half of a result.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tinyscale.trial import TRIAL_STATES, StudyConfig, Trial
 
 CONFIG_FILE = "config.json"
 TRIALS_FILE = "trials.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added trials.proposed_by; a version-1 store gains the column when opened
 STATES = TRIAL_STATES
 
 _SCHEMA = """
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS trials (
     reason TEXT,
     seed INTEGER,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    proposed_by TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -100,6 +103,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a version-1 store (no ``proposed_by``) to the current schema: its trials all came
+    from the sampling stream, which a NULL ``proposed_by`` means."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
+    if columns and "proposed_by" not in columns:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
+            if "proposed_by" not in columns:  # another process may have upgraded it meanwhile
+                conn.execute("ALTER TABLE trials ADD COLUMN proposed_by TEXT")
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
@@ -150,6 +170,7 @@ class Study:
         try:
             study = cls(directory, config)
             study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
+            _upgrade(study._conn)
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"the study at {directory} has an unreadable {TRIALS_FILE}: {exc}") from None
         return study
@@ -181,6 +202,7 @@ class Study:
             eval_seconds=row["eval_seconds"],
             images_per_second=row["images_per_second"],
             reason=row["reason"],
+            proposed_by=row["proposed_by"] if row["proposed_by"] is not None else self.config.sampling,
         )
 
     def trials(self, state: str | None = None) -> list[Trial]:
@@ -231,25 +253,41 @@ class Study:
     def _transaction(self):
         return _Transaction(self._conn)
 
-    def start_trial(self, number: int, recipe, seed: int) -> None:
+    def add_proposals(self, proposals) -> None:
+        """Store sampler proposals (`tinyscale.sampling.Proposal`s) as ``pending`` trials, all in
+        one transaction; ValueError if any number is already taken (a proposal is made once)."""
+        with self._transaction():
+            for p in proposals:
+                if self._conn.execute("SELECT 1 FROM trials WHERE number = ?", (p.number,)).fetchone():
+                    raise ValueError(f"trial {p.number} already exists; a trial number is proposed once")
+                self._write_row(p.number, "pending", p.recipe, None, None, p.proposed_by)
+
+    def start_trial(self, number: int, recipe, seed: int, proposed_by: str | None = None) -> None:
         """Record that trial ``number`` (this recipe) is being trained now.
 
-        A row left ``running`` or ``pending`` by an interrupted run is replaced; a finished
-        trial is never overwritten (ValueError), which is what makes resume safe.
+        A row left ``running`` or ``pending`` by an interrupted run is replaced (keeping who
+        proposed it unless ``proposed_by`` is given); a finished trial is never overwritten
+        (ValueError), which is what makes resume safe.
         """
+        with self._transaction():
+            row = self._conn.execute("SELECT state, proposed_by FROM trials WHERE number = ?", (number,)).fetchone()
+            if row is not None and row["state"] in ("completed", "failed"):
+                raise ValueError(f"trial {number} already finished ({row['state']}); it is not run twice")
+            if proposed_by is None and row is not None:
+                proposed_by = row["proposed_by"]
+            self._write_row(number, "running", recipe, seed, time.time(), proposed_by)
+
+    def _write_row(self, number: int, state: str, recipe, seed: int | None, started_at: float | None,
+                   proposed_by: str | None) -> None:
         from tinyscale.cost import baseline_macs, cost
 
         c = cost(recipe)
-        with self._transaction():
-            row = self._conn.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
-            if row is not None and row["state"] in ("completed", "failed"):
-                raise ValueError(f"trial {number} already finished ({row['state']}); it is not run twice")
-            self._conn.execute(
-                "INSERT OR REPLACE INTO trials (number, state, r, w, d, resolution, macs, params, ratio, seed, "
-                "started_at) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (number, recipe.r, recipe.w, recipe.d, recipe.resolution, c.macs, c.params,
-                 c.macs / baseline_macs(recipe), seed, time.time()),
-            )
+        self._conn.execute(
+            "INSERT OR REPLACE INTO trials (number, state, r, w, d, resolution, macs, params, ratio, seed, "
+            "started_at, proposed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (number, state, recipe.r, recipe.w, recipe.d, recipe.resolution, c.macs, c.params,
+             c.macs / baseline_macs(recipe), seed, started_at, proposed_by),
+        )
 
     def finish_trial(self, number: int, result: Any) -> Trial:
         """Store a trainer result for a running trial: ``completed``, or ``failed`` when the
@@ -387,14 +425,16 @@ def run_study(
     """Run (or resume) a study until ``trials`` trials have finished or ``budget_minutes`` of
     study time have passed (whichever comes first; the stored budget when not given).
 
-    Trials are numbered by the sampler's stream; numbers already finished are skipped, numbers
-    left ``running`` by an interruption are trained again. Each result is stored by this
-    (driver) process as soon as it arrives. Returns the open `Study`.
+    Whenever workers are free the sampler proposes recipes for the lowest free trial numbers
+    (one per free worker); each proposal is stored before it trains. Numbers already finished
+    are skipped, numbers left ``pending`` or ``running`` by an interruption are trained again as
+    stored. Each result is stored by this (driver) process as soon as it arrives. Returns the
+    open `Study`.
     """
     from tqdm.auto import tqdm
 
     from tinyscale.executors import TrialTask, make_executor
-    from tinyscale.sampling import check_space, iter_recipes
+    from tinyscale.sampling import check_space, make_sampler
     from tinyscale.train import TrainConfig
 
     for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
@@ -427,6 +467,11 @@ def run_study(
     except Exception:
         study.close()
         raise
+    try:
+        sampler = make_sampler(config)
+    except Exception:
+        study.close()
+        raise
     spec = data_spec(config)
     finished = {t.number for t in study.trials() if t.state in ("completed", "failed")}
     elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
@@ -440,38 +485,50 @@ def run_study(
 
     own_executor = executor is None
     executor = executor or make_executor("local", 1)
-    stream = enumerate(iter_recipes(config))
-    in_flight = 0
+    in_flight: set[int] = set()
+    stop_reason: str | None = None  # set when the sampler says the space holds nothing new
     bar = tqdm(total=target, initial=len(finished), unit="trial", desc="study", disable=not progress,
                dynamic_ncols=True)
     _set_postfix(bar, study.progress())
 
-    def next_task():
-        try:
-            for number, recipe in stream:
-                if target is not None and number >= target:
-                    return None
-                if number not in finished:
-                    return number, recipe
-        except ValueError as exc:  # the window holds no more distinct networks
-            bar.write(f"study: stopping early: {exc}")
-        return None
+    def next_trials(free: int) -> list[Trial]:
+        """Up to ``free`` trials to train now: first those a previous run proposed or started
+        but did not finish (trained as stored), then new proposals, stored before they train."""
+        nonlocal stop_reason
+        trials = study.trials()
+        todo = [t for t in trials if t.state in ("pending", "running") and t.number not in in_flight
+                and (target is None or t.number < target)][:free]
+        if len(todo) < free and stop_reason is None:
+            taken = {t.number for t in trials}
+            numbers: list[int] = []
+            number = 0
+            while len(numbers) < free - len(todo) and (target is None or number < target):
+                if number not in taken:
+                    numbers.append(number)
+                number += 1
+            if numbers:
+                batch = sampler.propose(trials, numbers, log=bar.write)
+                study.add_proposals(batch.proposals)
+                if batch.note:
+                    bar.write(batch.note)
+                if batch.stop_reason:
+                    stop_reason = batch.stop_reason
+                    bar.write(f"study: stopping early: {stop_reason}")
+                todo += [study.trial(p.number) for p in batch.proposals]
+        return todo
 
     try:
         while True:
-            while in_flight < executor.slots and not out_of_time():
-                nxt = next_task()
-                if nxt is None:
-                    break
-                number, recipe = nxt
-                seed = trial_seed(config.seed, number)
-                study.start_trial(number, recipe, seed)
-                executor.submit(TrialTask(number, recipe.to_dict(), seed, spec, _train_dict(train)))
-                in_flight += 1
-            if in_flight == 0:
+            free = executor.slots - len(in_flight)
+            for trial in next_trials(free) if free > 0 and not out_of_time() else []:
+                seed = trial_seed(config.seed, trial.number)
+                study.start_trial(trial.number, trial.recipe, seed)
+                executor.submit(TrialTask(trial.number, trial.recipe.to_dict(), seed, spec, _train_dict(train)))
+                in_flight.add(trial.number)
+            if not in_flight:
                 break
             outcome = executor.next_outcome()
-            in_flight -= 1
+            in_flight.discard(outcome.number)
             if outcome.result is None:
                 study.fail_trial(outcome.number, outcome.error or "unknown error")
             else:

@@ -43,6 +43,10 @@ class StudyConfig:
     d_range: tuple[float, float] = (0.35, 1.5)
     sampling: str = "sobol"  # "sobol" or "random" (log-uniform either way)
     seed: int = 0
+    # Who proposes the trials: "sobol" (the sampling stream) or "botorch" (the stream's first
+    # init_trials recipes, then an acquisition on the accuracy surface; see tinyscale.sampling).
+    sampler: str = "sobol"
+    init_trials: int | None = None  # botorch only
     steps: int = 300  # training steps per trial
     batch_size: int = 64
     # Seeded subsets of the data (None = all): brief trials do not need all of a big dataset.
@@ -89,3 +93,4 @@ class Trial:
     eval_seconds: float | None = None
     images_per_second: float | None = None
     reason: str | None = None  # why a failed trial failed
+    proposed_by: str | None = None  # the sampler that chose the recipe ("sobol", "random", "botorch")

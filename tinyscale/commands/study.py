@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tinyscale.recipe import RULE_SETS
+from tinyscale.sampling import DEFAULT_INIT_TRIALS
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -29,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     space.add_argument("--r-range", type=_pair, help="resolution multiplier range (default 0.35,1.0)")
     space.add_argument("--d-range", type=_pair, help="depth multiplier range (default 0.35,1.5)")
     space.add_argument("--sampling", choices=("sobol", "random"), help="quasi-random or random draws (default sobol)")
+    # No argparse choices: a typo gets the study's one-line error, which names the valid ones.
+    space.add_argument("--sampler", help="who proposes trials: sobol (the seeded stream, default) or botorch "
+                                         "(the stream's first --init-trials, then a qLogNEHVI acquisition)")
+    space.add_argument("--init-trials", type=int,
+                       help=f"trials from the stream before botorch steers (--sampler botorch; default {DEFAULT_INIT_TRIALS})")
     space.add_argument("--steps", type=int, help="training steps per trial")
     space.add_argument("--batch-size", type=int, help="training batch size")
     space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
@@ -48,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # StudyConfig fields settable from the command line (argparse dest == field name).
-CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "steps", "batch_size", "base_resolution",
-                  "rules", "num_classes", "train_size", "val_size", "seed")
+CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "sampler", "init_trials", "steps",
+                  "batch_size", "base_resolution", "rules", "num_classes", "train_size", "val_size", "seed")
 
 
 def config_from_args(args: argparse.Namespace, stored=None):
@@ -61,7 +67,12 @@ def config_from_args(args: argparse.Namespace, stored=None):
 
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
     if stored is not None:
+        if given.get("sampler", stored.sampler) != stored.sampler:
+            raise ValueError(f"the study was sampled with --sampler {stored.sampler}; resume it with that sampler, "
+                             "or start a new study (--out) to use another")
         return replace(stored, **given)
+    if given.get("sampler") == "botorch" and "init_trials" not in given:
+        given["init_trials"] = DEFAULT_INIT_TRIALS
     if "data" not in given:
         raise ValueError("--data is required for a new study (fashion-mnist, generated, or a dataset path)")
     if "num_classes" not in given:
