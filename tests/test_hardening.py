@@ -60,7 +60,10 @@ def no_space(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def study_with_trials(tmp_path_factory):
-    return write_study(tmp_path_factory.mktemp("trials") / "study", synthetic_trials(seed=0)[:12])
+    """12 completed trials and a fit: what `fit`, `compare` and `fidelity` need to get to training."""
+    study = write_study(tmp_path_factory.mktemp("trials") / "study", synthetic_trials(seed=0)[:12])
+    fitted(1).save(study)
+    return study
 
 
 @pytest.fixture(scope="module")
@@ -386,18 +389,26 @@ def test_nan_weights_are_refused(tmp_path):  # 20
 
 
 # ------------------------------------------------------------------ misleading messages (21)
-def test_reading_a_study_on_a_read_only_file_system(tmp_path):  # 21
+def test_a_read_only_file_system_reads_and_refuses_to_write_in_one_line(tmp_path):  # 7, 21
     directory = write_study(tmp_path / "ro" / "s", synthetic_trials(seed=0)[:4])
-    script = ("import sys; from tinyscale.cli import main; "
-              f"sys.exit(main(['trials', {str(directory)!r}]))")
+    fitted(1).save(directory)
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\nfrom tinyscale.cli import main\n"
+        f"codes = [main(['trials', {str(directory)!r}]), main(['recipe', {str(directory)!r}, '--ratio', '0.3']),\n"
+        f"         main(['export', {str(directory)!r}, '--ratio', '0.3', '--format', 'safetensors', '--out', "
+        f"{str(tmp_path / 'ro' / 'x.zip')!r}])]\n"
+        "print('codes', codes)\n"
+    )
     mount = f"mount --bind -o ro {tmp_path / 'ro'} {tmp_path / 'ro'}"
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "sh", "-c", mount]).returncode != 0:
         pytest.skip("needs root and unshare for a read-only bind mount")
-    done = subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && {sys.executable} -c \"{script}\""],
+    done = subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && {sys.executable} {script}"],
                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "4 finished: 4 completed" in done.stdout
+    assert "4 finished: 4 completed" in done.stdout and "codes [0, 0, 1]" in done.stdout, done.stderr
+    assert_one_line_error(1, done.stderr, "tinyscale export: error: Read-only file system")
+    assert sorted(p.name for p in directory.iterdir()) == [CONFIG_FILE, "fit.json", TRIALS_FILE]
 
 
 def test_misleading_messages(capsys, tmp_path, study_with_fit):  # 21
@@ -416,6 +427,18 @@ def test_misleading_messages(capsys, tmp_path, study_with_fit):  # 21
     code, _, err = cli(capsys, "study", "--resume", tmp_path / "missing", "--data", "generated", "--trials", 1)
     assert_one_line_error(code, err, "no study at")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_store_the_machine_cannot_open_is_not_called_damaged(capsys, tmp_path, monkeypatch):  # 21
+    import tinyscale.study
+
+    directory = write_study(tmp_path / "s", synthetic_trials(seed=0)[:4])
+    real = tinyscale.study._connect
+    # What SQLite says when it cannot create its files beside the database (disk, permissions).
+    monkeypatch.setattr(tinyscale.study, "_connect", lambda path: real(tmp_path / "gone" / "x.sqlite"))
+    code, _, err = cli(capsys, "trials", directory)
+    assert_one_line_error(code, err, "unable to open database file", "disk space and permissions")
+    assert "unreadable" not in err
 
 
 def test_resuming_with_fewer_trials_than_finished_is_refused(capsys, tmp_path):  # 21
@@ -486,6 +509,20 @@ OPTIONS = [
     (["demo", "--out", "{tmp}/d"], "--trials", INT_JUNK + POSITIVE),
     (["demo", "--out", "{tmp}/d"], "--workers", INT_JUNK + POSITIVE),
     (["demo", "--out", "{tmp}/d"], "--port", INT_JUNK + POSITIVE + ["65536", "99999"]),
+    (["trials", "{trials}"], "--state", ["", "done"]),
+    (["compare", "{trials}"], "--ratios", ["", ",", "abc", "0", "-1", "nan", "inf", "1e30", "0.5,x"]),
+    (["compare", "{trials}"], "--strategies", ["", ",", "nope", "gp,nope"]),
+    (["compare", "{trials}"], "--steps", INT_JUNK + POSITIVE),
+    (["compare", "{trials}"], "--batch-size", INT_JUNK + POSITIVE + ["1"]),
+    (["compare", "{trials}"], "--threads", INT_JUNK + POSITIVE + ["100000"]),
+    (["compare", "{trials}"], "--seeds", INT_JUNK + POSITIVE),
+    (["compare", "{trials}"], "--workers", INT_JUNK + POSITIVE + ["100000"]),
+    (["fidelity", "{trials}"], "--recipes", INT_JUNK + POSITIVE),
+    (["fidelity", "{trials}"], "--factor", FLOAT_JUNK),
+    (["fidelity", "{trials}"], "--replicates", INT_JUNK + ["-1"]),
+    (["fidelity", "{trials}"], "--noise-trials", INT_JUNK + ["-1"]),
+    (["fidelity", "{trials}"], "--workers", INT_JUNK + POSITIVE + ["100000"]),
+    (["fidelity", "{trials}"], "--threads", INT_JUNK + POSITIVE + ["100000"]),
     (["app", "--study", "{tmp}"], "--port", INT_JUNK + POSITIVE + ["65536"]),
     (["app", "--study", "{tmp}", "--port", "8599"], "--host", ["999.1.1.1", "no such host.invalid", ""]),
 ]
@@ -508,7 +545,11 @@ def test_junk_for_every_option_is_one_line_and_no_traceback(capsys, tmp_path, st
     def not_reached(*args, **kwargs):
         raise AssertionError("a junk value passed validation and reached training")
 
+    from tinyscale.executors import ProcessExecutor, SequentialExecutor
+
     monkeypatch.setattr(Study, "start_trial", not_reached)
+    monkeypatch.setattr(SequentialExecutor, "submit", not_reached)
+    monkeypatch.setattr(ProcessExecutor, "submit", not_reached)
     monkeypatch.setattr("tinyscale.export.build_export", not_reached)
     monkeypatch.setattr("tinyscale.commands.app.subprocess.Popen", not_reached)
     cases = _junk_cases()
