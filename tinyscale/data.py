@@ -289,7 +289,7 @@ def _to_8bit(im):
 
         values = np.asarray(im).astype(np.float64)
         scaled = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled, mode="L")
+        return Image.fromarray(scaled)  # uint8 (H, W): mode L
     return im
 
 

@@ -484,7 +484,7 @@ def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, 
     if not exists:
         if config is None:
             raise ValueError(f"no study at {directory} to resume")
-        return Study.create(directory, config)
+        return Study.create(directory, replace(config, data=resolve_data(config.data)))
     study = Study.open(directory)
     if config is not None and config.data != study.config.data and resolve_data(config.data) == resolve_data(
             study.config.data):

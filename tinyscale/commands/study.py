@@ -61,11 +61,7 @@ def config_from_args(args: argparse.Namespace, stored=None):
 
     from tinyscale.trial import StudyConfig
 
-    from tinyscale.study import resolve_data
-
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
-    if "data" in given:
-        given["data"] = resolve_data(given["data"])
     if stored is not None:
         return replace(stored, **given)
     if "data" not in given:
