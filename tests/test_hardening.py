@@ -495,6 +495,7 @@ OPTIONS = [
     (STUDY, "--sampling", ["", "grid"]),
     (STUDY, "--rules", ["", "x"]),
     (STUDY, "--executor", ["", "slurm"]),
+    (STUDY, "--address", ["auto", "ray://nowhere:10001"]),  # only with --executor ray
     (STUDY[:1] + ["--out", "{tmp}/s", "--trials", "1"], "--data", ["", "{tmp}/no-such-dataset", "/dev/null"]),
     (["fit", "{trials}", "--method", "pareto"], "--pareto-k", INT_JUNK + POSITIVE + ["3", "1000"]),
     (["fit", "{trials}"], "--seed", INT_JUNK + ["-1", str(2**70)]),
