@@ -12,13 +12,14 @@ from typing import Sequence
 from baselines.common import ScaledRecipe
 from baselines.registry import PUBLISHED, SOLVED, scale
 from tinyscale.cost import cost
+from tinyscale.recipe import Recipe
 
 
 @dataclass(frozen=True)
 class TableRow:
     """One strategy at one target ratio; ``scaled`` is None when the target is out of its reach."""
 
-    group: float  # the target ratio this row is matched to
+    group: float | None  # the target ratio this row is matched to (None: a published recipe out of reach)
     strategy: str
     scaled: ScaledRecipe | None
     error: str | None = None
@@ -51,10 +52,15 @@ def scaling_table(
     Without ``ratios``: one group per published TinyNet-A..E, led by the TinyNet row and with
     the strategies matched to its counted ratio, so every group compares equal FLOPs.
     """
+    Recipe(base_resolution=base_resolution, num_classes=num_classes)  # the context itself, checked once
     rows: list[TableRow] = []
     if ratios is None:
         for name in PUBLISHED:
             lead = _row(0.0, name, None, base_resolution, num_classes)
+            if lead.scaled is None:
+                # Out of reach at this base (e.g. under 8 px at base 16): no ratio to match.
+                rows.append(TableRow(None, name, None, lead.error))
+                continue
             group = lead.scaled.achieved
             rows.append(TableRow(group, name, lead.scaled))
             rows.extend(_row(group, s, group, base_resolution, num_classes) for s in strategies)
@@ -75,7 +81,8 @@ def format_scaling_table(rows: Sequence[TableRow]) -> str:
             breaks.add(len(lines))
         previous = row.group
         if row.scaled is None:
-            lines.append((f"{row.group:.4f}", row.strategy, "-", "-", "-", "-", "-", "-", "out of reach", ""))
+            group = "-" if row.group is None else f"{row.group:.4f}"
+            lines.append((group, row.strategy, "-", "-", "-", "-", "-", "-", "out of reach", ""))
             continue
         s, rc = row.scaled, row.scaled.recipe
         c = cost(rc)

@@ -105,12 +105,13 @@ def test_interrupted_proposals_resume_as_stored(tmp_path):
     whole = tmp_path / "whole"
     run_study(whole, CFG, trials=TRIALS, executor=_FakeExecutor(), progress=False).close()
     cut = tmp_path / "cut"
-    # Trial 6 is proposed and stored while 5 trains; the 'kill' hits as 6 is submitted.
+    # Trial 6 is proposed and stored while 5 trains; the Ctrl-C hits as 6 is submitted, and
+    # both go back to pending (a kill -9, which leaves them 'running', is the CLI test below).
     with pytest.raises(KeyboardInterrupt):
         run_study(cut, CFG, trials=TRIALS, executor=_FakeExecutor(crash_at=6), progress=False)
     before = _rows(cut)
-    assert [(t.number, t.state, t.proposed_by) for t in before][-2:] == [(5, "running", "sobol"),
-                                                                       (6, "running", "botorch")]
+    assert [(t.number, t.state, t.proposed_by) for t in before][-2:] == [(5, "pending", "sobol"),
+                                                                       (6, "pending", "botorch")]
     assert before[6].recipe == _rows(whole)[6].recipe  # the same proposal an uninterrupted run made
     # Swap the stored proposal for another network: resume must train what is stored, not
     # propose trial 6 again (which, deterministic, would give the original back).

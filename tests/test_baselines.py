@@ -19,6 +19,7 @@ from baselines.efficientnet import compound_at_phi, phi_range
 from tinyscale.arch import build_architecture
 from tinyscale.cost import macs, ratio
 from tinyscale.recipe import Recipe
+from tinyscale.width import MAX_RATIO
 
 C_GRID = [float(c) for c in np.geomspace(0.02, 4.0, 20)]
 
@@ -118,6 +119,8 @@ def test_compound_out_of_reach():
     with pytest.raises(ValueError, match=r"out of reach for EfficientNet compound scaling.*8 px minimum"):
         compound_recipe(floor / 2)
     with pytest.raises(ValueError, match="out of reach"):
+        compound_recipe(ratio(compound_at_phi(phi_range()[1])) * 1.01)
+    with pytest.raises(ValueError, match="must be between"):
         compound_recipe(1e7)
 
 
@@ -200,10 +203,14 @@ def test_dwr_out_of_reach():
             solve(cap * 1.01)
         assert solve(floor).achieved == floor  # the ends themselves are reachable
     # What stops each rule growing: depth (s^(1/3)) for uniform, width (s^0.4) for fast.
+    # (Just above each cap: far beyond, every command refuses c > MAX_RATIO before any rule.)
+    caps = {rule: ratio(dwr_at(log_s_range(alpha)[1], alpha)) for rule, (_, alpha, _) in DWR.items()}
     with pytest.raises(ValueError, match=r"d=8\)"):
-        uniform(1e6)
+        uniform(caps["uniform"] * 1.01)
     with pytest.raises(ValueError, match=r"w=8\)"):
-        fast(1e6)
+        fast(caps["fast"] * 1.01)
+    with pytest.raises(ValueError, match="must be between"):
+        fast(MAX_RATIO * 1.01)
     for alpha in (0.0, 1.0, -0.2, math.nan, "0.5", True):
         with pytest.raises(ValueError, match="alpha must be"):
             dwr_recipe(0.5, alpha)

@@ -72,7 +72,7 @@ def test_archive_bytes_serve_the_same_files():
 def test_mismatched_or_damaged_exports_are_refused(tmp_path):
     out, _ = export_recipe(RECIPE, tmp_path / "exp", formats="safetensors")
     manifest = json.loads((out / MANIFEST).read_text())
-    manifest["recipe"]["w"] = 1.0  # a wider network: the weights no longer fit (strict keys/shapes)
+    manifest["recipe"]["w"] = manifest["w"] = 1.0  # a wider network: the weights no longer fit (strict keys/shapes)
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="do not match"):
         load_exported(out)

@@ -16,8 +16,15 @@ import sys
 COMMANDS = ("demo", "inspect", "scale", "study", "trials", "fit", "fidelity", "recipe", "export", "compare", "app")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (the usage itself is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tinyscale",
         description="Find the (resolution, width, depth) recipe for EfficientNet-B0 at a FLOPs budget.",
     )
@@ -36,17 +43,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """"No space left on device: /x/model.zip" rather than "[Errno 28] ...", one line."""
+    text = exc.strerror or str(exc)
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{text}: {' -> '.join(names)}" if names else text
+
+
+def _silence_stdout() -> None:
+    """After the reader of our stdout went away (`| head`): point stdout at /dev/null so the
+    interpreter's final flush does not raise BrokenPipeError again at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (a test's capture)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    import sqlite3
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    where = f"tinyscale {args.command}"
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except ValueError as exc:
         # Bad input is the user's to fix: one clear line, no traceback.
-        print(f"tinyscale {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{where}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Whoever read our output stopped reading (`tinyscale recipe ... | head`): not an error
+        # worth a message, and no traceback; the exit status says the output was cut short.
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a pipe writer stopped by the signal
+    except OSError as exc:
+        # The machine's to fix (disk full, read-only or missing directory): one line. The
+        # writers remove their temporary files and leave the old ones intact.
+        print(f"{where}: error: {_os_error_text(exc)}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"{where}: error: a study database could not be read or written: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"tinyscale {args.command}: interrupted", file=sys.stderr)
+        print(f"{where}: interrupted", file=sys.stderr)
         return 130
 
 

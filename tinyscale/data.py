@@ -263,7 +263,7 @@ def _decode(path: Path, size: int) -> torch.Tensor | str:
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = _to_8bit(im).convert("RGB")
             w, h = im.size
             side = min(w, h)
             left, top = (w - side) // 2, (h - side) // 2
@@ -274,20 +274,58 @@ def _decode(path: Path, size: int) -> torch.Tensor | str:
         return f"{path}: {type(exc).__name__}: {exc}"
 
 
+def _to_8bit(im):
+    """``im`` in a mode whose values ``convert("RGB")`` reads as 0..255.
+
+    PIL's conversion of 16- and 32-bit integer images clips every value above 255 to white, so
+    those are scaled here (0..65535 -> 0..255); floating-point images have no agreed range and
+    are refused."""
+    from PIL import Image
+
+    if im.mode == "F":
+        raise ValueError("32-bit floating-point images are not supported; save it as 8- or 16-bit")
+    if im.mode == "I" or im.mode.startswith("I;16"):
+        import numpy as np
+
+        values = np.asarray(im).astype(np.float64)
+        scaled = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled)  # uint8 (H, W): mode L
+    return im
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether ``path`` or a folder between ``root`` and it is hidden (``.ipynb_checkpoints``, ``._x.jpg``)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def _image_files(class_dir: Path) -> list[Path]:
-    return sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in class_dir.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p, class_dir))
 
 
-def _decode_split(root: Path, class_names: list[str], size: int):
+def _decode_split(root: Path, class_names: list[str], size: int, *, every_class: bool = False):
+    """Decode the images of each class folder under ``root``; with ``every_class``, a class
+    without a single readable image is an error naming it (it would be a class no trial can learn)."""
     files, labels = [], []
     for idx, name in enumerate(class_names):
         class_files = _image_files(root / name) if (root / name).is_dir() else []
+        if every_class and not class_files:
+            raise ValueError(f"no readable images in class folder {root / name}: it holds no image files "
+                             f"({', '.join(IMAGE_SUFFIXES)}); remove it or add images")
         files += class_files
         labels += [idx] * len(class_files)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         decoded = list(pool.map(lambda p: _decode(p, size), files))
     good = [i for i, item in enumerate(decoded) if isinstance(item, torch.Tensor)]
     skipped = [item for item in decoded if isinstance(item, str)]
+    if every_class:
+        readable = {labels[i] for i in good}
+        dead = [name for idx, name in enumerate(class_names) if idx not in readable]
+        if dead:
+            first = next(item for item, label in zip(decoded, labels)
+                         if isinstance(item, str) and class_names[label] == dead[0])
+            raise ValueError(f"no readable images in class folder {root / dead[0]}"
+                             f"{f' (and {len(dead) - 1} more)' if len(dead) > 1 else ''}; first: {first}")
     images = torch.stack([decoded[i] for i in good]) if good else torch.empty((0, 3, size, size), dtype=torch.uint8)
     return images, torch.tensor([labels[i] for i in good], dtype=torch.long), skipped
 
@@ -300,17 +338,19 @@ def load_folder(path: Path, *, seed: int = 0, val_fraction: float = 0.1, decode_
         raise ValueError(f"{path} is not a directory; expected train/<class>/ image folders")
     train_root = path / "train" if (path / "train").is_dir() else path
     val_root = path / "val" if (path / "val").is_dir() else None
-    class_names = sorted(p.name for p in train_root.iterdir() if p.is_dir() and p.name not in ("train", "val"))
+    class_names = sorted(p.name for p in train_root.iterdir()
+                         if p.is_dir() and p.name not in ("train", "val") and not p.name.startswith("."))
     if len(class_names) < 2:
         raise ValueError(
             f"{train_root} has {len(class_names)} class folder(s); a dataset needs at least 2 "
             f"(layout: train/<class>/*.jpg|png, optional val/<class>/)"
         )
     if val_root is not None:
-        extra = sorted(set(p.name for p in val_root.iterdir() if p.is_dir()) - set(class_names))
+        extra = sorted(set(p.name for p in val_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+                       - set(class_names))
         if extra:
             raise ValueError(f"{val_root} has classes that train/ lacks: {', '.join(extra)}")
-    train_images, train_labels, skipped = _decode_split(train_root, class_names, decode_size)
+    train_images, train_labels, skipped = _decode_split(train_root, class_names, decode_size, every_class=True)
     if len(train_images) == 0:
         raise ValueError(f"no readable images under {train_root}" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     if val_root is not None:

@@ -271,17 +271,41 @@ class _RayWorker:
         return run_task(task)
 
 
-def make_executor(kind: str = "local", workers: int = 1, *, address: str | None = None,
-                  threads: int | None = None) -> Executor:
-    """The executor for ``--executor``/``--workers``/``--address``."""
+MAX_WORKERS_PER_CORE = 4  # local processes beyond this only thrash
+
+
+def check_execution(kind: str, workers: int | None, threads: int | None, address: str | None = None) -> int:
+    """Validate ``--executor/--workers/--threads/--address`` before anything runs; returns the
+    number of workers (None: `default_workers`). Local threads are bounded by the cores this
+    process may use (more only oversubscribes them); Ray's by the cluster, which Ray checks."""
     if kind not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {kind!r}")
-    if not isinstance(workers, int) or workers < 1:
+    cores = available_cores()
+    if workers is None:
+        workers = default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     if kind == "ray":
-        return RayExecutor(workers, threads, address)
+        return workers
     if address is not None:
         raise ValueError("--address is for the Ray executor (--executor ray)")
+    if threads is not None and threads > cores:
+        raise ValueError(f"threads must be at most the {cores} core(s) available here, got {threads}")
+    if workers > MAX_WORKERS_PER_CORE * cores:
+        raise ValueError(f"workers must be at most {MAX_WORKERS_PER_CORE} per core ({MAX_WORKERS_PER_CORE * cores} "
+                         f"here), got {workers}")
+    return workers
+
+
+def make_executor(kind: str = "local", workers: int | None = 1, *, address: str | None = None,
+                  threads: int | None = None) -> Executor:
+    """The executor for ``--executor``/``--workers``/``--threads``/``--address`` (validated by
+    `check_execution`; ``workers=None`` is one per core)."""
+    workers = check_execution(kind, workers, threads, address)
+    if kind == "ray":
+        return RayExecutor(workers, threads, address)
     if workers == 1:
         return SequentialExecutor(threads)
     return ProcessExecutor(workers, threads)

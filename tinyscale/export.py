@@ -24,16 +24,20 @@ import io
 import json
 import logging
 import os
+import shutil
 import tarfile
 import tempfile
 import time
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyscale.cost import baseline_macs, cost
-from tinyscale.recipe import Recipe
+from tinyscale.recipe import RECIPE_FIELDS, Recipe
+from tinyscale.storage import write_bytes_atomically
+from tinyscale.trial import check_seed
 
 MANIFEST = "recipe.json"
 WEIGHTS = "model.safetensors"
@@ -186,6 +190,7 @@ def build_export(
     from tinyscale.model import build_model
 
     formats = parse_formats(formats)
+    check_seed(seed)
     if trained is not None:
         model = trained.model
         if getattr(model, "recipe", None) != recipe:
@@ -274,25 +279,61 @@ def archive_bytes(bundle: ExportBundle, kind: str = ".zip") -> bytes:
     return buf.getvalue()
 
 
-def write_export(bundle: ExportBundle, out: str | os.PathLike) -> Path:
-    """Write the bundle to ``out``: an archive if the name ends in .zip/.tar/.tar.gz/.tgz,
-    otherwise a directory (created; an existing one must not already hold an export)."""
+# Compressed or archive formats this module does not write: a path ending in one is a mistake,
+# not a directory name.
+UNSUPPORTED_ARCHIVES = (".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".7z", ".rar",
+                        ".gz", ".bz2", ".xz", ".zst", ".lz", ".lzma")
+
+
+def check_export_path(out: str | os.PathLike, *, force: bool = False) -> Path:
+    """``out`` as a Path, refused (ValueError) before anything is built when it cannot or must
+    not be written: empty, an archive suffix tinyscale does not write, an archive name that is a
+    directory, or an existing export or archive (unless ``force``)."""
+    if not str(os.fspath(out)).strip():
+        raise ValueError("the export path is empty: give --out DIR or --out FILE.zip|.tar|.tar.gz|.tgz")
     out = Path(out)
     kind = _archive_kind(out)
-    if kind:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(archive_bytes(bundle, kind))
-        os.replace(tmp, out)
+    if kind is None:
+        bad = next((s for s in UNSUPPORTED_ARCHIVES if out.name.lower().endswith(s)), None)
+        if bad:
+            raise ValueError(f"{out}: {bad} archives are not supported; "
+                             f"use a directory or one of {', '.join(ARCHIVE_SUFFIXES)}")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} exists and is not a directory")
+        held = sorted(n for n in (MANIFEST, WEIGHTS, ONNX) if (out / n).exists())
+        if held and not force:
+            raise ValueError(f"{out} already holds an export ({', '.join(held)}); "
+                             "choose another --out, or pass --force to replace it")
         return out
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory")
-    if (out / MANIFEST).exists():
-        raise ValueError(f"{out} already holds an export; choose another --out or remove it")
-    out.mkdir(parents=True, exist_ok=True)
-    # The manifest last: a directory with recipe.json is a complete export.
-    for name, data in sorted(bundle.files.items(), key=lambda kv: kv[0] == MANIFEST):
-        (out / name).write_bytes(data)
+    if out.is_dir():
+        raise ValueError(f"{out} is a directory; an archive path must name a file")
+    if out.exists() and not force:
+        raise ValueError(f"{out} already exists; choose another --out, or pass --force to overwrite it")
+    return out
+
+
+def write_export(bundle: ExportBundle, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write the bundle to ``out``: an archive if the name ends in .zip/.tar/.tar.gz/.tgz,
+    otherwise a directory (created). An existing archive or export is replaced only with
+    ``force`` (see `check_export_path`). A failure (disk full, read-only directory) leaves
+    ``out`` as it was: the archive goes through a temporary file, the directory's files are
+    staged in a temporary directory beside it and moved in only once all are written."""
+    out = check_export_path(out, force=force)
+    kind = _archive_kind(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if kind:
+        write_bytes_atomically(out, archive_bytes(bundle, kind))
+        return out
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in bundle.files.items():
+            write_bytes_atomically(staging / name, data)
+        out.mkdir(exist_ok=True)
+        # The manifest last: a directory with recipe.json is a complete export.
+        for name in sorted(bundle.files, key=lambda n: n == MANIFEST):
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -316,9 +357,45 @@ def read_export(path: str | os.PathLike) -> dict[str, bytes]:
         if tarfile.is_tarfile(path):
             with tarfile.open(path) as tf:
                 return {Path(m.name).name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
-    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
-        raise ValueError(f"cannot read the export at {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as exc:
+        # A truncated .tar.gz ends in EOFError, a damaged deflate stream in zlib.error.
+        raise ValueError(f"cannot read the export at {path} (damaged or truncated?): {exc}") from None
     raise ValueError(f"{path} is neither an export directory nor a .zip/.tar archive")
+
+
+def check_manifest(manifest: object) -> Recipe:
+    """The recipe of an export manifest, after checking every field `build_export` writes that
+    says what the files are: format and kind, a complete recipe of the right types (nothing
+    defaulted), and the top-level copies (r, w, d, rules, resolution, input shape) agreeing
+    with it. ValueError naming the first problem."""
+    if not isinstance(manifest, dict):
+        raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("kind") != "tinyscale.export":
+        raise ValueError(f"kind is {manifest.get('kind')!r}, expected 'tinyscale.export'")
+    if manifest.get("format") != EXPORT_FORMAT or isinstance(manifest.get("format"), bool):
+        raise ValueError(f"format is {manifest.get('format')!r}; this tinyscale reads format {EXPORT_FORMAT}")
+    fields = manifest.get("recipe")
+    if not isinstance(fields, dict):
+        raise ValueError(f"recipe is {fields!r}, expected an object")
+    missing = [k for k in RECIPE_FIELDS if k not in fields]
+    if missing:
+        raise ValueError(f"recipe lacks {', '.join(missing)}")
+    for key in ("r", "w", "d"):
+        if isinstance(fields[key], bool) or not isinstance(fields[key], (int, float)):
+            raise ValueError(f"recipe.{key} is {fields[key]!r}, expected a number")
+    if not isinstance(fields["rules"], str):
+        raise ValueError(f"recipe.rules is {fields['rules']!r}, expected a string")
+    recipe = Recipe.from_dict(fields)  # checks ranges and the integer fields
+    expected = {"r": recipe.r, "w": recipe.w, "d": recipe.d, "rules": recipe.rules,
+                "resolution": recipe.resolution}
+    for key, value in expected.items():
+        if manifest.get(key) != value:
+            raise ValueError(f"{key} is {manifest.get(key)!r} but the recipe gives {value!r}")
+    shape = (manifest.get("input") or {}).get("shape") if isinstance(manifest.get("input"), dict) else None
+    if shape != ["batch", 3, recipe.resolution, recipe.resolution]:
+        raise ValueError(f"input.shape is {shape!r}, the recipe takes ['batch', 3, {recipe.resolution}, "
+                         f"{recipe.resolution}]")
+    return recipe
 
 
 def load_exported(path: str | os.PathLike):
@@ -332,15 +409,24 @@ def load_exported(path: str | os.PathLike):
         raise ValueError(f"{path} holds no {MANIFEST}; is it a tinyscale export?")
     try:
         manifest = json.loads(files[MANIFEST].decode("utf-8"))
-        recipe = Recipe.from_dict(manifest["recipe"])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"the {MANIFEST} in {path} is unreadable: {exc}") from None
+    try:
+        recipe = check_manifest(manifest)
+    except ValueError as exc:
+        raise ValueError(f"the {MANIFEST} in {path} is not a valid tinyscale export: {exc}") from None
     if WEIGHTS not in files:
         raise ValueError(f"{path} holds no {WEIGHTS} (exported without safetensors?)")
     try:
         state = load(files[WEIGHTS])
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise ValueError(f"the weights in {path} are unreadable: {exc}") from None
+    import torch
+
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ValueError(f"the weights in {path} hold NaN or infinite values ({', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''})")
     model = build_model(recipe)
     try:
         model.load_state_dict(state, strict=True)
@@ -367,16 +453,22 @@ def export_from_study(
     formats: tuple[str, ...] | str = FORMATS,
     train_steps: int = 0,
     seed: int = 0,
+    force: bool = False,
 ) -> ExportResult:
     """Solve the recipe for ratio ``c`` from the study's saved fit and export it.
 
     ``out=None`` builds the bundle without writing it (serve it with `archive_bytes`).
-    ``train_steps > 0`` trains the network that long on the study's data first.
+    ``train_steps > 0`` trains the network that long on the study's data first. ``force``
+    replaces an existing export or archive at ``out``; the path is checked before anything is
+    solved or trained.
     """
     from tinyscale.gp import FIT_FILE
     from tinyscale.solve import RecipeSolver
 
     formats = parse_formats(formats)
+    check_seed(seed)
+    if out is not None:
+        check_export_path(out, force=force)
     solver = RecipeSolver.load(study_dir)
     answer = solver.solve(c)
     trained = None
@@ -394,5 +486,5 @@ def export_from_study(
         "query": answer.to_dict(),
     }
     bundle = build_export(answer.recipe, formats=formats, trained=trained, provenance=provenance, seed=seed)
-    path = write_export(bundle, out) if out is not None else None
+    path = write_export(bundle, out, force=force) if out is not None else None
     return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.note_texts)

@@ -38,7 +38,7 @@ from tinyscale.gpmodels import Z_95, fit_gp, lengthscales, load_state, loo_predi
 from tinyscale.pareto import ParetoSelection, front_ranks, objectives, select
 from tinyscale.storage import write_text_atomically
 from tinyscale.surface import C_POINTS, AccuracySurface, Ridge, SurfaceDiagnostics
-from tinyscale.trial import StudyConfig, Trial
+from tinyscale.trial import StudyConfig, Trial, check_seed
 
 FIT_FILE = "fit.json"
 FIT_FORMAT = 2  # 2 added the method, the ridge and the accuracy surface; 1 (pareto only) still loads
@@ -342,6 +342,9 @@ def check_pareto_k(k: int, n: int) -> None:
     """ValueError when K would keep most of the ``n`` trials (the Pareto step then selects nothing)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (how many models to select) must be a positive integer, got {k!r}")
+    if k < MIN_MODELS:
+        raise ValueError(f"--pareto-k {k} is too few: the curves need at least {MIN_MODELS} models (give K >= "
+                         f"{MIN_MODELS})")
     limit = max(MIN_MODELS, math.floor(PARETO_MAX_FRACTION * n))
     if k > limit:
         raise ValueError(
@@ -394,6 +397,7 @@ def fit_scaling(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_seed(seed)
     completed = [t for t in trials if t.state == "completed"]
     if not completed:
         raise ValueError("the study has no completed trials yet; run or resume it before fitting")

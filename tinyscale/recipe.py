@@ -22,6 +22,7 @@ MAX_MULTIPLIER = 8.0
 MIN_RESOLUTION = 8
 MAX_RESOLUTION = 4096
 MAX_CLASSES = 1_000_000
+RECIPE_FIELDS = ("r", "w", "d", "rules", "base_resolution", "num_classes")  # Recipe.to_dict's keys
 
 
 def _check_multiplier(name: str, value: float) -> float:
@@ -110,5 +111,5 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict) -> Recipe:
-        known = {k: data[k] for k in ("r", "w", "d", "rules", "base_resolution", "num_classes") if k in data}
+        known = {k: data[k] for k in RECIPE_FIELDS if k in data}
         return cls(**known)

@@ -28,7 +28,7 @@ from typing import Protocol
 from tinyscale.arch import build_architecture
 from tinyscale.recipe import Recipe, resolution_for
 from tinyscale.trial import StudyConfig, Trial
-from tinyscale.width import solve_width
+from tinyscale.width import reachable_ratios, solve_width
 
 SAMPLINGS = ("sobol", "random")
 SAMPLERS = ("sobol", "botorch")
@@ -52,6 +52,13 @@ def check_space(config: StudyConfig) -> None:
             raise ValueError(f"{name} must be finite, got {getattr(config, name)!r}")
     config.recipe(config.r_range[0], 1.0, config.d_range[0])  # smallest input and depth valid?
     config.recipe(config.r_range[1], 1.0, config.d_range[1])
+    # Some network of the space must land in the window, or every draw is rejected.
+    context = {"rules": config.rules, "base_resolution": config.base_resolution, "num_classes": config.num_classes}
+    reach_lo = reachable_ratios(config.r_range[0], config.d_range[0], **context)[0]
+    reach_hi = reachable_ratios(config.r_range[1], config.d_range[1], **context)[1]
+    if config.window[1] < reach_lo or config.window[0] > reach_hi:
+        raise ValueError(f"no network reaches the window {config.window[0]:g},{config.window[1]:g}: r_range and "
+                         f"d_range give ratios from {reach_lo:.4g} to {reach_hi:.4g}")
     check_sampler(config)
 
 

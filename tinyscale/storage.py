@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import ClassVar
 
 
-def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never a
-    part (a temporary file beside it, flushed to disk, then renamed over it)."""
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that a crash or a full disk leaves the old file or the new
+    one, never a part (a temporary file beside it, flushed to disk, then renamed over it; the
+    temporary file is removed on any failure)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -41,6 +42,11 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """`write_bytes_atomically` for UTF-8 text."""
+    return write_bytes_atomically(path, text.encode("utf-8"))
 
 
 def differences(old: Mapping, new: Mapping) -> list[str]:

@@ -20,12 +20,13 @@ either the old row or the new one, never half of a result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from tinyscale.trial import TRIAL_STATES, StudyConfig, Trial
 
 CONFIG_FILE = "config.json"
 TRIALS_FILE = "trials.sqlite"
+LOCK_FILE = "study.lock"  # held (flock) by the one process running the study
+NAMED_DATA = ("fashion-mnist", "generated")  # data specs that are not paths
 SCHEMA_VERSION = 2  # 2 added trials.proposed_by; a version-1 store gains the column when opened
 STATES = TRIAL_STATES
 
@@ -99,7 +102,13 @@ class StudyProgress:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)  # explicit transactions
+    if not os.access(path.parent, os.W_OK):
+        # A read-only directory (or file system): SQLite cannot create the WAL index beside the
+        # database, so open it immutable; nobody can be writing to it there.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=30.0,
+                               isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)  # explicit transactions
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
@@ -149,6 +158,8 @@ class Study:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(_SCHEMA)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        # A copy of the config, from which `open` rebuilds a deleted config.json.
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (json.dumps(config.to_dict()),))
         conn.close()
         write_text_atomically(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
         return cls(directory, config)
@@ -160,23 +171,32 @@ class Study:
         cfg_path, db_path = directory / CONFIG_FILE, directory / TRIALS_FILE
         if not directory.is_dir():
             raise ValueError(f"no study at {directory}: the directory does not exist")
+        if db_path.is_file() and not cfg_path.exists():
+            _restore_config(directory)
         if not cfg_path.is_file() or not db_path.is_file():
             raise ValueError(f"no study at {directory}: expected {CONFIG_FILE} and {TRIALS_FILE} there")
         try:
-            config = StudyConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+            stored = json.loads(cfg_path.read_text(encoding="utf-8"))
+            if not isinstance(stored, dict):
+                raise ValueError(f"expected a JSON object of settings, got a JSON {type(stored).__name__}")
+            config = StudyConfig.from_dict(stored)
             config.recipe(1.0, 1.0, 1.0)
-        except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"the study at {directory} has an unreadable {CONFIG_FILE}: {exc}") from None
         try:
             study = cls(directory, config)
             study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
             _upgrade(study._conn)
         except sqlite3.DatabaseError as exc:
-            raise ValueError(f"the study at {directory} has an unreadable {TRIALS_FILE}: {exc}") from None
+            raise ValueError(f"{_store_problem(directory, exc)}") from None
         return study
 
     def close(self) -> None:
         self._conn.close()
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+            self._lock = None
 
     def __enter__(self) -> Study:
         return self
@@ -186,6 +206,22 @@ class Study:
 
     # ----------------------------------------------------------------------------- reading
     def _row_to_trial(self, row: sqlite3.Row) -> Trial:
+        try:
+            return self._checked_trial(row)
+        except ValueError as exc:
+            raise ValueError(f"trial {row['number']} in {self.directory / TRIALS_FILE} is damaged: {exc}") from None
+
+    def _checked_trial(self, row: sqlite3.Row) -> Trial:
+        """A row as a Trial; ValueError when a field is not of its column's type (SQLite stores
+        any value in any column, so a damaged or hand-edited store can hold text there)."""
+        for key in ("number", "macs", "params", "steps", "images_seen"):
+            if row[key] is not None and not isinstance(row[key], int):
+                raise ValueError(f"{key} is {row[key]!r}, not an integer")
+        for key in ("ratio", "accuracy", "loss", "train_seconds", "eval_seconds", "images_per_second"):
+            if row[key] is not None and (not isinstance(row[key], (int, float)) or not math.isfinite(row[key])):
+                raise ValueError(f"{key} is {row[key]!r}, not a finite number")
+        if row["state"] == "completed" and row["accuracy"] is None:
+            raise ValueError("it is completed but has no accuracy")
         recipe = self.config.recipe(row["r"], row["w"], row["d"])
         return Trial(
             number=row["number"],
@@ -262,16 +298,19 @@ class Study:
                     raise ValueError(f"trial {p.number} already exists; a trial number is proposed once")
                 self._write_row(p.number, "pending", p.recipe, None, None, p.proposed_by)
 
-    def start_trial(self, number: int, recipe, seed: int, proposed_by: str | None = None) -> None:
+    def start_trial(self, number: int, recipe, seed: int, proposed_by: str | None = None, *,
+                    retry_failed: bool = False) -> None:
         """Record that trial ``number`` (this recipe) is being trained now.
 
-        A row left ``running`` or ``pending`` by an interrupted run is replaced (keeping who
-        proposed it unless ``proposed_by`` is given); a finished trial is never overwritten
+        A row left ``running`` or ``pending`` by an interrupted run is replaced (and a ``failed``
+        one with ``retry_failed``), keeping who proposed it unless ``proposed_by`` is given; a
+        completed trial is never overwritten
         (ValueError), which is what makes resume safe.
         """
+        final = ("completed",) if retry_failed else ("completed", "failed")
         with self._transaction():
             row = self._conn.execute("SELECT state, proposed_by FROM trials WHERE number = ?", (number,)).fetchone()
-            if row is not None and row["state"] in ("completed", "failed"):
+            if row is not None and row["state"] in final:
                 raise ValueError(f"trial {number} already finished ({row['state']}); it is not run twice")
             if proposed_by is None and row is not None:
                 proposed_by = row["proposed_by"]
@@ -320,6 +359,76 @@ class Study:
     def fail_trial(self, number: int, reason: str) -> Trial:
         """Mark a running trial failed without a result (e.g. its worker crashed)."""
         return self.finish_trial(number, _Failure(reason))
+
+    def release_trials(self, numbers) -> None:
+        """Put running trials back to ``pending`` (their run was interrupted; a resume trains them)."""
+        with self._transaction():
+            self._conn.executemany("UPDATE trials SET state = 'pending', started_at = NULL "
+                                   "WHERE number = ? AND state = 'running'", [(n,) for n in numbers])
+
+
+class StudyLock:
+    """An exclusive ``flock`` on DIR/study.lock, which records who holds it (pid and host).
+
+    The kernel releases it when the holder exits, however it ends (kill -9 included), so a
+    stale lock file never blocks anyone."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, directory: Path) -> StudyLock:
+        import fcntl
+        import socket
+
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ValueError(f"the study at {directory} is being run by {holder}; wait for it to finish "
+                             "or stop it, then resume") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
+def _store_problem(directory: Path, exc: sqlite3.DatabaseError) -> str:
+    """What a failure to use the study's database means: damage, or the machine (disk, rights)."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("disk" in text or "readonly" in text or "open" in text
+                                                      or "locked" in text):
+        return f"cannot use {directory / TRIALS_FILE}: {text} (check the disk space and permissions)"
+    return f"the study at {directory} has an unreadable {TRIALS_FILE}: {text}"
+
+
+def _restore_config(directory: Path) -> None:
+    """Rebuild a deleted config.json from the copy in the database, or say how to recover."""
+    try:
+        conn = _connect(directory / TRIALS_FILE)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        row = None
+    if row is None:
+        raise ValueError(
+            f"{directory} holds {TRIALS_FILE} but no {CONFIG_FILE} (deleted?), and the database keeps no copy "
+            f"of it: restore {CONFIG_FILE} from a backup, or move {TRIALS_FILE} away to start a new study there"
+        )
+    import warnings
+
+    write_text_atomically(directory / CONFIG_FILE,
+                          json.dumps(json.loads(row["value"]), indent=2, sort_keys=True) + "\n")
+    warnings.warn(f"{directory / CONFIG_FILE} was missing; rebuilt it from the copy in {TRIALS_FILE}", stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -386,11 +495,22 @@ def check_data(config: StudyConfig):
     from tinyscale.executors import worker_data
 
     data = worker_data(data_spec(config))  # cached: an in-process executor reuses it
+    if len(data.train_images) < 2:
+        raise ValueError(f"{config.data} leaves {len(data.train_images)} training image(s) after the held-out split; "
+                         "training needs at least 2 (BatchNorm cannot learn from one)")
     if data.num_classes != config.num_classes:
         raise ValueError(
             f"{config.data} has {data.num_classes} classes but the study is configured for {config.num_classes}"
         )
     return data
+
+
+def resolve_data(spec: str) -> str:
+    """A dataset path as an absolute path (a study is resumed and exported from anywhere);
+    the named datasets as they are."""
+    if not isinstance(spec, str) or spec in NAMED_DATA or not spec.strip():
+        return spec
+    return str(Path(spec).expanduser().resolve())
 
 
 def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, resume: bool) -> Study:
@@ -403,8 +523,11 @@ def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, 
     if not exists:
         if config is None:
             raise ValueError(f"no study at {directory} to resume")
-        return Study.create(directory, config)
+        return Study.create(directory, replace(config, data=resolve_data(config.data)))
     study = Study.open(directory)
+    if config is not None and config.data != study.config.data and resolve_data(config.data) == resolve_data(
+            study.config.data):
+        config = replace(config, data=study.config.data)  # the same dataset, spelled another way
     if config is not None and config != study.config:
         diffs = "; ".join(config_differences(study.config, config))
         study.close()
@@ -421,6 +544,7 @@ def run_study(
     resume: bool = False,
     executor=None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> Study:
     """Run (or resume) a study until ``trials`` trials have finished or ``budget_minutes`` of
     study time have passed (whichever comes first; the stored budget when not given).
@@ -428,8 +552,11 @@ def run_study(
     Whenever workers are free the sampler proposes recipes for the lowest free trial numbers
     (one per free worker); each proposal is stored before it trains. Numbers already finished
     are skipped, numbers left ``pending`` or ``running`` by an interruption are trained again as
-    stored. Each result is stored by this (driver) process as soon as it arrives. Returns the
-    open `Study`.
+    stored (``retry_failed``: failed ones too, e.g. after a fault of the machine rather than the
+    recipe). Each result is stored by this (driver) process as soon as it arrives. Only one
+    process runs a study at a time (its lock, `StudyLock`, is held until the returned study is
+    closed). Returns the open `Study`; its ``stop_reason`` says why it ended before its budget,
+    if it did.
     """
     from tqdm.auto import tqdm
 
@@ -438,8 +565,8 @@ def run_study(
     from tinyscale.train import TrainConfig
 
     for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
-        if value is not None and (isinstance(value, bool) or not value > 0):
-            raise ValueError(f"{name} must be positive, got {value!r}")
+        if value is not None and (isinstance(value, bool) or not 0 < value < math.inf):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     train = None
     if config is not None:
         # Every check that can fail runs before the directory is created, so a typo leaves
@@ -447,8 +574,16 @@ def run_study(
         check_space(config)
         train = TrainConfig.from_study(config)
         check_data(config)
-    study = open_or_create(directory, config, resume=resume)
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a directory")
+    study = _open_locked(directory, config, resume)
     config = study.config
+    done = study.progress().finished
+    if trials is not None and resume and trials < done:
+        study.close()
+        raise ValueError(f"the study already has {done} finished trials; --trials {trials} asks for fewer "
+                         f"(give more than {done} to run more)")
     if trials is not None:
         study.set_meta("target_trials", int(trials))
     if budget_minutes is not None:
@@ -473,7 +608,10 @@ def run_study(
         study.close()
         raise
     spec = data_spec(config)
-    finished = {t.number for t in study.trials() if t.state in ("completed", "failed")}
+    kept = ("completed",) if retry_failed else ("completed", "failed")
+    finished = {t.number for t in study.trials() if t.state in kept}
+    retrain = ("pending", "running", "failed") if retry_failed else ("pending", "running")
+    study.stop_reason = None  # set when the sampler says the space holds nothing new
     elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
     session_start = time.monotonic()
 
@@ -486,7 +624,7 @@ def run_study(
     own_executor = executor is None
     executor = executor or make_executor("local", 1)
     in_flight: set[int] = set()
-    stop_reason: str | None = None  # set when the sampler says the space holds nothing new
+    ended: set[int] = set()  # trials that finished in this run
     bar = tqdm(total=target, initial=len(finished), unit="trial", desc="study", disable=not progress,
                dynamic_ncols=True)
     _set_postfix(bar, study.progress())
@@ -494,11 +632,12 @@ def run_study(
     def next_trials(free: int) -> list[Trial]:
         """Up to ``free`` trials to train now: first those a previous run proposed or started
         but did not finish (trained as stored), then new proposals, stored before they train."""
-        nonlocal stop_reason
         trials = study.trials()
-        todo = [t for t in trials if t.state in ("pending", "running") and t.number not in in_flight
+        # Numbers that finished in this run are not retried again (a retried trial that fails
+        # again stays failed).
+        todo = [t for t in trials if t.state in retrain and t.number not in in_flight and t.number not in ended
                 and (target is None or t.number < target)][:free]
-        if len(todo) < free and stop_reason is None:
+        if len(todo) < free and study.stop_reason is None:
             taken = {t.number for t in trials}
             numbers: list[int] = []
             number = 0
@@ -512,8 +651,8 @@ def run_study(
                 if batch.note:
                     bar.write(batch.note)
                 if batch.stop_reason:
-                    stop_reason = batch.stop_reason
-                    bar.write(f"study: stopping early: {stop_reason}")
+                    study.stop_reason = batch.stop_reason
+                    bar.write(f"study: stopping early: {batch.stop_reason}")
                 todo += [study.trial(p.number) for p in batch.proposals]
         return todo
 
@@ -522,25 +661,55 @@ def run_study(
             free = executor.slots - len(in_flight)
             for trial in next_trials(free) if free > 0 and not out_of_time() else []:
                 seed = trial_seed(config.seed, trial.number)
-                study.start_trial(trial.number, trial.recipe, seed)
-                executor.submit(TrialTask(trial.number, trial.recipe.to_dict(), seed, spec, _train_dict(train)))
+                study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed)
                 in_flight.add(trial.number)
+                executor.submit(TrialTask(trial.number, trial.recipe.to_dict(), seed, spec, _train_dict(train)))
             if not in_flight:
                 break
             outcome = executor.next_outcome()
-            in_flight.discard(outcome.number)
             if outcome.result is None:
                 study.fail_trial(outcome.number, outcome.error or "unknown error")
             else:
                 study.finish_trial(outcome.number, outcome.result)
+            in_flight.discard(outcome.number)
+            ended.add(outcome.number)
             finished.add(outcome.number)
             study.set_meta("elapsed_seconds", elapsed())
             _set_postfix(bar, study.progress())
             bar.update(1)
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed: the trials in flight go back to pending, not left
+        # looking as if they were still running; a resume trains them as stored.
+        if in_flight:
+            try:
+                study.release_trials(in_flight)
+            except sqlite3.Error:
+                pass  # the store itself failed; a resume treats 'running' rows the same way
+        study.close()
+        raise
     finally:
         bar.close()
         if own_executor:
             executor.close()
+    return study
+
+
+def _open_locked(directory: Path, config: StudyConfig | None, resume: bool) -> Study:
+    """`open_or_create` under the study's lock, so two processes never run one study. A
+    directory created here is removed again if the study cannot be opened."""
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = StudyLock.acquire(directory)
+    try:
+        study = open_or_create(directory, config, resume=resume)
+    except BaseException:
+        lock.release()
+        if created:
+            (directory / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    study._lock = lock
     return study
 
 

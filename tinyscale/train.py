@@ -70,6 +70,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 (BatchNorm cannot train on one image), got {self.batch_size}")
         for name in ("warmup", "translate"):
             if name == "warmup" and self.warmup is None:
                 continue
@@ -212,6 +214,8 @@ def calibrate_batchnorm(model: torch.nn.Module, batches: BatchMaker, n: int, bat
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average = the exact mean over the batches seen
         m.train()
+    if n > 1 and n % batch_size == 1:
+        n -= 1  # a last batch of one image would stop BatchNorm (train mode) with an error
     with torch.no_grad():
         spread = torch.randperm(len(batches.images), generator=torch.Generator().manual_seed(0))[:n]
         for start in range(0, n, batch_size):

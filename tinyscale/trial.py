@@ -24,6 +24,14 @@ class TrialState(str, Enum):
 
 
 TRIAL_STATES: tuple[str, ...] = tuple(s.value for s in TrialState)
+MAX_SEED = 2**32 - 1  # seeds reach torch, NumPy and SQLite; each takes this range
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed as an int in 0..MAX_SEED (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ class StudyConfig:
     train_size: int | None = None
     val_size: int | None = None
     extra: dict = field(default_factory=dict)  # trainer settings beyond the above
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)  # before anything seeds a generator with it
 
     def recipe(self, r: float, w: float, d: float) -> Recipe:
         """A recipe in this study's context."""

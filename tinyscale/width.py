@@ -17,6 +17,9 @@ from tinyscale.recipe import MAX_MULTIPLIER, Recipe
 # so smaller widths build the same network.
 W_MIN = 0.009
 W_MAX = MAX_MULTIPLIER
+# Targets beyond these are typos (a missing minus sign in an exponent), not designs.
+MIN_RATIO = 1e-6
+MAX_RATIO = 1e4
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,14 @@ class WidthSolution:
 
 
 def check_ratio(c: object) -> float:
-    """The target FLOPs ratio as a float; ValueError unless it is a positive finite number."""
+    """The target FLOPs ratio as a float; ValueError unless it is a positive finite number
+    within [MIN_RATIO, MAX_RATIO] (the one rule for absurd targets: `scale`, `recipe`,
+    `export` and the app all check through here)."""
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
         raise ValueError(f"target ratio c must be a positive finite number, got {c!r}")
+    if not MIN_RATIO <= c <= MAX_RATIO:
+        raise ValueError(f"target ratio c must be between {MIN_RATIO:g} and {MAX_RATIO:g} times the unscaled "
+                         f"B0's MACs, got {c:g}")
     return float(c)
 
 

@@ -52,16 +52,34 @@ def streamlit_command(study_dir: str | os.PathLike, port: int = DEFAULT_PORT, ho
 
 def _check_port_free(host: str, port: int) -> None:
     """A clear error before starting, instead of Streamlit's log line and a silent exit."""
+    import errno
     import socket
 
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"--host {host} is not an address this machine can serve on ({exc})") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ValueError(f"--host {host} is not an address of this machine ({exc.strerror})") from None
             raise ValueError(
                 f"port {port} on {host} is not available ({exc.strerror or exc}); "
                 "another app may be serving there: pass --port P"
             ) from None
+
+
+def check_app(port: int, host: str = DEFAULT_HOST) -> None:
+    """Everything `launch` needs, checked before anything slow (the demo trains first)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    try:
+        import streamlit  # noqa: F401
+    except ModuleNotFoundError:
+        raise ValueError("the design assistant needs Streamlit: pip install 'tinyscale[app]'") from None
+    _check_port_free(host, port)
 
 
 def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> int:
@@ -69,13 +87,7 @@ def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PO
 
     A missing study is not an error here: the page explains how to create it.
     """
-    if not 0 < int(port) < 65536:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
-    try:
-        import streamlit  # noqa: F401
-    except ModuleNotFoundError:
-        raise ValueError("the design assistant needs Streamlit: pip install 'tinyscale[app]'") from None
-    _check_port_free(host, int(port))
+    check_app(port, host)
     cmd = streamlit_command(study_dir, port, host)
     env = dict(os.environ, **{STUDY_ENV: str(Path(study_dir).resolve())})
     print(f"tinyscale app: study {Path(study_dir).resolve()} at http://{host}:{port}  (Ctrl-C stops)", flush=True)

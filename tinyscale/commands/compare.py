@@ -50,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
         run_comparison,
     )
     from tinyscale.compare_plots import write_report
-    from tinyscale.executors import default_workers, make_executor
+    from tinyscale.executors import make_executor
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     settings = default_settings(args.study_dir, ratios=args.ratios, strategies=args.strategies,
                                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
                                 threads=args.threads)
-    executor = make_executor(args.executor, args.workers or default_workers(), address=args.address, threads=args.threads)
+    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
     try:
         comparison = run_comparison(args.study_dir, settings, restart=args.restart,
                                     progress=not args.no_progress, executor=executor)

@@ -50,19 +50,21 @@ def recipe_rows(solver, ratios, config) -> list[tuple[str, str, str]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.commands.app import launch
-    from tinyscale.executors import default_workers, make_executor
+    from tinyscale.commands.app import check_app, launch
+    from tinyscale.executors import make_executor
     from tinyscale.gp import fit_scaling, format_fit
     from tinyscale.solve import RecipeSolver
     from tinyscale.study import demo_config, run_study
 
     if args.trials <= 0:
         raise ValueError(f"--trials must be positive, got {args.trials}")
+    if not args.no_app:
+        check_app(args.port)  # before the study: a bad port must not cost its training
     out = Path(args.out)
     config = demo_config()
     print(f"demo: study in {out} ({args.trials} trials on {config.data}, base {config.base_resolution} px); "
           "interrupt at any time, re-run to resume")
-    executor = make_executor("local", args.workers or default_workers())
+    executor = make_executor("local", args.workers)
     try:
         study = run_study(out, config, trials=args.trials, resume=True, executor=executor)
     finally:

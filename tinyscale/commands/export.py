@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="safetensors,onnx", help="comma-separated: safetensors, onnx (default both)")
     p.add_argument("--train-steps", type=int, default=0, help="train this many steps on the study's data (default 0)")
     p.add_argument("--seed", type=int, default=0, help="weight-init / training seed (default 0)")
+    p.add_argument("--force", action="store_true", help="replace an existing export or archive at PATH")
     p.set_defaults(func=run)
 
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.macs is not None:
         c = RecipeSolver.load(args.study_dir).ratio_for_macs(args.macs)
     result = export_from_study(args.study_dir, c, args.out, formats=formats, train_steps=args.train_steps,
-                               seed=args.seed)
+                               seed=args.seed, force=args.force)
     a = result.answer
     m = result.bundle.manifest
     print(f"recipe   r={a.recipe.r:g} w={a.recipe.w:g} d={a.recipe.d:g} ({a.recipe.rules}), "

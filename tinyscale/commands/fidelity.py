@@ -41,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.executors import default_workers, make_executor
+    from tinyscale.executors import make_executor
     from tinyscale.fidelity import FIDELITY_FILE, format_fidelity, measure
     from tinyscale.study import Study
 
     Study.open(args.study_dir).close()  # a missing study is one line before any worker starts
-    executor = make_executor(args.executor, args.workers or default_workers(), address=args.address,
+    executor = make_executor(args.executor, args.workers, address=args.address,
                              threads=args.threads)
     try:
         result = measure(args.study_dir, recipes=args.recipes, factor=args.factor, replicates=args.replicates,

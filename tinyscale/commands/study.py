@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="parallel trials, local processes or Ray actors (default: one per core, 1 thread each)")
     run.add_argument("--threads", type=int, help="torch threads per worker (default: cores // workers)")
     run.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local Ray)")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: train the failed trials again (e.g. after a fault of the machine)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_command)
 
@@ -76,10 +78,13 @@ def config_from_args(args: argparse.Namespace, stored=None):
     if "data" not in given:
         raise ValueError("--data is required for a new study (fashion-mnist, generated, or a dataset path)")
     if "num_classes" not in given:
-        # The dataset says how many classes it has (loaded once; workers in this process reuse it).
+        # The dataset says how many classes it has (loaded once; workers in this process reuse it),
+        # once the search space it is decoded for is known to make sense.
         from tinyscale.executors import worker_data
+        from tinyscale.sampling import check_space
         from tinyscale.study import data_spec
 
+        check_space(StudyConfig(**given))
         given["num_classes"] = worker_data(data_spec(StudyConfig(**given))).num_classes
     return StudyConfig(**given)
 
@@ -87,29 +92,41 @@ def config_from_args(args: argparse.Namespace, stored=None):
 def run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.executors import default_workers, make_executor
-    from tinyscale.study import CONFIG_FILE, Study, run_study
+    from tinyscale.executors import check_execution, make_executor
+    from tinyscale.study import CONFIG_FILE, TRIALS_FILE, Study, run_study
 
+    # Execution options first: a bad --threads must not cost a data load, let alone trials.
+    check_execution(args.executor, args.workers, args.threads, args.address)
     directory = args.resume if isinstance(args.resume, str) else args.out
     if directory is None:
         raise ValueError("give the study directory: --out DIR (new study) or --resume DIR")
     if args.out and isinstance(args.resume, str) and Path(args.out) != Path(args.resume):
         raise ValueError(f"--out {args.out} and --resume {args.resume} name different directories")
     resume = bool(args.resume)
-    if resume and (Path(directory) / CONFIG_FILE).exists():
+    if args.retry_failed and not resume:
+        raise ValueError("--retry-failed is for --resume (a new study has no failed trials)")
+    if resume and not (Path(directory) / CONFIG_FILE).exists() and not (Path(directory) / TRIALS_FILE).exists():
+        raise ValueError(f"no study at {directory} to resume; start one with --out {directory}")
+    if resume:
         with Study.open(directory) as existing:
             stored = existing.config
         config = config_from_args(args, stored)
     else:
         config = config_from_args(args)
-    executor = make_executor(args.executor, args.workers or default_workers(), address=args.address, threads=args.threads)
+    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
-                          resume=resume, executor=executor, progress=not args.quiet)
+                          resume=resume, executor=executor, progress=not args.quiet,
+                          retry_failed=args.retry_failed)
     finally:
         executor.close()
-    p = study.progress()
-    best = "none" if p.best_trial is None else f"trial {p.best_trial}, accuracy {p.best_accuracy:.4f}"
-    print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best {best}")
-    study.close()
+    with study:
+        p = study.progress()
+        best = "none" if p.best_trial is None else f"trial {p.best_trial}, accuracy {p.best_accuracy:.4f}"
+        print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best {best}")
+        if p.counts["completed"] == 0:
+            failed = study.trials(state="failed")
+            why = (study.stop_reason if study.stop_reason else
+                   f"every trial failed; the first: {failed[0].reason}" if failed else "no trial ran")
+            raise ValueError(f"no trial of the study completed: {why}")
     return 0
