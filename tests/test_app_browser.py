@@ -21,7 +21,10 @@ from _app_browser import (CHROMIUM, VIEWPORT, expected_recipe, launch, metric, m
                           shown_recipe, slider_target)
 from _app_fixtures import fitted_study
 
-UPDATE_BUDGET_S = 1.0
+# A bound on "the page answers a slider move at all", loose enough for any machine CI gets (a
+# machine 2.5x slower than ours took a median 1.1 s); the speed itself is measured, as a ratio
+# against the naive page, by benchmarks/bench_app.py (RESULTS.md, "app").
+UPDATE_BUDGET_S = 4.0
 
 from _ci import skip_unless_ci  # noqa: E402
 

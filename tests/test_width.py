@@ -82,7 +82,7 @@ def test_out_of_reach_names_the_range():
     with pytest.raises(ValueError, match=r"c=0\.01 is out of reach .* from 0\.09"):
         solve_width(0.01, 1.0, 1.0)
     with pytest.raises(ValueError, match="out of reach"):
-        solve_width(1e6, 1.0, 1.0)
+        solve_width(100.0, 1.0, 1.0)  # above what r = d = 1 reaches (about 56), below the absurd-target limit
 
 
 @pytest.mark.parametrize(
