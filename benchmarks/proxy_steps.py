@@ -8,6 +8,10 @@ Protocol, fixed before any outcome was looked at:
 - Arms (steps, training seed): 200/A, 400/A, 400/B, 1600/C with A = 1000 + i, B = 2000 + i,
   C = 3000 + i for recipe i. No seed of `tinyscale compare` (0..N-1) is used. (An 800/A arm was
   planned and dropped for CPU time before any 800-step run or any 1600-step result existed.)
+- Added afterwards, once the trainer was 1.7x faster and *after* the arms above had been
+  reported: 800/A and 800/B (the same seed scheme, no other change). Their rho is therefore not
+  a blind result in the strict sense: the steps were chosen knowing 400 misses and 1600 is the
+  reference, though nothing else was tuned.
 - Reported: Spearman rho of each arm against 1600 steps (4x of 400, 8x of 200), rho of 400/A
   against 400/B (the seed-noise ceiling at that length), the slope of accuracy per doubling of c
   per arm, and the time of each arm.
@@ -37,7 +41,8 @@ from tinyscale.study import data_spec
 from tinyscale.train import TrainConfig
 from tinyscale.trial import StudyConfig
 
-ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("1600/C", 1600, 3000))
+ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("800/A", 800, 1000),
+        ("800/B", 800, 2000), ("1600/C", 1600, 3000))
 N_RECIPES = 10
 SAMPLER_SEED = 7
 
@@ -117,9 +122,11 @@ def report(done: dict, n: int) -> None:
         minutes = sum(done[(arm, i)]["seconds"] for i in range(n)) / 60
         rho = "-" if arm == "1600/C" else f"{spearman(a, ref):+.2f}"
         print(f"| {arm} | {rho} | {slope:+.2f} | {100 * a.mean():.2f} | {minutes:.1f} |")
-    print(f"rho 400/A vs 400/B (seed noise ceiling at 400 steps): {spearman(acc('400/A'), acc('400/B')):+.2f}")
-    diff = 100 * (acc("400/A") - acc("400/B"))
-    print(f"seed sd at 400 steps (from the A/B pairs): {np.std(diff, ddof=1) / math.sqrt(2):.2f} pp")
+    for steps in (400, 800):
+        a, b = acc(f"{steps}/A"), acc(f"{steps}/B")
+        sd = np.std(100 * (a - b), ddof=1) / math.sqrt(2)
+        print(f"{steps} steps: rho A vs B (the seed-noise ceiling) {spearman(a, b):+.2f}; rho of the A/B mean vs "
+              f"1600/C {spearman((a + b) / 2, ref):+.2f}; seed sd from the A/B pairs {sd:.2f} pp")
 
 
 if __name__ == "__main__":
