@@ -608,9 +608,8 @@ def run_study(
         study.close()
         raise
     spec = data_spec(config)
-    kept = ("completed",) if retry_failed else ("completed", "failed")
-    finished = {t.number for t in study.trials() if t.state in kept}
     retrain = ("pending", "running", "failed") if retry_failed else ("pending", "running")
+    kept = sum(1 for t in study.trials() if t.state not in retrain)  # finished and not to be retrained
     study.stop_reason = None  # set when the sampler says the space holds nothing new
     elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
     session_start = time.monotonic()
@@ -625,7 +624,7 @@ def run_study(
     executor = executor or make_executor("local", 1)
     in_flight: set[int] = set()
     ended: set[int] = set()  # trials that finished in this run
-    bar = tqdm(total=target, initial=len(finished), unit="trial", desc="study", disable=not progress,
+    bar = tqdm(total=target, initial=kept, unit="trial", desc="study", disable=not progress,
                dynamic_ncols=True)
     _set_postfix(bar, study.progress())
 
@@ -673,7 +672,6 @@ def run_study(
                 study.finish_trial(outcome.number, outcome.result)
             in_flight.discard(outcome.number)
             ended.add(outcome.number)
-            finished.add(outcome.number)
             study.set_meta("elapsed_seconds", elapsed())
             _set_postfix(bar, study.progress())
             bar.update(1)
