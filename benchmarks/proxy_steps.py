@@ -64,6 +64,20 @@ def main(argv=None) -> int:
     spec = data_spec(replace(config, seed=0))  # the demo study's data subsets (data seed 0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    done = load_done(out, recipes)
+    only = None if args.only is None else {int(x) for x in args.only.split(",")}
+    base = TrainConfig.from_study(config)
+    todo = [(arm, replace(base, steps=steps), seed + i, i) for arm, steps, seed in ARMS for i in range(len(recipes))
+            if (arm, i) not in done and (only is None or i in only)]
+    todo.sort(key=lambda t: t[1].steps)  # short arms first: a partial run already answers something
+    run_arms(todo, recipes, spec, out, done, args.workers)
+    report(done, len(recipes))
+    return 0
+
+
+def load_done(out: Path, recipes) -> dict:
+    """The finished runs stored in ``out``, keyed by (arm, recipe index); a stored recipe that is
+    not this protocol's is an error (the file belongs to another protocol)."""
     done = {}
     if out.exists():
         for line in out.read_text().splitlines():
@@ -71,11 +85,13 @@ def main(argv=None) -> int:
             if row["recipe"] != recipes[row["i"]].to_dict():
                 raise SystemExit(f"{out}: stored recipe {row['i']} is not this protocol's; start a new file")
             done[(row["arm"], row["i"])] = row
-    only = None if args.only is None else {int(x) for x in args.only.split(",")}
-    todo = [(arm, steps, base, i) for arm, steps, base in ARMS for i in range(len(recipes))
-            if (arm, i) not in done and (only is None or i in only)]
-    todo.sort(key=lambda t: t[1])  # short arms first: a partial run already answers something
-    executor = make_executor("local", args.workers, threads=1)
+    return done
+
+
+def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
+    """Train each (arm, TrainConfig, seed, recipe index) of ``todo`` on ``workers`` one-thread
+    processes, appending one JSON line per finished run to ``out`` (so a rerun resumes)."""
+    executor = make_executor("local", workers, threads=1)
     keys = {}
     try:
         pending = list(todo)
@@ -83,10 +99,9 @@ def main(argv=None) -> int:
         number = 0
         while pending or in_flight:
             while pending and in_flight < executor.slots:
-                arm, steps, base, i = pending.pop(0)
-                train = asdict(replace(TrainConfig.from_study(config), steps=steps, threads=1))
-                executor.submit(TrialTask(number, recipes[i].to_dict(), base + i, spec, train))
-                keys[number] = (arm, steps, i)
+                arm, train, seed, i = pending.pop(0)
+                executor.submit(TrialTask(number, recipes[i].to_dict(), seed, spec, asdict(replace(train, threads=1))))
+                keys[number] = (arm, train.steps, i)
                 number += 1
                 in_flight += 1
             o = executor.next_outcome()
@@ -100,12 +115,10 @@ def main(argv=None) -> int:
             done[(arm, i)] = row
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
-            print(f"{arm:7s} recipe {i}: c={row['c']:.3f} acc={row['accuracy']} ({row['seconds']:.0f} s)",
+            print(f"{arm:10s} recipe {i}: c={row['c']:.3f} acc={row['accuracy']} ({row['seconds'] or 0:.0f} s)",
                   flush=True)
     finally:
         executor.close()
-    report(done, len(recipes))
-    return 0
 
 
 def report(done: dict, n: int) -> None:

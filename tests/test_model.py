@@ -111,3 +111,26 @@ def test_drop_path_keeps_expectation():
 def test_invalid_regularisation(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         build_model(Recipe(0.5, 0.3, 0.3, base_resolution=32, num_classes=10), **kw)
+
+
+def test_zero_init_residual_makes_every_skip_block_the_identity():
+    from tinyscale.model import DepthwiseSeparable, InvertedResidual
+
+    torch.manual_seed(0)
+    model = build_model(Recipe(r=0.5, w=0.5, d=1.2, base_resolution=32, num_classes=10), dropout=0.0,
+                        drop_path_rate=0.0).eval()
+    blocks = [m for m in model.modules() if isinstance(m, (DepthwiseSeparable, InvertedResidual))]
+    skips = [b for b in blocks if b.has_skip]
+    assert skips and len(skips) < len(blocks)  # the test must see both kinds
+    x = {id(b): torch.randn(2, b.conv_dw.in_channels if isinstance(b, DepthwiseSeparable) else b.conv_pw.in_channels,
+                            4, 4) for b in blocks}
+    with torch.no_grad():
+        before = {id(b): b(x[id(b)]) for b in blocks}
+        model.zero_init_residual_branches()
+        after = {id(b): b(x[id(b)]) for b in blocks}
+    for b in blocks:
+        if b.has_skip:
+            assert not torch.equal(before[id(b)], x[id(b)])
+            assert torch.equal(after[id(b)], x[id(b)])
+        else:  # blocks without a skip keep their output: zeroing them would cut the network
+            assert torch.equal(after[id(b)], before[id(b)])

@@ -125,3 +125,19 @@ def test_bn_calibration_sees_the_whole_training_set_not_its_first_classes():
     calibrate_batchnorm(torch.nn.Sequential(bn), batches, 64, batch_size=16)
     assert bn.running_mean.abs().max() < 0.2
     assert (bn.running_var - 1).abs().max() < 0.2
+
+
+def test_zero_init_residual_starts_training_from_identity_blocks(data):
+    from tinyscale.model import InvertedResidual
+
+    seen = {}
+
+    def keep(model):
+        seen["gammas"] = [float(b.bn3.weight.abs().max()) for b in model.modules()
+                          if isinstance(b, InvertedResidual) and b.has_skip]
+
+    cfg = FAST.with_(steps=1, lr=1e-9, warmup=0, zero_init_residual=True)
+    train_recipe(_recipe(d=1.0), data, cfg, seed=0, on_trained=keep)
+    assert seen["gammas"] and max(seen["gammas"]) < 1e-6  # one near-zero step leaves them ~0
+    train_recipe(_recipe(d=1.0), data, cfg.with_(zero_init_residual=False), seed=0, on_trained=keep)
+    assert min(seen["gammas"]) > 0.5

@@ -157,6 +157,17 @@ class EfficientNet(nn.Module):
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
 
+    def zero_init_residual_branches(self) -> EfficientNet:
+        """Set the last BN scale of every residual branch to zero, so each skip block starts
+        as the identity (Goyal et al. 2017, "zero-γ"). A training choice, not part of the
+        architecture: deep, narrow recipes then start as shallow ones and brief runs no longer
+        rank them by how fast they escape a bad start."""
+        for block in self.modules():
+            if isinstance(block, (DepthwiseSeparable, InvertedResidual)) and block.has_skip:
+                last_bn = block.bn3 if isinstance(block, InvertedResidual) else block.bn2
+                nn.init.zeros_(last_bn.weight)
+        return self
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv_stem(x)))
         x = self.blocks(x)

@@ -50,6 +50,9 @@ class TrainConfig:
     flip: bool = False  # random horizontal flips
     dropout: float = 0.0
     drop_path_rate: float = 0.0  # stochastic depth hurts more than it helps in a few hundred steps
+    # Residual branches start at zero (their last BN scale = 0), so every skip block starts as
+    # the identity and depth costs nothing at step 0 (EfficientNet.zero_init_residual_branches).
+    zero_init_residual: bool = False
     # The model's TF-style BN momentum (0.01) leaves running statistics near their initial
     # values after a few hundred steps, so held-out accuracy would measure the statistics,
     # not the network; brief training uses PyTorch's usual 0.1.
@@ -266,6 +269,8 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     labels = data.train_labels
 
     model = build_model(recipe, dropout=config.dropout, drop_path_rate=config.drop_path_rate)
+    if config.zero_init_residual:
+        model.zero_init_residual_branches()
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = config.bn_momentum
