@@ -205,6 +205,28 @@ def test_resume_ignores_settings_that_only_change_speed(tmp_path):
     assert study.progress().finished == 2
     study.close()
 
+
+def test_settings_added_later_resume_at_their_old_value_and_refuse_another(tmp_path):
+    # A study, comparison or fidelity store written before a setting existed trained as its
+    # LATER_SETTINGS value does: it resumes at that value and is refused at any other.
+    from tinyscale.compare import CompareStore
+    from tinyscale.train import LATER_SETTINGS, TrainConfig, comparable_settings, setting_changes
+
+    assert LATER_SETTINGS and all(getattr(TrainConfig(), k) == v for k, v in LATER_SETTINGS.items())
+    now = comparable_settings(TrainConfig())
+    older = {k: v for k, v in now.items() if k not in LATER_SETTINGS}
+    assert setting_changes(older, TrainConfig()) == []
+    changed = TrainConfig().with_(**{k: not v for k, v in LATER_SETTINGS.items()})
+    assert len(setting_changes(older, changed)) == len(LATER_SETTINGS)
+
+    study_dir = tmp_path / "s"
+    study_dir.mkdir()
+    CompareStore.open(study_dir, {"data": "x", **older}).close()
+    CompareStore.open(study_dir, {"data": "x", **now}).close()  # resumes
+    with pytest.raises(ValueError, match="another budget"):
+        CompareStore.open(study_dir, {"data": "x", **comparable_settings(changed)})
+
+
 def _count(db, state):
     try:
         with sqlite3.connect(db, timeout=5) as conn:

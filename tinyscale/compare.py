@@ -407,6 +407,12 @@ class CompareStore(ResultStore):
     SCHEMA_VERSION = SCHEMA_VERSION
     RESULT_TABLES = ("cells", "recipes")
 
+    @staticmethod
+    def later_defaults() -> dict:
+        from tinyscale.train import LATER_SETTINGS  # the budget holds every trainer setting
+
+        return LATER_SETTINGS
+
     @classmethod
     def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False) -> CompareStore:
         """Open (creating when ``budget`` is given) the store of a study's comparison."""

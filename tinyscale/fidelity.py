@@ -481,6 +481,12 @@ class FidelityStore(ResultStore):
     RESULT_TABLES = ("runs",)
     WHAT = "runs"
 
+    @staticmethod
+    def later_defaults() -> dict:
+        from tinyscale.train import LATER_SETTINGS  # the budget holds every trainer setting
+
+        return LATER_SETTINGS
+
     @classmethod
     def open(cls, study_dir: str | os.PathLike, budget: dict, *, restart: bool = False) -> FidelityStore:
         return cls.open_at(fidelity_dir(study_dir) / STORE_NAME, budget, restart=restart)

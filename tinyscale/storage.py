@@ -111,10 +111,18 @@ class ResultStore:
         with self._conn:
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    @staticmethod
+    def later_defaults() -> dict:
+        """Budget keys added after stores were first written, each with the value that reproduces
+        the older behaviour: a stored budget without one is read as having it."""
+        return {}
+
     def claim(self, budget: dict, restart: bool) -> None:
         """Refuse ``budget`` if results under another one are stored (unless ``restart``, which
         discards them); then record it and the schema version."""
         stored = self.meta("budget")
+        if stored is not None:
+            stored = json.dumps({**self.later_defaults(), **json.loads(stored)}, sort_keys=True)
         wanted = json.dumps(budget, sort_keys=True)
         if stored is not None and stored != wanted and not restart:
             diff = ", ".join(differences(json.loads(stored), budget))

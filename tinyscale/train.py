@@ -112,6 +112,11 @@ class TrainConfig:
 # stored runs and new runs are comparable, so a study started before a speed-up still resumes.
 RUNTIME_SETTINGS = frozenset({"threads", "small_map_kernels"})
 
+# Settings added after results were first stored, each with the value that trains as versions
+# without it did: a stored setting list (a study's trainer, a comparison's or fidelity check's
+# budget) that lacks one is read as having this value, so older results still resume.
+LATER_SETTINGS = {"zero_init_residual": False}
+
 
 def comparable_settings(config: TrainConfig) -> dict:
     """Every trainer setting a result depends on (`RUNTIME_SETTINGS` left out), as JSON values."""
@@ -122,7 +127,7 @@ def setting_changes(stored: dict, config: TrainConfig) -> list[str]:
     """``key: stored then, new now`` for each comparable setting that differs from ``stored``
     (settings recorded by `comparable_settings`, or by an older version that recorded more)."""
     now = comparable_settings(config)
-    stored = {k: v for k, v in stored.items() if k not in RUNTIME_SETTINGS}
+    stored = {k: v for k, v in {**LATER_SETTINGS, **stored}.items() if k not in RUNTIME_SETTINGS}
     return [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
             for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
 
