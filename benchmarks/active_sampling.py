@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from the stored studies")
     args = ap.parse_args(argv)
 
-    base = smoke_config() if args.smoke else demo_config()
+    # The demo's trainer as it was when these studies ran (no zero-gamma): they stay resumable.
+    base = smoke_config() if args.smoke else replace(demo_config(), extra={})
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

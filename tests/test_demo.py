@@ -51,3 +51,23 @@ def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, 
 def test_demo_rejects_a_bad_trial_count(tiny_demo, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--trials", "0", "--no-app"]) == 2
     assert "--trials must be positive" in capsys.readouterr().err
+
+
+def test_demo_over_an_older_demo_study_is_a_clear_error_that_keeps_it(tiny_demo, tmp_path, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from tinyscale.executors import SequentialExecutor
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--trials", "2", "--workers", "1", "--no-app"]
+    tinyscale.study.run_study(out, tiny_demo, trials=2, executor=SequentialExecutor(threads=1), progress=False).close()
+    with Study.open(out) as study:
+        before = [(t.number, t.accuracy) for t in study.trials()]
+    capsys.readouterr()
+    # The demo's configuration changes in a later version (here: a trainer setting).
+    monkeypatch.setattr(tinyscale.study, "demo_config", lambda: replace(tiny_demo, extra={"zero_init_residual": True}))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "earlier tinyscale version" in err and f"mv {out} {out}-old" in err and "zero_init_residual" in err
+    with Study.open(out) as study:
+        assert [(t.number, t.accuracy) for t in study.trials()] == before and study.config == tiny_demo

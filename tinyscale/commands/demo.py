@@ -67,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     executor = make_executor("local", args.workers)
     try:
         study = run_study(out, config, trials=args.trials, resume=True, executor=executor)
+    except ValueError as exc:
+        if "created with a different configuration" not in str(exc):
+            raise
+        # A demo study from an earlier tinyscale whose demo has since changed: keep its trials.
+        raise ValueError(f"{exc}. It is a demo study from an earlier tinyscale version; it is left as it "
+                         f"is: move it aside (mv {out} {out}-old) or pass --out DIR, and run the demo again") from None
     finally:
         executor.close()
     with study:
