@@ -202,3 +202,52 @@ class RecipeSolver:
             width_clamped=width_clamped,
             notes=tuple(notes),
         )
+
+    def solve_latency(self, target_us: float, latency) -> LatencyAnswer:
+        """The recipe for a latency target (µs) on a latency measure (a device table's
+        ``predict_us``): first the ratio c whose answer's latency meets the target (the same
+        step bisection, over log c), then, at that answer's r and d, the width that meets it
+        (`tinyscale.latency.solve_width_latency`). If no width reaches it at that (r, d), the
+        answer at c stands and ``width_solved`` is False."""
+        from tinyscale.latency import check_latency_ms, solve_width_latency
+        from tinyscale.steps import solve_steps
+        from tinyscale.width import MAX_RATIO, MIN_RATIO
+
+        check_latency_ms(target_us / 1000.0)
+        c_lo, c_hi = self.fit.c_range
+        lo = math.log(max(MIN_RATIO, c_lo / 16))
+        hi = math.log(min(MAX_RATIO, max(4.0, c_hi * 16)))
+        answers: dict[float, RecipeAnswer] = {}
+
+        def make(t: float) -> Recipe:
+            if t not in answers:
+                answers[t] = self.solve(math.exp(t))
+            return answers[t].recipe
+
+        sol = solve_steps(float(target_us), latency, make, lo, hi, what="the fitted recipes",
+                          low_limit=f"c={math.exp(lo):.3g}", high_limit=f"c={math.exp(hi):.3g}",
+                          show=lambda us: f"{us / 1000:.4g} ms", kind="latencies")
+        at_c = answers[sol.knob] if sol.knob in answers else self.solve(math.exp(sol.knob))
+        r, d = at_c.recipe.r, at_c.recipe.d
+        try:
+            width = solve_width_latency(target_us, r, d, latency, **self._context)
+        except ValueError:
+            return LatencyAnswer(at_c, at_c.recipe, float(target_us), float(latency(at_c.recipe)), False)
+        return LatencyAnswer(at_c, width.recipe, float(target_us), width.achieved_us, True,
+                             width.below_us, width.above_us)
+
+
+@dataclass(frozen=True)
+class LatencyAnswer:
+    """A latency query's answer: ``at_ratio`` is the fit's answer at the ratio c whose recipe
+    meets the target, ``recipe`` the final network (w re-solved against the latency at that
+    answer's r and d when ``width_solved``), with its predicted latency and the adjacent steps."""
+
+    at_ratio: RecipeAnswer
+    recipe: Recipe
+    target_us: float
+    predicted_us: float
+    width_solved: bool
+    below_us: float | None = None
+    above_us: float | None = None
+

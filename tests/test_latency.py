@@ -1,0 +1,413 @@
+"""Latency as a budget (tinyscale.latency): the deterministic parts only, no timing asserts.
+
+Measurement plumbing runs on a fake clock and a fake runner; the table, its calibration, the
+profile files and the solvers run on fake, deterministic latencies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.efficientnet import compound_at_phi, compound_recipe_latency
+from tinyscale import latency as L
+from tinyscale.arch import build_architecture
+from tinyscale.cli import main
+from tinyscale.cost import macs
+from tinyscale.recipe import Recipe
+
+# --------------------------------------------------------------------------------------------
+# fakes
+
+
+class FakeClock:
+    """Nanoseconds that move only when a fake run says so."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.reads = 0
+
+    def __call__(self) -> int:
+        self.reads += 1
+        return self.now
+
+
+def fake_duration_us(module, shape) -> float:
+    """A deterministic 'latency' that grows with the work: parameters and input size."""
+    n_params = sum(p.numel() for p in module.parameters())
+    return 3.0 + n_params / 400.0 + math.prod(shape) / 100.0
+
+
+def fake_measurer(**kw) -> L.Measurer:
+    clock = FakeClock()
+    calls = []
+
+    @contextlib.contextmanager
+    def factory(measurer, module, shape, whole):
+        us = fake_duration_us(module, shape) + (25.0 if whole else 0.0)
+        calls.append((tuple(shape), whole))
+
+        def run():
+            clock.now += int(round(us * 1000))
+
+        yield run
+
+    m = L.Measurer(clock=clock, runner_factory=factory, **{"warmup": 2, "repeats": 3, "part_warmup": 1,
+                                                           "part_repeats": 2, **kw})
+    m.calls = calls  # type: ignore[attr-defined]
+    return m
+
+
+def fake_latency_us(recipe: Recipe) -> float:
+    """Monotone in w and φ: MACs plus a per-block cost."""
+    return macs(recipe) / 1000.0 + 20.0 * len(build_architecture(recipe).blocks)
+
+
+# --------------------------------------------------------------------------------------------
+# measurement plumbing
+
+
+@pytest.mark.parametrize("samples", [[5, 1, 3, 2, 4], [1, 2, 3, 4], [7.5], [3, 3, 9, 1, 100, 2]])
+def test_summary_matches_numpy(samples):
+    s = L.summarize_samples(samples, warmup=4)
+    q1, med, q3 = np.percentile(samples, [25, 50, 75])
+    assert (s.median_us, s.q1_us, s.q3_us) == pytest.approx((med, q1, q3))
+    assert s.iqr_us == pytest.approx(q3 - q1)
+    assert (s.min_us, s.max_us, s.runs, s.warmup) == (min(samples), max(samples), len(samples), 4)
+
+
+def test_time_runs_excludes_warmup_and_times_each_run_alone():
+    clock = FakeClock()
+    durations = iter([999_000, 999_000, 1_000, 4_000, 2_000, 8_000])  # two warm-up runs are slow
+    calls = []
+
+    def run():
+        calls.append(clock.reads)
+        clock.now += next(durations)
+
+    s = L.time_runs(run, warmup=2, repeats=4, clock=clock)
+    assert len(calls) == 6 and clock.reads == 8  # warm-up runs are never timed
+    assert (s.runs, s.warmup) == (4, 2)
+    assert s.median_us == pytest.approx(3.0) and s.min_us == 1.0 and s.max_us == 8.0
+
+
+@pytest.mark.parametrize("kw", [{"warmup": -1, "repeats": 3}, {"warmup": 0, "repeats": 0},
+                                {"warmup": 1.5, "repeats": 3}, {"warmup": True, "repeats": 3}])
+def test_time_runs_rejects_bad_counts(kw):
+    with pytest.raises(ValueError):
+        L.time_runs(lambda: None, clock=FakeClock(), **kw)
+
+
+def test_summary_needs_samples():
+    with pytest.raises(ValueError, match="no timed runs"):
+        L.summarize_samples([])
+
+
+def test_measurer_uses_network_and_part_counts_and_shapes():
+    m = fake_measurer(batch=3)
+    recipe = Recipe(0.5, 0.5, 0.5, base_resolution=64, num_classes=10)
+    whole = m.measure_recipe(recipe)
+    assert whole.runs == 3 and whole.warmup == 2
+    assert m.calls[-1] == ((3, 3, 32, 32), True)
+    part = L.recipe_parts(recipe)[2]
+    ps = m.measure_part(part)
+    assert ps.runs == 2 and ps.warmup == 1
+    assert m.calls[-1] == ((3, part.in_channels, part.size, part.size), False)
+
+
+def test_torch_engine_fixes_threads_channels_last_eval_and_inference_mode():
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.update(threads=torch.get_num_threads(), cl=x.is_contiguous(memory_format=torch.channels_last),
+                        inference=torch.is_inference_mode_enabled(), training=self.training)
+            return x
+
+    before = torch.get_num_threads()
+    wanted = 2 if before != 2 else 3
+    stats = L.Measurer(engine="torch", threads=wanted, warmup=0, repeats=2).measure_module(Probe().train(), (1, 3, 8, 8))
+    assert stats.runs == 2
+    assert seen == {"threads": wanted, "cl": True, "inference": True, "training": False}
+    assert torch.get_num_threads() == before  # restored
+
+
+def test_onnxruntime_options_fix_threads():
+    opts = L.ort_session_options(3)
+    assert opts.intra_op_num_threads == 3 and opts.inter_op_num_threads == 1
+
+
+@pytest.mark.parametrize("kw, match", [({"engine": "tvm"}, "engine"), ({"threads": 0}, "threads"),
+                                       ({"batch": 0}, "batch"), ({"repeats": 0}, "repeats")])
+def test_measurer_rejects_bad_settings(kw, match):
+    with pytest.raises(ValueError, match=match):
+        L.Measurer(**kw)
+
+
+def test_device_profile_of_this_machine():
+    p = L.DeviceProfile.current("torch", 2, 4)
+    assert (p.engine, p.engine_version, p.threads, p.batch) == ("torch", torch.__version__, 2, 4)
+    assert p.family == "efficientnet-b0" and p.format_version == L.FORMAT_VERSION and p.cpu
+    assert p.same_device(L.DeviceProfile.current("torch", 2, 4))
+    assert not p.same_device(L.DeviceProfile.current("torch", 1, 4))
+
+
+# --------------------------------------------------------------------------------------------
+# parts and the table
+
+
+def random_recipes(n: int, seed: int, base: int = 224) -> list[Recipe]:
+    rng = random.Random(seed)
+    return [Recipe(r=rng.uniform(0.3, 1.3), w=rng.uniform(0.2, 1.6), d=rng.uniform(0.3, 1.8),
+                   rules=rng.choice(["tinynet", "efficientnet"]), base_resolution=base,
+                   num_classes=rng.choice([10, 1000])) for _ in range(n)]
+
+
+def test_parts_cover_the_network_exactly():
+    for recipe in random_recipes(60, seed=1):
+        arch = build_architecture(recipe)
+        parts = L.parts_of(arch)
+        assert len(parts) == len(arch.blocks) + 2
+        assert parts[0].role == "stem" and parts[-1].role == "head"
+        assert sum(p.macs for p in parts) == macs(recipe)  # the parts' shapes are the counted network's
+
+
+def test_b0_parts_and_keys():
+    parts = L.recipe_parts(Recipe(1, 1, 1))
+    assert [p.kind for p in parts[1:-1]] == ["ds"] + ["ir"] * 15
+    assert parts[0].key == "stem:conv:k3s2:c3-3-32:se0:hw224:n0"
+    assert parts[1].key == "block:ds:k3s1:c32-32-16:se8:hw112:n0"
+    assert parts[2].key == "block:ir:k3s2:c16-96-24:se4:hw112:n0"
+    assert parts[-1].key == "head:conv:k1s1:c320-320-1280:se0:hw7:n1000"
+    # 12 distinct blocks (stages 1-5: a first block and a repeated one; stages 0 and 6: one) + stem + head
+    assert len({p.key for p in parts}) == 14
+
+
+def test_part_modules_chain_into_the_network_shapes():
+    recipe = Recipe(0.5, 0.6, 0.5, base_resolution=64, num_classes=7)
+    x = torch.randn(2, 3, recipe.resolution, recipe.resolution)
+    with torch.no_grad():
+        for part in L.recipe_parts(recipe):
+            assert tuple(x.shape) == part.input_shape(2)
+            module = part.build_module()
+            assert not module.training
+            x = module(x)
+    assert tuple(x.shape) == (2, 7)
+
+
+def fake_table(recipes, **kw) -> L.LatencyTable:
+    m = fake_measurer(**kw)
+    table = L.LatencyTable(m.profile())
+    table.fill(recipes, m)
+    return table
+
+
+def test_fill_measures_each_distinct_part_once_and_prediction_sums_them():
+    recipes = random_recipes(4, seed=2, base=64)
+    m = fake_measurer()
+    table = L.LatencyTable(m.profile())
+    n = table.fill(recipes, m)
+    keys = {p.key for r in recipes for p in L.recipe_parts(r)}
+    assert n == len(keys) == len(table.entries) == len(m.calls)
+    assert table.fill(recipes, m) == 0  # nothing new to measure
+    for recipe in recipes:
+        parts = L.recipe_parts(recipe)
+        expected = sum(fake_duration_us(p.build_module(), p.input_shape(1)) for p in parts)
+        pred = table.predict(recipe)
+        assert pred.estimated == 0 and pred.parts == len(parts)
+        assert pred.summed_us == pytest.approx(expected, rel=1e-6)
+        assert pred.latency_us == pytest.approx(expected, rel=1e-6)  # identity calibration
+
+
+def test_missing_part_is_estimated_from_its_nearest_neighbour_scaled_by_macs():
+    known = Recipe(0.5, 0.5, 1.0, base_resolution=64)
+    table = fake_table([known])
+    other = Recipe(0.5, 0.75, 1.0, base_resolution=64)
+    parts = L.recipe_parts(other)
+    pred = table.predict(other)
+    assert pred.estimated == sum(p.key not in table.entries for p in parts) > 0
+    for part in parts:
+        us, exact = table.lookup(part)
+        if exact:
+            continue
+        same = [e for e in table.entries.values() if e.part.group == part.group]
+        nearest = min(same, key=lambda e: (math.log(e.part.size / part.size) ** 2
+                                           + math.log(e.part.mid_channels / part.mid_channels) ** 2
+                                           + math.log(e.part.out_channels / part.out_channels) ** 2))
+        assert us == pytest.approx(nearest.median_us * part.macs / nearest.part.macs)
+
+
+def test_estimate_without_a_comparable_part_is_an_error():
+    table = fake_table([Recipe(0.5, 0.5, 1.0, base_resolution=64)])
+    table.entries = {k: e for k, e in table.entries.items() if e.part.role != "head"}
+    with pytest.raises(ValueError, match="no head part like"):
+        table.predict(Recipe(0.5, 0.5, 1.0, base_resolution=64))
+
+
+def point(summed, parts, measured):
+    return L.CalibrationPoint(Recipe(1, 1, 1), measured, summed, parts)
+
+
+def test_calibration_recovers_a_known_linear_correction():
+    truth = L.Calibration(1.3, 40.0, 250.0)
+    pts = [point(s, n, truth.apply(s, n)) for s, n in [(1000, 12), (5000, 20), (2500, 30), (9000, 18), (4000, 9)]]
+    cal = L.Calibration.fit(pts)
+    assert (cal.slope, cal.per_part_us, cal.intercept_us) == pytest.approx((1.3, 40.0, 250.0), rel=1e-6)
+
+
+def test_calibration_never_has_negative_terms_and_falls_back_to_proportional():
+    # Measured below the sum with fewer parts -> unconstrained least squares would go negative.
+    pts = [point(1000, 30, 1500), point(2000, 10, 2900), point(3000, 20, 4400), point(4000, 5, 5800)]
+    cal = L.Calibration.fit(pts)
+    assert cal.slope > 0 and cal.per_part_us >= 0 and cal.intercept_us >= 0
+    few = L.Calibration.fit([point(1000, 10, 2000), point(3000, 10, 6000)])
+    assert (few.slope, few.per_part_us, few.intercept_us) == (2.0, 0.0, 0.0)
+
+
+def test_build_table_on_the_small_grid_with_a_fake_device():
+    m = fake_measurer()
+    table = L.build_table(m, grid="small", calibration=5)
+    grid = L.grid_recipes(L.SMALL_GRID_SIDES, L.SMALL_GRID_WIDTHS)
+    assert {p.key for r in grid for p in L.recipe_parts(r)} == set(table.entries)
+    assert len(table.calibration.points) == 5
+    for pt in table.calibration.points:  # calibration networks are made of grid parts only
+        assert all(p.key in table.entries for p in L.recipe_parts(pt.recipe))
+        assert pt.recipe.resolution in L.SMALL_GRID_SIDES
+    with pytest.raises(ValueError, match="grid"):
+        L.build_table(m, grid="huge")
+
+
+def test_grid_recipes_hit_their_sides_exactly():
+    for r in L.grid_recipes():
+        assert r.resolution in L.GRID_SIDES and min(build_architecture(r).depths) >= 2
+
+
+# --------------------------------------------------------------------------------------------
+# profile files
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    table = fake_table([Recipe(0.5, 0.5, 1.0, base_resolution=64)])
+    table.calibration = L.Calibration(1.1, 5.0, 30.0, (point(100.0, 12, 150.0),))
+    path = table.save(tmp_path / "device.json")
+    return table, path
+
+
+def test_profile_round_trips(saved):
+    table, path = saved
+    back = L.LatencyTable.load(path)
+    assert back.profile == table.profile and back.entries == table.entries
+    r = Recipe(0.5, 0.7, 1.3, base_resolution=64)
+    assert back.predict(r) == table.predict(r)
+
+
+def edit(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda d: d["profile"].update(family="mobilenet-v3"), "architecture family 'mobilenet-v3'"),
+    (lambda d: d.update(format_version=99), "format version 99"),
+    (lambda d: d.update(format="something-else"), "not a tinyscale latency table"),
+    (lambda d: d.pop("entries"), "missing 'entries'"),
+    (lambda d: d["profile"].pop("cpu"), "lacks 'cpu'"),
+    (lambda d: d["profile"].update(engine="tvm"), "engine"),
+    (lambda d: next(iter(d["entries"].values())).update(median_us=-1), "latency -1"),
+    (lambda d: next(iter(d["entries"].values())).pop("part"), "malformed"),
+    (lambda d: d["calibration"].pop("slope"), "malformed"),
+    (lambda d: d.update(entries={}), "no entries"),
+])
+def test_profile_validation_errors(saved, change, match):
+    _, path = saved
+    edit(path, change)
+    with pytest.raises(ValueError, match=match):
+        L.LatencyTable.load(path)
+
+
+def test_truncated_profile_is_a_clear_error(saved):
+    _, path = saved
+    path.write_text(path.read_text()[: len(path.read_text()) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        L.LatencyTable.load(path)
+
+
+def test_renamed_entry_key_is_refused(saved):
+    _, path = saved
+
+    def rename(d):
+        k = next(iter(d["entries"]))
+        d["entries"]["block:ds:k9s9:bogus"] = d["entries"].pop(k)
+
+    edit(path, rename)
+    with pytest.raises(ValueError, match="holds the part"):
+        L.LatencyTable.load(path)
+
+
+# --------------------------------------------------------------------------------------------
+# solving for a latency target (fake, deterministic latency)
+
+
+@pytest.mark.parametrize("target_ms", [30.0, 40.0, 80.0, 300.0])
+def test_width_meets_a_latency_target(target_ms):
+    target = target_ms * 1000
+    sol = L.solve_width_latency(target, 0.8, 0.9, fake_latency_us)
+    assert sol.below_us <= target <= sol.above_us
+    assert sol.achieved_us == fake_latency_us(sol.recipe)
+    assert sol.achieved_us in (sol.below_us, sol.above_us)
+    assert abs(sol.achieved_us - target) == min(target - sol.below_us, sol.above_us - target)
+    assert fake_latency_us(sol.recipe_below) == sol.below_us and fake_latency_us(sol.recipe_above) == sol.above_us
+    assert (sol.recipe.r, sol.recipe.d) == (0.8, 0.9)
+    # The steps are adjacent: no width strictly between them lands strictly between the two latencies.
+    wb, wa = sol.recipe_below.w, sol.recipe_above.w
+    for w in np.linspace(min(wb, wa), max(wb, wa), 7):
+        v = fake_latency_us(sol.recipe.with_(w=float(w)))
+        assert not sol.below_us < v < sol.above_us
+
+
+def test_width_solution_is_monotone_in_the_target():
+    ws = [L.solve_width_latency(ms * 1000, 0.7, 1.0, fake_latency_us).recipe.w for ms in (25, 40, 80, 160, 320, 640)]
+    lat = [fake_latency_us(Recipe(0.7, w, 1.0)) for w in ws]
+    assert lat == sorted(lat) and ws == sorted(ws)
+
+
+def test_unreachable_latency_names_the_range():
+    with pytest.raises(ValueError, match="out of reach for width.*latencies from"):
+        L.solve_width_latency(0.001, 0.8, 0.9, fake_latency_us)
+
+
+@pytest.mark.parametrize("target_ms", [1.0, 10.0, 100.0])
+def test_phi_meets_a_latency_target(target_ms):
+    target = target_ms * 1000
+    sol = compound_recipe_latency(target, fake_latency_us)
+    assert sol.below_us <= target <= sol.above_us
+    assert sol.recipe == compound_at_phi(sol.knob)
+    assert sol.achieved_us == fake_latency_us(sol.recipe) and sol.achieved_us in (sol.below_us, sol.above_us)
+    assert sol.recipe.rules == "efficientnet"
+
+
+def test_phi_is_monotone_in_the_latency_target():
+    phis = [compound_recipe_latency(ms * 1000, fake_latency_us).knob for ms in (1, 3, 10, 30, 100)]
+    assert phis == sorted(phis)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "5"])
+def test_bad_latency_budget(bad):
+    with pytest.raises(ValueError, match="latency budget"):
+        L.check_latency_ms(bad)
+
+
+def test_mnasnet_reward():
+    assert L.mnasnet_reward(0.8, 15.0, 15.0) == pytest.approx(0.8)
+    assert L.mnasnet_reward(0.8, 30.0, 15.0) == pytest.approx(0.8 * 2 ** -0.07)
+    assert L.mnasnet_reward(0.8, 7.5, 15.0) > 0.8 > L.mnasnet_reward(0.8, 16.0, 15.0)
+    with pytest.raises(ValueError):
+        L.mnasnet_reward(0.8, 0.0, 15.0)
