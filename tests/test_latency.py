@@ -411,3 +411,153 @@ def test_mnasnet_reward():
     assert L.mnasnet_reward(0.8, 7.5, 15.0) > 0.8 > L.mnasnet_reward(0.8, 16.0, 15.0)
     with pytest.raises(ValueError):
         L.mnasnet_reward(0.8, 0.0, 15.0)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def device_files(tmp_path_factory):
+    """A fake table measured 'here' (this machine's profile) and the same table from 'elsewhere'."""
+    d = tmp_path_factory.mktemp("latency")
+    grid = L.grid_recipes(L.SMALL_GRID_SIDES, L.SMALL_GRID_WIDTHS, base_resolution=224, num_classes=1000)
+    grid += L.grid_recipes((16, 24, 32), L.SMALL_GRID_WIDTHS, base_resolution=32, num_classes=10)
+    table = fake_table(grid)
+    here = table.save(d / "here.json")
+    data = json.loads(here.read_text())
+    data["profile"]["cpu"] = "Some Other CPU 9000"
+    elsewhere = d / "elsewhere.json"
+    elsewhere.write_text(json.dumps(data))
+    return here, elsewhere
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from _fit_fixtures import synthetic_trials, write_study
+
+    directory = write_study(tmp_path_factory.mktemp("lat-study") / "study", synthetic_trials(seed=1))
+    assert main(["fit", str(directory), "--method", "pareto", "--pareto-k", "20"]) == 0
+    return directory
+
+
+def fake_stats(self, recipe):
+    return L.summarize_samples([1000.0, 1100.0, 1200.0], warmup=1)
+
+
+def test_latency_command_predicts_from_a_table_of_another_device(device_files, capsys, monkeypatch):
+    _, elsewhere = device_files
+    monkeypatch.setattr(L.Measurer, "measure_recipe", lambda *a: pytest.fail("measured on the wrong device"))
+    code, out, err = run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--device", elsewhere, "--json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    table = L.LatencyTable.load(elsewhere)
+    assert data["predicted"]["latency_us"] == pytest.approx(table.predict_us(Recipe(0.5, 0.5, 0.5)))
+    assert data["measured"] is None and data["device"]["cpu"] == "Some Other CPU 9000"
+    code, out, _ = run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--device", elsewhere)
+    assert code == 0 and "predicted" in out and "measured   not here" in out
+
+
+def test_latency_command_measures_here(device_files, capsys, monkeypatch):
+    here, _ = device_files
+    monkeypatch.setattr(L.Measurer, "measure_recipe", fake_stats)
+    data = json.loads(run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--device", here, "--json")[1])
+    assert data["measured"]["median_us"] == 1100.0 and data["predicted"]["latency_us"] > 0
+    data = json.loads(run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--threads", 2, "--json")[1])
+    assert data["predicted"] is None and data["threads"] == 2 and data["engine"] == "torch"
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--threads", 0], "threads must be"),
+    (["latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--batch", 0], "batch must be"),
+    (["latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--repeats", 0], "repeats must be"),
+    (["latency", "--r", -1, "--w", 0.5, "--d", 0.5], "r must be"),
+    (["latency-table", "--out", "x.json", "--calibration", 1], "calibration recipes"),
+    (["latency-table", "--out", "x.json", "--threads", 0], "threads must be"),
+])
+def test_latency_commands_reject_bad_input(capsys, argv, match):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_latency_command_engine_is_a_choice(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["latency", "--r", "1", "--w", "1", "--d", "1", "--engine", "tvm"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_options_contradicting_the_profile_are_errors(device_files, capsys):
+    _, elsewhere = device_files
+    code, _, err = run(capsys, "latency", "--r", 1, "--w", 1, "--d", 1, "--device", elsewhere, "--engine",
+                       "onnxruntime")
+    assert code == 2 and "contradicts the device table" in err
+
+
+def test_a_corrupt_device_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "tinyscale-latency-table", "format_')
+    code, _, err = run(capsys, "latency", "--r", 1, "--w", 1, "--d", 1, "--device", bad)
+    assert code == 2 and "truncated or corrupt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_scale_solves_phi_for_a_latency(device_files, capsys):
+    _, elsewhere = device_files
+    table = L.LatencyTable.load(elsewhere)
+    code, out, err = run(capsys, "scale", "--rule", "efficientnet", "--latency-ms", 20, "--device", elsewhere, "--json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    recipe = compound_at_phi(data["phi"])
+    assert data["latency_predicted_ms"] == pytest.approx(table.predict_us(recipe) / 1000)
+    assert data["latency_below_ms"] <= 20 <= data["latency_above_ms"]
+    assert data["macs"] == macs(recipe)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--rule", "fast", "--latency-ms", 5, "--device", "{d}"], "φ only (--rule efficientnet)"),
+    (["--rule", "efficientnet", "--latency-ms", 5], "needs both"),
+    (["--rule", "efficientnet", "--latency-ms", 5, "--ratio", 0.5, "--device", "{d}"], "not both"),
+    (["--rule", "efficientnet", "--latency-ms", -5, "--device", "{d}"], "latency budget"),
+])
+def test_scale_latency_errors(device_files, capsys, argv, match):
+    _, elsewhere = device_files
+    code, out, err = run(capsys, "scale", *[str(a).replace("{d}", str(elsewhere)) for a in argv])
+    assert code == 2 and match in err
+
+
+def test_recipe_meets_a_latency_on_another_device(study, device_files, capsys, monkeypatch):
+    _, elsewhere = device_files
+    monkeypatch.setattr(L.Measurer, "measure_recipe", lambda *a: pytest.fail("measured on the wrong device"))
+    table = L.LatencyTable.load(elsewhere)
+    lo = table.predict_us(Recipe(0.35, 0.3, 0.35, base_resolution=32, num_classes=10))
+    hi = table.predict_us(Recipe(1.0, 1.0, 1.5, base_resolution=32, num_classes=10))
+    target_ms = (lo + hi) / 2 / 1000
+    code, out, err = run(capsys, "recipe", study, "--latency-ms", target_ms, "--device", elsewhere, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    recipe = Recipe(data["r"], data["w"], data["d"], base_resolution=32, num_classes=10)
+    assert data["latency_predicted_ms"] == pytest.approx(table.predict_us(recipe) / 1000)
+    assert data["width_solved"] and data["latency_below_ms"] <= target_ms <= data["latency_above_ms"]
+    assert data["latency_measured_ms"] is None and data["macs"] == macs(recipe)
+
+
+def test_recipe_verifies_on_this_machine(study, device_files, capsys, monkeypatch):
+    here, _ = device_files
+    monkeypatch.setattr(L.Measurer, "measure_recipe", fake_stats)
+    code, out, err = run(capsys, "recipe", study, "--latency-ms", 2, "--device", here)
+    assert code == 0, err
+    assert "predicted" in out and "measured   1.100 ms median" in out and "MACs" in out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--latency-ms", 2], "needs --device"),
+    (["--ratio", 0.3, "--device", "x.json"], "--device goes with --latency-ms"),
+])
+def test_recipe_latency_errors(study, capsys, argv, match):
+    code, out, err = run(capsys, "recipe", study, *argv)
+    assert code == 2 and match in err

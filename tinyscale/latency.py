@@ -577,15 +577,18 @@ class LatencyTable:
         return self._estimates[part.key], False
 
     def estimate(self, part: Part) -> float:
-        """The nearest measured part of the same group, scaled by the MACs ratio."""
+        """The nearest measured part of the same group (role, kind, kernel, stride, skip;
+        distance in log side, log mid and log out channels, heads with the same number of
+        classes first), scaled by the ratio of the two parts' MACs."""
         best, best_dist = None, math.inf
         target = (math.log(part.size), math.log(part.mid_channels), math.log(part.out_channels))
         for entry in self.entries.values():
             p = entry.part
-            if p.group != part.group or (p.role == "head" and p.classes != part.classes and best is not None):
+            if p.group != part.group:
                 continue
             here = (math.log(p.size), math.log(p.mid_channels), math.log(p.out_channels))
-            dist = sum((a - b) ** 2 for a, b in zip(target, here))
+            # A head with the same classifier is preferred to any with another one.
+            dist = sum((a - b) ** 2 for a, b in zip(target, here)) + (p.classes != part.classes) * 1e6
             if dist < best_dist:
                 best, best_dist = entry, dist
         if best is None:
