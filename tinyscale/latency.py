@@ -618,14 +618,20 @@ class LatencyTable:
         return list(seen.values())
 
     # --- building -----------------------------------------------------------------------------
+    def add(self, part: Part, stats: LatencyStats) -> None:
+        """Enter one measured part (estimates made before are forgotten)."""
+        self.entries[part.key] = Entry(part, stats.median_us, stats.iqr_us)
+        self._estimates.clear()
+
+    def copy(self) -> LatencyTable:
+        return LatencyTable(self.profile, dict(self.entries), self.calibration, dict(self.measurement))
+
     def fill(self, recipes: Iterable[Recipe], measurer: Measurer, *, progress: bool = False) -> int:
         """Measure the parts of ``recipes`` the table lacks (exact keys); returns how many."""
         self._check_measurer(measurer)
         todo = self.missing(recipes)
-        self._estimates.clear()
         for part in _bar(todo, "parts", progress):
-            stats = measurer.measure_part(part)
-            self.entries[part.key] = Entry(part, stats.median_us, stats.iqr_us)
+            self.add(part, measurer.measure_part(part))
         self.measurement = {"part_warmup": measurer.part_warmup, "part_repeats": measurer.part_repeats,
                             "warmup": measurer.warmup, "repeats": measurer.repeats}
         return len(todo)
