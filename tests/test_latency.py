@@ -561,3 +561,90 @@ def test_recipe_verifies_on_this_machine(study, device_files, capsys, monkeypatc
 def test_recipe_latency_errors(study, capsys, argv, match):
     code, out, err = run(capsys, "recipe", study, *argv)
     assert code == 2 and match in err
+
+
+# --------------------------------------------------------------------------------------------
+# studies: predicted latency per trial, latency as the Pareto objective, MnasNet's reward
+
+
+def test_pareto_selection_with_a_latency_cost_ranks_by_latency():
+    from _fit_fixtures import synthetic_trials
+    from tinyscale.pareto import select
+
+    trials = synthetic_trials(seed=3)
+    # A device on which latency runs against MACs: the cheapest networks are the slowest.
+    inverse = {t.number: 1e12 / t.macs for t in trials}
+    by_macs = select(trials, 8)
+    by_lat = select(trials, 8, cost=lambda t: inverse[t.number])
+    assert {t.number for t in by_lat.front} != {t.number for t in by_macs.front}
+    # Front 1 under the latency cost is exactly the trials no other beats on both accuracy and latency.
+    expected = {t.number for t in trials
+                if not any(o.accuracy >= t.accuracy and inverse[o.number] <= inverse[t.number]
+                           and (o.accuracy > t.accuracy or inverse[o.number] < inverse[t.number]) for o in trials)}
+    assert {t.number for t in by_lat.front} == expected
+    with pytest.raises(ValueError, match="positive number"):
+        select(trials, 8, cost=lambda t: 0.0)
+
+
+def test_fit_objective_latency_needs_a_table_and_the_pareto_method(study, device_files, capsys):
+    code, _, err = run(capsys, "fit", study, "--method", "pareto", "--objective", "latency")
+    assert code == 2 and "needs a device table" in err
+    _, elsewhere = device_files
+    code, _, err = run(capsys, "fit", study, "--objective", "latency", "--device", elsewhere)
+    assert code == 2 and "for the pareto method" in err
+    code, _, err = run(capsys, "fit", study, "--method", "pareto", "--device", elsewhere)
+    assert code == 2 and "--device goes with --objective latency" in err
+
+
+def test_fit_objective_latency_selects_on_predicted_latency(tmp_path, device_files, capsys):
+    from _fit_fixtures import synthetic_trials, write_study
+    from tinyscale.gp import ScalingFit
+    from tinyscale.pareto import select
+
+    _, elsewhere = device_files
+    directory = write_study(tmp_path / "s", synthetic_trials(seed=1))
+    code, out, err = run(capsys, "fit", directory, "--method", "pareto", "--pareto-k", 12, "--objective", "latency",
+                         "--device", elsewhere, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    table = L.LatencyTable.load(elsewhere)
+    trials = synthetic_trials(seed=1)
+    expected = select(trials, 12, cost=lambda t: table.predict_us(t.recipe))
+    assert data["objective"] == "latency" and data["selected"] == sorted(t.number for t in expected.selected)
+    assert ScalingFit.load(directory).objective == "latency"
+
+
+def test_trials_show_predicted_latency_and_reward(tmp_path, device_files, capsys):
+    from _fit_fixtures import synthetic_trials, write_study
+
+    _, elsewhere = device_files
+    directory = write_study(tmp_path / "s", synthetic_trials(n_good=6, n_decoys=2, seed=1))
+    data = json.loads(run(capsys, "trials", directory, "--json")[1])
+    assert "latency_ms" not in data["trials"][0] and "device" not in data
+    L.keep_with_study(directory, L.LatencyTable.load(elsewhere))  # what `study --device FILE` does
+    table = L.LatencyTable.load(directory / L.STUDY_FILE)
+    data = json.loads(run(capsys, "trials", directory, "--json", "--target-ms", 3)[1])
+    for row in data["trials"]:
+        recipe = Recipe(row["r"], row["w"], row["d"], base_resolution=32, num_classes=10)
+        assert row["latency_ms"] == pytest.approx(table.predict_us(recipe) / 1000)
+        assert row["reward"] == pytest.approx(row["accuracy"] * (row["latency_ms"] / 3) ** -0.07)
+    code, out, _ = run(capsys, "trials", directory, "--target-ms", 3)
+    assert code == 0 and "lat ms" in out and "best MnasNet reward at 3 ms" in out
+
+
+def test_trials_reward_needs_a_table(tmp_path, capsys):
+    from _fit_fixtures import synthetic_trials, write_study
+
+    directory = write_study(tmp_path / "s", synthetic_trials(n_good=6, n_decoys=2, seed=1))
+    code, _, err = run(capsys, "trials", directory, "--target-ms", 3)
+    assert code == 2 and "needs a device table" in err
+
+
+def test_study_keeps_a_valid_device_table_and_refuses_a_bad_one(tmp_path, device_files, capsys):
+    _, elsewhere = device_files
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    code, _, err = run(capsys, "study", "--data", "generated", "--out", tmp_path / "s", "--trials", 1,
+                       "--device", bad, "--quiet")
+    assert code == 2 and "not a tinyscale latency table" in err
+    assert not (tmp_path / "s" / "config.json").exists()

@@ -59,6 +59,7 @@ from tinyscale.cost import _block_cost
 from tinyscale.recipe import Recipe
 
 FORMAT = "tinyscale-latency-table"
+STUDY_FILE = "latency.json"  # a study's device table (`tinyscale study --device FILE` copies it there)
 FORMAT_VERSION = 1
 FAMILY = "efficientnet-b0"
 ENGINES = ("torch", "onnxruntime")
@@ -851,3 +852,29 @@ def mnasnet_reward(accuracy: float, latency_ms: float, target_ms: float, beta: f
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number of milliseconds, got {value!r}")
     return float(accuracy) * (float(latency_ms) / float(target_ms)) ** beta
+
+
+# --------------------------------------------------------------------------------------------
+# Studies
+
+
+def study_table(directory: str | os.PathLike, device: str | os.PathLike | None = None) -> LatencyTable | None:
+    """The device table to judge a study's trials by: ``device`` if given, else the one the
+    study keeps (``DIR/latency.json``), else None."""
+    if device is not None:
+        return LatencyTable.load(device)
+    path = Path(directory) / STUDY_FILE
+    return LatencyTable.load(path) if path.is_file() else None
+
+
+def keep_with_study(directory: str | os.PathLike, table: LatencyTable) -> Path:
+    """Store ``table`` as the study's device table (the trials' latencies are predicted from
+    it whenever they are read, so they cannot disagree with the table kept beside them)."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    return table.save(path / STUDY_FILE)
+
+
+def trial_latencies(trials, table: LatencyTable) -> dict[int, float]:
+    """Trial number -> predicted latency (µs) of its recipe on ``table``'s device."""
+    return {t.number: table.predict_us(t.recipe) for t in trials}
