@@ -648,3 +648,39 @@ def test_study_keeps_a_valid_device_table_and_refuses_a_bad_one(tmp_path, device
                        "--device", bad, "--quiet")
     assert code == 2 and "not a tinyscale latency table" in err
     assert not (tmp_path / "s" / "config.json").exists()
+
+
+def test_solver_latency_answer_meets_the_target_and_reads_like_a_ratio_answer(device_files):
+    from _fit_fixtures import fitted
+    from tinyscale.cost import cost, ratio
+    from tinyscale.solve import RecipeSolver
+
+    solver = RecipeSolver(fitted(1))
+    table = L.LatencyTable.load(device_files[1])
+    lo = table.predict_us(solver.solve(0.08).recipe)
+    hi = table.predict_us(solver.solve(0.8).recipe)
+    targets = [lo + (hi - lo) * f for f in (0.2, 0.5, 0.8)]
+    answers = [solver.solve_latency(t, table.predict_us) for t in targets]
+    for target, ans in zip(targets, answers):
+        assert ans.width_solved and ans.below_us <= target <= ans.above_us
+        assert ans.predicted_us == table.predict_us(ans.recipe)
+        assert (ans.recipe.r, ans.recipe.d) == (ans.at_ratio.recipe.r, ans.at_ratio.recipe.d)
+        shaped = ans.recipe_answer()
+        assert shaped.recipe == ans.recipe and shaped.macs == cost(ans.recipe).macs
+        assert shaped.achieved == pytest.approx(ratio(ans.recipe))
+    assert [a.predicted_us for a in answers] == sorted(a.predicted_us for a in answers)
+    with pytest.raises(ValueError, match="out of reach for the fitted recipes"):
+        solver.solve_latency(lo / 1000, table.predict_us)
+
+
+def test_first_reaching_stops_at_the_tolerance():
+    from tinyscale.steps import first_reaching
+
+    calls = []
+
+    def value(recipe):
+        calls.append(recipe.w)
+        return recipe.w
+
+    t = first_reaching(value, lambda w: Recipe(1, w, 1), 0.3, 0.01, 8.0, tol=1e-3)
+    assert 0.3 <= t <= 0.3 + 1e-3 and len(calls) <= 14

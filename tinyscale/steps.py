@@ -24,12 +24,13 @@ Measure = Callable[[Recipe], float]
 
 
 def first_reaching(value: Measure, make: Callable[[float], Recipe], target: float, lo: float, hi: float,
-                   *, strict: bool = False) -> float:
+                   *, strict: bool = False, tol: float = 0.0) -> float:
     """Smallest knob t in (lo, hi] with value(make(t)) >= target (> target when ``strict``),
-    given that lo does not reach it and hi does."""
+    given that lo does not reach it and hi does; to within ``tol`` of the knob if given (the
+    bisection stops once hi - lo <= tol and returns hi, which reaches the target)."""
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
+        if mid <= lo or mid >= hi or hi - lo <= tol:
             break
         v = value(make(mid))
         if v > target or (not strict and v == target):
