@@ -6,7 +6,6 @@ profile files and the solvers run on fake, deterministic latencies.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from _latency_fixtures import FakeClock, fake_duration_us, fake_measurer, fake_table
 from baselines.efficientnet import compound_at_phi, compound_recipe_latency
 from tinyscale import latency as L
 from tinyscale.arch import build_architecture
@@ -24,44 +24,6 @@ from tinyscale.recipe import Recipe
 
 # --------------------------------------------------------------------------------------------
 # fakes
-
-
-class FakeClock:
-    """Nanoseconds that move only when a fake run says so."""
-
-    def __init__(self) -> None:
-        self.now = 0
-        self.reads = 0
-
-    def __call__(self) -> int:
-        self.reads += 1
-        return self.now
-
-
-def fake_duration_us(module, shape) -> float:
-    """A deterministic 'latency' that grows with the work: parameters and input size."""
-    n_params = sum(p.numel() for p in module.parameters())
-    return 3.0 + n_params / 400.0 + math.prod(shape) / 100.0
-
-
-def fake_measurer(**kw) -> L.Measurer:
-    clock = FakeClock()
-    calls = []
-
-    @contextlib.contextmanager
-    def factory(measurer, module, shape, whole):
-        us = fake_duration_us(module, shape) + (25.0 if whole else 0.0)
-        calls.append((tuple(shape), whole))
-
-        def run():
-            clock.now += int(round(us * 1000))
-
-        yield run
-
-    m = L.Measurer(clock=clock, runner_factory=factory, **{"warmup": 2, "repeats": 3, "part_warmup": 1,
-                                                           "part_repeats": 2, **kw})
-    m.calls = calls  # type: ignore[attr-defined]
-    return m
 
 
 def fake_latency_us(recipe: Recipe) -> float:
@@ -201,13 +163,6 @@ def test_part_modules_chain_into_the_network_shapes():
     assert tuple(x.shape) == (2, 7)
 
 
-def fake_table(recipes, **kw) -> L.LatencyTable:
-    m = fake_measurer(**kw)
-    table = L.LatencyTable(m.profile())
-    table.fill(recipes, m)
-    return table
-
-
 def test_fill_measures_each_distinct_part_once_and_prediction_sums_them():
     recipes = random_recipes(4, seed=2, base=64)
     m = fake_measurer()
@@ -225,22 +180,35 @@ def test_fill_measures_each_distinct_part_once_and_prediction_sums_them():
         assert pred.latency_us == pytest.approx(expected, rel=1e-6)  # identity calibration
 
 
-def test_missing_part_is_estimated_from_its_nearest_neighbour_scaled_by_macs():
-    known = Recipe(0.5, 0.5, 1.0, base_resolution=64)
-    table = fake_table([known])
-    other = Recipe(0.5, 0.75, 1.0, base_resolution=64)
+def affine_table(recipes, fixed_us=40.0, per_mac_us=2e-5) -> L.LatencyTable:
+    """Entries whose latency is exactly fixed + per_mac · MACs (the estimate's own model)."""
+    table = L.LatencyTable(L.DeviceProfile.current())
+    for r in recipes:
+        for p in L.recipe_parts(r):
+            table.entries[p.key] = L.Entry(p, fixed_us + per_mac_us * p.macs, 0.0)
+    return table
+
+
+def test_missing_part_is_estimated_by_a_local_fixed_plus_per_mac_fit():
+    table = affine_table(L.grid_recipes((48, 64, 96), (0.35, 0.5, 0.7, 1.0), base_resolution=96))
+    other = Recipe(0.61, 0.8, 1.0, base_resolution=96)
     parts = L.recipe_parts(other)
     pred = table.predict(other)
     assert pred.estimated == sum(p.key not in table.entries for p in parts) > 0
     for part in parts:
-        us, exact = table.lookup(part)
-        if exact:
-            continue
-        same = [e for e in table.entries.values() if e.part.group == part.group]
-        nearest = min(same, key=lambda e: (math.log(e.part.size / part.size) ** 2
-                                           + math.log(e.part.mid_channels / part.mid_channels) ** 2
-                                           + math.log(e.part.out_channels / part.out_channels) ** 2))
-        assert us == pytest.approx(nearest.median_us * part.macs / nearest.part.macs)
+        us, _ = table.lookup(part)
+        assert us == pytest.approx(40.0 + 2e-5 * part.macs, rel=1e-6)
+    assert pred.summed_us == pytest.approx(sum(40.0 + 2e-5 * p.macs for p in parts), rel=1e-6)
+
+
+def test_estimate_from_a_single_neighbour_scales_by_macs():
+    known = Recipe(0.5, 0.5, 1.0, base_resolution=64)
+    table = affine_table([known])
+    heads = [e for e in table.entries.values() if e.part.role == "head"]
+    assert len(heads) == 1
+    other = L.recipe_parts(Recipe(0.5, 1.5, 1.0, base_resolution=64))[-1]
+    assert other.key not in table.entries
+    assert table.lookup(other)[0] == pytest.approx(heads[0].median_us * other.macs / heads[0].part.macs)
 
 
 def test_estimate_without_a_comparable_part_is_an_error():
@@ -684,3 +652,20 @@ def test_first_reaching_stops_at_the_tolerance():
 
     t = first_reaching(value, lambda w: Recipe(1, w, 1), 0.3, 0.01, 8.0, tol=1e-3)
     assert 0.3 <= t <= 0.3 + 1e-3 and len(calls) <= 14
+
+
+def test_accuracy_figure_over_latency_uses_the_predicted_latency():
+    from _fit_fixtures import synthetic_trials
+    from tinyscale import plots
+    from tinyscale.pareto import select
+
+    trials = synthetic_trials(n_good=8, n_decoys=4, seed=2)
+    ms = {t.recipe: 1.0 + t.number for t in trials}
+    sel = select(trials, 4, cost=lambda t: ms[t.recipe])
+    fig = plots.accuracy_figure(sel, latency_ms=lambda r: ms[r])
+    assert fig.layout.xaxis.title.text == "predicted latency (ms)"
+    by_name = {t.name: t for t in fig.data}
+    chosen = by_name[plots.TRACE_SELECTED]
+    assert sorted(chosen.x) == sorted(ms[t.recipe] for t in sel.selected)
+    front = by_name[plots.TRACE_FRONT]
+    assert list(front.x) == sorted(ms[t.recipe] for t in sel.front)

@@ -21,9 +21,10 @@ Answers are microseconds.
 Which shapes are measured (the choice): a **grid of recipes** (`grid_recipes`: input sides ×
 widths, deep enough that every stage has a repeated block, both rule sets), since d changes
 only how often a shape repeats, not which shapes exist; a part that is not in the table is
-**estimated** from the nearest measured part of the same role, kind, kernel, stride and skip
-(distance in log side, log mid and log out channels), scaled by the ratio of their MACs, and
-the prediction says how many parts were estimated. `LatencyTable.fill` measures the exact parts
+**estimated** from the nearest measured parts of the same role, kind, kernel, stride and skip
+(distance in log side, log mid and log out channels) by a local fit a + b·MACs (a fixed cost
+per call plus a cost per MAC: small maps are dominated by the first), and the prediction says
+how many parts were estimated. `LatencyTable.fill` measures the exact parts
 of given recipes instead (lazy, FBNet's exact table) when the device is at hand.
 
 A **profile** file (`DeviceProfile` + entries + calibration, JSON, `FORMAT_VERSION`) is portable:
@@ -67,6 +68,8 @@ ENGINES = ("torch", "onnxruntime")
 NETWORK_WARMUP, NETWORK_REPEATS = 10, 50
 # Parts: many more of them, each short.
 PART_WARMUP, PART_REPEATS = 5, 25
+# Measured parts a missing part is estimated from (`LatencyTable.estimate`).
+ESTIMATE_NEIGHBOURS = 4
 # MnasNet's soft latency reward exponent (Tan et al. 2019, β = w = -0.07).
 MNASNET_BETA = -0.07
 
@@ -578,23 +581,35 @@ class LatencyTable:
         return self._estimates[part.key], False
 
     def estimate(self, part: Part) -> float:
-        """The nearest measured part of the same group (role, kind, kernel, stride, skip;
-        distance in log side, log mid and log out channels, heads with the same number of
-        classes first), scaled by the ratio of the two parts' MACs."""
-        best, best_dist = None, math.inf
+        """A part the table lacks, from the measured parts of its group (role, kind, kernel,
+        stride, skip): the `ESTIMATE_NEIGHBOURS` nearest (distance in log side, log mid and log
+        out channels; heads with the same number of classes first) give a local fit
+        latency = a + b·MACs (a, b >= 0: a fixed cost per call plus a cost per MAC); with one
+        neighbour, or neighbours of equal MACs, its latency scaled by the ratio of MACs."""
+        import numpy as np
+        from scipy.optimize import nnls
+
         target = (math.log(part.size), math.log(part.mid_channels), math.log(part.out_channels))
+        scored = []
         for entry in self.entries.values():
             p = entry.part
             if p.group != part.group:
                 continue
             here = (math.log(p.size), math.log(p.mid_channels), math.log(p.out_channels))
-            # A head with the same classifier is preferred to any with another one.
             dist = sum((a - b) ** 2 for a, b in zip(target, here)) + (p.classes != part.classes) * 1e6
-            if dist < best_dist:
-                best, best_dist = entry, dist
-        if best is None:
+            scored.append((dist, entry.part.key, entry))
+        if not scored:
             raise ValueError(f"the latency table has no {part.role} part like {part.key} "
                              "(nothing of its kind, kernel and stride was measured)")
+        scored.sort(key=lambda x: (x[0], x[1]))
+        near = [e for _, _, e in scored[:ESTIMATE_NEIGHBOURS]]
+        xs = np.array([float(e.part.macs) for e in near])
+        if len(near) >= 2 and xs.max() > xs.min():
+            ys = np.array([e.median_us for e in near])
+            (a, b), _ = nnls(np.column_stack([np.ones_like(xs), xs]), ys)
+            if b > 0:
+                return float(a + b * part.macs)
+        best = near[0]
         return best.median_us * part.macs / max(1, best.part.macs)
 
     def predict(self, recipe: Recipe) -> Prediction:
