@@ -483,7 +483,15 @@ def test_scale_solves_phi_for_a_latency(device_files, capsys):
     recipe = compound_at_phi(data["phi"])
     assert data["latency_predicted_ms"] == pytest.approx(table.predict_us(recipe) / 1000)
     assert data["latency_below_ms"] <= 20 <= data["latency_above_ms"]
-    assert data["macs"] == macs(recipe)
+    assert data["macs"] == macs(recipe) and data["latency_measured_ms"] is None
+
+
+def test_scale_latency_verifies_on_this_machine(device_files, capsys, monkeypatch):
+    here, _ = device_files
+    monkeypatch.setattr(L.Measurer, "measure_recipe", fake_stats)
+    code, out, err = run(capsys, "scale", "--rule", "efficientnet", "--latency-ms", 20, "--device", here)
+    assert code == 0, err
+    assert "measured   1.100 ms median" in out
 
 
 @pytest.mark.parametrize("argv, match", [
