@@ -37,12 +37,15 @@ from tinyscale.latency import (
     LatencyTable,
     Measurer,
     build_table,
-    calibration_recipes,
+    recipe_parts,
 )
 from tinyscale.recipe import Recipe
 
 
-def test_recipes(n: int, seed: int, exclude: set[Recipe]) -> list[Recipe]:
+def test_recipes(n: int, seed: int, exclude: list[Recipe]) -> list[Recipe]:
+    """``n`` seeded random recipes at base 224, none building the same network as one in
+    ``exclude`` (the table's calibration networks)."""
+    seen = {recipe_parts(r) for r in exclude}
     rng = random.Random(seed)
 
     def log_uniform(lo: float, hi: float) -> float:
@@ -51,7 +54,7 @@ def test_recipes(n: int, seed: int, exclude: set[Recipe]) -> list[Recipe]:
     out: list[Recipe] = []
     while len(out) < n:
         r = Recipe(r=log_uniform(0.35, 1.15), w=log_uniform(0.3, 1.3), d=log_uniform(0.35, 1.5))
-        if r not in exclude and r not in out:
+        if recipe_parts(r) not in seen and r not in out:
             out.append(r)
     return out
 
@@ -87,7 +90,7 @@ def run_engine(engine: str, args: argparse.Namespace, out: Path) -> dict:
     if not table.profile.same_device(measurer.profile()):
         sys.exit(f"{table_file} was measured on another device or setting: {table.profile.describe()}")
 
-    recipes = test_recipes(args.recipes, args.seed + 1, set(calibration_recipes(seed=args.seed)))
+    recipes = test_recipes(args.recipes, args.seed + 1, [p.recipe for p in table.calibration.points])
     grid_pred = {r: table.predict(r) for r in recipes}
 
     exact_file = out / f"{engine}-table-exact.json"

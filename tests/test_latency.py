@@ -677,3 +677,24 @@ def test_accuracy_figure_over_latency_uses_the_predicted_latency():
     assert sorted(chosen.x) == sorted(ms[t.recipe] for t in sel.selected)
     front = by_name[plots.TRACE_FRONT]
     assert list(front.x) == sorted(ms[t.recipe] for t in sel.front)
+
+
+def test_build_table_on_given_sides_widths_and_classes():
+    from _latency_fixtures import fake_measurer
+
+    table = L.build_table(fake_measurer(), sides=[16, 32], widths=[0.5, 1.0], num_classes=10, calibration=4)
+    sizes = {e.part.size for e in table.entries.values() if e.part.role == "stem"}
+    assert sizes == {16, 32}
+    assert {e.part.classes for e in table.entries.values() if e.part.role == "head"} == {10}
+    study_recipe = Recipe((24 + 0.5) / 32, 0.7, 0.8, base_resolution=32, num_classes=10)
+    assert table.predict(study_recipe).latency_us > 0
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--sides", "16,x"], "--sides takes comma-separated numbers"),
+    (["--sides", "4,16"], "grid sides must be"),
+    (["--widths", "0.5,9"], "grid widths must be"),
+])
+def test_latency_table_grid_options_are_checked(capsys, tmp_path, argv, match):
+    code, _, err = run(capsys, "latency-table", "--out", tmp_path / "t.json", *argv)
+    assert code == 2 and match in err and not (tmp_path / "t.json").exists()

@@ -790,15 +790,29 @@ def calibration_recipes(sides: Iterable[int] = GRID_SIDES, widths: Iterable[floa
 
 
 def build_table(measurer: Measurer, *, grid: str = "default", calibration: int = 8, progress: bool = False,
-                seed: int = 0) -> LatencyTable:
-    """A table for this machine: the grid's parts, then ``calibration`` whole networks."""
+                seed: int = 0, sides: Iterable[int] | None = None, widths: Iterable[float] | None = None,
+                num_classes: int = 1000) -> LatencyTable:
+    """A table for this machine: the grid's parts, then ``calibration`` whole networks.
+
+    ``sides`` (input sides in px) and ``widths`` replace the named grid's, e.g. to cover a
+    study at base 32 px (parts on 4-32 px maps) rather than ImageNet-sized inputs;
+    ``num_classes`` is the classifier the heads are timed with."""
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
     _check_count("calibration recipes", calibration, 2)
-    sides, widths = GRIDS[grid]
+    grid_sides, grid_widths = GRIDS[grid]
+    sides = tuple(grid_sides if sides is None else sides)
+    widths = tuple(grid_widths if widths is None else widths)
+    if not sides or any(isinstance(x, bool) or not isinstance(x, int) or not 8 <= x <= 1024 for x in sides):
+        raise ValueError(f"grid sides must be whole numbers of pixels from 8 to 1024, got {list(sides)}")
+    if not widths or any(not (isinstance(x, (int, float)) and 0.05 <= x <= 4) for x in widths):
+        raise ValueError(f"grid widths must be multipliers from 0.05 to 4, got {list(widths)}")
+    base = max(sides)  # r = side / base stays <= 1 (any base works: the parts depend on the side only)
     table = LatencyTable(measurer.profile())
-    table.fill(grid_recipes(sides, widths), measurer, progress=progress)
-    table.calibrate(calibration_recipes(sides, widths, count=calibration, seed=seed), measurer, progress=progress)
+    table.fill(grid_recipes(sides, widths, base_resolution=base, num_classes=num_classes), measurer,
+               progress=progress)
+    table.calibrate(calibration_recipes(sides, widths, count=calibration, seed=seed, base_resolution=base,
+                                        num_classes=num_classes), measurer, progress=progress)
     return table
 
 

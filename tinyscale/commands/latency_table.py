@@ -18,6 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_args(p)
     p.add_argument("--grid", choices=("default", "small"), default="default",
                    help="default: 7 input sides x 6 widths; small: 3 x 3 (a quick, coarser table)")
+    p.add_argument("--sides", default=None, metavar="PX,PX,...",
+                   help="input sides of the grid in pixels, replacing --grid's (e.g. 16,24,32,48 for a study at "
+                        "base 32 px)")
+    p.add_argument("--widths", default=None, metavar="W,W,...", help="width multipliers of the grid, replacing --grid's")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs of the heads timed (default 1000)")
     p.add_argument("--calibration", type=int, default=8, help="whole networks timed for the correction (default 8)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per whole network (default 50)")
     p.add_argument("--part-repeats", type=int, default=None, help="timed runs per part (default 25)")
@@ -37,10 +42,21 @@ def run(args: argparse.Namespace) -> int:
         measurer = replace(measurer, part_repeats=args.part_repeats)
     else:
         measurer = replace(measurer, part_repeats=PART_REPEATS)
-    table = build_table(measurer, grid=args.grid, calibration=args.calibration, progress=not args.no_progress)
+    sides = None if args.sides is None else _numbers(args.sides, int, "--sides")
+    widths = None if args.widths is None else _numbers(args.widths, float, "--widths")
+    table = build_table(measurer, grid=args.grid, calibration=args.calibration, progress=not args.no_progress,
+                        sides=sides, widths=widths, num_classes=args.num_classes)
     path = table.save(args.out)
     cal = table.calibration
     print(f"wrote {path}: {len(table.entries)} parts, {len(cal.points)} calibration networks")
     print(f"device     {table.profile.describe()}")
     print(f"correction measured = {cal.slope:.3f} x summed + {cal.per_part_us:.1f} us x parts + {cal.intercept_us:.0f} us")
     return 0
+
+
+def _numbers(text: str, kind, option: str) -> list:
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
