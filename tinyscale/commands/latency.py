@@ -63,6 +63,23 @@ def is_this_machine(table) -> bool:
     return p.same_device(DeviceProfile.current(p.engine, p.threads, p.batch))
 
 
+def measure_if_here(table, recipe, args: argparse.Namespace):
+    """One real measurement of ``recipe`` with the table's setting when the table was measured
+    on this machine (`LatencyStats`), else None: what `recipe` and `scale` verify a predicted
+    answer with."""
+    if not is_this_machine(table):
+        return None
+    p = table.profile
+    return measurer_for(p.engine, p.threads, p.batch, args).measure_recipe(recipe)
+
+
+def measured_line(measured) -> str:
+    if measured is None:
+        return "not here (the table is another device's or setting's)"
+    return (f"{measured.median_ms:.3f} ms median, IQR {measured.iqr_us / 1000:.3f} ms "
+            f"(this machine, {measured.runs} runs)")
+
+
 def measurer_for(engine: str, threads: int, batch: int, args: argparse.Namespace):
     from tinyscale.latency import NETWORK_REPEATS, NETWORK_WARMUP, Measurer
 

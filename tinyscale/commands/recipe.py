@@ -115,7 +115,7 @@ def run_latency(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from tinyscale.commands.latency import is_this_machine, measurer_for
+    from tinyscale.commands.latency import measure_if_here, measured_line
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.solve import RecipeSolver
     from tinyscale.summary import format_summary, summarize
@@ -130,10 +130,7 @@ def run_latency(args: argparse.Namespace) -> int:
     stale = stale_fit_note(args.study_dir, solver.fit)
     if stale:
         print(f"note: {stale}", file=sys.stderr)
-    measured = None
-    if is_this_machine(table):
-        prof = table.profile
-        measured = measurer_for(prof.engine, prof.threads, prof.batch, args).measure_recipe(ans.recipe)
+    measured = measure_if_here(table, ans.recipe, args)
     fields = answer_fields(ans.at_ratio)
     fields.update(summarize(ans.recipe).to_dict())
     fields.update({
@@ -152,11 +149,7 @@ def run_latency(args: argparse.Namespace) -> int:
              "latency": f"target {target_ms:g} ms, predicted {ans.predicted_us / 1000:.3f} ms"
                         + (f" (rounding step {ans.below_us / 1000:.3f} .. {ans.above_us / 1000:.3f} ms)"
                            if ans.below_us is not None else "")}
-    if measured is not None:
-        extra["measured"] = (f"{measured.median_ms:.3f} ms median, IQR {measured.iqr_us / 1000:.3f} ms "
-                             f"(this machine, {measured.runs} runs)")
-    else:
-        extra["measured"] = "not here (the table is another device's or setting's)"
+    extra["measured"] = measured_line(measured)
     if not ans.width_solved:
         extra["note"] = ("no width meets the latency at the fit's r and d; this is the fit's answer at "
                          f"c={ans.at_ratio.target:.4g}")

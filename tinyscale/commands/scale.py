@@ -85,7 +85,7 @@ def run_latency(args: argparse.Namespace) -> int:
     """--rule efficientnet --latency-ms X --device FILE: φ solved for the predicted latency
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
     from baselines.efficientnet import compound_recipe_latency
-    from tinyscale.commands.latency import is_this_machine, measurer_for
+    from tinyscale.commands.latency import measure_if_here, measured_line
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.summary import format_summary, summarize
 
@@ -99,10 +99,7 @@ def run_latency(args: argparse.Namespace) -> int:
     table = LatencyTable.load(args.device)
     sol = compound_recipe_latency(target_ms * 1000.0, table.predict_us, base_resolution=args.base_resolution,
                                   num_classes=args.num_classes)
-    measured = None
-    if is_this_machine(table):
-        prof = table.profile
-        measured = measurer_for(prof.engine, prof.threads, prof.batch, args).measure_recipe(sol.recipe)
+    measured = measure_if_here(table, sol.recipe, args)
     s = summarize(sol.recipe)
     if args.json:
         out = s.to_dict()
@@ -118,8 +115,7 @@ def run_latency(args: argparse.Namespace) -> int:
         "device": table.profile.describe(),
         "latency": (f"target {target_ms:g} ms, predicted {sol.achieved_us / 1000:.3f} ms "
                     f"(adjacent steps {sol.below_us / 1000:.3f} / {sol.above_us / 1000:.3f} ms)"),
-        "measured": ("not here (the table is another device's or setting's)" if measured is None else
-                     f"{measured.median_ms:.3f} ms median, IQR {measured.iqr_us / 1000:.3f} ms (this machine)"),
+        "measured": measured_line(measured),
         "phi": f"{sol.knob:g}",
     }))
     return 0
