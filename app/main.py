@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tinyscale.defaults import DEMO_STUDY_DIR, STUDY_ENV
+from tinyscale.defaults import DEMO_STUDY_DIR, DEVICES_ENV, STUDY_ENV
 
 REFRESH_SECONDS = 3  # how often the status panel re-reads a running study
 
@@ -25,6 +25,14 @@ def study_dir_from_args() -> Path:
     parser.add_argument("--study", default=None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     return Path(args.study or os.environ.get(STUDY_ENV) or DEMO_STUDY_DIR).resolve()
+
+
+def device_paths_from_env() -> list[str]:
+    """Latency tables to offer besides the study's: $TINYSCALE_DEVICES (`tinyscale app --device`)."""
+    return [p for p in os.environ.get(DEVICES_ENV, "").split(os.pathsep) if p]
+
+
+BUDGET_MACS, BUDGET_LATENCY = "MACs ratio", "Latency (ms)"
 
 
 # ----------------------------------------------------------------------------------- cached
@@ -102,7 +110,19 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
         st.rerun(scope="app")  # new results: refit and redraw everything
 
 
-def recipe_panel(answer) -> None:
+def devices_panel(devices) -> None:
+    """The latency tables loaded, and the ones that could not be read."""
+    if not devices:
+        return
+    st.markdown("**Device profiles**")
+    for d in devices:
+        if d.table is not None:
+            st.caption(f"{d.name} ({len(d.table.entries)} parts)")
+        else:
+            st.warning(f"{d.path} not loaded: {d.error}")
+
+
+def recipe_panel(answer, devices=()) -> None:
     import pandas as pd
 
     from tinyscale.solve import NoteKind
@@ -123,6 +143,12 @@ def recipe_panel(answer) -> None:
         f"r band [{answer.r_band[0]:.3f}, {answer.r_band[1]:.3f}] around GP mean {answer.r_mean:.3f} · "
         f"d band [{answer.d_band[0]:.3f}, {answer.d_band[1]:.3f}] around GP mean {answer.d_mean:.3f} (95 %)"
     )
+    if devices:
+        cols = st.columns(min(3, len(devices)))
+        for i, d in enumerate(devices):
+            ms = d.table.predict_us(answer.recipe) / 1000.0
+            cols[i % len(cols)].metric(f"latency · {d.name}", f"{ms:.3f} ms",
+                                       help=f"predicted from the table at {d.path}")
     if answer.extrapolated:
         lo, hi = answer.c_range
         st.warning(f"Extrapolation: c = {answer.target:.4g} is outside the studied range "
@@ -203,11 +229,16 @@ def main() -> None:
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
         return
     completed = [t for t in trials if t.state == "completed"]
+    from tinyscale.assistant import device_tables
+
+    devices = device_tables(study_dir, device_paths_from_env())
+    usable_devices = [d for d in devices if d.table is not None]
 
     active = running.counts.get("running", 0) + running.counts.get("pending", 0)
     unfinished = bool(active or (running.target_trials and running.finished < running.target_trials))
     with st.sidebar:
         st.fragment(status_panel, run_every=REFRESH_SECONDS if unfinished else None)(study_dir, len(completed))
+        devices_panel(devices)
 
     from tinyscale.gp import FIT_FILE
 
@@ -225,20 +256,25 @@ def main() -> None:
     if source is None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
-        design_panel(study_dir, source, config, drawn, completed)
+        design_panel(study_dir, source, config, drawn, completed, usable_devices)
     trust_panel(study_dir, len(completed))
 
-    tabs = st.tabs(["Accuracy vs MACs", "Compare", "Trials", "Fit diagnostics"])
-    with tabs[0]:
+    names = ["Accuracy vs MACs", *(["Accuracy vs latency"] if usable_devices else []), "Compare", "Trials",
+             "Fit diagnostics"]
+    tabs = dict(zip(names, st.tabs(names)))
+    with tabs["Accuracy vs MACs"]:
         accuracy_tab(completed, source)
-    with tabs[1]:
+    if usable_devices:
+        with tabs["Accuracy vs latency"]:
+            latency_tab(completed, source, usable_devices)
+    with tabs["Compare"]:
         compare_tab(study_dir)
-    with tabs[2]:
+    with tabs["Trials"]:
         st.dataframe([{"trial": t.number, "state": t.state, "proposed by": t.proposed_by, "r": t.recipe.r,
                        "w": t.recipe.w, "d": t.recipe.d, "px": t.recipe.resolution, "ratio": t.ratio, "MACs": t.macs,
                        "params": t.params, "accuracy": t.accuracy, "reason": t.reason} for t in trials],
                      hide_index=True)
-    with tabs[3]:
+    with tabs["Fit diagnostics"]:
         if source is not None:
             from tinyscale.gp import format_fit
 
@@ -246,17 +282,17 @@ def main() -> None:
 
 
 @st.fragment
-def design_panel(study_dir: Path, source, config, drawn, completed) -> None:
+def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) -> None:
     """Slider, recipe, downloads and the r/w/d curves with the slider marked. A fragment: a
     slider move reruns only this, not the study read, the accuracy plot or the tables."""
     from tinyscale import plots
     from tinyscale.assistant import fit_models
 
-    answer = target_controls(source, config, drawn.stops)
+    answer = target_controls(source, config, drawn, devices)
     left, right = st.columns([5, 6], gap="large")
     with left:
         if answer is not None:
-            recipe_panel(answer)
+            recipe_panel(answer, devices)
             export_panel(study_dir, answer, source)
     with right:
         figure = plots.scaling_figure(drawn.answers, completed, fit_models(source, completed), drawn.efficientnet,
@@ -275,7 +311,41 @@ def design_panel(study_dir: Path, source, config, drawn, completed) -> None:
                    "of c with their measured accuracy on hover.")
 
 
-def target_controls(source, config, stops):
+def target_controls(source, config, drawn, devices=()):
+    """The budget switch (when a device table is loaded), then the MACs controls or the
+    latency ones -> the solver's answer."""
+    if devices:
+        budget = st.radio("Budget", [BUDGET_MACS, BUDGET_LATENCY], horizontal=True, key="budget",
+                          help="a FLOPs ratio of B0, or a latency in milliseconds predicted on a device table")
+        if budget == BUDGET_LATENCY:
+            return latency_controls(source, drawn, devices)
+    return macs_controls(source, config, drawn.stops)
+
+
+def latency_controls(source, drawn, devices):
+    """Device choice and the slider in milliseconds -> the recipe meeting that latency."""
+    from tinyscale.assistant import latency_answer, latency_stops
+
+    names = [d.name for d in devices]
+    name = st.selectbox("Device profile", names, key="device") if len(devices) > 1 else names[0]
+    device = devices[names.index(name)]
+    stops = latency_stops(drawn.answers, device.table)
+    default = stops[len(stops) // 2]
+    ms = st.select_slider("Target latency (log scale), predicted on the device", options=stops, value=default,
+                          key=f"latency::{device.path}", format_func=lambda v: f"{v:g} ms")
+    try:
+        answer, lat = latency_answer(source.solver, device.table, ms)
+    except ValueError as exc:
+        st.error(str(exc))
+        return None
+    steps = (f"; the rounding allows {lat.below_us / 1000:.3f} or {lat.above_us / 1000:.3f} ms"
+             if lat.below_us is not None else "; no width meets it at the fit's r and d, the fit's answer is shown")
+    st.caption(f"target **{ms:g} ms** on {device.name}: predicted **{lat.predicted_us / 1000:.3f} ms**{steps} · "
+               f"found at c = {lat.at_ratio.target:.4g}, w solved for the latency")
+    return answer
+
+
+def macs_controls(source, config, stops):
     """The target slider (log-spaced ratios) and the optional exact budget -> the solver's answer."""
     from tinyscale.solve import NoteKind
 
@@ -321,6 +391,27 @@ def accuracy_tab(completed, source) -> None:
     if note:
         st.caption(note)
     st.plotly_chart(plots.accuracy_figure(selection), key="accuracy")
+
+
+def latency_tab(completed, source, devices) -> None:
+    from tinyscale import plots
+    from tinyscale.assistant import latency_selection
+
+    if not completed:
+        st.info("No completed trials yet.")
+        return
+    names = [d.name for d in devices]
+    name = st.selectbox("Device profile", names, key="accuracy_device") if len(devices) > 1 else names[0]
+    table = devices[names.index(name)].table
+    try:
+        selection = latency_selection(source, completed, table)
+    except ValueError as exc:
+        st.warning(str(exc))
+        return
+    st.caption(f"Pareto selection on (accuracy, predicted latency on {name}), k={selection.k}; the fit's own "
+               "selection is on MACs unless it was made with `tinyscale fit --objective latency`.")
+    st.plotly_chart(plots.accuracy_figure(selection, latency_ms=lambda r: table.predict_us(r) / 1000.0),
+                    key="accuracy_latency")
 
 
 def compare_tab(study_dir: Path) -> None:

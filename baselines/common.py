@@ -1,19 +1,20 @@
-"""What every scaling strategy returns, and the one-dimensional step solver they share.
+"""What every scaling strategy returns, and the MACs-ratio face of the shared step solver.
 
 Each solved strategy moves one scalar knob (φ for compound scaling, or a single multiplier) on
 which the counted MACs are a non-decreasing step function: channels round to multiples of 8,
 repeats to whole blocks, resolution to whole pixels. "Meets c" therefore means the closer of
 the two achievable costs that bracket c, exactly as `tinyscale.width.solve_width` does for w.
+The bisection itself lives in `tinyscale.steps`, which also solves latency targets.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 from tinyscale.cost import baseline_macs, macs
 from tinyscale.recipe import Recipe
+from tinyscale.steps import solve_steps
 from tinyscale.width import check_ratio
 
 
@@ -61,34 +62,6 @@ class ScaledRecipe:
         }
 
 
-def _first_reaching(make: Callable[[float], Recipe], target: float, lo: float, hi: float) -> float:
-    """Smallest knob value t in (lo, hi] with macs(make(t)) >= target, given
-    macs(make(lo)) < target <= macs(make(hi))."""
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
-            break
-        if macs(make(mid)) >= target:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def _short_value(make: Callable[[float], Recipe], t: float, lo: float, hi: float) -> float:
-    """A short decimal knob value that builds exactly the network t builds (0.86, not
-    0.8571428...), so printed recipes read like the papers' and round-trip through JSON."""
-    m = macs(make(t))
-    a = lo if macs(make(lo)) == m else _first_reaching(make, m, lo, t)
-    b = hi if macs(make(hi)) == m else _first_reaching(make, m + 1, t, hi)
-    mid = 0.5 * (a + b)
-    for digits in range(1, 12):
-        candidate = round(mid, digits)
-        if a <= candidate <= b and lo <= candidate <= hi and macs(make(candidate)) == m:
-            return candidate
-    return t
-
-
 @dataclass(frozen=True)
 class StepSolution:
     """The solved knob and the two steps around c: ``knob_below``/``knob_above`` build the
@@ -113,7 +86,8 @@ def solve_knob(
     low_limit: str,
     high_limit: str,
 ) -> StepSolution:
-    """The knob value in [lo, hi] whose counted cost is closest to c times the baseline.
+    """The knob value in [lo, hi] whose counted cost is closest to c times the baseline
+    (`tinyscale.steps.solve_steps` on the counted MACs).
 
     ``make(t)`` must be valid on [lo, hi] and its MACs non-decreasing in t. ``what`` names the
     strategy and ``low_limit``/``high_limit`` say what stops the knob at each end, for the
@@ -121,26 +95,7 @@ def solve_knob(
     """
     c = check_ratio(c)
     base = baseline_macs(make(lo))
-    m_lo, m_hi = macs(make(lo)), macs(make(hi))
-    if not m_lo / base <= c <= m_hi / base:
-        raise ValueError(
-            f"c={c:.6g} is out of reach for {what}: it gives ratios from {m_lo / base:.6g} "
-            f"({low_limit}) to {m_hi / base:.6g} ({high_limit})"
-        )
-    target = c * base
-    if m_lo >= target:
-        t_up = t_down = lo
-    else:
-        t_up = _first_reaching(make, target, lo, hi)
-        # The step just below: a hair under the first value that reaches the target.
-        t_down = max(lo, math.nextafter(t_up, -math.inf))
-    above, below = macs(make(t_up)), macs(make(t_down))
-    if above == target or below >= target:
-        below, t_down = above, t_up
-    # Short knob values for both steps. t_up is where the upper step begins, so each side's
-    # interval search is bounded by it: one bisection per side, as for one value over [lo, hi].
-    k_above = _short_value(make, t_up, t_down if t_down < t_up else lo, hi)
-    k_below = k_above if t_down == t_up else _short_value(make, t_down, lo, t_up)
-    t = k_above if above - target <= target - below else k_below
-    return StepSolution(knob=t, achieved=macs(make(t)) / base, ratio_below=below / base,
-                        ratio_above=above / base, knob_below=k_below, knob_above=k_above)
+    sol = solve_steps(c * base, macs, make, lo, hi, what=what, low_limit=low_limit, high_limit=high_limit,
+                      show=lambda m: f"{m / base:.6g}", name="c=", kind="ratios")
+    return StepSolution(knob=sol.knob, achieved=sol.achieved / base, ratio_below=sol.value_below / base,
+                        ratio_above=sol.value_above / base, knob_below=sol.knob_below, knob_above=sol.knob_above)

@@ -121,3 +121,19 @@ def compound_recipe(c: float, base_resolution: int = 224, num_classes: int = 100
         ratio_below=sol.ratio_below, ratio_above=sol.ratio_above, phi=sol.knob,
         recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above),
     )
+
+
+def compound_recipe_latency(target_us: float, latency, *, base_resolution: int = 224, num_classes: int = 1000):
+    """EfficientNet compound scaling at a latency target (µs) on a latency measure
+    (`tinyscale.latency.LatencyTable.predict_us` of a device): φ solved by the same step
+    bisection as for a FLOPs ratio. Returns a `tinyscale.latency.LatencySolution` whose
+    ``knob`` is φ."""
+    from tinyscale.latency import solve_latency
+
+    lo, hi = phi_range(base_resolution, num_classes)
+    return solve_latency(
+        target_us, latency, lambda phi: compound_at_phi(phi, base_resolution=base_resolution, num_classes=num_classes),
+        lo, hi, what=f"EfficientNet compound scaling (base {base_resolution} px)",
+        low_limit=f"φ={lo:.4g}, the {MIN_RESOLUTION} px minimum input",
+        high_limit=f"φ={hi:.4g}, the multiplier/input size limit",
+    )

@@ -261,3 +261,70 @@ def trust(study_dir: str | os.PathLike, completed: int | None = None) -> Trust:
     )
     summary = f"**{f.verdict.capitalize()}**: {f.advice}."
     return Trust(f.verdict, summary, metrics, f.reasons, fd.stale_note(f, completed), command)
+
+
+# ----------------------------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class Device:
+    """A latency table the page offers as a budget, or why it could not be read."""
+
+    name: str
+    path: str
+    table: object | None  # tinyscale.latency.LatencyTable
+    error: str | None = None
+
+
+def device_tables(study_dir: str | os.PathLike, extra: list[str] | tuple[str, ...] = ()) -> list[Device]:
+    """The study's own table (``DIR/latency.json``, from `tinyscale study --device`) and the
+    ``extra`` table files (`tinyscale app --device FILE`), each read and validated; a file that
+    is not a valid table comes back with its ``error`` instead."""
+    from tinyscale.latency import STUDY_FILE, LatencyTable
+
+    paths = [Path(study_dir) / STUDY_FILE] if (Path(study_dir) / STUDY_FILE).is_file() else []
+    paths += [Path(p) for p in extra if p]
+    out, seen = [], set()
+    for path in paths:
+        key = str(path.resolve())
+        if key in seen:
+            continue
+        seen.add(key)
+        label = "study's table" if path.name == STUDY_FILE and path.parent == Path(study_dir) else path.name
+        try:
+            table = LatencyTable.load(path)
+        except (ValueError, OSError) as exc:
+            out.append(Device(label, str(path), None, str(exc)))
+            continue
+        p = table.profile
+        out.append(Device(f"{label}: {p.cpu}, {p.engine}, {p.threads} thread{'s' if p.threads != 1 else ''}, "
+                          f"batch {p.batch}", str(path), table))
+    return out
+
+
+def latency_stops(answers: list, table, steps: int = SLIDER_STEPS) -> list[float]:
+    """Log-spaced latency targets (ms, 3 significant digits) between the predicted latencies
+    of the cheapest and the dearest recipe along the curve (``curve``'s answers)."""
+    lat = [table.predict_us(a.recipe) / 1000.0 for a in answers]
+    lo, hi = min(lat), max(lat)
+    if not hi > lo:
+        return [float(f"{lo:.3g}")]
+    return sorted({float(f"{ms:.3g}") for ms in np.geomspace(lo, hi, steps)})
+
+
+def latency_answer(solver, table, ms: float):
+    """(the recipe answer shaped like a ratio query's, the `LatencyAnswer`) for a budget of
+    ``ms`` milliseconds on ``table``'s device."""
+    ans = solver.solve_latency(ms * 1000.0, table.predict_us)
+    return ans.recipe_answer(), ans
+
+
+def latency_selection(source: FitSource | None, completed: list[Trial], table):
+    """Pareto selection on (accuracy, predicted latency on ``table``), with the fit's k (or
+    the Pareto method's default), for the accuracy-vs-latency plot."""
+    from tinyscale.gp import default_pareto_k, usable_trials
+    from tinyscale.pareto import select
+
+    k = (source.solver.fit.k if source is not None else None) or default_pareto_k(len(usable_trials(completed)))
+    return select(completed, k, cost=lambda t: table.predict_us(t.recipe))
+

@@ -1,6 +1,6 @@
 """The `tinyscale` command line: argparse subcommands, each a thin call into the library.
 
-Each subcommand lives in `tinyscale/commands/<name>.py` and exposes ``register(subparsers)``,
+Each subcommand lives in `tinyscale/commands/<name>.py` (dashes in the name become underscores) and exposes ``register(subparsers)``,
 which adds its parser and sets ``func`` (a callable taking the parsed args and returning an
 exit code). Command modules import heavy libraries (torch, botorch, streamlit) inside their
 ``func`` only, so `tinyscale inspect` answers without loading torch.
@@ -13,7 +13,8 @@ import importlib
 import sys
 
 # Order is the order of `tinyscale --help`.
-COMMANDS = ("demo", "inspect", "scale", "study", "trials", "fit", "fidelity", "recipe", "export", "compare", "app")
+COMMANDS = ("demo", "inspect", "scale", "study", "trials", "fit", "fidelity", "recipe", "export", "compare",
+            "latency", "latency-table", "app")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,13 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
+        module_name = f"tinyscale.commands.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"tinyscale.commands.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"tinyscale.commands.{name}":
+            if exc.name != module_name:
                 raise
             # Every listed command ships with tinyscale: one missing is a broken install.
-            raise ImportError(f"the module of `tinyscale {name}` (tinyscale.commands.{name}) is missing; "
+            raise ImportError(f"the module of `tinyscale {name}` ({module_name}) is missing; "
                               "the installation is incomplete, reinstall tinyscale") from exc
         module.register(sub)
     return parser

@@ -45,6 +45,7 @@ FIT_FORMAT = 2  # 2 added the method, the ridge and the accuracy surface; 1 (par
 READABLE_FORMATS = (1, 2)
 METHODS = ("surface", "pareto")
 DEFAULT_METHOD = "surface"
+OBJECTIVES = ("macs", "latency")  # the cost the Pareto selection minimises beside 1 - accuracy
 MIN_MODELS = 5  # fewer points than this cannot pin down a lengthscale, a noise and a trend
 # The paper's Pareto step kept about 1 in 5 trials (~20 of ~100); keeping most of them selects
 # nothing, so K is at most half of the usable trials.
@@ -200,6 +201,7 @@ class ScalingFit:
     method: str = "pareto"
     ridge: Ridge | None = None  # method "surface": the best (r, d) per c, with the argmax's band
     surface: AccuracySurface | None = None
+    objective: str = "macs"  # what the Pareto selection minimised beside 1 - accuracy
 
     @property
     def c_range(self) -> tuple[float, float]:
@@ -249,6 +251,7 @@ class ScalingFit:
             "format": FIT_FORMAT,
             "kind": "tinyscale.ScalingFit",
             "method": self.method,
+            "objective": self.objective,
             "created": self.created,
             "source": self.source,
             "botorch_version": botorch.__version__,
@@ -291,6 +294,7 @@ class ScalingFit:
             method=method,
             ridge=ridge,
             surface=surface,
+            objective=payload.get("objective", "macs"),
         )
         c, r, d = fit.curve_points()
         fit.r_model = load_state(make_gp(np.log(c), np.log(r)), payload["r_state"])
@@ -388,13 +392,25 @@ def fit_scaling(
     seed: int = 0,
     selection: ParetoSelection | None = None,
     source: str | None = None,
+    cost=None,
+    objective: str = "macs",
 ) -> ScalingFit:
     """Fit c -> r and c -> d on a study's trials (see the module doc for the two methods).
 
     ``k`` (method "pareto"): models to select; default about 1 in 5 usable trials
     (`default_pareto_k`), at most half of them. Raises ValueError when there are fewer than
     MIN_MODELS usable models or the data is degenerate (all at one FLOPs ratio).
+
+    ``cost`` (method "pareto"): trial -> positive number the selection minimises instead of
+    MACs (a predicted latency), recorded as ``objective``; the curves stay indexed by c.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if (cost is None) != (objective == "macs"):
+        raise ValueError("a cost function goes with objective 'latency' (and only with it)")
+    if cost is not None and method != "pareto":
+        raise ValueError("the latency objective is for the pareto method: the surface's ridge is indexed by c "
+                         "(ask `tinyscale recipe --latency-ms` for a latency)")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     check_seed(seed)
@@ -417,7 +433,7 @@ def fit_scaling(
         else:
             check_pareto_k(k, n)
         if selection is None:
-            selection = select(completed, k, seed=seed)
+            selection = select(completed, k, seed=seed, cost=cost)
         chosen = selection.selected
         if len(chosen) < MIN_MODELS:
             raise ValueError(
@@ -475,7 +491,7 @@ def fit_scaling(
     )
     return ScalingFit(
         config=config, data=data, r_model=r_model, d_model=d_model, diagnostics=diagnostics, k=k,
-        selection_rows=rows, source=source, method=method, ridge=ridge, surface=surface,
+        selection_rows=rows, source=source, method=method, ridge=ridge, surface=surface, objective=objective,
     )
 
 

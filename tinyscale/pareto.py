@@ -1,6 +1,7 @@
 """Pareto selection of trained trials: non-dominated fronts, then NSGA-III niching to pick K.
 
-Objectives (both minimised, the NSGA-III convention): ``log(MACs)`` and ``1 - accuracy``.
+Objectives (both minimised, the NSGA-III convention): ``log(MACs)`` and ``1 - accuracy``; any other
+positive cost of a trial (a predicted latency: ``cost=`` of `select`) can stand in for MACs.
 Cost enters in log space because the study samples the FLOPs ratio log-uniformly, so "spread
 across the FLOPs range" means spread in log c; in linear MACs every reference direction would
 crowd towards the large models.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -100,9 +102,13 @@ class ParetoSelection:
         ]
 
 
-def objectives(trials: list[Trial]) -> np.ndarray:
-    """(n, 2) minimisation objectives: log(MACs), 1 - accuracy."""
-    return np.array([[math.log(t.macs), 1.0 - float(t.accuracy)] for t in trials], dtype=np.float64)
+def objectives(trials: list[Trial], cost: Callable[[Trial], float] | None = None) -> np.ndarray:
+    """(n, 2) minimisation objectives: log(cost), 1 - accuracy; the cost is MACs unless given."""
+    costs = [t.macs if cost is None else cost(t) for t in trials]
+    for t, c in zip(trials, costs):
+        if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
+            raise ValueError(f"trial {t.number}: the cost must be a positive number, got {c!r}")
+    return np.array([[math.log(c), 1.0 - float(t.accuracy)] for t, c in zip(trials, costs)], dtype=np.float64)
 
 
 def front_ranks(points: np.ndarray) -> np.ndarray:
@@ -161,8 +167,10 @@ def normalise(points: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return (points - ideal) / spread
 
 
-def select(trials: list[Trial], k: int = DEFAULT_K, *, seed: int = 0) -> ParetoSelection:
-    """NSGA-III selection of ``k`` well-spread trials on (accuracy up, MACs down).
+def select(trials: list[Trial], k: int = DEFAULT_K, *, seed: int = 0,
+           cost: Callable[[Trial], float] | None = None) -> ParetoSelection:
+    """NSGA-III selection of ``k`` well-spread trials on (accuracy up, cost down); the cost is
+    MACs unless ``cost`` (trial -> positive number, e.g. a predicted latency) is given.
 
     Only completed trials with a finite accuracy take part; the others are listed in
     ``skipped``. Ties between equally crowded niches are broken with a seeded generator, so the
@@ -184,7 +192,7 @@ def select(trials: list[Trial], k: int = DEFAULT_K, *, seed: int = 0) -> ParetoS
     if not usable:
         raise ValueError("no completed trials with an accuracy to select from; run or resume the study first")
 
-    points = objectives(usable)
+    points = objectives(usable, cost)
     ranks = front_ranks(points)
     n = len(usable)
     selected = np.zeros(n, dtype=bool)

@@ -173,40 +173,53 @@ def scaling_figure(
     return fig
 
 
-def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = None) -> go.Figure:
+def accuracy_figure(selection: ParetoSelection, current: RecipeAnswer | None = None, *,
+                    latency_ms=None) -> go.Figure:
     """Accuracy vs MACs of every ranked trial: the Pareto front as a line, the models the fit
     used highlighted, the rest grey; hover shows each trial's recipe and why it was (not)
-    selected. ``current`` marks the MACs of the recipe at the slider."""
+    selected. ``current`` marks the MACs of the recipe at the slider. With ``latency_ms``
+    (recipe -> predicted ms on a device) the x axis is that latency instead of MACs."""
     entries = list(selection.entries)
+    if latency_ms is None:
+        xs = {e.trial.number: e.trial.macs for e in entries}
+        hover = {e.trial.number: e.reason for e in entries}
+        title = "MACs"
+        mark = None if current is None else (current.macs, f"your target ({current.macs / 1e6:.2f}M MACs)")
+    else:
+        xs = {e.trial.number: latency_ms(e.trial.recipe) for e in entries}
+        hover = {e.trial.number: f"{xs[e.trial.number]:.3f} ms predicted · {e.reason}" for e in entries}
+        title = "predicted latency (ms)"
+        ms = None if current is None else latency_ms(current.recipe)
+        mark = None if ms is None else (ms, f"your recipe ({ms:.2f} ms)")
     fig = go.Figure()
     others = [e for e in entries if not e.selected]
     if others:
         fig.add_trace(go.Scatter(
-            x=[e.trial.macs for e in others], y=[e.trial.accuracy for e in others], mode="markers",
+            x=[xs[e.trial.number] for e in others], y=[e.trial.accuracy for e in others], mode="markers",
             marker=dict(color=COLORS["sampled"], size=7, symbol=trial_symbols([e.trial for e in others])),
             name=TRACE_OTHER,
-            text=[_trial_hover(e.trial, e.reason) for e in others],
+            text=[_trial_hover(e.trial, hover[e.trial.number]) for e in others],
             hovertemplate="%{text}<extra></extra>",
         ))
-    front = sorted((e for e in entries if e.rank == 1), key=lambda e: (e.trial.macs, e.trial.number))
+    front = sorted((e for e in entries if e.rank == 1), key=lambda e: (xs[e.trial.number], e.trial.number))
     if front:
         fig.add_trace(go.Scatter(
-            x=[e.trial.macs for e in front], y=[e.trial.accuracy for e in front], mode="lines",
+            x=[xs[e.trial.number] for e in front], y=[e.trial.accuracy for e in front], mode="lines",
             line=dict(color=COLORS["front"], width=2, shape="hv"), name=TRACE_FRONT, hoverinfo="skip",
         ))
     chosen = [e for e in entries if e.selected]
     if chosen:
         fig.add_trace(go.Scatter(
-            x=[e.trial.macs for e in chosen], y=[e.trial.accuracy for e in chosen], mode="markers",
+            x=[xs[e.trial.number] for e in chosen], y=[e.trial.accuracy for e in chosen], mode="markers",
             marker=dict(color=COLORS["selected"], size=10, line=dict(color="black", width=1),
                         symbol=trial_symbols([e.trial for e in chosen])),
-            name=TRACE_SELECTED, text=[_trial_hover(e.trial, e.reason) for e in chosen],
+            name=TRACE_SELECTED, text=[_trial_hover(e.trial, hover[e.trial.number]) for e in chosen],
             hovertemplate="%{text}<extra></extra>",
         ))
-    if current is not None:
-        fig.add_vline(x=current.macs, line=dict(color=COLORS["target"], width=1.5, dash="dot"),
-                      annotation_text=f"your target ({current.macs / 1e6:.2f}M MACs)", annotation_position="top")
-    fig.update_xaxes(type="log", title_text="MACs")
+    if mark is not None:
+        fig.add_vline(x=mark[0], line=dict(color=COLORS["target"], width=1.5, dash="dot"),
+                      annotation_text=mark[1], annotation_position="top")
+    fig.update_xaxes(type="log", title_text=title)
     fig.update_yaxes(title_text="held-out accuracy", tickformat=".0%")
     fig.update_layout(height=420, margin=dict(l=50, r=20, t=30, b=40), hovermode="closest",
                       legend=dict(orientation="h", y=-0.2))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -202,3 +202,71 @@ class RecipeSolver:
             width_clamped=width_clamped,
             notes=tuple(notes),
         )
+
+    def solve_latency(self, target_us: float, latency) -> LatencyAnswer:
+        """The recipe for a latency target (µs) on a latency measure (a device table's
+        ``predict_us``): first the ratio c whose answer's latency meets the target (bisection
+        over log c to 1e-4, the closer of the two answers around it), then, at that answer's r
+        and d, the width that meets it (`tinyscale.latency.solve_width_latency`). If no width
+        reaches it at that (r, d), the answer at c stands and ``width_solved`` is False."""
+        from tinyscale.latency import check_latency_ms, solve_width_latency
+        from tinyscale.steps import first_reaching
+        from tinyscale.width import MAX_RATIO, MIN_RATIO
+
+        check_latency_ms(target_us / 1000.0)
+        c_lo, c_hi = self.fit.c_range
+        lo = math.log(max(MIN_RATIO, c_lo / 16))
+        hi = math.log(min(MAX_RATIO, max(4.0, c_hi * 16)))
+        answers: dict[float, RecipeAnswer] = {}
+
+        def answer(t: float) -> RecipeAnswer:
+            if t not in answers:
+                answers[t] = self.solve(math.exp(t))
+            return answers[t]
+
+        lat_lo, lat_hi = latency(answer(lo).recipe), latency(answer(hi).recipe)
+        if not lat_lo <= target_us <= lat_hi:
+            raise ValueError(f"{target_us / 1000:.4g} ms is out of reach for the fitted recipes on this device: "
+                             f"they give latencies from {lat_lo / 1000:.4g} ms (c={math.exp(lo):.3g}) to "
+                             f"{lat_hi / 1000:.4g} ms (c={math.exp(hi):.3g})")
+        make = lambda t: answer(t).recipe  # noqa: E731
+        if lat_lo == target_us:
+            t = lo
+        else:
+            t_up = first_reaching(latency, make, target_us, lo, hi, tol=1e-4)
+            t_down = max(lo, t_up - 1e-4)
+            up, down = latency(make(t_up)), latency(make(t_down))
+            t = t_up if up - target_us <= target_us - down else t_down
+        at_c = answer(t)
+        r, d = at_c.recipe.r, at_c.recipe.d
+        try:
+            width = solve_width_latency(target_us, r, d, latency, **self._context)
+        except ValueError:
+            return LatencyAnswer(at_c, at_c.recipe, float(target_us), float(latency(at_c.recipe)), False)
+        return LatencyAnswer(at_c, width.recipe, float(target_us), width.achieved_us, True,
+                             width.below_us, width.above_us)
+
+
+@dataclass(frozen=True)
+class LatencyAnswer:
+    """A latency query's answer: ``at_ratio`` is the fit's answer at the ratio c whose recipe
+    meets the target, ``recipe`` the final network (w re-solved against the latency at that
+    answer's r and d when ``width_solved``), with its predicted latency and the adjacent steps."""
+
+    at_ratio: RecipeAnswer
+    recipe: Recipe
+    target_us: float
+    predicted_us: float
+    width_solved: bool
+    below_us: float | None = None
+    above_us: float | None = None
+
+    def recipe_answer(self) -> RecipeAnswer:
+        """The answer shaped like a ratio query's: ``recipe`` with its own counted ratio, MACs
+        and params (the rounding step is the latency's, so ``ratio_below``/``above`` are the
+        achieved ratio), and the fit's r, d bands and notes at the ratio it was found at."""
+        cst = cost(self.recipe)
+        achieved = cst.macs / baseline_macs(self.recipe)
+        return replace(self.at_ratio, recipe=self.recipe, achieved=achieved, ratio_below=achieved,
+                       ratio_above=achieved, macs=cst.macs, params=cst.params)
+

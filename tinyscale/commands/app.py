@@ -16,7 +16,7 @@ from pathlib import Path
 
 # DEMO_STUDY_DIR (the demo's study, what the app opens by default) and STUDY_ENV (how the page
 # learns its study: Streamlit owns the script's argv) live in a leaf module the page imports too.
-from tinyscale.defaults import DEMO_STUDY_DIR, STUDY_ENV
+from tinyscale.defaults import DEMO_STUDY_DIR, DEVICES_ENV, STUDY_ENV
 
 DEFAULT_PORT = 8501
 DEFAULT_HOST = "127.0.0.1"
@@ -82,14 +82,20 @@ def check_app(port: int, host: str = DEFAULT_HOST) -> None:
     _check_port_free(host, port)
 
 
-def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> int:
+def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+           devices: list[str] | tuple[str, ...] = ()) -> int:
     """Serve the design assistant until interrupted; returns streamlit's exit code.
 
     A missing study is not an error here: the page explains how to create it.
     """
     check_app(port, host)
+    from tinyscale.latency import LatencyTable
+
+    for path in devices:
+        LatencyTable.load(path)  # a bad table is the user's to fix, before the server starts
     cmd = streamlit_command(study_dir, port, host)
-    env = dict(os.environ, **{STUDY_ENV: str(Path(study_dir).resolve())})
+    env = dict(os.environ, **{STUDY_ENV: str(Path(study_dir).resolve()),
+                              DEVICES_ENV: os.pathsep.join(str(Path(p).resolve()) for p in devices)})
     print(f"tinyscale app: study {Path(study_dir).resolve()} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
     server = subprocess.Popen(cmd, env=env)
     # Whoever stops this command (Ctrl-C, a test's terminate()) stops the server with it: without
@@ -117,8 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"study directory (default: ./{DEMO_STUDY_DIR}, the one `tinyscale demo` creates)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    p.add_argument("--device", action="append", default=[], metavar="FILE",
+                   help="a latency table to offer as a budget (repeatable; the study's DIR/latency.json is "
+                        "always offered)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return launch(args.study, port=args.port, host=args.host)
+    return launch(args.study, port=args.port, host=args.host, devices=args.device)

@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
     p.add_argument("--pareto-k", type=int, default=None,
                    help="method pareto: models to select (default about 1 in 5 trials, at most half)")
+    p.add_argument("--objective", choices=("macs", "latency"), default="macs",
+                   help="method pareto: the cost the selection minimises beside error (latency: predicted on "
+                        "the study's device table, DIR/latency.json, or --device)")
+    p.add_argument("--device", metavar="FILE", default=None,
+                   help="with --objective latency: a device table instead of the study's")
     p.add_argument("--seed", type=int, default=0, help="seed of the niching tie-breaks and of the ridge's posterior samples (default 0)")
     p.add_argument("--show-trials", action="store_true", help="also list every trial's front rank and fate")
     p.add_argument("--json", action="store_true", help="print the diagnostics and selection as JSON")
@@ -41,12 +46,22 @@ def run(args: argparse.Namespace) -> int:
         trials = study.trials(state="completed")
     if args.pareto_k is not None and args.method != "pareto":
         raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
+    cost = None
+    if args.objective == "latency":
+        from tinyscale.latency import study_table
+
+        table = study_table(args.study_dir, args.device)
+        if table is None:
+            raise ValueError("--objective latency needs a device table: --device FILE, or a study run with --device")
+        cost = lambda t: table.predict_us(t.recipe)  # noqa: E731
+    elif args.device is not None:
+        raise ValueError("--device goes with --objective latency")
     fit = fit_scaling(trials, config, method=args.method, k=args.pareto_k, seed=args.seed,
-                      source=str(Path(args.study_dir).resolve()))
+                      source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective)
     path = fit.save(Path(args.study_dir))
     if args.json:
         lo, hi = fit.c_range
-        print(json.dumps({"fit": str(path), "method": fit.method, "c_range": [lo, hi], "selected": list(fit.data.numbers),
+        print(json.dumps({"fit": str(path), "method": fit.method, "objective": fit.objective, "c_range": [lo, hi], "selected": list(fit.data.numbers),
                           "diagnostics": fit.diagnostics.to_dict(), "trials": fit.selection_rows,
                           "fidelity": stored_dict(args.study_dir)}))
         return 0

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.latency import add_device_arg
 
-def add_target_args(p: argparse.ArgumentParser) -> None:
-    """--ratio C | --macs M (shared with `tinyscale export`)."""
+
+def add_target_args(p: argparse.ArgumentParser, *, latency: bool = False) -> None:
+    """--ratio C | --macs M (shared with `tinyscale export`), and --latency-ms X if asked."""
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--ratio", type=float, help="target FLOPs ratio c (MACs relative to the unscaled B0)")
     target.add_argument("--macs", type=float, help="target MACs (multiply-accumulates), e.g. 2e6")
+    if latency:
+        target.add_argument("--latency-ms", type=float, default=None,
+                            help="target latency in milliseconds on the --device table")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "target lies outside the data the GPs saw.",
     )
     p.add_argument("study_dir", metavar="DIR", help="a study directory with a fit (tinyscale fit)")
-    add_target_args(p)
+    add_target_args(p, latency=True)
+    add_device_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -77,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.solve import RecipeSolver
     from tinyscale.summary import format_summary, summarize
 
+    if args.latency_ms is not None:
+        return run_latency(args)
+    if args.device is not None:
+        raise ValueError("--device goes with --latency-ms")
     solver = RecipeSolver.load(args.study_dir)
     answer = solver.solve(target_ratio(solver, args))
     stale = stale_fit_note(args.study_dir, solver.fit)
@@ -96,4 +106,56 @@ def run(args: argparse.Namespace) -> int:
     for i, note in enumerate(answer.notes):
         extra[f"note {i + 1}"] = note.text
     print(format_summary(summarize(answer.recipe), extra))
+    return 0
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    """--latency-ms X --device FILE: the recipe predicted to meet X on that device, verified by
+    one real measurement when the table was measured on this machine."""
+    import json
+    import sys
+
+    from tinyscale.commands.latency import measure_if_here, measured_line
+    from tinyscale.latency import LatencyTable, check_latency_ms
+    from tinyscale.solve import RecipeSolver
+    from tinyscale.summary import format_summary, summarize
+
+    target_ms = check_latency_ms(args.latency_ms)
+    if args.device is None:
+        raise ValueError("--latency-ms needs --device FILE, a latency table of the device "
+                         "(`tinyscale latency-table --out FILE` measures this machine's)")
+    table = LatencyTable.load(args.device)
+    solver = RecipeSolver.load(args.study_dir)
+    ans = solver.solve_latency(target_ms * 1000.0, table.predict_us)
+    stale = stale_fit_note(args.study_dir, solver.fit)
+    if stale:
+        print(f"note: {stale}", file=sys.stderr)
+    measured = measure_if_here(table, ans.recipe, args)
+    fields = answer_fields(ans.at_ratio)
+    fields.update(summarize(ans.recipe).to_dict())
+    fields.update({
+        "latency_target_ms": target_ms,
+        "latency_predicted_ms": ans.predicted_us / 1000.0,
+        "latency_below_ms": None if ans.below_us is None else ans.below_us / 1000.0,
+        "latency_above_ms": None if ans.above_us is None else ans.above_us / 1000.0,
+        "latency_measured_ms": None if measured is None else measured.median_ms,
+        "width_solved": ans.width_solved,
+        "device": table.profile.to_dict(),
+    })
+    if args.json:
+        print(json.dumps(fields))
+        return 0
+    extra = {"device": table.profile.describe(),
+             "latency": f"target {target_ms:g} ms, predicted {ans.predicted_us / 1000:.3f} ms"
+                        + (f" (rounding step {ans.below_us / 1000:.3f} .. {ans.above_us / 1000:.3f} ms)"
+                           if ans.below_us is not None else "")}
+    extra["measured"] = measured_line(measured)
+    if not ans.width_solved:
+        extra["note"] = ("no width meets the latency at the fit's r and d; this is the fit's answer at "
+                         f"c={ans.at_ratio.target:.4g}")
+    extra["r band"] = f"{ans.at_ratio.r_mean:.3f} [{ans.at_ratio.r_band[0]:.3f}, {ans.at_ratio.r_band[1]:.3f}] (95%)"
+    extra["d band"] = f"{ans.at_ratio.d_mean:.3f} [{ans.at_ratio.d_band[0]:.3f}, {ans.at_ratio.d_band[1]:.3f}] (95%)"
+    for i, note in enumerate(ans.at_ratio.notes):
+        extra[f"note {i + 1}"] = note.text
+    print(format_summary(summarize(ans.recipe), extra))
     return 0

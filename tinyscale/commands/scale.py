@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tinyscale.commands.inspect import add_base_args
+from tinyscale.commands.latency import add_device_arg
 
 RULES = ("efficientnet", "uniform", "fast", "width", "depth", "resolution",
          "tinynet-a", "tinynet-b", "tinynet-c", "tinynet-d", "tinynet-e")
@@ -20,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "counted MACs); tinynet-a..e: the published recipe")
     p.add_argument("--ratio", type=float, default=None,
                    help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
+    p.add_argument("--latency-ms", type=float, default=None,
+                   help="instead of --ratio: a latency target in ms on the --device table (efficientnet: φ solved)")
+    add_device_arg(p)
     p.add_argument("--table", action="store_true",
                    help="instead of one rule: the scaling table, every solved rule at each of --ratios")
     p.add_argument("--ratios", type=float, nargs="+", default=None,
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return run_table(args)
     if args.rule is None:
         raise ValueError("give --rule RULE (with --ratio C), or --table")
+    if args.latency_ms is not None or args.device is not None:
+        return run_latency(args)
     from tinyscale.summary import format_summary, summarize
 
     scaled = scale(args.rule, args.ratio, base_resolution=args.base_resolution, num_classes=args.num_classes)
@@ -71,4 +77,45 @@ def run(args: argparse.Namespace) -> int:
     if scaled.s is not None:
         extra["s"] = f"{scaled.s:.4g} (nominal FLOPs factor, d·w²·r² = s)"
     print(format_summary(s, extra))
+    return 0
+
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    """--rule efficientnet --latency-ms X --device FILE: φ solved for the predicted latency
+    (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
+    from baselines.efficientnet import compound_recipe_latency
+    from tinyscale.commands.latency import measure_if_here, measured_line
+    from tinyscale.latency import LatencyTable, check_latency_ms
+    from tinyscale.summary import format_summary, summarize
+
+    if args.latency_ms is None or args.device is None:
+        raise ValueError("a latency target needs both --latency-ms X and --device FILE")
+    if args.ratio is not None:
+        raise ValueError("give --ratio or --latency-ms, not both")
+    if args.rule != "efficientnet":
+        raise ValueError(f"--latency-ms solves EfficientNet's φ only (--rule efficientnet), not {args.rule!r}")
+    target_ms = check_latency_ms(args.latency_ms)
+    table = LatencyTable.load(args.device)
+    sol = compound_recipe_latency(target_ms * 1000.0, table.predict_us, base_resolution=args.base_resolution,
+                                  num_classes=args.num_classes)
+    measured = measure_if_here(table, sol.recipe, args)
+    s = summarize(sol.recipe)
+    if args.json:
+        out = s.to_dict()
+        out.update(strategy="efficientnet", phi=sol.knob, latency_target_ms=target_ms,
+                   latency_predicted_ms=sol.achieved_us / 1000, latency_below_ms=sol.below_us / 1000,
+                   latency_above_ms=sol.above_us / 1000,
+                   latency_measured_ms=None if measured is None else measured.median_ms,
+                   device=table.profile.to_dict())
+        print(json.dumps(out))
+        return 0
+    print(format_summary(s, {
+        "strategy": "efficientnet",
+        "device": table.profile.describe(),
+        "latency": (f"target {target_ms:g} ms, predicted {sol.achieved_us / 1000:.3f} ms "
+                    f"(adjacent steps {sol.below_us / 1000:.3f} / {sol.above_us / 1000:.3f} ms)"),
+        "measured": measured_line(measured),
+        "phi": f"{sol.knob:g}",
+    }))
     return 0

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: train the failed trials again (e.g. after a fault of the machine)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--device", metavar="FILE", default=None,
+                     help="a latency table (tinyscale latency-table) kept as DIR/latency.json: `trials` and "
+                          "`fit --objective latency` then predict every trial's latency on it")
     p.set_defaults(func=run_command)
 
 
@@ -113,6 +116,10 @@ def run_command(args: argparse.Namespace) -> int:
         config = config_from_args(args, stored)
     else:
         config = config_from_args(args)
+    if args.device is not None:
+        from tinyscale.latency import LatencyTable, keep_with_study
+
+        keep_with_study(directory, LatencyTable.load(args.device))  # validated before any training
     executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,

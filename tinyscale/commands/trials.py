@@ -12,6 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from tinyscale.trial import TRIAL_STATES
 
     p.add_argument("--state", choices=TRIAL_STATES, help="only trials in this state")
+    p.add_argument("--device", metavar="FILE", default=None,
+                   help="predict each trial's latency on this device table (default: the study's, if it has one)")
+    p.add_argument("--target-ms", type=float, default=None,
+                   help="with a device table: also MnasNet's reward ACC·(LAT/T)^-0.07 at latency target T ms")
     p.add_argument("--json", action="store_true", help="print one JSON object (config, progress, trials)")
     p.set_defaults(func=run)
 
@@ -29,23 +33,61 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
+    """Trial number -> {"latency_ms", "reward"} on a device table (reward: MnasNet's, at target_ms)."""
+    from tinyscale.latency import mnasnet_reward, trial_latencies
+
+    out = {}
+    for number, us in trial_latencies(trials, table).items():
+        out[number] = {"latency_ms": us / 1000.0, "reward": None}
+    if target_ms is not None:
+        for t in trials:
+            if t.accuracy is not None:
+                out[t.number]["reward"] = mnasnet_reward(t.accuracy, out[t.number]["latency_ms"], target_ms)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    from tinyscale.latency import check_latency_ms, study_table
     from tinyscale.study import Study
 
+    table = study_table(args.directory, args.device)
+    if args.target_ms is not None:
+        check_latency_ms(args.target_ms)
+        if table is None:
+            raise ValueError("--target-ms needs a device table: --device FILE, or a study run with --device")
     with Study.open(args.directory) as study:
         trials = study.trials(args.state)
         progress = study.progress()
+        lat = {} if table is None else latency_columns(trials, table, args.target_ms)
         if args.json:
-            print(json.dumps({"config": study.config.to_dict(), "progress": progress.to_dict(),
-                              "trials": [trial_dict(t) for t in trials]}))
+            rows = [{**trial_dict(t), **lat.get(t.number, {})} for t in trials]
+            out = {"config": study.config.to_dict(), "progress": progress.to_dict(), "trials": rows}
+            if table is not None:
+                out["device"] = table.profile.to_dict()
+            print(json.dumps(out))
             return 0
+        extra = "" if table is None else f" {'lat ms':>7}" + ("" if args.target_ms is None else f" {'reward':>6}")
         print(f"{'#':>4} {'state':<9} {'r':>7} {'w':>6} {'d':>6} {'px':>4} {'MMACs':>8} {'ratio':>6} "
-              f"{'params':>9} {'acc':>6} {'loss':>6} {'img/s':>7} {'by':<7}  reason")
+              f"{'params':>9} {'acc':>6} {'loss':>6} {'img/s':>7}{extra} {'by':<7}  reason")
         for t in trials:
+            cols = ""
+            if table is not None:
+                cols = f" {lat[t.number]['latency_ms']:>7.3f}"
+                if args.target_ms is not None:
+                    cols += f" {_fmt(lat[t.number]['reward'], '.4f'):>6}"
             print(f"{t.number:>4} {t.state:<9} {t.recipe.r:>7.4g} {t.recipe.w:>6.4g} {t.recipe.d:>6.4g} "
                   f"{t.recipe.resolution:>4} {t.macs / 1e6:>8.2f} {t.ratio:>6.3f} {t.params:>9,} "
                   f"{_fmt(t.accuracy, '.4f'):>6} {_fmt(t.loss, '.3f'):>6} {_fmt(t.images_per_second, '.0f'):>7}"
-                  f" {t.proposed_by or '-':<7}  {t.reason or ''}")
+                  f"{cols} {t.proposed_by or '-':<7}  {t.reason or ''}")
+        if table is not None:
+            print(f"latency: predicted on {table.profile.describe()}")
+            rewarded = [t for t in trials if lat[t.number]["reward"] is not None]
+            if rewarded:
+                best_t = max(rewarded, key=lambda t: lat[t.number]["reward"])
+                print(f"best MnasNet reward at {args.target_ms:g} ms: #{best_t.number} "
+                      f"({lat[best_t.number]['reward']:.4f}: accuracy {best_t.accuracy:.4f}, "
+                      f"{lat[best_t.number]['latency_ms']:.3f} ms)")
         c = progress.counts
         best = "-" if progress.best_trial is None else f"#{progress.best_trial} ({progress.best_accuracy:.4f})"
         target = "" if progress.target_trials is None else f" of {progress.target_trials}"
