@@ -127,15 +127,27 @@ def test_training_follows_the_same_loss_curve_and_hands_over_plain_convolutions(
     """The first steps agree to float tolerance. Further on, this violent early phase (losses
     of 7-19 on generated data) amplifies any rounding difference: after 6 steps the two paths
     differ by about 3 % in training loss, and two runs of the plain path that differ only in
-    memory layout (channels-last vs contiguous) by 15 %, so later steps test nothing."""
+    memory layout (channels-last vs contiguous) by 15 %, so later steps test nothing.
+
+    The tolerance is the larger of a fixed one and 3x that layout floor, measured here: BLAS
+    kernels round differently per CPU, and on an AMD EPYC the plain path's held-out loss after
+    2 steps moved 1.8e-3 with layout alone (the two paths 1.4e-3 apart), over the fixed 1e-3.
+    A wrong kernel is off by far more than either."""
     data = generate_data(num_classes=4, train_size=256, val_size=64, size=16, seed=0)
     recipe = Recipe(0.5, 0.5, 0.5, base_resolution=32, num_classes=4)
+
+    def rel_diff(a: float, b: float) -> float:
+        return abs(a - b) / abs(b)
+
     for steps, rel in ((1, 1e-5), (2, 1e-4)):
         config = TrainConfig(steps=steps, batch_size=32, threads=1, bn_calibration_images=64, optimizer="sgd",
                              lr=0.02, warmup=0)
         handed = []
         fast = train_recipe(recipe, data, config, seed=5, on_trained=handed.append)
         plain = train_recipe(recipe, data, config.with_(small_map_kernels=False), seed=5)
-        assert fast.train_loss == pytest.approx(plain.train_loss, rel=rel)
-        assert fast.loss == pytest.approx(plain.loss, rel=10 * rel)
+        contiguous = train_recipe(recipe, data, config.with_(small_map_kernels=False, channels_last=False), seed=5)
+        train_tol = max(rel, 3 * rel_diff(contiguous.train_loss, plain.train_loss))
+        loss_tol = max(10 * rel, 3 * rel_diff(contiguous.loss, plain.loss))
+        assert rel_diff(fast.train_loss, plain.train_loss) <= train_tol, (steps, fast.train_loss, plain.train_loss)
+        assert rel_diff(fast.loss, plain.loss) <= loss_tol, (steps, fast.loss, plain.loss)
         assert not any(m.small_map for m in handed[0].modules() if isinstance(m, MapAwareConv2d))
