@@ -63,6 +63,22 @@ class ScaledRecipe:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A solved rule's one scalar knob, whatever the budget: ``make(t)`` builds the network at
+    t, valid on [lo, hi] with a cost (MACs, latency) non-decreasing in t; ``what`` names the
+    rule and ``low_limit``/``high_limit`` say what stops t at each end, for the out-of-reach
+    error. ``name`` is what t is called in output ("phi", "ln s", "d", "r", "w")."""
+
+    make: Callable[[float], Recipe]
+    lo: float
+    hi: float
+    what: str
+    low_limit: str
+    high_limit: str
+    name: str
+
+
+@dataclass(frozen=True)
 class StepSolution:
     """The solved knob and the two steps around c: ``knob_below``/``knob_above`` build the
     networks costing ``ratio_below``/``ratio_above`` (both equal ``knob`` on an exact hit);
@@ -99,3 +115,14 @@ def solve_knob(
                       show=lambda m: f"{m / base:.6g}", name="c=", kind="ratios")
     return StepSolution(knob=sol.knob, achieved=sol.achieved / base, ratio_below=sol.value_below / base,
                         ratio_above=sol.value_above / base, knob_below=sol.knob_below, knob_above=sol.knob_above)
+
+
+def scaled_recipe(strategy: str, c: float, knob: Knob, extra: Callable[[float], dict] = lambda t: {}) -> ScaledRecipe:
+    """The rule's recipe at FLOPs ratio c: ``knob`` solved against the counted MACs, with the
+    networks of both adjacent steps; ``extra(t)`` adds the solved knob's own fields (φ, s)."""
+    sol = solve_knob(c, knob.make, knob.lo, knob.hi, what=knob.what, low_limit=knob.low_limit,
+                     high_limit=knob.high_limit)
+    return ScaledRecipe(strategy=strategy, recipe=knob.make(sol.knob), target=float(c), achieved=sol.achieved,
+                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
+                        recipe_below=knob.make(sol.knob_below), recipe_above=knob.make(sol.knob_above),
+                        **extra(sol.knob))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from baselines.common import ScaledRecipe, solve_knob
+from baselines.common import Knob, ScaledRecipe, scaled_recipe
 from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
 
 DEFAULT_RULES = "tinynet"
@@ -97,6 +97,23 @@ def log_s_range(alpha: float, *, rules: str = DEFAULT_RULES, base_resolution: in
     return lo, hi
 
 
+def dwr_knob(alpha: float = FAST_ALPHA, *, strategy: str | None = None, rules: str = DEFAULT_RULES,
+             base_resolution: int = 224, num_classes: int = 1000) -> Knob:
+    """ln s as the knob of the α-rule, over its valid range (ValueError unless 0 < α < 1)."""
+    alpha = check_alpha(alpha)
+    lo, hi = log_s_range(alpha, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
+    name = strategy or f"dwr(alpha={alpha:g})"
+
+    def make(log_s: float) -> Recipe:
+        return dwr_at(log_s, alpha, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
+
+    limits = _upper_limits(alpha, base_resolution)
+    upper = min(limits, key=limits.__getitem__)
+    return Knob(make, lo, hi, what=f"{name} scaling ({rules} rules, base {base_resolution} px)",
+                low_limit=f"s={math.exp(lo):.4g}, the {MIN_RESOLUTION} px minimum input",
+                high_limit=f"s={math.exp(hi):.4g}, {upper}", name="ln s")
+
+
 def dwr_recipe(c: float, alpha: float = FAST_ALPHA, *, strategy: str | None = None, rules: str = DEFAULT_RULES,
                base_resolution: int = 224, num_classes: int = 1000) -> ScaledRecipe:
     """The α-rule at FLOPs ratio c (relative to the unscaled B0 in the same context), s solved
@@ -107,25 +124,8 @@ def dwr_recipe(c: float, alpha: float = FAST_ALPHA, *, strategy: str | None = No
     the reachable range and which limit stops it), or α is not in (0, 1).
     """
     alpha = check_alpha(alpha)
-    lo, hi = log_s_range(alpha, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
-    name = strategy or f"dwr(alpha={alpha:g})"
-
-    def make(log_s: float) -> Recipe:
-        return dwr_at(log_s, alpha, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
-
-    limits = _upper_limits(alpha, base_resolution)
-    upper = min(limits, key=limits.__getitem__)
-    sol = solve_knob(
-        c, make, lo, hi,
-        what=f"{name} scaling ({rules} rules, base {base_resolution} px)",
-        low_limit=f"s={math.exp(lo):.4g}, the {MIN_RESOLUTION} px minimum input",
-        high_limit=f"s={math.exp(hi):.4g}, {upper}",
-    )
-    return ScaledRecipe(
-        strategy=name, recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
-        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
-        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above), s=math.exp(sol.knob),
-    )
+    knob = dwr_knob(alpha, strategy=strategy, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
+    return scaled_recipe(strategy or f"dwr(alpha={alpha:g})", c, knob, lambda log_s: {"s": math.exp(log_s)})
 
 
 def uniform(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from baselines.common import ScaledRecipe, solve_knob
+from baselines.common import Knob, ScaledRecipe, scaled_recipe
 from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution bases of the compound rule
@@ -98,6 +98,18 @@ def phi_range(base_resolution: int = 224, num_classes: int = 1000) -> tuple[floa
     return lo, hi
 
 
+def compound_knob(base_resolution: int = 224, num_classes: int = 1000) -> Knob:
+    """φ as the knob of compound scaling, over its valid range."""
+    lo, hi = phi_range(base_resolution, num_classes)
+
+    def make(phi: float) -> Recipe:
+        return compound_at_phi(phi, base_resolution=base_resolution, num_classes=num_classes)
+
+    return Knob(make, lo, hi, what=f"EfficientNet compound scaling (base {base_resolution} px)",
+                low_limit=f"φ={lo:.4g}, the {MIN_RESOLUTION} px minimum input",
+                high_limit=f"φ={hi:.4g}, the multiplier/input size limit", name="phi")
+
+
 def compound_recipe(c: float, base_resolution: int = 224, num_classes: int = 1000) -> ScaledRecipe:
     """EfficientNet compound scaling at FLOPs ratio c (relative to the unscaled B0 at the same
     base resolution), with φ solved against the counted cost; works for c below and above 1.
@@ -105,35 +117,4 @@ def compound_recipe(c: float, base_resolution: int = 224, num_classes: int = 100
     Raises ValueError if c is not a positive finite number or out of reach (the message gives
     the reachable range and which limit stops it).
     """
-    lo, hi = phi_range(base_resolution, num_classes)
-
-    def make(phi: float) -> Recipe:
-        return compound_at_phi(phi, base_resolution=base_resolution, num_classes=num_classes)
-
-    sol = solve_knob(
-        c, make, lo, hi,
-        what=f"EfficientNet compound scaling (base {base_resolution} px)",
-        low_limit=f"φ={lo:.4g}, the {MIN_RESOLUTION} px minimum input",
-        high_limit=f"φ={hi:.4g}, the multiplier/input size limit",
-    )
-    return ScaledRecipe(
-        strategy="efficientnet", recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
-        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above, phi=sol.knob,
-        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above),
-    )
-
-
-def compound_recipe_latency(target_us: float, latency, *, base_resolution: int = 224, num_classes: int = 1000):
-    """EfficientNet compound scaling at a latency target (µs) on a latency measure
-    (`tinyscale.latency.LatencyTable.predict_us` of a device): φ solved by the same step
-    bisection as for a FLOPs ratio. Returns a `tinyscale.latency.LatencySolution` whose
-    ``knob`` is φ."""
-    from tinyscale.latency import solve_latency
-
-    lo, hi = phi_range(base_resolution, num_classes)
-    return solve_latency(
-        target_us, latency, lambda phi: compound_at_phi(phi, base_resolution=base_resolution, num_classes=num_classes),
-        lo, hi, what=f"EfficientNet compound scaling (base {base_resolution} px)",
-        low_limit=f"φ={lo:.4g}, the {MIN_RESOLUTION} px minimum input",
-        high_limit=f"φ={hi:.4g}, the multiplier/input size limit",
-    )
+    return scaled_recipe("efficientnet", c, compound_knob(base_resolution, num_classes), lambda phi: {"phi": phi})

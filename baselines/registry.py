@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from baselines.common import ScaledRecipe
-from baselines.dwr import fast, uniform
-from baselines.efficientnet import compound_recipe
-from baselines.single_axis import depth_only, resolution_only, width_only
+from baselines.common import Knob, ScaledRecipe
+from baselines.dwr import FAST_ALPHA, UNIFORM_ALPHA, dwr_knob, fast, uniform
+from baselines.efficientnet import compound_knob, compound_recipe
+from baselines.single_axis import DEFAULT_RULES, depth_knob, depth_only, resolution_knob, resolution_only, width_only
 from baselines.tinynet import TINYNET, tinynet
 
 # Strategies that solve a recipe for a target ratio c, and published recipes (c is ignored).
@@ -43,3 +43,36 @@ def scale(rule: str, c: float | None = None, *, base_resolution: int = 224, num_
     if c is None and rule in SOLVED:
         raise ValueError(f"rule {rule!r} needs a target ratio c (--ratio)")
     return STRATEGIES[rule](c, base_resolution, num_classes)
+
+
+# Each solved rule's knob, for budgets other than a MACs ratio (width-only's is the width
+# solver's own, `tinyscale.latency.solve_width_latency`).
+KNOBS: dict[str, Callable[[int, int], Knob]] = {
+    "efficientnet": lambda base, classes: compound_knob(base, classes),
+    "uniform": lambda base, classes: dwr_knob(UNIFORM_ALPHA, strategy="uniform", base_resolution=base,
+                                              num_classes=classes),
+    "fast": lambda base, classes: dwr_knob(FAST_ALPHA, strategy="fast", base_resolution=base, num_classes=classes),
+    "depth": lambda base, classes: depth_knob(base_resolution=base, num_classes=classes),
+    "resolution": lambda base, classes: resolution_knob(base_resolution=base, num_classes=classes),
+}
+
+
+def scale_latency(rule: str, target_us: float, latency: Callable, *, base_resolution: int = 224,
+                  num_classes: int = 1000):
+    """The recipe solved rule ``rule`` gives at a latency target (µs) on a latency measure
+    (`tinyscale.latency.LatencyTable.predict_us` of a device): the rule's knob solved by the
+    same step bisection as for a FLOPs ratio. Returns ``(solution, knob_name)``: a
+    `tinyscale.latency.LatencySolution` and what its ``knob`` is ("phi", "ln s", "d", "r", "w").
+
+    Raises ValueError for an unknown or published rule, a bad target, or one out of reach.
+    """
+    from tinyscale.latency import solve_latency, solve_width_latency
+
+    if rule not in SOLVED:
+        raise ValueError(f"a latency target needs a solved rule ({', '.join(SOLVED)}); got {rule!r}")
+    if rule == "width":
+        return solve_width_latency(target_us, 1.0, 1.0, latency, rules=DEFAULT_RULES, base_resolution=base_resolution,
+                                   num_classes=num_classes), "w"
+    knob = KNOBS[rule](base_resolution, num_classes)
+    return solve_latency(target_us, latency, knob.make, knob.lo, knob.hi, what=knob.what,
+                         low_limit=knob.low_limit, high_limit=knob.high_limit), knob.name

@@ -9,7 +9,7 @@ Pass ``rules="efficientnet"`` for the other convention.
 
 from __future__ import annotations
 
-from baselines.common import ScaledRecipe, solve_knob
+from baselines.common import Knob, ScaledRecipe, scaled_recipe
 from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
 from tinyscale.width import check_ratio, solve_width
 
@@ -29,28 +29,16 @@ def width_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 2
                         recipe_below=sol.recipe_below, recipe_above=sol.recipe_above)
 
 
-def depth_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
-               num_classes: int = 1000) -> ScaledRecipe:
-    """r = w = 1, d solved. Depth alone cannot go below 1 block per stage."""
+def depth_knob(*, rules: str = DEFAULT_RULES, base_resolution: int = 224, num_classes: int = 1000) -> Knob:
+    """d as the knob of depth-only scaling (r = w = 1)."""
     template = Recipe(rules=rules, base_resolution=base_resolution, num_classes=num_classes)
-
-    def make(d: float) -> Recipe:
-        return template.with_(d=d)
-
-    sol = solve_knob(
-        c, make, D_MIN, MAX_MULTIPLIER,
-        what=f"depth-only scaling ({rules} rules, base {base_resolution} px)",
-        low_limit="1 block per stage, the minimum depth",
-        high_limit=f"d={MAX_MULTIPLIER:g}",
-    )
-    return ScaledRecipe(strategy="depth", recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
-                        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above))
+    return Knob(lambda d: template.with_(d=d), D_MIN, MAX_MULTIPLIER,
+                what=f"depth-only scaling ({rules} rules, base {base_resolution} px)",
+                low_limit="1 block per stage, the minimum depth", high_limit=f"d={MAX_MULTIPLIER:g}", name="d")
 
 
-def resolution_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
-                    num_classes: int = 1000) -> ScaledRecipe:
-    """w = d = 1, r solved (in whole input pixels). Cannot go below the minimum input size."""
+def resolution_knob(*, rules: str = DEFAULT_RULES, base_resolution: int = 224, num_classes: int = 1000) -> Knob:
+    """r as the knob of resolution-only scaling (w = d = 1), in whole input pixels."""
     template = Recipe(rules=rules, base_resolution=base_resolution, num_classes=num_classes)
     r_lo = MIN_RESOLUTION / base_resolution
     # The largest r still inside both limits (up to 4096 px: any r flooring to it is valid).
@@ -59,12 +47,19 @@ def resolution_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: in
     def make(r: float) -> Recipe:
         return template.with_(r=r)
 
-    sol = solve_knob(
-        c, make, r_lo, r_hi,
-        what=f"resolution-only scaling ({rules} rules, base {base_resolution} px)",
-        low_limit=f"{MIN_RESOLUTION} px, the network's minimum input",
-        high_limit=f"{make(r_hi).resolution} px",
-    )
-    return ScaledRecipe(strategy="resolution", recipe=make(sol.knob), target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
-                        recipe_below=make(sol.knob_below), recipe_above=make(sol.knob_above))
+    return Knob(make, r_lo, r_hi, what=f"resolution-only scaling ({rules} rules, base {base_resolution} px)",
+                low_limit=f"{MIN_RESOLUTION} px, the network's minimum input",
+                high_limit=f"{make(r_hi).resolution} px", name="r")
+
+
+def depth_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
+               num_classes: int = 1000) -> ScaledRecipe:
+    """r = w = 1, d solved. Depth alone cannot go below 1 block per stage."""
+    return scaled_recipe("depth", c, depth_knob(rules=rules, base_resolution=base_resolution, num_classes=num_classes))
+
+
+def resolution_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
+                    num_classes: int = 1000) -> ScaledRecipe:
+    """w = d = 1, r solved (in whole input pixels). Cannot go below the minimum input size."""
+    return scaled_recipe("resolution", c,
+                   resolution_knob(rules=rules, base_resolution=base_resolution, num_classes=num_classes))

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from _latency_fixtures import FakeClock, fake_duration_us, fake_measurer, fake_table
-from baselines.efficientnet import compound_at_phi, compound_recipe_latency
+from baselines import SOLVED, scale, scale_latency
+from baselines.efficientnet import compound_at_phi
 from tinyscale import latency as L
 from tinyscale.arch import build_architecture
 from tinyscale.cli import main
@@ -355,7 +356,8 @@ def test_unreachable_latency_names_the_range():
 @pytest.mark.parametrize("target_ms", [1.0, 10.0, 100.0])
 def test_phi_meets_a_latency_target(target_ms):
     target = target_ms * 1000
-    sol = compound_recipe_latency(target, fake_latency_us)
+    sol, name = scale_latency("efficientnet", target, fake_latency_us)
+    assert name == "phi"
     assert sol.below_us <= target <= sol.above_us
     assert sol.recipe == compound_at_phi(sol.knob)
     assert sol.achieved_us == fake_latency_us(sol.recipe) and sol.achieved_us in (sol.below_us, sol.above_us)
@@ -363,8 +365,33 @@ def test_phi_meets_a_latency_target(target_ms):
 
 
 def test_phi_is_monotone_in_the_latency_target():
-    phis = [compound_recipe_latency(ms * 1000, fake_latency_us).knob for ms in (1, 3, 10, 30, 100)]
+    phis = [scale_latency("efficientnet", ms * 1000, fake_latency_us)[0].knob for ms in (1, 3, 10, 30, 100)]
     assert phis == sorted(phis)
+
+
+@pytest.mark.parametrize("rule", [r for r in SOLVED if r != "efficientnet"])
+def test_every_solved_rule_meets_a_latency_target_along_its_own_path(rule):
+    """The latency answer is a network of the rule's own path (the MACs solver gives the same
+    network at the answer's MACs ratio), bracketing the target, closer side chosen."""
+    from tinyscale.cost import baseline_macs
+
+    for c in (0.55, 0.9):  # targets every rule can reach (depth alone stops at c = 0.45): a little over its networks at these ratios
+        target = 1.01 * fake_latency_us(scale(rule, c).recipe)
+        sol, _ = scale_latency(rule, target, fake_latency_us)
+        assert sol.below_us <= target <= sol.above_us
+        assert sol.achieved_us == fake_latency_us(sol.recipe) and sol.achieved_us in (sol.below_us, sol.above_us)
+        assert abs(sol.achieved_us - target) <= max(target - sol.below_us, sol.above_us - target)
+        c = macs(sol.recipe) / baseline_macs(sol.recipe)
+        on_path = scale(rule, c).recipe
+        assert build_architecture(on_path) == build_architecture(sol.recipe)
+        assert on_path.resolution == sol.recipe.resolution
+
+
+def test_a_latency_target_needs_a_solved_rule():
+    with pytest.raises(ValueError, match="solved rule"):
+        scale_latency("tinynet-a", 5000, fake_latency_us)
+    with pytest.raises(ValueError, match="out of reach for fast"):
+        scale_latency("fast", 0.01, fake_latency_us)
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "5"])
@@ -474,16 +501,29 @@ def test_a_corrupt_device_file_is_one_line(tmp_path, capsys):
     assert code == 2 and "truncated or corrupt" in err and len(err.strip().splitlines()) == 1
 
 
-def test_scale_solves_phi_for_a_latency(device_files, capsys):
+@pytest.mark.parametrize("rule", ["efficientnet", "fast"])
+def test_scale_solves_a_rule_for_a_latency(rule, device_files, capsys):
     _, elsewhere = device_files
     table = L.LatencyTable.load(elsewhere)
-    code, out, err = run(capsys, "scale", "--rule", "efficientnet", "--latency-ms", 20, "--device", elsewhere, "--json")
+    code, out, err = run(capsys, "scale", "--rule", rule, "--latency-ms", 20, "--device", elsewhere, "--json")
     assert code == 0 and err == ""
     data = json.loads(out)
-    recipe = compound_at_phi(data["phi"])
+    assert data["strategy"] == rule
+    if rule == "efficientnet":
+        recipe = compound_at_phi(data["phi"])
+        assert data["s"] is None
+    else:
+        recipe = Recipe(data["r"], data["w"], data["d"], rules=data["rules"])
+        assert data["phi"] is None and data["s"] > 0
     assert data["latency_predicted_ms"] == pytest.approx(table.predict_us(recipe) / 1000)
     assert data["latency_below_ms"] <= 20 <= data["latency_above_ms"]
     assert data["macs"] == macs(recipe) and data["latency_measured_ms"] is None
+
+
+def test_scale_latency_for_a_one_axis_rule_prints_no_phi(device_files, capsys):
+    _, elsewhere = device_files
+    code, out, err = run(capsys, "scale", "--rule", "depth", "--latency-ms", 20, "--device", elsewhere)
+    assert code == 0 and "strategy" in out and "depth" in out and "phi" not in out
 
 
 def test_scale_latency_verifies_on_this_machine(device_files, capsys, monkeypatch):
@@ -495,7 +535,7 @@ def test_scale_latency_verifies_on_this_machine(device_files, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--rule", "fast", "--latency-ms", 5, "--device", "{d}"], "φ only (--rule efficientnet)"),
+    (["--rule", "tinynet-b", "--latency-ms", 5, "--device", "{d}"], "published recipe"),
     (["--rule", "efficientnet", "--latency-ms", 5], "needs both"),
     (["--rule", "efficientnet", "--latency-ms", 5, "--ratio", 0.5, "--device", "{d}"], "not both"),
     (["--rule", "efficientnet", "--latency-ms", -5, "--device", "{d}"], "latency budget"),

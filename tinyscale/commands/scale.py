@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", type=float, default=None,
                    help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
     p.add_argument("--latency-ms", type=float, default=None,
-                   help="instead of --ratio: a latency target in ms on the --device table (efficientnet: φ solved)")
+                   help="instead of --ratio: a latency target in ms on the --device table (any solved rule: its "
+                        "knob, e.g. EfficientNet's φ, solved for the predicted latency)")
     add_device_arg(p)
     p.add_argument("--table", action="store_true",
                    help="instead of one rule: the scaling table, every solved rule at each of --ratios")
@@ -82,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_latency(args: argparse.Namespace) -> int:
-    """--rule efficientnet --latency-ms X --device FILE: φ solved for the predicted latency
+    """--rule RULE --latency-ms X --device FILE: the rule's knob solved for the predicted latency
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
-    from baselines.efficientnet import compound_recipe_latency
+    import math
+
+    from baselines import SOLVED, scale_latency
     from tinyscale.commands.latency import measure_if_here, measured_line
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.summary import format_summary, summarize
@@ -93,29 +96,36 @@ def run_latency(args: argparse.Namespace) -> int:
         raise ValueError("a latency target needs both --latency-ms X and --device FILE")
     if args.ratio is not None:
         raise ValueError("give --ratio or --latency-ms, not both")
-    if args.rule != "efficientnet":
-        raise ValueError(f"--latency-ms solves EfficientNet's φ only (--rule efficientnet), not {args.rule!r}")
+    if args.rule not in SOLVED:
+        raise ValueError(f"--latency-ms solves a rule's knob ({', '.join(SOLVED)}); {args.rule!r} is a "
+                         "published recipe with a latency of its own (`tinyscale latency --device`)")
     target_ms = check_latency_ms(args.latency_ms)
     table = LatencyTable.load(args.device)
-    sol = compound_recipe_latency(target_ms * 1000.0, table.predict_us, base_resolution=args.base_resolution,
-                                  num_classes=args.num_classes)
+    sol, knob_name = scale_latency(args.rule, target_ms * 1000.0, table.predict_us,
+                                   base_resolution=args.base_resolution, num_classes=args.num_classes)
+    phi = sol.knob if knob_name == "phi" else None
+    s_factor = math.exp(sol.knob) if knob_name == "ln s" else None
     measured = measure_if_here(table, sol.recipe, args)
     s = summarize(sol.recipe)
     if args.json:
         out = s.to_dict()
-        out.update(strategy="efficientnet", phi=sol.knob, latency_target_ms=target_ms,
+        out.update(strategy=args.rule, phi=phi, s=s_factor, latency_target_ms=target_ms,
                    latency_predicted_ms=sol.achieved_us / 1000, latency_below_ms=sol.below_us / 1000,
                    latency_above_ms=sol.above_us / 1000,
                    latency_measured_ms=None if measured is None else measured.median_ms,
                    device=table.profile.to_dict())
         print(json.dumps(out))
         return 0
-    print(format_summary(s, {
-        "strategy": "efficientnet",
+    extra = {
+        "strategy": args.rule,
         "device": table.profile.describe(),
         "latency": (f"target {target_ms:g} ms, predicted {sol.achieved_us / 1000:.3f} ms "
                     f"(adjacent steps {sol.below_us / 1000:.3f} / {sol.above_us / 1000:.3f} ms)"),
         "measured": measured_line(measured),
-        "phi": f"{sol.knob:g}",
-    }))
+    }
+    if phi is not None:
+        extra["phi"] = f"{phi:g}"
+    if s_factor is not None:
+        extra["s"] = f"{s_factor:.4g} (nominal FLOPs factor, d·w²·r² = s)"
+    print(format_summary(s, extra))
     return 0
