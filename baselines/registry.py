@@ -45,23 +45,27 @@ def scale(rule: str, c: float | None = None, *, base_resolution: int = 224, num_
     return STRATEGIES[rule](c, base_resolution, num_classes)
 
 
-# Each solved rule's knob, for budgets other than a MACs ratio (width-only's is the width
-# solver's own, `tinyscale.latency.solve_width_latency`).
-KNOBS: dict[str, Callable[[int, int], Knob]] = {
-    "efficientnet": lambda base, classes: compound_knob(base, classes),
-    "uniform": lambda base, classes: dwr_knob(UNIFORM_ALPHA, strategy="uniform", base_resolution=base,
-                                              num_classes=classes),
-    "fast": lambda base, classes: dwr_knob(FAST_ALPHA, strategy="fast", base_resolution=base, num_classes=classes),
-    "depth": lambda base, classes: depth_knob(base_resolution=base, num_classes=classes),
-    "resolution": lambda base, classes: resolution_knob(base_resolution=base, num_classes=classes),
+# Each solved rule's knob under a rule set, for budgets other than a MACs ratio (width-only's is
+# the width solver's own, `tinyscale.latency.solve_width_latency`). EfficientNet keeps its own
+# rules, as its MACs-ratio answer does.
+KNOBS: dict[str, Callable[[str, int, int], Knob]] = {
+    "efficientnet": lambda rules, base, classes: compound_knob(base, classes),
+    "uniform": lambda rules, base, classes: dwr_knob(UNIFORM_ALPHA, strategy="uniform", rules=rules,
+                                                     base_resolution=base, num_classes=classes),
+    "fast": lambda rules, base, classes: dwr_knob(FAST_ALPHA, strategy="fast", rules=rules, base_resolution=base,
+                                                  num_classes=classes),
+    "depth": lambda rules, base, classes: depth_knob(rules=rules, base_resolution=base, num_classes=classes),
+    "resolution": lambda rules, base, classes: resolution_knob(rules=rules, base_resolution=base,
+                                                               num_classes=classes),
 }
 
 
-def scale_latency(rule: str, target_us: float, latency: Callable, *, base_resolution: int = 224,
-                  num_classes: int = 1000):
+def scale_latency(rule: str, target_us: float, latency: Callable, *, rules: str = DEFAULT_RULES,
+                  base_resolution: int = 224, num_classes: int = 1000):
     """The recipe solved rule ``rule`` gives at a latency target (µs) on a latency measure
     (`tinyscale.latency.LatencyTable.predict_us` of a device): the rule's knob solved by the
-    same step bisection as for a FLOPs ratio. Returns ``(solution, knob_name)``: a
+    same step bisection as for a FLOPs ratio. ``rules`` is the rule set of every rule but
+    ``efficientnet`` (which keeps EfficientNet's). Returns ``(solution, knob_name)``: a
     `tinyscale.latency.LatencySolution` and what its ``knob`` is ("phi", "ln s", "d", "r", "w").
 
     Raises ValueError for an unknown or published rule, a bad target, or one out of reach.
@@ -71,8 +75,8 @@ def scale_latency(rule: str, target_us: float, latency: Callable, *, base_resolu
     if rule not in SOLVED:
         raise ValueError(f"a latency target needs a solved rule ({', '.join(SOLVED)}); got {rule!r}")
     if rule == "width":
-        return solve_width_latency(target_us, 1.0, 1.0, latency, rules=DEFAULT_RULES, base_resolution=base_resolution,
+        return solve_width_latency(target_us, 1.0, 1.0, latency, rules=rules, base_resolution=base_resolution,
                                    num_classes=num_classes), "w"
-    knob = KNOBS[rule](base_resolution, num_classes)
+    knob = KNOBS[rule](rules, base_resolution, num_classes)
     return solve_latency(target_us, latency, knob.make, knob.lo, knob.hi, what=knob.what,
                          low_limit=knob.low_limit, high_limit=knob.high_limit), knob.name

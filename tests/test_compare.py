@@ -588,7 +588,7 @@ def test_a_registered_strategy_is_compared_like_the_others(monkeypatch, fitted_s
     assert set(STRATEGY_COLORS) == set(REGISTRY) and all(s.label for s in REGISTRY.values())
     fixed = CONFIG.recipe(1.0, 0.5, 1.0)
     monkeypatch.setitem(REGISTRY, "custom", Strategy("custom", "a custom rule", None,
-                                                     lambda study_dir, config: lambda c: (fixed, "fixed")))
+                                                     lambda study_dir, config, measure: lambda c: (fixed, "fixed")))
     assert parse_strategies("gp,custom") == ("gp", "custom")
     built = build_recipe("custom", strategy_builders(fitted_study, CONFIG, ("custom",))["custom"], 0.25, CONFIG)
     assert built.recipe == fixed and built.note.endswith("fixed")
@@ -638,3 +638,90 @@ def test_cli_runs_without_a_fit_when_gp_is_left_out(unfitted_study, tmp_path, ca
         assert (directory / "compare" / name).is_file()
     with CompareStore.open(directory) as store:
         assert len(store.cells()) == 2
+
+
+# ------------------------------------------------------------------------ matched latency
+
+
+@pytest.fixture(scope="module")
+def latency_table():
+    from _latency_fixtures import small_grid_table
+
+    return small_grid_table(CONFIG.base_resolution, CONFIG.num_classes)
+
+
+def test_latency_targets_default_to_the_fits_recipes_and_are_checked(fitted_study, latency_table):
+    from tinyscale.compare import default_latency_targets
+
+    targets = default_latency_targets(fitted_study, latency_table)
+    solver = RecipeSolver.load(fitted_study)
+    want = [float(f"{latency_table.predict_us(solver.solve(c).recipe) / 1000:.3g}") for c in REFERENCE_RATIOS]
+    assert list(targets) == list(dict.fromkeys(want))
+    assert parse_ratios("2,4.5", "latency") == (2.0, 4.5)
+    with pytest.raises(ValueError, match="latency budget"):
+        parse_ratios("2,-1", "latency")
+    with pytest.raises(ValueError, match="latency target 2 is listed twice"):
+        parse_ratios("2,2", "latency")
+    with pytest.raises(ValueError, match="budget must be one of macs, latency"):
+        CompareSettings(ratios=(0.5,), strategies=("gp",), budget="flops")
+
+
+def test_a_comparison_at_matched_latency(fitted_study, latency_table, tmp_path):
+    """Every strategy solves its recipe for the latency on the table; rows off by more than the
+    tolerance train both latency steps and interpolate in log ms; the store is separate from
+    the MACs comparison's and refuses another table on resume."""
+    from tinyscale.compare import compare_dir, default_latency_targets
+
+    directory = tmp_path / "study"
+    shutil.copytree(fitted_study, directory)
+    targets = default_latency_targets(directory, latency_table)[:2]
+    settings = CompareSettings(ratios=targets, strategies=("gp", "efficientnet", "fast"), seeds=(0,), steps=4,
+                               batch_size=32, threads=1, budget="latency")
+    with pytest.raises(ValueError, match="needs a device table"):
+        run_comparison(directory, settings, progress=False)
+    comparison = run_comparison(directory, settings, progress=False, table=latency_table)
+    assert comparison.complete and (compare_dir(directory, "latency") / "compare.sqlite").exists()
+    assert not (directory / "compare").exists()
+
+    def ms(recipe):
+        return latency_table.predict_us(recipe) / 1000
+
+    solver = RecipeSolver.load(directory)
+    for row in comparison.rows:
+        assert row.recipe is not None and row.achieved == pytest.approx(ms(row.recipe))
+        if row.interpolated:
+            b = row.bracket
+            assert b.ratio_below < row.ratio < b.ratio_above
+            assert (b.ratio_below, b.ratio_above) == (pytest.approx(ms(b.below)), pytest.approx(ms(b.above)))
+            assert b.weight == pytest.approx(math.log(row.ratio / b.ratio_below) / math.log(b.ratio_above / b.ratio_below))
+        else:
+            assert abs(row.achieved / row.ratio - 1) <= MATCH_TOLERANCE
+        if row.strategy == "gp":
+            assert row.recipe == solver.solve_latency(row.ratio * 1000, latency_table.predict_us).recipe
+        if row.strategy == "efficientnet":
+            assert row.recipe.rules == "efficientnet"
+    assert load_comparison(directory, "latency") == comparison and load_comparison(directory) is None
+    md = comparison_markdown(comparison)
+    assert "| target ms |" in md and "matched latency" in md and "target c" not in md
+    fig = comparison_figure(comparison)
+    assert "latency" in fig.layout.xaxis.title.text
+
+    other = latency_table.copy()
+    other.calibration = type(other.calibration)(slope=1.5)
+    with pytest.raises(ValueError, match="budget"):
+        run_comparison(directory, settings, progress=False, table=other)
+
+
+def test_compare_cli_latency_errors(fitted_study, capsys, tmp_path):
+    def run(*argv):
+        code = main(["compare", str(fitted_study), "--no-progress", *argv])
+        return code, capsys.readouterr().err
+
+    code, err = run("--budget", "latency")
+    assert code == 2 and "needs a device table" in err
+    code, err = run("--latency-ms", "3")
+    assert code == 2 and "needs a device table" in err
+    code, err = run("--budget", "latency", "--ratios", "0.5", "--device", str(tmp_path / "none.json"))
+    assert code == 2 and "--ratios sets MACs targets" in err
+    code, err = run("--device", str(tmp_path / "none.json"))
+    assert code == 2 and "go with --budget latency" in err

@@ -9,6 +9,14 @@ retraining anything; the cells fold into a `Comparison` (one row per ratio and s
 recipe, achieved ratio, params, accuracy mean ± std over seeds) with the GP recipe's margins
 over every other strategy, paired by seed.
 
+A comparison can match latency instead (``CompareSettings.budget = "latency"``, `tinyscale
+compare --budget latency`): the targets are milliseconds predicted on a device table
+(`tinyscale.latency`), every strategy solves its recipe for the latency (the GP through
+`RecipeSolver.solve_latency`, the baselines their own knob through `baselines.scale_latency`),
+and bracketing and interpolation work in log ms. Such a comparison is stored apart
+(``DIR/compare-latency/``), with the table's fingerprint in its budget, so a resume on another
+table is refused.
+
 Matched FLOPs is the point of the comparison. A strategy whose recipe lands within
 `MATCH_TOLERANCE` of c trains that recipe (bracket ``single``). Where it lands further off and
 its solver knows the achievable steps on both sides of c, *both* step recipes are trained at
@@ -30,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyscale.cost import baseline_macs, cost, macs
+from tinyscale.cost import cost, macs
 from tinyscale.recipe import Recipe
 from tinyscale.storage import ResultStore
 from tinyscale.trial import StudyConfig
@@ -39,6 +47,7 @@ from tinyscale.width import check_ratio
 DEFAULT_RATIOS: tuple[float, ...] = (0.5, 0.25, 0.125, 0.0625)
 MATCH_TOLERANCE = 0.02  # |achieved / target - 1| allowed for one recipe to count as matched FLOPs
 COMPARE_DIRNAME = "compare"
+BUDGETS = ("macs", "latency")  # what a target is: a MACs ratio c of B0, or milliseconds on a device
 STORE_NAME = "compare.sqlite"
 # 2: cells per (strategy, ratio, seed, bracket), bracketing recipes stored with each strategy's recipe.
 SCHEMA_VERSION = 2
@@ -64,6 +73,47 @@ class StrategyRecipe:
     above: Recipe | None = None
 
 
+@dataclass(frozen=True)
+class TargetMeasure:
+    """What a comparison's targets measure: ``macs`` (the counted ratio c to the study's B0) or
+    ``latency`` (ms predicted on ``table``, a `tinyscale.latency.LatencyTable`)."""
+
+    kind: str = "macs"
+    table: object | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in BUDGETS:
+            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {self.kind!r}")
+        if (self.kind == "latency") != (self.table is not None):
+            raise ValueError("a latency budget needs a device table (and only it)")
+
+    @property
+    def symbol(self) -> str:
+        return "ms" if self.kind == "latency" else "c"
+
+    def value(self, recipe: Recipe, config: StudyConfig) -> float:
+        if self.kind == "latency":
+            return self.table.predict_us(recipe) / 1000.0
+        return macs(recipe) / _baseline_macs(config)
+
+    def latency_us(self) -> Callable[[Recipe], float]:
+        return self.table.predict_us
+
+    def fingerprint(self) -> dict:
+        """What the budget records about the measure (nothing for MACs, so MACs comparisons stored
+        before latency budgets existed still resume): the device and a hash of the table."""
+        if self.kind == "macs":
+            return {}
+        import hashlib
+
+        text = json.dumps(self.table.to_dict(), sort_keys=True)
+        return {"target_measure": "latency", "device": self.table.profile.describe(),
+                "latency_table_sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+MACS = TargetMeasure()
+
+
 # A strategy's builder: target ratio c -> StrategyRecipe in the study's context (a plain
 # ``(recipe, note)`` tuple is accepted too: one recipe, nothing to interpolate with). It raises
 # ValueError when it cannot build anything near c; the message becomes the row's note.
@@ -73,12 +123,13 @@ StrategyBuilder = Callable[[float], "StrategyRecipe | tuple[Recipe, str]"]
 @dataclass(frozen=True)
 class Strategy:
     """One entry of the strategy registry: its name, how tables and plots label and colour it,
-    and ``builder(study_dir, config)``, which returns its `StrategyBuilder` for a study."""
+    and ``builder(study_dir, config, measure)``, which returns its `StrategyBuilder` for a study
+    and a `TargetMeasure` (targets in c or in ms)."""
 
     name: str
     label: str
     color: str | None
-    builder: Callable[[Path, StudyConfig], StrategyBuilder]
+    builder: Callable[[Path, StudyConfig, TargetMeasure], StrategyBuilder]
 
 
 def gp_answer_recipe(answer, context: dict) -> StrategyRecipe:
@@ -94,11 +145,29 @@ def gp_answer_recipe(answer, context: dict) -> StrategyRecipe:
     return StrategyRecipe(answer.recipe, "; ".join(answer.note_texts), below, above)
 
 
-def _gp_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
-    from tinyscale.solve import RecipeSolver
+def gp_latency_recipe(answer, target_us: float, latency, context: dict) -> StrategyRecipe:
+    """A `tinyscale.solve.LatencyAnswer` as a strategy's recipe: as `gp_answer_recipe`, with the
+    two width steps around the latency target when the solved width misses it by more than
+    the tolerance (none when no width reached it)."""
+    from tinyscale.latency import solve_width_latency
 
-    solver = RecipeSolver.load(study_dir)  # ValueError naming `tinyscale fit` when there is no fit
+    below = above = None
+    if answer.width_solved and abs(answer.predicted_us / target_us - 1.0) > MATCH_TOLERANCE:
+        sol = solve_width_latency(target_us, answer.recipe.r, answer.recipe.d, latency, **context)
+        below, above = sol.recipe_below, sol.recipe_above
+    return StrategyRecipe(answer.recipe, "; ".join(answer.at_ratio.note_texts), below, above)
+
+
+def _solver_builder(solver, config: StudyConfig, measure: TargetMeasure) -> StrategyBuilder:
+    """A fitted `RecipeSolver` as a builder: its answer at c, or at a latency in ms."""
     context = dict(rules=config.rules, base_resolution=config.base_resolution, num_classes=config.num_classes)
+    if measure.kind == "latency":
+        latency = measure.latency_us()
+
+        def build_latency(ms: float) -> StrategyRecipe:
+            return gp_latency_recipe(solver.solve_latency(ms * 1000.0, latency), ms * 1000.0, latency, context)
+
+        return build_latency
 
     def build(c: float) -> StrategyRecipe:
         return gp_answer_recipe(solver.solve(c), context)
@@ -106,7 +175,14 @@ def _gp_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
     return build
 
 
-def _gp_pareto_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
+def _gp_builder(study_dir: Path, config: StudyConfig, measure: TargetMeasure = MACS) -> StrategyBuilder:
+    from tinyscale.solve import RecipeSolver
+
+    # ValueError naming `tinyscale fit` when there is no fit
+    return _solver_builder(RecipeSolver.load(study_dir), config, measure)
+
+
+def _gp_pareto_builder(study_dir: Path, config: StudyConfig, measure: TargetMeasure = MACS) -> StrategyBuilder:
     """The paper's method on the same study, whatever its saved fit: Pareto selection (the
     default K, about 1 in 5 trials) and GPs c -> r, c -> d on the selected models, fitted here
     from the study's trials (deterministic: the same trials give the same recipes)."""
@@ -116,27 +192,32 @@ def _gp_pareto_builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
 
     with Study.open(study_dir) as study:
         trials = study.trials(state="completed")
-    solver = RecipeSolver(fit_scaling(trials, config, method="pareto"))
-    context = dict(rules=config.rules, base_resolution=config.base_resolution, num_classes=config.num_classes)
-
-    def build(c: float) -> StrategyRecipe:
-        return gp_answer_recipe(solver.solve(c), context)
-
-    return build
+    return _solver_builder(RecipeSolver(fit_scaling(trials, config, method="pareto")), config, measure)
 
 
-def _baseline(function: str, *, study_rules: bool = True) -> Callable[[Path, StudyConfig], StrategyBuilder]:
-    """A registry builder for ``baselines.<function>(c, ...)`` in the study's context. With
-    ``study_rules`` the recipe is built under the study's rule set (rules about how to split
-    the budget); without, under the baseline's own (EfficientNet's, as the TF reference does)."""
+def _baseline(function: str, rule: str, *, study_rules: bool = True
+              ) -> Callable[[Path, StudyConfig, TargetMeasure], StrategyBuilder]:
+    """A registry builder for ``baselines.<function>(c, ...)`` in the study's context, or for
+    ``baselines.scale_latency(rule, ...)`` under a latency budget. With ``study_rules`` the
+    recipe is built under the study's rule set (rules about how to split the budget); without,
+    under the baseline's own (EfficientNet's, as the TF reference does)."""
 
-    def builder(study_dir: Path, config: StudyConfig) -> StrategyBuilder:
+    def builder(study_dir: Path, config: StudyConfig, measure: TargetMeasure = MACS) -> StrategyBuilder:
         import baselines
 
-        solve = getattr(baselines, function)
         kwargs: dict = dict(base_resolution=config.base_resolution, num_classes=config.num_classes)
         if study_rules:
             kwargs["rules"] = config.rules
+        if measure.kind == "latency":
+            latency = measure.latency_us()
+
+            def build_latency(ms: float) -> StrategyRecipe:
+                sol, knob = baselines.scale_latency(rule, ms * 1000.0, latency, **kwargs)
+                value = f"s={math.exp(sol.knob):.4g}" if knob == "ln s" else f"{'φ' if knob == 'phi' else knob}={sol.knob:.4g}"
+                return StrategyRecipe(sol.recipe, value, sol.recipe_below, sol.recipe_above)
+
+            return build_latency
+        solve = getattr(baselines, function)
 
         def build(c: float) -> StrategyRecipe:
             result = solve(c, **kwargs)
@@ -154,12 +235,12 @@ REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("gp", "GP recipe (this study's fit)", "#d62728", _gp_builder),
     Strategy("gp-pareto", "GP on Pareto models (TinyNet's method)", "#e377c2", _gp_pareto_builder),
     Strategy("efficientnet", "EfficientNet compound (φ solved)", "#1f77b4",
-             _baseline("compound_recipe", study_rules=False)),
-    Strategy("uniform", "uniform compound (d, w², r² equal shares)", "#17becf", _baseline("uniform")),
-    Strategy("fast", "fast dWr (Dollár et al., α = 0.8)", "#8c564b", _baseline("fast")),
-    Strategy("width", "width only", "#2ca02c", _baseline("width_only")),
-    Strategy("depth", "depth only", "#9467bd", _baseline("depth_only")),
-    Strategy("resolution", "resolution only", "#ff7f0e", _baseline("resolution_only")),
+             _baseline("compound_recipe", "efficientnet", study_rules=False)),
+    Strategy("uniform", "uniform compound (d, w², r² equal shares)", "#17becf", _baseline("uniform", "uniform")),
+    Strategy("fast", "fast dWr (Dollár et al., α = 0.8)", "#8c564b", _baseline("fast", "fast")),
+    Strategy("width", "width only", "#2ca02c", _baseline("width_only", "width")),
+    Strategy("depth", "depth only", "#9467bd", _baseline("depth_only", "depth")),
+    Strategy("resolution", "resolution only", "#ff7f0e", _baseline("resolution_only", "resolution")),
 )}
 STRATEGIES: tuple[str, ...] = tuple(REGISTRY)
 STRATEGY_LABELS: dict[str, str] = {name: s.label for name, s in REGISTRY.items()}
@@ -170,8 +251,10 @@ DEFAULT_STRATEGIES: tuple[str, ...] = ("gp", "gp-pareto", "efficientnet", "unifo
 # --------------------------------------------------------------------------- settings
 
 
-def parse_ratios(text: str | Sequence[float]) -> tuple[float, ...]:
-    """'0.5,0.25' -> (0.5, 0.25); every ratio a positive finite number, no duplicates."""
+def parse_ratios(text: str | Sequence[float], budget: str = "macs") -> tuple[float, ...]:
+    """'0.5,0.25' -> (0.5, 0.25); every ratio a positive finite number, no duplicates. Under a
+    latency budget the targets are milliseconds ('2,4.5')."""
+    what = "latency target" if budget == "latency" else "ratio"
     items: Iterable = text.split(",") if isinstance(text, str) else text
     ratios: list[float] = []
     for item in items:
@@ -181,13 +264,19 @@ def parse_ratios(text: str | Sequence[float]) -> tuple[float, ...]:
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"ratio {raw!r} is not a number") from None
-        check_ratio(value)
+            raise ValueError(f"{what} {raw!r} is not a number") from None
+        if budget == "latency":
+            from tinyscale.latency import check_latency_ms
+
+            check_latency_ms(value)
+        else:
+            check_ratio(value)
         if value in ratios:
-            raise ValueError(f"ratio {value:g} is listed twice")
+            raise ValueError(f"{what} {value:g} is listed twice")
         ratios.append(value)
     if not ratios:
-        raise ValueError("give at least one target ratio (e.g. --ratios 0.5,0.25)")
+        raise ValueError("give at least one latency target in ms (e.g. --latency-ms 2,4)" if budget == "latency"
+                         else "give at least one target ratio (e.g. --ratios 0.5,0.25)")
     return tuple(ratios)
 
 
@@ -212,6 +301,9 @@ def parse_strategies(text: str | Sequence[str]) -> tuple[str, ...]:
 class CompareSettings:
     """What one comparison asks: target ratios, strategies, seeds and the shared training budget.
 
+    ``budget`` says what the targets in ``ratios`` are: MACs ratios c (``macs``) or latencies
+    in ms on a device table (``latency``).
+
     ``steps``/``batch_size`` are the budget every strategy gets; the rest of the trainer
     settings come from the study. Cells trained under another budget are not comparable, so a
     resume with a different budget is an error (ratios, strategies and seeds may grow).
@@ -223,9 +315,12 @@ class CompareSettings:
     steps: int = 600
     batch_size: int = 64
     threads: int | None = None  # torch threads per run; a runtime choice, not part of the budget
+    budget: str = "macs"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ratios", parse_ratios(list(self.ratios)))
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
+        object.__setattr__(self, "ratios", parse_ratios(list(self.ratios), self.budget))
         object.__setattr__(self, "strategies", parse_strategies(list(self.strategies)))
         seeds = tuple(self.seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
@@ -297,13 +392,15 @@ def _check_context(name: str, recipe: Recipe, config: StudyConfig) -> None:
         )
 
 
-def build_recipe(name: str, builder: StrategyBuilder, target: float, config: StudyConfig) -> BuiltRecipe:
+def build_recipe(name: str, builder: StrategyBuilder, target: float, config: StudyConfig,
+                 measure: TargetMeasure = MACS) -> BuiltRecipe:
     """Run one strategy at one target and check the result against the study's context.
 
     Every achieved ratio is counted here, against the study's own baseline, for every strategy
-    alike (B0 is the same network under both rule sets, so ratios are comparable). A recipe more
-    than `MATCH_TOLERANCE` off c becomes an interpolated row when the builder gave the steps on
-    both sides of c; otherwise it stays a single recipe, marked as not matched.
+    alike (B0 is the same network under both rule sets, so ratios are comparable); under a
+    latency budget every achieved latency is predicted here on the one table. A recipe more
+    than `MATCH_TOLERANCE` off the target becomes an interpolated row when the builder gave the
+    steps on both sides of it; otherwise it stays a single recipe, marked as not matched.
     """
     try:
         out = builder(target)
@@ -313,8 +410,8 @@ def build_recipe(name: str, builder: StrategyBuilder, target: float, config: Stu
         recipe, note = out
         out = StrategyRecipe(recipe, note)
     _check_context(name, out.recipe, config)
-    base = _baseline_macs(config)
-    achieved = macs(out.recipe) / base
+    sym = measure.symbol
+    achieved = measure.value(out.recipe, config)
     off = achieved / target - 1.0
     notes = [out.note] if out.note else []
     if abs(off) <= MATCH_TOLERANCE:
@@ -322,23 +419,26 @@ def build_recipe(name: str, builder: StrategyBuilder, target: float, config: Stu
     if out.below is not None and out.above is not None:
         _check_context(name, out.below, config)
         _check_context(name, out.above, config)
-        lo, hi = macs(out.below) / base, macs(out.above) / base
+        lo, hi = measure.value(out.below, config), measure.value(out.above, config)
         if lo < target < hi:
-            notes.insert(0, f"no recipe within {MATCH_TOLERANCE:.0%} of c: top-1 interpolated in log c between "
+            near = "c" if sym == "c" else "the target"
+            notes.insert(0, f"no recipe within {MATCH_TOLERANCE:.0%} of {near}: top-1 interpolated in log {sym} between "
                             f"the steps at {lo:.4g} ({lo / target - 1:+.1%}) and {hi:.4g} ({hi / target - 1:+.1%}), "
                             "both trained at every seed")
             return BuiltRecipe(name, target, out.recipe, achieved, "; ".join(notes), out.below, out.above, lo, hi)
-        why = f"its steps {lo:.4g} and {hi:.4g} do not bracket c"
+        why = f"its steps {lo:.4g} and {hi:.4g} do not bracket {sym}"
     else:
-        why = "no step on the other side of c to interpolate with"
-    notes[:0] = [f"FLOPs not matched: achieved {achieved:.4g} is {off:+.1%} off the target", why]
+        why = f"no step on the other side of {sym} to interpolate with"
+    what = "latency" if measure.kind == "latency" else "FLOPs"
+    notes[:0] = [f"{what} not matched: achieved {achieved:.4g} is {off:+.1%} off the target", why]
     return BuiltRecipe(name, target, out.recipe, achieved, "; ".join(notes))
 
 
-def strategy_builders(study_dir: str | Path, config: StudyConfig, names: Sequence[str]) -> dict[str, StrategyBuilder]:
-    """The builders of the named strategies in the study's context (ValueError for unknown names
-    or for ``gp`` on a study without a fit)."""
-    return {name: REGISTRY[name].builder(Path(study_dir), config) for name in parse_strategies(list(names))}
+def strategy_builders(study_dir: str | Path, config: StudyConfig, names: Sequence[str],
+                      measure: TargetMeasure = MACS) -> dict[str, StrategyBuilder]:
+    """The builders of the named strategies in the study's context, for targets in ``measure``'s
+    units (ValueError for unknown names or for ``gp`` on a study without a fit)."""
+    return {name: REGISTRY[name].builder(Path(study_dir), config, measure) for name in parse_strategies(list(names))}
 
 
 # --------------------------------------------------------------------------- store
@@ -377,8 +477,10 @@ CREATE TABLE IF NOT EXISTS cells (
 """
 
 
-def compare_dir(study_dir: str | Path) -> Path:
-    return Path(study_dir) / COMPARE_DIRNAME
+def compare_dir(study_dir: str | Path, budget: str = "macs") -> Path:
+    """Where a study's comparison lives: ``DIR/compare`` at matched MACs, ``DIR/compare-latency``
+    at matched latency (two comparisons of one study never share a store)."""
+    return Path(study_dir) / (COMPARE_DIRNAME if budget == "macs" else f"{COMPARE_DIRNAME}-{budget}")
 
 
 def _recipe_json(recipe: Recipe | None) -> str | None:
@@ -414,9 +516,11 @@ class CompareStore(ResultStore):
         return LATER_SETTINGS
 
     @classmethod
-    def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False) -> CompareStore:
-        """Open (creating when ``budget`` is given) the store of a study's comparison."""
-        path = compare_dir(study_dir) / STORE_NAME
+    def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False,
+             kind: str = "macs") -> CompareStore:
+        """Open (creating when ``budget`` is given) the store of a study's comparison at matched
+        ``kind`` (`BUDGETS`)."""
+        path = compare_dir(study_dir, kind) / STORE_NAME
         if budget is None and not path.exists():
             raise FileNotFoundError(path)
 
@@ -556,12 +660,14 @@ class ComparisonRow:
 
     @property
     def effective_macs(self) -> float | None:
-        """The MACs the row's accuracy applies to: the target's for an interpolated row, the
-        recipe's counted MACs otherwise."""
+        """The MACs the row's accuracy applies to: for an interpolated row, the two steps' MACs
+        interpolated in log with the accuracy's weight (at matched MACs exactly the target's),
+        the recipe's counted MACs otherwise."""
         if self.recipe is None:
             return None
         if self.bracket is not None:
-            return self.ratio * baseline_macs(self.recipe)
+            lo, hi = macs(self.bracket.below), macs(self.bracket.above)
+            return math.exp(math.log(lo) + self.bracket.weight * (math.log(hi) - math.log(lo)))
         return self.macs
 
 
@@ -723,19 +829,36 @@ def default_settings(
     steps: int | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
+    budget: str = "macs",
 ) -> CompareSettings:
-    """Settings for a study: seeds 0..seeds-1; steps and batch size default from the study."""
+    """Settings for a study: seeds 0..seeds-1; steps and batch size default from the study;
+    ``ratios`` are the targets in ``budget``'s units (ratios c, or ms under ``latency``)."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"the number of seeds must be a positive integer, got {seeds!r}")
     config = _study_config(Path(study_dir))
     return CompareSettings(
-        ratios=parse_ratios(ratios),
+        ratios=parse_ratios(ratios, budget),
         strategies=parse_strategies(strategies),
         seeds=tuple(range(seeds)),
         steps=default_steps(config) if steps is None else steps,
         batch_size=config.batch_size if batch_size is None else batch_size,
         threads=threads,
+        budget=budget,
     )
+
+
+def default_latency_targets(study_dir: str | Path, table, ratios: Sequence[float] = DEFAULT_RATIOS) -> tuple[float, ...]:
+    """Latency targets where a MACs comparison would look: the predicted latency (ms, 3
+    significant digits) on ``table`` of the study's fitted recipe at each of ``ratios``."""
+    from tinyscale.solve import RecipeSolver
+
+    solver = RecipeSolver.load(study_dir)
+    out: list[float] = []
+    for c in ratios:
+        ms = float(f"{table.predict_us(solver.solve(c).recipe) / 1000.0:.3g}")
+        if ms not in out:
+            out.append(ms)
+    return tuple(out)
 
 
 def _budget(config: StudyConfig, train_config) -> dict:
@@ -773,6 +896,7 @@ def run_comparison(
     executor=None,
     builders: dict[str, StrategyBuilder] | None = None,
     on_cell: Callable[[Cell], None] | None = None,
+    table=None,
 ) -> Comparison:
     """Build every strategy's recipe at every ratio, train every missing (strategy, ratio, seed,
     bracket) cell with the study's trainer, data and the settings' budget, and return the
@@ -785,6 +909,9 @@ def run_comparison(
     brackets at the first seed, then the next), so an interrupted run already holds a full table
     at fewer seeds. Finished cells are never retrained; ``restart`` discards stored results first.
     ``builders`` replaces the strategies' recipe builders (tests use it to inject a strategy).
+    Under a latency budget (``settings.budget``) ``table`` is the device's
+    `tinyscale.latency.LatencyTable` every recipe is solved and matched on; the comparison is
+    stored in ``DIR/compare-latency``.
     """
     from dataclasses import asdict
 
@@ -795,20 +922,23 @@ def run_comparison(
 
     study_dir = Path(study_dir)
     config = _study_config(study_dir)
+    if settings.budget == "latency" and table is None:
+        raise ValueError("a latency comparison needs a device table (--device FILE, or a study kept with one)")
+    measure = TargetMeasure("latency", table) if settings.budget == "latency" else MACS
     if builders is None:
-        builders = strategy_builders(study_dir, config, settings.strategies)
+        builders = strategy_builders(study_dir, config, settings.strategies, measure)
     missing = [n for n in settings.strategies if n not in builders]
     if missing:
         raise ValueError(f"no builder for strategies {missing}")
     train_config = _train_config(config, settings)
-    budget = _budget(config, train_config)
+    budget = {**_budget(config, train_config), **measure.fingerprint()}
 
-    with CompareStore.open(study_dir, budget, restart=restart) as store:
+    with CompareStore.open(study_dir, budget, restart=restart, kind=settings.budget) as store:
         store.set_meta("settings", json.dumps(_settings_dict(settings)))
         parts = {}
         for c in settings.ratios:
             for name in settings.strategies:
-                b = build_recipe(name, builders[name], c, config)
+                b = build_recipe(name, builders[name], c, config, measure)
                 store.put_recipe(b)
                 parts[(name, c)] = b.parts()
         done = store.cells()
@@ -839,8 +969,8 @@ def run_comparison(
                     on_cell(cell)
                 bar.update(1)
                 acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"
-                side = "" if bracket == "single" else f" ({bracket} c)"
-                bar.set_postfix_str(f"last: {name} c={c:g}{side} seed={seed} {acc}")
+                side = "" if bracket == "single" else f" ({bracket} {measure.symbol})"
+                bar.set_postfix_str(f"last: {name} {measure.symbol}={c:g}{side} seed={seed} {acc}")
         finally:
             bar.close()
             if own_executor:
@@ -863,21 +993,25 @@ def _cell(name: str, c: float, seed: int, bracket: str, outcome) -> Cell:
 
 
 def _settings_dict(settings: CompareSettings) -> dict:
-    return {"ratios": list(settings.ratios), "strategies": list(settings.strategies),
-            "seeds": list(settings.seeds), "steps": settings.steps, "batch_size": settings.batch_size,
-            "threads": settings.threads}
+    out = {"ratios": list(settings.ratios), "strategies": list(settings.strategies),
+           "seeds": list(settings.seeds), "steps": settings.steps, "batch_size": settings.batch_size,
+           "threads": settings.threads}
+    if settings.budget != "macs":  # MACs settings read as before latency budgets existed
+        out["budget"] = settings.budget
+    return out
 
 
-def load_comparison(study_dir: str | Path) -> Comparison | None:
-    """The stored comparison of a study (possibly partial), or None when there is none.
+def load_comparison(study_dir: str | Path, budget: str = "macs") -> Comparison | None:
+    """The stored comparison of a study at matched ``budget`` (possibly partial), or None when
+    there is none.
 
     Read-only with respect to training: the UI calls this while a comparison may be running.
     """
-    path = compare_dir(study_dir) / STORE_NAME
+    path = compare_dir(study_dir, budget) / STORE_NAME
     if not path.exists():
         return None
     try:
-        with CompareStore.open(study_dir) as store:
+        with CompareStore.open(study_dir, kind=budget) as store:
             raw_settings, raw_budget = store.meta("settings"), store.meta("budget")
             if raw_settings is None or raw_budget is None:
                 return None
@@ -1015,8 +1149,11 @@ def _md_row_cells(row: dict, full: ComparisonRow) -> tuple[str, str, str, str, s
 def comparison_markdown(comparison: Comparison) -> str:
     """The per-ratio table, the GP-vs-EfficientNet margins, then the GP's margins over every
     other strategy (per ratio and the mean over ratios), as GitHub Markdown."""
+    sym = "ms" if comparison.settings.budget == "latency" else "c"
+    matched_what = "latency" if sym == "ms" else "FLOPs"
     lines = [
-        "| target c | strategy | recipe (r, w, d) | px | achieved c | MACs | params | top-1 % (mean ± std) | n | note |",
+        f"| target {sym} | strategy | recipe (r, w, d) | px | achieved {sym} | MACs | params | top-1 % (mean ± std) | n "
+        "| note |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row, full in zip(comparison_table(comparison), comparison.rows):
@@ -1026,7 +1163,7 @@ def comparison_markdown(comparison: Comparison) -> str:
                      f"{acc} | {row['seeds']} | {row['note'].replace('|', '/')} |")
     margins = comparison.margins("efficientnet")
     if margins:
-        lines += ["", "| target c | GP − EfficientNet (pp) | ± stderr | matched FLOPs |", "|---|---|---|---|"]
+        lines += ["", f"| target {sym} | GP − EfficientNet (pp) | ± stderr | matched {matched_what} |", "|---|---|---|---|"]
         for m in margins:
             se = "–" if m.stderr is None else f"{100 * m.stderr:.2f}"
             lines.append(f"| {m.ratio:g} | {100 * m.value:+.2f} | {se} | {'yes' if m.matched else 'no'} |")
@@ -1034,8 +1171,9 @@ def comparison_markdown(comparison: Comparison) -> str:
     if table:
         ratios = comparison.settings.ratios
         lines += ["", "GP − each strategy, top-1 points, paired by seed (mean of the per-seed differences ± "
-                      "their standard error; ⚠: FLOPs not matched on one side; mean over the ratios both reach):",
-                  "", "| strategy | " + " | ".join(f"c = {c:g}" for c in ratios) + " | mean over c |",
+                      f"their standard error; ⚠: {matched_what} not matched on one side; mean over the targets both "
+                      "reach):",
+                  "", "| strategy | " + " | ".join(f"{sym} = {c:g}" for c in ratios) + f" | mean over {sym} |",
                   "|---|" + "---|" * (len(ratios) + 1)]
         for baseline in comparison.baselines():
             cells = {e["target"]: e for e in table if e["baseline"] == baseline}
@@ -1045,7 +1183,8 @@ def comparison_markdown(comparison: Comparison) -> str:
             if mean is None:
                 row.append("–")
             else:
-                over = "all c" if len(mean["ratios"]) == len(ratios) else "c = " + ", ".join(f"{c:g}" for c in mean["ratios"])
+                over = (f"all {sym}" if len(mean["ratios"]) == len(ratios)
+                        else f"{sym} = " + ", ".join(f"{c:g}" for c in mean["ratios"]))
                 row.append(f"{_fmt_margin(mean['margin'], mean['stderr'], mean['matched'])} ({over}, n = {mean['n']})")
             lines.append(f"| {baseline} | " + " | ".join(row) + " |")
     if not comparison.complete:

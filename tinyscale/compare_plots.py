@@ -28,23 +28,24 @@ STRATEGY_COLORS = {name: s.color for name, s in REGISTRY.items()}
 CHROME_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
 
-def _hover(name: str, r: ComparisonRow) -> str:
+def _hover(name: str, r: ComparisonRow, sym: str = "c") -> str:
     acc = (f"top-1 {100 * r.mean:.2f} %" + ("" if r.std is None else f" ± {100 * r.std:.2f}")
            + f" over {len(r.accuracies)} seed(s)")
     if r.bracket is None:
         head = (f"r={r.recipe.r:g} w={r.recipe.w:g} d={r.recipe.d:g} ({r.recipe.rules}, {r.recipe.resolution} px)"
-                f"<br>achieved c={r.achieved:.4f}, {r.params / 1e6:.3f}M params<br>{acc}")
+                f"<br>achieved {sym}={r.achieved:.4f}, {r.params / 1e6:.3f}M params<br>{acc}")
     else:
         b = r.bracket
         head = "<br>".join(
-            f"{side} c={ratio:.4f}: r={x.r:.4g} w={x.w:.4g} d={x.d:.4g} ({x.resolution} px)"
+            f"{side} {sym}={ratio:.4f}: r={x.r:.4g} w={x.w:.4g} d={x.d:.4g} ({x.resolution} px)"
             for side, ratio, x in (("below", b.ratio_below, b.below), ("above", b.ratio_above, b.above))
-        ) + f"<br>{acc}, interpolated in log c at {r.ratio:g}"
-    return f"{name} at c={r.ratio:g}<br>{head}" + (f"<br>{r.note}" if r.note else "")
+        ) + f"<br>{acc}, interpolated in log {sym} at {r.ratio:g}"
+    return f"{name} at {sym}={r.ratio:g}<br>{head}" + (f"<br>{r.note}" if r.note else "")
 
 
 def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Figure:
-    """Top-1 accuracy (mean ± std over seeds) against MACs, one line per strategy.
+    """Top-1 accuracy (mean ± std over seeds) against MACs, one line per strategy (against
+    predicted latency for a comparison at matched latency).
 
     A point sits at the MACs its accuracy applies to: the recipe's counted MACs, or, for a row
     interpolated between two steps, the target's (drawn as a diamond). Points whose FLOPs miss
@@ -53,14 +54,22 @@ def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Fi
     """
     import plotly.graph_objects as go
 
+    latency = comparison.settings.budget == "latency"
+    sym = "ms" if latency else "c"
+
+    def x_of(r: ComparisonRow) -> float:
+        # At matched latency the point sits at its predicted latency (the target's when interpolated).
+        if latency:
+            return r.ratio if r.interpolated else r.achieved
+        return r.effective_macs
+
     fig = go.Figure()
     for name in comparison.settings.strategies:
-        rows = sorted((r for r in comparison.rows if r.strategy == name and r.mean is not None and r.macs),
-                      key=lambda r: r.effective_macs)
+        rows = sorted((r for r in comparison.rows if r.strategy == name and r.mean is not None and r.macs), key=x_of)
         if not rows:
             continue
         fig.add_trace(go.Scatter(
-            x=[r.effective_macs for r in rows],
+            x=[x_of(r) for r in rows],
             y=[100 * r.mean for r in rows],
             error_y=dict(type="data", array=[0.0 if r.std is None else 100 * r.std for r in rows], visible=True),
             mode="lines+markers",
@@ -68,14 +77,15 @@ def comparison_figure(comparison: Comparison, title: str | None = None) -> go.Fi
             line=dict(color=REGISTRY[name].color if name in REGISTRY else None, width=3 if name == "gp" else 2),
             marker=dict(size=9, symbol=["diamond" if r.interpolated else "circle" if r.matched else "x"
                                         for r in rows]),
-            hovertext=[_hover(name, r) for r in rows],
+            hovertext=[_hover(name, r, sym) for r in rows],
             hoverinfo="text",
         ))
     b = comparison.budget
     fig.update_layout(
-        title=title or (f"Accuracy vs MACs at matched FLOPs — {b.get('data', '?')}, "
-                        f"{b.get('steps', '?')} steps × {len(comparison.settings.seeds)} seeds"),
-        xaxis=dict(title="MACs (counted, log scale)", type="log", tickformat="~s"),
+        title=title or (f"Accuracy vs {'latency' if latency else 'MACs'} at matched {'latency' if latency else 'FLOPs'}"
+                        f" — {b.get('data', '?')}, {b.get('steps', '?')} steps × {len(comparison.settings.seeds)} seeds"),
+        xaxis=dict(title=(f"predicted latency (ms, log scale) on {b.get('device', 'the device')}" if latency
+                          else "MACs (counted, log scale)"), type="log", tickformat="" if latency else "~s"),
         yaxis=dict(title="held-out top-1 accuracy (%)"),
         legend=dict(title="strategy"),
         template="plotly_white",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.latency import add_device_arg
+
 DEFAULT_RATIOS = "0.5,0.25,0.125,0.0625"
 # tinyscale.compare.DEFAULT_STRATEGIES, spelled out so the CLI parser does not import the stage.
 DEFAULT_STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
@@ -17,10 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train every strategy's recipe at each target FLOPs ratio with the study's trainer and "
         "data, the same budget and seeds. A recipe more than 2 % off the target is replaced by the two "
         "achievable steps around it, both trained, and top-1 interpolated in log c. Results persist in "
-        "DIR/compare/ (resumable) as SQLite, Markdown, CSV and a plotly figure (HTML, PNG when kaleido works).",
+        "DIR/compare/ (resumable) as SQLite, Markdown, CSV and a plotly figure (HTML, PNG when kaleido works). "
+        "With --budget latency the targets are milliseconds predicted on a device table, every strategy solves "
+        "its recipe for them, and the results go to DIR/compare-latency/.",
     )
     p.add_argument("study_dir", metavar="DIR", help="a study directory with a fit (tinyscale study, tinyscale fit)")
-    p.add_argument("--ratios", default=DEFAULT_RATIOS, help=f"target FLOPs ratios (default {DEFAULT_RATIOS})")
+    p.add_argument("--ratios", default=None, help=f"target FLOPs ratios (default {DEFAULT_RATIOS})")
+    p.add_argument("--budget", choices=("macs", "latency"), default=None,
+                   help="match MACs (default) or predicted latency on the --device table (implied by --latency-ms)")
+    p.add_argument("--latency-ms", default=None,
+                   help="with --budget latency: target latencies in ms, e.g. 2,4,8 (default: the fitted recipe's "
+                        "predicted latency at each default ratio)")
+    add_device_arg(p)
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                    help=f"comma-separated strategy names (default {DEFAULT_STRATEGIES})")
     p.add_argument("--steps", type=int, default=None,
@@ -54,16 +64,33 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    settings = default_settings(args.study_dir, ratios=args.ratios, strategies=args.strategies,
+    budget = args.budget or ("latency" if args.latency_ms is not None else "macs")
+    table = None
+    if budget == "latency":
+        from tinyscale.compare import default_latency_targets
+        from tinyscale.latency import study_table
+
+        if args.ratios is not None:
+            raise ValueError("--ratios sets MACs targets; with --budget latency give --latency-ms")
+        table = study_table(args.study_dir, args.device)
+        if table is None:
+            raise ValueError("--budget latency needs a device table: --device FILE (tinyscale latency-table), "
+                             "or a study kept with one (tinyscale study --device)")
+        targets = args.latency_ms if args.latency_ms is not None else default_latency_targets(args.study_dir, table)
+    else:
+        if args.latency_ms is not None or args.device is not None:
+            raise ValueError("--latency-ms and --device go with --budget latency")
+        targets = args.ratios if args.ratios is not None else DEFAULT_RATIOS
+    settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies,
                                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
-                                threads=args.threads)
+                                threads=args.threads, budget=budget)
     executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
     try:
         comparison = run_comparison(args.study_dir, settings, restart=args.restart,
-                                    progress=not args.no_progress, executor=executor)
+                                    progress=not args.no_progress, executor=executor, table=table)
     finally:
         executor.close()
-    paths = write_report(comparison, compare_dir(args.study_dir))
+    paths = write_report(comparison, compare_dir(args.study_dir, budget))
     if args.json:
         print(json.dumps(comparison_table(comparison)))
     else:
