@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -85,11 +88,13 @@ def test_every_flag_has_its_typed_note(solver):
 
     lo, hi = solver.fit.c_range
     answers = [solver.solve(c) for c in (float(np.sqrt(lo * hi)), lo / 3, hi * 2, 1e-4, 0.05, 1.0)]
+    answers.append(_with_ranges_inside_the_bands(solver, float(np.sqrt(lo * hi))))
     seen = set()
     for a in answers:
         kinds = [n.kind for n in a.notes]
         seen |= set(kinds)
         assert kinds.count(NoteKind.CLIPPED) == len(a.clipped)
+        assert kinds.count(NoteKind.UNDETERMINED) == len(a.undetermined)
         assert (NoteKind.EXTRAPOLATED in kinds) == a.extrapolated
         assert (NoteKind.WIDTH_CLAMPED in kinds) == a.width_clamped
         assert all(isinstance(n.text, str) and n.text for n in a.notes)
@@ -98,7 +103,7 @@ def test_every_flag_has_its_typed_note(solver):
         assert d["notes"] == [n.text for n in a.notes]
         assert d["note_kinds"] == [k.value for k in kinds]
     assert seen == set(NoteKind)  # the queries above exercise every kind
-    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped"}
+    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped", "undetermined"}
 
 
 def test_macs_budget_is_the_same_query_as_its_ratio(solver):
@@ -123,3 +128,34 @@ def test_load_from_a_study_directory(solver, tmp_path):
     (tmp_path / "study" / "fit.json").write_text("not json")
     with pytest.raises(ValueError, match="corrupt"):
         RecipeSolver.load(tmp_path / "study")
+
+
+def test_an_axis_whose_band_covers_its_range_is_flagged_undetermined(solver):
+    """The note fires from the band's share of the sampled range (in log), computed here."""
+    import math
+
+    from tinyscale.solve import UNDETERMINED_SHARE
+
+    lo, hi = solver.fit.c_range
+    for c in np.geomspace(lo, hi, 7):
+        a = solver.solve(float(c))
+        for name, band, (r_lo, r_hi) in (("r", a.r_band, solver.fit.config.r_range),
+                                         ("d", a.d_band, solver.fit.config.d_range)):
+            b_lo, b_hi = max(band[0], r_lo), min(band[1], r_hi)
+            share = max(0.0, math.log(b_hi / b_lo)) / math.log(r_hi / r_lo) if b_hi > b_lo else 0.0
+            assert (name in a.undetermined) == (share >= UNDETERMINED_SHARE), (c, name, band, share)
+    a = _with_ranges_inside_the_bands(solver, float(np.sqrt(lo * hi)))
+    assert a.undetermined == ("r", "d")
+    assert "d is not determined by the data" in " ".join(a.notes_of(NoteKind.UNDETERMINED))
+
+
+def _with_ranges_inside_the_bands(solver, c: float):
+    """The answer at c of the same GPs with sampled ranges narrower than their bands at c (the
+    bands come from the GPs alone; the ranges only clip and judge them): both axes undetermined."""
+    first = solver.solve(c)
+    narrow = copy.copy(solver.fit)
+    (r_lo, r_hi), (d_lo, d_hi) = first.r_band, first.d_band
+    narrow.config = replace(solver.fit.config,
+                            r_range=(r_lo + 0.2 * (r_hi - r_lo), r_hi - 0.2 * (r_hi - r_lo)),
+                            d_range=(d_lo + 0.2 * (d_hi - d_lo), d_hi - 0.2 * (d_hi - d_lo)))
+    return RecipeSolver(narrow).solve(c)

@@ -39,6 +39,13 @@ class NoteKind(str, Enum):
     CLIPPED = "clipped"  # r or d from the GP was outside the sampled range and clipped to it
     EXTRAPOLATED = "extrapolated"  # c outside the c-range the GPs were fitted on
     WIDTH_CLAMPED = "width_clamped"  # no width reaches c at (r, d); w clamped to its range
+    UNDETERMINED = "undetermined"  # r's or d's 95 % band covers most of the sampled range: the data do not pin it
+
+
+# An axis whose 95 % band at c covers at least this share of its sampled range (in log) is
+# reported as not determined by the data: the value shown is then the GP's guess at the edge of
+# a flat surface, not a measured preference.
+UNDETERMINED_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class RecipeAnswer:
     clipped: tuple[str, ...]  # which of "r", "d" were clipped to the study's ranges
     width_clamped: bool
     notes: tuple[Note, ...]
+    undetermined: tuple[str, ...] = ()  # which of "r", "d" the data do not pin down (see UNDETERMINED_SHARE)
 
     @property
     def resolution(self) -> int:
@@ -104,6 +112,7 @@ class RecipeAnswer:
             "c_range": list(self.c_range),
             "clipped": list(self.clipped),
             "width_clamped": self.width_clamped,
+            "undetermined": list(self.undetermined),
             "notes": list(self.note_texts),
             "note_kinds": [n.kind.value for n in self.notes],  # parallel to "notes"
         }
@@ -119,6 +128,17 @@ def _round_within(value: float, lo: float, hi: float) -> float:
     elif rounded > hi:
         rounded = round(rounded - step, DECIMALS)
     return rounded if lo <= rounded <= hi else value  # a range narrower than one step: keep it exact
+
+
+def _band_share(band: tuple[float, float], lo: float, hi: float) -> float:
+    """The share of the sampled range [lo, hi] that a band covers, in log (1.0 for a range of
+    one value that the band contains)."""
+    b_lo, b_hi = max(band[0], lo), min(band[1], hi)
+    if b_hi < b_lo:
+        return 0.0
+    if hi <= lo:
+        return 1.0
+    return (math.log(b_hi) - math.log(b_lo)) / (math.log(hi) - math.log(lo))
 
 
 class RecipeSolver:
@@ -161,6 +181,18 @@ class RecipeSolver:
                 notes.append(Note(NoteKind.CLIPPED, f"{name}={mean:.4g} from the GP is outside the sampled range "
                                                     f"[{lo:g}, {hi:g}]; clipped"))
             values[name] = _round_within(value, lo, hi)
+        bands = {"r": (float(pred.r.lower[0]), float(pred.r.upper[0])),
+                 "d": (float(pred.d.lower[0]), float(pred.d.upper[0]))}
+        undetermined: list[str] = []
+        for name, (lo, hi) in (("r", cfg.r_range), ("d", cfg.d_range)):
+            share = _band_share(bands[name], lo, hi)
+            if share >= UNDETERMINED_SHARE:
+                undetermined.append(name)
+                b_lo, b_hi = bands[name]
+                notes.append(Note(NoteKind.UNDETERMINED,
+                                  f"{name} is not determined by the data: its 95 % band [{b_lo:.3g}, {b_hi:.3g}] covers "
+                                  f"{share:.0%} of the sampled range [{lo:g}, {hi:g}], so {name}={values[name]:g} is "
+                                  "the fit's guess, not a measured preference"))
         r, d = values["r"], values["d"]
         c_lo, c_hi = self.fit.c_range
         extrapolated = not (c_lo * (1 - 1e-9) <= c <= c_hi * (1 + 1e-9))
@@ -194,13 +226,14 @@ class RecipeSolver:
             params=cst.params,
             r_mean=r_mean,
             d_mean=d_mean,
-            r_band=(float(pred.r.lower[0]), float(pred.r.upper[0])),
-            d_band=(float(pred.d.lower[0]), float(pred.d.upper[0])),
+            r_band=bands["r"],
+            d_band=bands["d"],
             extrapolated=extrapolated,
             c_range=(c_lo, c_hi),
             clipped=tuple(clipped),
             width_clamped=width_clamped,
             notes=tuple(notes),
+            undetermined=tuple(undetermined),
         )
 
     def solve_latency(self, target_us: float, latency) -> LatencyAnswer:
