@@ -16,10 +16,17 @@ Protocol, fixed before any outcome was looked at:
   against 400/B (the seed-noise ceiling at that length), the slope of accuracy per doubling of c
   per arm, and the time of each arm.
 
+Second protocol, `--trainer zero-gamma` (fixed 2026-11-23, session 4, before any of its runs):
+the same recipes, data, arms and seeds without 200/A, trained as the demo now trains
+(`zero_init_residual`), into its own file (default runs/proxy-steps-zero-gamma.jsonl). It
+measures ρ against steps for the demo's current trainer. Decision rule, fixed in advance: if
+both 800-step arms reach ρ ≥ 0.8 while the 400-step arms do not, a demo of fewer, 800-step trials
+is worth its own check; otherwise steps are not the lever.
+
 Resumable: every finished run is one JSON line in OUT (default runs/proxy-steps.jsonl); rerun
 the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_steps.py [--out runs/proxy-steps.jsonl] [--workers 2]
+    .venv/bin/python benchmarks/proxy_steps.py [--out runs/proxy-steps.jsonl] [--workers 2] [--trainer zero-gamma]
 """
 
 from __future__ import annotations
@@ -49,7 +56,9 @@ SAMPLER_SEED = 7
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/proxy-steps.jsonl")
+    ap.add_argument("--out", default=None, help="default runs/proxy-steps.jsonl (runs/proxy-steps-zero-gamma.jsonl)")
+    ap.add_argument("--trainer", choices=("default", "zero-gamma"), default="default",
+                    help="the trainer of the arms: the defaults (first protocol) or the demo's zero-gamma")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--recipes", type=int, default=N_RECIPES)
     ap.add_argument("--only", default=None, help="comma-separated recipe indices to train (to split the work "
@@ -62,16 +71,20 @@ def main(argv=None) -> int:
                          steps=200, batch_size=64, train_size=12800, val_size=5000, seed=SAMPLER_SEED)
     recipes = sample_recipes(config, args.recipes)
     spec = data_spec(replace(config, seed=0))  # the demo study's data subsets (data seed 0)
-    out = Path(args.out)
+    zero = args.trainer == "zero-gamma"
+    out = Path(args.out or ("runs/proxy-steps-zero-gamma.jsonl" if zero else "runs/proxy-steps.jsonl"))
+    arms = [a for a in ARMS if not (zero and a[0] == "200/A")]
     out.parent.mkdir(parents=True, exist_ok=True)
     done = load_done(out, recipes)
     only = None if args.only is None else {int(x) for x in args.only.split(",")}
     base = TrainConfig.from_study(config)
-    todo = [(arm, replace(base, steps=steps), seed + i, i) for arm, steps, seed in ARMS for i in range(len(recipes))
+    if zero:
+        base = replace(base, zero_init_residual=True)
+    todo = [(arm, replace(base, steps=steps), seed + i, i) for arm, steps, seed in arms for i in range(len(recipes))
             if (arm, i) not in done and (only is None or i in only)]
     todo.sort(key=lambda t: t[1].steps)  # short arms first: a partial run already answers something
     run_arms(todo, recipes, spec, out, done, args.workers)
-    report(done, len(recipes))
+    report(done, len(recipes), arms)
     return 0
 
 
@@ -121,15 +134,15 @@ def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
         executor.close()
 
 
-def report(done: dict, n: int) -> None:
+def report(done: dict, n: int, arms=ARMS) -> None:
     def acc(arm):
         return np.array([done[(arm, i)]["accuracy"] for i in range(n)], dtype=float)
 
-    c = np.array([done[(ARMS[0][0], i)]["c"] for i in range(n)])
+    c = np.array([done[(arms[0][0], i)]["c"] for i in range(n)])
     print("\n| arm | rho vs 1600/C | slope of top-1 (pp) per doubling of c | mean top-1 % | minutes (sum over runs) |")
     print("|---|---|---|---|---|")
     ref = acc("1600/C")
-    for arm, _, _ in ARMS:
+    for arm, _, _ in arms:
         a = acc(arm)
         slope = np.polyfit(np.log2(c), 100 * a, 1)[0]
         minutes = sum(done[(arm, i)]["seconds"] for i in range(n)) / 60
