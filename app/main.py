@@ -419,17 +419,24 @@ def compare_tab(study_dir: Path) -> None:
         from tinyscale.compare import comparison_table, load_comparison
         from tinyscale.compare_plots import comparison_figure
 
-        comparison = load_comparison(study_dir)
+        comparisons = {budget: load_comparison(study_dir, budget) for budget in ("macs", "latency")}
     except (ImportError, ValueError) as exc:
         st.warning(f"The comparison results cannot be read: {exc}")
         return
-    if comparison is None:
+    if comparisons["macs"] is None and comparisons["latency"] is None:
         st.info(f"No comparison yet. `tinyscale compare {study_dir}` trains this study's recipe, the paper's "
                 "Pareto-point GP, EfficientNet, uniform and fast (dWr) compound scaling and single-axis "
-                "baselines at matched FLOPs with the same trainer, data and seeds.")
+                "baselines at matched FLOPs with the same trainer, data and seeds (`--budget latency`: at "
+                "matched latency on a device table).")
         return
-    st.dataframe(comparison_table(comparison), hide_index=True)
-    st.plotly_chart(comparison_figure(comparison), key="compare")
-
+    for budget, comparison in comparisons.items():
+        if comparison is None:
+            continue
+        if budget == "latency":
+            st.markdown(f"**At matched latency** (ms predicted on {comparison.budget.get('device', 'the device table')})")
+        elif comparisons["latency"] is not None:
+            st.markdown("**At matched FLOPs**")
+        st.dataframe(comparison_table(comparison), hide_index=True)
+        st.plotly_chart(comparison_figure(comparison), key=f"compare_{budget}")
 
 main()

@@ -409,6 +409,28 @@ def test_compare_results_are_shown(monkeypatch, study):
     assert want in got
 
 
+def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatch, study, tmp_path):
+    import shutil
+
+    from _latency_fixtures import small_grid_table
+    from tinyscale.compare import (CompareSettings, comparison_table, default_latency_targets, load_comparison,
+                                   run_comparison)
+
+    directory = tmp_path / "latency-copy"
+    shutil.copytree(study, directory)
+    table = small_grid_table()
+    targets = default_latency_targets(directory, table)[:1]
+    settings = CompareSettings(ratios=targets, strategies=("gp", "efficientnet"), seeds=(0,), steps=3,
+                               batch_size=16, threads=1, budget="latency")
+    run_comparison(directory, settings, progress=False, table=table)
+    at = run_app(monkeypatch, directory)
+    assert not at.exception
+    expected = comparison_table(load_comparison(directory, "latency"))
+    shown = [df.value for df in at.main.dataframe if "strategy" in df.value.columns]
+    assert [df["target"].tolist() for df in shown] == [[row["target"] for row in expected]]
+    assert "At matched latency" in " ".join(m.value for m in at.markdown)
+
+
 def test_the_surface_at_the_slider_is_the_fits_surface(monkeypatch, study):
     import numpy as np
 
