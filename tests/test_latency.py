@@ -738,3 +738,63 @@ def test_build_table_on_given_sides_widths_and_classes():
 def test_latency_table_grid_options_are_checked(capsys, tmp_path, argv, match):
     code, _, err = run(capsys, "latency-table", "--out", tmp_path / "t.json", *argv)
     assert code == 2 and match in err and not (tmp_path / "t.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# the gp correction
+
+
+def _shape_bias_points(recipes, bias: float = 0.3) -> list:
+    """Calibration points whose whole-network latency is the linear sum times a shape effect:
+    measured = summed · w^bias (wide networks slower than their parts), as onnxruntime shows."""
+    return [L.CalibrationPoint(r, 1000.0 * (1 + i % 3) * r.w ** bias, 1000.0 * (1 + i % 3), 10)
+            for i, r in enumerate(recipes)]
+
+
+def test_the_gp_correction_learns_a_shape_effect_the_linear_fit_cannot():
+    train = L.box_recipes(count=24, seed=3)
+    test = L.box_recipes(count=12, seed=4)
+    linear = L.Calibration.fit(_shape_bias_points(train), "linear")
+    gp = L.Calibration.fit(_shape_bias_points(train), "gp")
+    assert (gp.slope, gp.per_part_us, gp.intercept_us) == (linear.slope, linear.per_part_us, linear.intercept_us)
+
+    def mape(cal):
+        pts = _shape_bias_points(test)
+        return sum(abs(cal.apply(p.summed_us, p.parts, p.recipe) / p.measured_us - 1) for p in pts) / len(pts)
+
+    assert mape(gp) < 0.5 * mape(linear) and mape(linear) > 0.05
+    # without a recipe (or far from nothing) the linear part stands
+    assert gp.apply(1000.0, 10) == linear.apply(1000.0, 10)
+
+
+def test_a_gp_table_round_trips_and_bad_corrections_are_refused(tmp_path):
+    table = L.build_table(fake_measurer(), grid="small", correction="gp", calibration=8)
+    assert table.calibration.kind == "gp" and len(table.calibration.points) == 8
+    recipe = Recipe(0.6, 0.5, 0.8)
+    path = table.save(tmp_path / "gp.json")
+    again = L.LatencyTable.load(path)
+    assert again.calibration.kind == "gp" and again.predict_us(recipe) == pytest.approx(table.predict_us(recipe))
+    linear = L.build_table(fake_measurer(), grid="small", calibration=4)
+    assert "kind" not in json.loads(linear.save(tmp_path / "lin.json").read_text())["calibration"]
+    with pytest.raises(ValueError, match="calibration recipes must be an integer of at least 8"):
+        L.build_table(fake_measurer(), grid="small", correction="gp", calibration=5)
+    with pytest.raises(ValueError, match="correction must be one of linear, gp"):
+        L.build_table(fake_measurer(), grid="small", correction="spline")
+    data = json.loads(path.read_text())
+    data["calibration"]["kind"] = "spline"
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="calibration kind 'spline'"):
+        L.LatencyTable.load(tmp_path / "bad.json")
+    data["calibration"]["kind"] = "gp"
+    data["calibration"]["points"] = data["calibration"]["points"][:3]
+    (tmp_path / "few.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="gp calibration with 3 points"):
+        L.LatencyTable.load(tmp_path / "few.json")
+
+
+def test_box_recipes_span_the_grid_box_and_are_seeded():
+    a = L.box_recipes(count=20, seed=1)
+    assert a == L.box_recipes(count=20, seed=1) and a != L.box_recipes(count=20, seed=2)
+    assert len(set(a)) == 20
+    assert all(min(L.GRID_SIDES) <= r.resolution <= max(L.GRID_SIDES) for r in a)
+    assert all(min(L.GRID_WIDTHS) <= r.w <= max(L.GRID_WIDTHS) and 0.35 <= r.d <= 1.5 for r in a)

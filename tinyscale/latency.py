@@ -16,6 +16,10 @@ classes) and summed. Parts measured alone miss what the whole network shares and
 per-call overhead of their own, so the sum is corrected by a linear fit on whole-network
 measurements of calibration recipes: ``predicted = slope · sum + per_part · parts + intercept``
 (`Calibration`; non-negative least squares, so the prediction is non-decreasing in every part).
+Where the sum's error depends on the network's shape (on onnxruntime wide and deep networks are
+slower than their parts, small ones faster), ``correction="gp"`` adds a GP over (log input px,
+log w, log d) of what the linear fit leaves, log(measured / linear), fitted on more calibration
+networks drawn from the recipe box (`box_recipes`); far from them it falls back to the linear fit.
 Answers are microseconds.
 
 Which shapes are measured (the choice): a **grid of recipes** (`grid_recipes`: input sides ×
@@ -68,6 +72,9 @@ ENGINES = ("torch", "onnxruntime")
 NETWORK_WARMUP, NETWORK_REPEATS = 10, 50
 # Parts: many more of them, each short.
 PART_WARMUP, PART_REPEATS = 5, 25
+CORRECTIONS = ("linear", "gp")  # how the sum of parts is corrected to whole networks
+# Calibration networks by default: the linear fit has 3 coefficients; the GP needs the box covered.
+DEFAULT_CALIBRATION = {"linear": 8, "gp": 32}
 # Measured parts a missing part is estimated from (`LatencyTable.estimate`).
 ESTIMATE_NEIGHBOURS = 4
 # MnasNet's soft latency reward exponent (Tan et al. 2019, β = w = -0.07).
@@ -509,27 +516,80 @@ class CalibrationPoint:
                 "parts": self.parts}
 
 
+def _shape_features(recipe: Recipe) -> list[float]:
+    """What the GP correction sees of a network: log input side, log w, log d."""
+    return [math.log(recipe.resolution), math.log(recipe.w), math.log(recipe.d)]
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """predicted = slope · summed + per_part_us · parts + intercept_us."""
+    """predicted = slope · summed + per_part_us · parts + intercept_us, times exp(GP mean) of the
+    shape for ``kind == "gp"`` (the GP is refitted from ``points`` when first used, so a table
+    file stores only the points)."""
 
     slope: float = 1.0
     per_part_us: float = 0.0
     intercept_us: float = 0.0
     points: tuple[CalibrationPoint, ...] = ()
+    kind: str = "linear"
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def apply(self, summed_us: float, parts: int) -> float:
+    def linear(self, summed_us: float, parts: int) -> float:
         return self.slope * summed_us + self.per_part_us * parts + self.intercept_us
 
+    def apply(self, summed_us: float, parts: int, recipe: Recipe | None = None) -> float:
+        value = self.linear(summed_us, parts)
+        if self.kind != "gp" or recipe is None:
+            return value
+        return value * math.exp(self.log_ratio(recipe))
+
+    def log_ratio(self, recipe: Recipe) -> float:
+        """The GP's mean of log(measured / linear) at the recipe's shape (0 without a GP)."""
+        if self.kind != "gp":
+            return 0.0
+        key = tuple(_shape_features(recipe))
+        if key not in self._cache:
+            import torch
+
+            model = self._model()
+            with torch.no_grad():
+                x = torch.tensor([list(key)], dtype=torch.float64)
+                self._cache[key] = float(model.posterior(x).mean.squeeze())
+        return self._cache[key]
+
+    def _model(self):
+        if "model" not in self._cache:
+            import torch
+            from botorch.fit import fit_gpytorch_mll
+            from botorch.models import SingleTaskGP
+            from botorch.models.transforms import Normalize, Standardize
+            from gpytorch.mlls import ExactMarginalLogLikelihood
+
+            x = torch.tensor([_shape_features(p.recipe) for p in self.points], dtype=torch.float64)
+            y = torch.tensor([[math.log(p.measured_us / self.linear(p.summed_us, p.parts))] for p in self.points],
+                             dtype=torch.float64)
+            model = SingleTaskGP(x, y, input_transform=Normalize(d=x.shape[1]), outcome_transform=Standardize(m=1))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            model.eval()
+            self._cache["model"] = model
+        return self._cache["model"]
+
     @classmethod
-    def fit(cls, points: Iterable[CalibrationPoint]) -> Calibration:
+    def fit(cls, points: Iterable[CalibrationPoint], kind: str = "linear") -> Calibration:
         """Non-negative least squares on (summed, parts, 1), so the prediction never falls as a
         part grows or is added; with fewer than 4 points, or a fit without a positive slope,
-        the proportional fit measured ≈ slope · summed."""
+        the proportional fit measured ≈ slope · summed. ``kind="gp"`` adds the GP of what that
+        leaves (it needs at least `MIN_GP_POINTS` points)."""
         import numpy as np
         from scipy.optimize import nnls
 
+        if kind not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {kind!r}")
         pts = tuple(points)
+        if kind == "gp" and len(pts) < MIN_GP_POINTS:
+            raise ValueError(f"a gp correction needs at least {MIN_GP_POINTS} calibration networks, got {len(pts)}")
         if not pts:
             return cls()
         y = np.array([p.measured_us for p in pts], dtype=float)
@@ -538,12 +598,18 @@ class Calibration:
             a = np.column_stack([s, [float(p.parts) for p in pts], np.ones(len(pts))])
             coef, _ = nnls(a, y)
             if coef[0] > 0:
-                return cls(float(coef[0]), float(coef[1]), float(coef[2]), pts)
-        return cls(float(np.dot(s, y) / np.dot(s, s)), 0.0, 0.0, pts)
+                return cls(float(coef[0]), float(coef[1]), float(coef[2]), pts, kind)
+        return cls(float(np.dot(s, y) / np.dot(s, s)), 0.0, 0.0, pts, kind)
 
     def to_dict(self) -> dict:
-        return {"slope": self.slope, "per_part_us": self.per_part_us, "intercept_us": self.intercept_us,
-                "points": [p.to_dict() for p in self.points]}
+        out = {"slope": self.slope, "per_part_us": self.per_part_us, "intercept_us": self.intercept_us,
+               "points": [p.to_dict() for p in self.points]}
+        if self.kind != "linear":  # linear tables stay byte-identical to those of earlier versions
+            out["kind"] = self.kind
+        return out
+
+
+MIN_GP_POINTS = 8
 
 
 @dataclass(frozen=True)
@@ -619,7 +685,7 @@ class LatencyTable:
             us, exact = self.lookup(part)
             total += us
             estimated += not exact
-        return Prediction(self.calibration.apply(total, len(parts)), total, len(parts), estimated)
+        return Prediction(self.calibration.apply(total, len(parts), recipe), total, len(parts), estimated)
 
     def predict_us(self, recipe: Recipe) -> float:
         return self.predict(recipe).latency_us
@@ -652,8 +718,10 @@ class LatencyTable:
                             "warmup": measurer.warmup, "repeats": measurer.repeats}
         return len(todo)
 
-    def calibrate(self, recipes: Iterable[Recipe], measurer: Measurer, *, progress: bool = False) -> Calibration:
-        """Measure whole networks and fit the correction from summed parts to them."""
+    def calibrate(self, recipes: Iterable[Recipe], measurer: Measurer, *, progress: bool = False,
+                  kind: str = "linear") -> Calibration:
+        """Measure whole networks and fit the correction (``kind``: `CORRECTIONS`) from summed
+        parts to them."""
         self._check_measurer(measurer)
         recipes = list(recipes)
         self.fill(recipes, measurer, progress=progress)
@@ -663,7 +731,7 @@ class LatencyTable:
             raw = Calibration()
             pred = replace(self, calibration=raw).predict(recipe)
             points.append(CalibrationPoint(recipe, stats.median_us, pred.summed_us, pred.parts))
-        self.calibration = Calibration.fit(points)
+        self.calibration = Calibration.fit(points, kind)
         return self.calibration
 
     def _check_measurer(self, measurer: Measurer) -> None:
@@ -717,8 +785,13 @@ class LatencyTable:
             cal = data["calibration"]
             points = tuple(CalibrationPoint(Recipe.from_dict(p["recipe"]), float(p["measured_us"]),
                                             float(p["summed_us"]), int(p["parts"])) for p in cal["points"])
+            kind = cal.get("kind", "linear")
+            if kind not in CORRECTIONS:
+                raise ValueError(f"calibration kind {kind!r} is not one of {', '.join(CORRECTIONS)}")
+            if kind == "gp" and len(points) < MIN_GP_POINTS:
+                raise ValueError(f"a gp calibration with {len(points)} points (at least {MIN_GP_POINTS} needed)")
             calibration = Calibration(float(cal["slope"]), float(cal["per_part_us"]), float(cal["intercept_us"]),
-                                      points)
+                                      points, kind)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{where}: malformed entries or calibration ({type(exc).__name__}: {exc})") from None
         except ValueError as exc:
@@ -789,17 +862,52 @@ def calibration_recipes(sides: Iterable[int] = GRID_SIDES, widths: Iterable[floa
     return out
 
 
-def build_table(measurer: Measurer, *, grid: str = "default", calibration: int = 8, progress: bool = False,
-                seed: int = 0, sides: Iterable[int] | None = None, widths: Iterable[float] | None = None,
-                num_classes: int = 1000) -> LatencyTable:
-    """A table for this machine: the grid's parts, then ``calibration`` whole networks.
+BOX_DEPTHS = (0.35, 1.5)  # the depth range box-drawn calibration networks span (the samplers')
+
+
+def box_recipes(sides: Iterable[int] = GRID_SIDES, widths: Iterable[float] = GRID_WIDTHS, *, count: int = 32,
+                seed: int = 0, base_resolution: int = 224, num_classes: int = 1000) -> list[Recipe]:
+    """``count`` whole networks drawn log-uniformly from the box the grid spans (input side
+    between its smallest and largest, w between its widths, d in `BOX_DEPTHS`), seeded: the
+    calibration of a gp correction, which must see the shapes users ask about."""
+    import random
+
+    rng = random.Random(seed)
+    sides, widths = list(sides), list(widths)
+
+    def log_uniform(lo: float, hi: float) -> float:
+        return round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 4)
+
+    out: list[Recipe] = []
+    for _ in range(count * 20):
+        if len(out) >= count:
+            break
+        side = int(log_uniform(min(sides), max(sides)))
+        recipe = Recipe(r=(side + 0.5) / base_resolution, w=log_uniform(min(widths), max(widths)),
+                        d=log_uniform(*BOX_DEPTHS), base_resolution=base_resolution, num_classes=num_classes)
+        if recipe not in out:
+            out.append(recipe)
+    return out
+
+
+def build_table(measurer: Measurer, *, grid: str = "default", calibration: int | None = None,
+                progress: bool = False, seed: int = 0, sides: Iterable[int] | None = None,
+                widths: Iterable[float] | None = None, num_classes: int = 1000,
+                correction: str = "linear") -> LatencyTable:
+    """A table for this machine: the grid's parts, then ``calibration`` whole networks
+    (default `DEFAULT_CALIBRATION` of the ``correction``): on the grid for a linear correction,
+    drawn from the grid's box (`box_recipes`) for a gp one.
 
     ``sides`` (input sides in px) and ``widths`` replace the named grid's, e.g. to cover a
     study at base 32 px (parts on 4-32 px maps) rather than ImageNet-sized inputs;
     ``num_classes`` is the classifier the heads are timed with."""
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
-    _check_count("calibration recipes", calibration, 2)
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    if calibration is None:
+        calibration = DEFAULT_CALIBRATION[correction]
+    _check_count("calibration recipes", calibration, MIN_GP_POINTS if correction == "gp" else 2)
     grid_sides, grid_widths = GRIDS[grid]
     sides = tuple(grid_sides if sides is None else sides)
     widths = tuple(grid_widths if widths is None else widths)
@@ -811,8 +919,9 @@ def build_table(measurer: Measurer, *, grid: str = "default", calibration: int =
     table = LatencyTable(measurer.profile())
     table.fill(grid_recipes(sides, widths, base_resolution=base, num_classes=num_classes), measurer,
                progress=progress)
-    table.calibrate(calibration_recipes(sides, widths, count=calibration, seed=seed, base_resolution=base,
-                                        num_classes=num_classes), measurer, progress=progress)
+    draw = box_recipes if correction == "gp" else calibration_recipes
+    table.calibrate(draw(sides, widths, count=calibration, seed=seed, base_resolution=base, num_classes=num_classes),
+                    measurer, progress=progress, kind=correction)
     return table
 
 

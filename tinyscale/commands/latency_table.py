@@ -23,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "base 32 px)")
     p.add_argument("--widths", default=None, metavar="W,W,...", help="width multipliers of the grid, replacing --grid's")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs of the heads timed (default 1000)")
-    p.add_argument("--calibration", type=int, default=8, help="whole networks timed for the correction (default 8)")
+    p.add_argument("--correction", choices=("linear", "gp"), default="linear",
+                   help="how the sum of parts is corrected to whole networks: linear (default), or linear times a "
+                        "GP over the network's shape, fitted on networks drawn from the grid's box (for engines "
+                        "whose error depends on the shape, e.g. onnxruntime)")
+    p.add_argument("--calibration", type=int, default=None,
+                   help="whole networks timed for the correction (default 8 linear, 32 gp)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per whole network (default 50)")
     p.add_argument("--part-repeats", type=int, default=None, help="timed runs per part (default 25)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -45,12 +50,14 @@ def run(args: argparse.Namespace) -> int:
     sides = None if args.sides is None else _numbers(args.sides, int, "--sides")
     widths = None if args.widths is None else _numbers(args.widths, float, "--widths")
     table = build_table(measurer, grid=args.grid, calibration=args.calibration, progress=not args.no_progress,
-                        sides=sides, widths=widths, num_classes=args.num_classes)
+                        sides=sides, widths=widths, num_classes=args.num_classes, correction=args.correction)
     path = table.save(args.out)
     cal = table.calibration
     print(f"wrote {path}: {len(table.entries)} parts, {len(cal.points)} calibration networks")
     print(f"device     {table.profile.describe()}")
-    print(f"correction measured = {cal.slope:.3f} x summed + {cal.per_part_us:.1f} us x parts + {cal.intercept_us:.0f} us")
+    gp = " x exp(GP of the shape)" if cal.kind == "gp" else ""
+    print(f"correction measured = ({cal.slope:.3f} x summed + {cal.per_part_us:.1f} us x parts + "
+          f"{cal.intercept_us:.0f} us){gp}")
     return 0
 
 
