@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "base 32 px)")
     p.add_argument("--widths", default=None, metavar="W,W,...", help="width multipliers of the grid, replacing --grid's")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs of the heads timed (default 1000)")
-    p.add_argument("--correction", choices=("linear", "gp"), default="linear",
-                   help="how the sum of parts is corrected to whole networks: linear (default), or linear times a "
-                        "GP over the network's shape, fitted on networks drawn from the grid's box (for engines "
-                        "whose error depends on the shape, e.g. onnxruntime)")
+    p.add_argument("--correction", choices=("linear", "gp"), default="gp",
+                   help="how the sum of parts is corrected to whole networks: gp (default: a linear fit times a GP "
+                        "over the network's shape, fitted on 32 networks drawn from the grid's box; 5.4 %% error on "
+                        "unseen recipes with either engine) or linear (8 networks; 15 %% on onnxruntime)")
     p.add_argument("--calibration", type=int, default=None,
                    help="whole networks timed for the correction (default 8 linear, 32 gp)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per whole network (default 50)")
