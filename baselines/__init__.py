@@ -13,7 +13,7 @@
 from baselines.common import ScaledRecipe
 from baselines.dwr import dwr_recipe, fast, uniform
 from baselines.efficientnet import EFFICIENTNET_B, compound_recipe, efficientnet_b
-from baselines.registry import PUBLISHED, SOLVED, STRATEGIES, scale, scale_latency
+from baselines.registry import PUBLISHED, SOLVED, STRATEGIES, knob_fields, scale, scale_latency
 from baselines.single_axis import depth_only, resolution_only, width_only
 from baselines.table import TableRow, format_scaling_table, scaling_table
 from baselines.tinynet import TINYNET, tinynet, tinynet_recipe
@@ -21,5 +21,5 @@ from baselines.tinynet import TINYNET, tinynet, tinynet_recipe
 __all__ = [
     "EFFICIENTNET_B", "PUBLISHED", "SOLVED", "STRATEGIES", "TINYNET", "ScaledRecipe", "TableRow",
     "compound_recipe", "depth_only", "dwr_recipe", "fast", "efficientnet_b", "format_scaling_table", "resolution_only",
-    "scale", "scale_latency", "scaling_table", "tinynet", "tinynet_recipe", "uniform", "width_only",
+    "knob_fields", "scale", "scale_latency", "scaling_table", "tinynet", "tinynet_recipe", "uniform", "width_only",
 ]

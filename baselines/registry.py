@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 from baselines.common import Knob, ScaledRecipe
@@ -58,6 +60,17 @@ KNOBS: dict[str, Callable[[str, int, int], Knob]] = {
     "resolution": lambda rules, base, classes: resolution_knob(rules=rules, base_resolution=base,
                                                                num_classes=classes),
 }
+
+
+def knob_fields(name: str, value: float) -> dict:
+    """A solved knob as a `ScaledRecipe` reports it: ``{"phi": φ}`` for compound scaling,
+    ``{"s": s}`` for the dWr rules (whose knob is ln s), nothing for a one-axis rule (its recipe
+    shows the axis)."""
+    if name == "phi":
+        return {"phi": value}
+    if name == "ln s":
+        return {"s": math.exp(value)}
+    return {}
 
 
 def scale_latency(rule: str, target_us: float, latency: Callable, *, rules: str = DEFAULT_RULES,

@@ -195,6 +195,11 @@ def _gp_pareto_builder(study_dir: Path, config: StudyConfig, measure: TargetMeas
     return _solver_builder(RecipeSolver(fit_scaling(trials, config, method="pareto")), config, measure)
 
 
+def _knob_note(phi: float | None, s: float | None) -> str:
+    """A baseline row's note: its solved φ or s."""
+    return "; ".join(([f"φ={phi:.4g}"] if phi is not None else []) + ([f"s={s:.4g}"] if s is not None else []))
+
+
 def _baseline(function: str, rule: str, *, study_rules: bool = True
               ) -> Callable[[Path, StudyConfig, TargetMeasure], StrategyBuilder]:
     """A registry builder for ``baselines.<function>(c, ...)`` in the study's context, or for
@@ -213,17 +218,17 @@ def _baseline(function: str, rule: str, *, study_rules: bool = True
 
             def build_latency(ms: float) -> StrategyRecipe:
                 sol, knob = baselines.scale_latency(rule, ms * 1000.0, latency, **kwargs)
-                value = f"s={math.exp(sol.knob):.4g}" if knob == "ln s" else f"{'φ' if knob == 'phi' else knob}={sol.knob:.4g}"
-                return StrategyRecipe(sol.recipe, value, sol.recipe_below, sol.recipe_above)
+                fields = baselines.knob_fields(knob, sol.knob)
+                note = _knob_note(fields.get("phi"), fields.get("s")) or f"{knob}={sol.knob:.4g}"
+                return StrategyRecipe(sol.recipe, note, sol.recipe_below, sol.recipe_above)
 
             return build_latency
         solve = getattr(baselines, function)
 
         def build(c: float) -> StrategyRecipe:
             result = solve(c, **kwargs)
-            knob = [f"φ={result.phi:.4g}"] if result.phi is not None else []
-            knob += [f"s={result.s:.4g}"] if result.s is not None else []
-            return StrategyRecipe(result.recipe, "; ".join(knob), result.recipe_below, result.recipe_above)
+            return StrategyRecipe(result.recipe, _knob_note(result.phi, result.s), result.recipe_below,
+                                  result.recipe_above)
 
         return build
 

@@ -85,9 +85,7 @@ def run(args: argparse.Namespace) -> int:
 def run_latency(args: argparse.Namespace) -> int:
     """--rule RULE --latency-ms X --device FILE: the rule's knob solved for the predicted latency
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
-    import math
-
-    from baselines import SOLVED, scale_latency
+    from baselines import SOLVED, knob_fields, scale_latency
     from tinyscale.commands.latency import measure_if_here, measured_line
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.summary import format_summary, summarize
@@ -103,8 +101,8 @@ def run_latency(args: argparse.Namespace) -> int:
     table = LatencyTable.load(args.device)
     sol, knob_name = scale_latency(args.rule, target_ms * 1000.0, table.predict_us,
                                    base_resolution=args.base_resolution, num_classes=args.num_classes)
-    phi = sol.knob if knob_name == "phi" else None
-    s_factor = math.exp(sol.knob) if knob_name == "ln s" else None
+    fields = knob_fields(knob_name, sol.knob)
+    phi, s_factor = fields.get("phi"), fields.get("s")
     measured = measure_if_here(table, sol.recipe, args)
     s = summarize(sol.recipe)
     if args.json:
