@@ -103,7 +103,8 @@ def load_done(out: Path, recipes) -> dict:
 
 def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
     """Train each (arm, TrainConfig, seed, recipe index) of ``todo`` on ``workers`` one-thread
-    processes, appending one JSON line per finished run to ``out`` (so a rerun resumes)."""
+    processes, appending one JSON line per finished run to ``out`` (so a rerun resumes).
+    ``spec``: the `DataSpec` of every run, or a mapping from arm name to its `DataSpec`."""
     executor = make_executor("local", workers, threads=1)
     keys = {}
     try:
@@ -113,7 +114,8 @@ def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
         while pending or in_flight:
             while pending and in_flight < executor.slots:
                 arm, train, seed, i = pending.pop(0)
-                executor.submit(TrialTask(number, recipes[i].to_dict(), seed, spec, asdict(replace(train, threads=1))))
+                data = spec[arm] if isinstance(spec, dict) else spec
+                executor.submit(TrialTask(number, recipes[i].to_dict(), seed, data, asdict(replace(train, threads=1))))
                 keys[number] = (arm, train.steps, i)
                 number += 1
                 in_flight += 1
@@ -123,6 +125,7 @@ def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
             res = o.result
             row = {"arm": arm, "steps": steps, "i": i, "recipe": recipes[i].to_dict(), "c": ratio(recipes[i]),
                    "accuracy": None if res is None else res.accuracy,
+                   "loss": None if res is None else res.loss,
                    "seconds": None if res is None else res.train_seconds + res.eval_seconds,
                    "error": o.error}
             done[(arm, i)] = row
