@@ -101,10 +101,11 @@ def load_done(out: Path, recipes) -> dict:
     return done
 
 
-def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
+def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int, extra: dict | None = None) -> None:
     """Train each (arm, TrainConfig, seed, recipe index) of ``todo`` on ``workers`` one-thread
     processes, appending one JSON line per finished run to ``out`` (so a rerun resumes).
-    ``spec``: the `DataSpec` of every run, or a mapping from arm name to its `DataSpec`."""
+    ``spec``: the `DataSpec` of every run, or a mapping from arm name to its `DataSpec`;
+    ``extra``: fields stored in every row (what a resume must check, e.g. the data)."""
     executor = make_executor("local", workers, threads=1)
     keys = {}
     try:
@@ -127,7 +128,7 @@ def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int) -> None:
                    "accuracy": None if res is None else res.accuracy,
                    "loss": None if res is None else res.loss,
                    "seconds": None if res is None else res.train_seconds + res.eval_seconds,
-                   "error": o.error}
+                   "error": o.error, **(extra or {})}
             done[(arm, i)] = row
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -141,3 +141,73 @@ def test_zero_init_residual_starts_training_from_identity_blocks(data):
     assert seen["gammas"] and max(seen["gammas"]) < 1e-6  # one near-zero step leaves them ~0
     train_recipe(_recipe(d=1.0), data, cfg.with_(zero_init_residual=False), seed=0, on_trained=keep)
     assert min(seen["gammas"]) > 0.5
+
+
+def _tf_rmsprop_reference(w0, grads_of, lrs, alpha=0.9, eps=1e-3, momentum=0.9, weight_decay=0.0):
+    """TensorFlow 1's RMSPropOptimizer (non-centred), written out per weight in float64:
+    ms starts at 1, eps inside the square root, lr inside the momentum buffer."""
+    w = w0.clone()
+    ms = torch.ones_like(w)
+    mom = torch.zeros_like(w)
+    for step, lr in enumerate(lrs):
+        g = grads_of(w, step) + weight_decay * w
+        ms = alpha * ms + (1 - alpha) * g * g
+        mom = momentum * mom + lr * g / torch.sqrt(ms + eps)
+        w = w - mom
+    return w
+
+
+def test_tf_rmsprop_follows_tensorflows_update_rule_with_a_changing_lr():
+    from tinyscale.train import TFRMSprop
+
+    gen = torch.Generator().manual_seed(0)
+    w0 = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    b0 = torch.randn(3, dtype=torch.float64, generator=gen)
+    targets = torch.randn(6, 5, 3, dtype=torch.float64, generator=gen)
+    scale = torch.logspace(-4, 1, 15, dtype=torch.float64).view(5, 3)  # tiny to large gradients
+
+    def grad_w(w, step):
+        return scale * (w - targets[step])
+
+    def grad_b(b, step):
+        return b - targets[step, 0]
+
+    lrs = [0.01, 0.03, 0.05, 0.04, 0.02, 0.005]
+    w = torch.nn.Parameter(w0.clone())
+    b = torch.nn.Parameter(b0.clone())
+    opt = TFRMSprop([{"params": [w], "weight_decay": 0.01}, {"params": [b], "weight_decay": 0.0}], lr=lrs[0])
+    for step, lr in enumerate(lrs):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        w.grad = grad_w(w.detach(), step)
+        b.grad = grad_b(b.detach(), step)
+        opt.step()
+    assert torch.allclose(w.detach(), _tf_rmsprop_reference(w0, grad_w, lrs, weight_decay=0.01), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(b.detach(), _tf_rmsprop_reference(b0, grad_b, lrs), rtol=1e-12, atol=1e-14)
+
+
+def test_tf_rmsprop_first_step_scales_with_the_gradient_unlike_pytorchs():
+    # The reason it exists: PyTorch's RMSprop starts its mean square at 0, so its first update is
+    # up to lr / sqrt(1 - alpha) = 3.2 lr, near-full size even for a gradient of 1e-3 (eps 1e-3
+    # outside the root barely damps it); TF's starts at 1 and moves such a weight by ~lr * g.
+    from tinyscale.train import TFRMSprop
+
+    g = torch.tensor([1e-3, 1.0, 100.0], dtype=torch.float64)
+    moves = {}
+    for name, make in (("tf", lambda p: TFRMSprop([p], lr=0.1)),
+                       ("torch", lambda p: torch.optim.RMSprop([p], lr=0.1, alpha=0.9, eps=1e-3, momentum=0.9))):
+        p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+        opt = make(p)
+        p.grad = g.clone()
+        opt.step()
+        moves[name] = -p.detach()
+    expected = 0.1 * g / torch.sqrt(0.9 + 0.1 * g * g + 1e-3)
+    assert torch.allclose(moves["tf"], expected, rtol=1e-12)
+    assert float(moves["tf"][0]) < 0.01 * float(moves["torch"][0])  # a tiny gradient barely moves it
+    assert float(moves["torch"][0]) > 0.5 * 0.1  # PyTorch's: over half of lr for a gradient of 1e-3
+    assert float(moves["torch"][2]) == pytest.approx(0.1 / math.sqrt(0.1), rel=1e-3)  # 3.2 lr
+
+
+def test_training_with_tf_rmsprop_learns_and_keeps_state_per_parameter(data):
+    res = train_recipe(_recipe(), data, FAST.with_(optimizer="rmsprop-tf", lr=0.004), seed=0)
+    assert res.failed is None and res.accuracy > 0.6  # chance is 0.25
