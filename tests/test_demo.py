@@ -22,7 +22,7 @@ def tiny_demo(monkeypatch):
     return config
 
 
-def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, capsys):
+def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--trials", "8", "--workers", "1", "--no-app"]
     assert main(argv) == 0
@@ -40,8 +40,20 @@ def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, 
         line = next(line for line in printed.splitlines() if line.startswith(c + " "))
         assert f"r={answer.recipe.r:g} w={answer.recipe.w:g} d={answer.recipe.d:g}" in line
     assert "EfficientNet compound scaling" in printed and "tinyscale app --study" in printed
+    # The seed noise is measured on a few retrained trials and the surface is fixed at it.
+    from tinyscale.fidelity import load_noise
 
-    # Re-running resumes: no trial is trained again.
+    noise = load_noise(out)
+    assert noise is not None and noise.sigma_df == 4 and "measuring seed noise" in printed
+    assert solver.fit.surface.seed_noise == noise.sigma and "fixed at the measured seed noise" in printed
+
+    # Re-running resumes: nothing is trained again (trials and noise replicates are stored).
+    import tinyscale.executors
+
+    def no_training(task):
+        raise AssertionError("the re-run trained something again")
+
+    monkeypatch.setattr(tinyscale.executors, "run_task", no_training)
     assert main(argv) == 0
     with Study.open(out) as study:
         again = study.trials()

@@ -412,3 +412,40 @@ def test_the_app_shows_how_far_to_trust_the_recipe(monkeypatch, tmp_path_factory
         assert metrics["slope per doubling of c"] == f"{100 * f.signal.slope:+.2f} pts"
         markdown = "\n".join(m.value for m in at.markdown)
         assert all(reason in markdown for reason in f.reasons)
+
+
+def test_the_seed_noise_alone_is_the_checks_noise_and_the_check_reuses_its_runs(study_src, tmp_path, monkeypatch):
+    from tinyscale.fidelity import NOISE_FILE, load_noise, measure_noise, noise_for_fit, pooled_noise
+
+    directory = tmp_path / "study"
+    shutil.copytree(study_src, directory)
+    assert noise_for_fit(directory) is None  # nothing measured: the surface infers its noise
+    noise = measure_noise(directory, replicates=1, noise_trials=2, progress=False)
+    assert (directory / NOISE_FILE).is_file() and not (directory / FIDELITY_FILE).exists()
+    assert load_noise(directory) == noise and noise_for_fit(directory, "measured") == noise.sigma
+    assert noise.sigma_df == 2 and len(noise.noise) == 2 and noise.sigma > 0
+    # The pooled sd of the stored groups, recomputed from their accuracies.
+    groups = {g.number: g.accuracies for g in noise.noise}
+    sigma = math.sqrt(sum(np.var(a, ddof=1) for a in groups.values()) / 2)
+    assert noise.sigma == pytest.approx(sigma, rel=1e-12)
+    assert pooled_noise(groups, {g.number: g.ratio for g in noise.noise})[0] == pytest.approx(sigma, rel=1e-12)
+
+    # The full check trains only its long runs: the replicates are the ones stored above.
+    import tinyscale.executors
+
+    trained = []
+    real = tinyscale.executors.run_task
+
+    def counting(task):
+        trained.append(task.train["steps"])
+        return real(task)
+
+    monkeypatch.setattr(tinyscale.executors, "run_task", counting)
+    assert main(["fidelity", str(directory), *ARGS]) == 0
+    assert sorted(trained) == [16, 16, 16, 16]
+    f = load_fidelity(directory)
+    assert f.sigma == pytest.approx(noise.sigma, rel=1e-12) and noise_for_fit(directory) == f.sigma
+    (directory / NOISE_FILE).write_text('{"format": 1, "sigma": "x"}')
+    (directory / FIDELITY_FILE).unlink()
+    with pytest.raises(ValueError, match="unreadable"):
+        noise_for_fit(directory)

@@ -202,3 +202,89 @@ def test_one_rule_says_which_trials_a_saved_fit_has_not_seen(tmp_path, capsys):
     capsys.readouterr()
     assert main(["recipe", str(study), "--ratio", "0.2"]) == 0
     assert "2 completed trial(s) the fit has not seen" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ measured seed noise
+
+
+def test_measured_seed_noise_is_fixed_per_trial_in_log_odds():
+    from tinyscale.surface import logit, logit_noise_var
+
+    trials = ridge_trials(n=30, noise=0.012, seed=5)
+    fit = fit_scaling(trials, SPACE, seed_noise=0.012)
+    model = fit.surface.model
+    stdv = float(model.outcome_transform.stdvs.reshape(-1)[0])
+    got = model.likelihood.noise.detach().reshape(-1).numpy() * stdv**2  # back in log-odds units
+    acc = fit.data.accuracy
+    np.testing.assert_allclose(got, logit_noise_var(acc, 0.012), rtol=1e-9)
+    # The delta method: a 1.2-point seed sd is 0.012 / (p (1 - p)) in log-odds at accuracy p.
+    p = 0.8
+    assert math.sqrt(float(logit_noise_var([p], 0.012)[0])) == pytest.approx(
+        (logit(p + 1e-6) - logit(p - 1e-6)) / 2e-6 * 0.012, rel=1e-6)
+    diag = fit.diagnostics.surface
+    assert diag.noise == "measured" and diag.noise_sd_points == pytest.approx(1.2, rel=1e-9)
+    assert "fixed at the measured seed noise" in format_fit(fit)
+    assert fit_scaling(trials, SPACE).diagnostics.surface.noise == "inferred"
+    for bad in (0.0, -0.01, 0.5, float("nan")):
+        with pytest.raises(ValueError, match="seed noise"):
+            fit_scaling(trials, SPACE, seed_noise=bad)
+    with pytest.raises(ValueError, match="surface method"):
+        fit_scaling(synthetic_trials(seed=1), CONFIG, method="pareto", seed_noise=0.012)
+
+
+def test_with_measured_noise_the_known_ridge_is_still_recovered_within_its_band():
+    fit = fit_scaling(ridge_trials(), SPACE, seed_noise=0.01)
+    cs = np.exp(np.linspace(math.log(0.08), math.log(0.4), 5))
+    pred = fit.predict(cs)
+    for band, truth in ((pred.r, r_best(cs)), (pred.d, d_best(cs))):
+        assert np.all(band.lower <= truth) and np.all(truth <= band.upper)
+        assert np.all(np.abs(band.mean / truth - 1) < 0.1)
+
+
+def test_a_flat_study_with_measured_noise_is_not_fitted_to_its_seeds():
+    # Accuracy is 0.8 everywhere; the trials differ by seed noise alone (1.5 points). Told the
+    # noise, the surface must stay flat rather than bend through the lucky seeds.
+    trials = ridge_trials(n=24, signal=False, noise=0.015, seed=2)
+    fit = fit_scaling(trials, SPACE, seed_noise=0.015)
+    x = fit.surface.x
+    fitted = fit.surface.accuracy(np.exp(x[:, 0]), np.exp(x[:, 1]), np.exp(x[:, 2]))
+    assert 100 * np.std(fitted) < 0.6 * 1.5  # the seed spread is 1.5 points (inferred noise: 1.2 here)
+    assert abs(100 * np.mean(fitted) - 80) < 1.0
+    lo, hi = fit.ridge.d_lower, fit.ridge.d_upper
+    assert np.median(np.log(hi / lo)) > 0.5 * math.log(SPACE.d_range[1] / SPACE.d_range[0])  # "don't know" on d
+
+
+def test_a_measured_noise_fit_saves_and_loads_without_refitting(tmp_path):
+    fit = fit_scaling(ridge_trials(n=30, noise=0.012, seed=5), SPACE, seed_noise=0.012)
+    path = fit.save(tmp_path / "fit.json")
+    assert json.loads(path.read_text())["surface_seed_noise"] == 0.012
+    loaded = ScalingFit.load(path)
+    assert loaded.surface.seed_noise == 0.012
+    np.testing.assert_allclose(loaded.surface.posterior(0.2, [0.5, 0.9], 0.7), fit.surface.posterior(0.2, [0.5, 0.9], 0.7),
+                               rtol=1e-9)
+    np.testing.assert_allclose(loaded.predict([0.1, 0.3]).d.upper, fit.predict([0.1, 0.3]).d.upper, rtol=1e-9)
+
+
+def test_cli_fit_uses_the_noise_fidelity_measured(tmp_path, capsys):
+    from tinyscale.cli import main
+    from tinyscale.fidelity import save_fidelity, summarize
+
+    trials = ridge_trials(n=24, noise=0.012, seed=5)
+    study = write_study(tmp_path / "s", trials)
+    assert main(["fit", str(study), "--noise", "measured"]) == 2
+    assert "tinyscale fidelity" in capsys.readouterr().err
+    assert main(["fit", str(study)]) == 0  # auto, nothing measured: inferred
+    assert "the seed noise it infers" in capsys.readouterr().out
+    brief = {t.number: t.accuracy for t in trials}
+    c = {t.number: t.ratio for t in trials}
+    long = {n: a + 0.05 for n, a in list(brief.items())[:6]}
+    groups = {0: (brief[0], brief[0] + 0.02), 1: (brief[1], brief[1] - 0.02)}  # sigma = 0.02 / sqrt(2)
+    fidelity = summarize(brief, long, groups, c)
+    save_fidelity(fidelity, study)
+    assert main(["fit", str(study)]) == 0
+    assert "fixed at the measured seed noise" in capsys.readouterr().out
+    assert RecipeSolver.load(study).fit.surface.seed_noise == pytest.approx(fidelity.sigma) == pytest.approx(0.02 / math.sqrt(2))
+    assert main(["fit", str(study), "--noise", "inferred", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["diagnostics"]["surface"]["noise"] == "inferred"
+    assert main(["fit", str(study), "--method", "pareto", "--noise", "measured"]) == 2
+    assert "--method surface" in capsys.readouterr().err

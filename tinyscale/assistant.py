@@ -42,6 +42,7 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
     Raises ValueError, with the reason in a sentence, when neither is possible (too few
     completed trials, degenerate data).
     """
+    from tinyscale.fidelity import noise_for_fit
     from tinyscale.gp import FIT_FILE, ScalingFit, fit_scaling
     from tinyscale.solve import RecipeSolver
 
@@ -60,7 +61,11 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
                 note = (f"the saved fit predates {newer} newer completed trial(s); "
                         f"run `tinyscale fit {study_dir}` to refit")
             return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
-    fit = fit_scaling(trials, config, source=str(study_dir))
+    try:
+        noise = noise_for_fit(study_dir)  # the measured seed noise, when `tinyscale fidelity` ran
+    except ValueError as exc:  # a damaged fidelity.json: say so, and let the fit infer the noise
+        noise, saved_problem = None, "; ".join(filter(None, (saved_problem, str(exc))))
+    fit = fit_scaling(trials, config, source=str(study_dir), seed_noise=noise)
     note = f"fitted in the app from {len(completed)} completed trials (run `tinyscale fit {study_dir}` to save it)"
     if saved_problem:
         note = f"{saved_problem}. Using a fresh fit instead: {note}"

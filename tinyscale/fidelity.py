@@ -44,6 +44,8 @@ import numpy as np
 from tinyscale.storage import ResultStore, write_text_atomically
 
 FIDELITY_FILE = "fidelity.json"
+NOISE_FILE = "seed-noise.json"  # the seed noise alone (`measure_noise`), when the full check has not run
+NOISE_FORMAT = 1
 FIDELITY_DIRNAME = "fidelity"
 STORE_NAME = "fidelity.sqlite"
 FIDELITY_FORMAT = 1
@@ -254,6 +256,23 @@ class Fidelity:
         )
 
 
+def pooled_noise(replicate_groups: Mapping[int, Sequence[float]], c: Mapping[int, float]
+                 ) -> tuple[float, int, tuple[NoiseGroup, ...]]:
+    """(σ, its degrees of freedom, the groups): the seed sd of one run's accuracy pooled over
+    recipes, each recipe about its own mean. Groups of fewer than two runs are ignored."""
+    groups = []
+    for n in sorted(replicate_groups):
+        accs = tuple(float(a) for a in replicate_groups[n])
+        if len(accs) < 2:
+            continue
+        groups.append(NoiseGroup(n, float(c[n]), accs, float(np.std(accs, ddof=1))))
+    if not groups:
+        raise ValueError("need at least one recipe trained with two or more seeds for the noise estimate")
+    sigma_df = sum(len(g.accuracies) - 1 for g in groups)
+    sigma = math.sqrt(sum((len(g.accuracies) - 1) * g.sd**2 for g in groups) / sigma_df)
+    return sigma, sigma_df, tuple(groups)
+
+
 def summarize(
     brief: Mapping[int, float],
     long: Mapping[int, float],
@@ -286,17 +305,7 @@ def summarize(
         if unknown:
             raise ValueError(f"{name} of trials without a brief accuracy: {unknown}")
 
-    # Seed noise, pooled over recipes (each recipe its own mean).
-    groups = []
-    for n in sorted(replicate_groups):
-        accs = tuple(float(a) for a in replicate_groups[n])
-        if len(accs) < 2:
-            continue
-        groups.append(NoiseGroup(n, float(c[n]), accs, float(np.std(accs, ddof=1))))
-    if not groups:
-        raise ValueError("need at least one recipe trained with two or more seeds for the noise estimate")
-    sigma_df = sum(len(g.accuracies) - 1 for g in groups)
-    sigma = math.sqrt(sum((len(g.accuracies) - 1) * g.sd**2 for g in groups) / sigma_df)
+    sigma, sigma_df, groups = pooled_noise(replicate_groups, c)
 
     # Rank fidelity.
     pair_numbers = sorted(long, key=lambda n: (c[n], n))
@@ -329,7 +338,7 @@ def summarize(
         residual_ratio=residual_sd / sigma if sigma > 0 else None, beyond_noise=beyond,
     )
     verdict, reasons = judge(rho, len(pairs), sigma, signal)
-    return Fidelity(sigma=sigma, sigma_df=sigma_df, noise=tuple(groups), rho=rho, rho_matched=rho_matched,
+    return Fidelity(sigma=sigma, sigma_df=sigma_df, noise=groups, rho=rho, rho_matched=rho_matched,
                     pairs=pairs, signal=signal, verdict=verdict, reasons=tuple(reasons))
 
 
@@ -551,34 +560,11 @@ def _run_of(task: Task, outcome) -> tuple[Run, float | None]:
                 result.train_seconds), result.loss)
 
 
-def measure(
-    study_dir: str | os.PathLike,
-    *,
-    recipes: int = DEFAULT_RECIPES,
-    factor: float = DEFAULT_FACTOR,
-    replicates: int = DEFAULT_REPLICATES,
-    noise_trials: int = DEFAULT_NOISE_TRIALS,
-    executor=None,
-    threads: int | None = None,
-    restart: bool = False,
-    progress: bool = True,
-) -> Fidelity:
-    """Retrain what the check needs (resuming: finished runs are never retrained), summarize,
-    and write ``DIR/fidelity.json``. Returns the `Fidelity`.
-
-    Training goes through `tinyscale.executors` (``executor``; by default one in-process worker
-    with ``threads`` torch threads) with the study's data and trainer settings; this process
-    stores each run in ``DIR/fidelity/fidelity.sqlite`` as soon as it finishes. ``restart``
-    discards stored runs first. ValueError for a directory without a study, too few completed
-    trials, bad settings, or a study trained under other trainer settings.
-    """
-    from tqdm.auto import tqdm
-
-    from tinyscale.executors import TrialTask, make_executor
-    from tinyscale.study import Study, check_data, data_spec
+def _checkable(study_dir: Path):
+    """(config, trainer, completed trials, every trial) of a study the check can retrain."""
+    from tinyscale.study import Study
     from tinyscale.train import TrainConfig
 
-    study_dir = Path(study_dir)
     with Study.open(study_dir) as study:
         config = study.config
         everything = study.trials()
@@ -589,9 +575,17 @@ def measure(
     if len(completed) < MIN_TRIALS:
         raise ValueError(f"the study at {study_dir} has {len(completed)} completed trial(s); the fidelity check "
                          f"needs at least {MIN_TRIALS} (run more trials with `tinyscale study --resume`)")
-    tasks, settings = plan(completed, config, recipes=recipes, factor=factor, replicates=replicates,
-                           noise_trials=noise_trials, all_numbers=[t.number for t in everything])
-    by_number = {t.number: t for t in completed}
+    return config, train, completed, everything
+
+
+def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: Mapping, *, executor, threads,
+             restart: bool, progress: bool, desc: str) -> dict:
+    """Train the ``tasks`` not stored yet (resuming), each stored as soon as it finishes;
+    returns every stored run: (kind, number, seed, steps) -> (run, recipe JSON)."""
+    from tqdm.auto import tqdm
+
+    from tinyscale.executors import TrialTask, make_executor
+    from tinyscale.study import check_data, data_spec
 
     with FidelityStore.open(study_dir, _budget(config, train), restart=restart) as store:
         stored = store.runs()
@@ -610,7 +604,7 @@ def measure(
             executor = executor or make_executor("local", 1, threads=threads)
             queue = list(enumerate(todo))
             in_flight = 0
-            bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="fidelity", unit="run",
+            bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc, unit="run",
                        disable=not progress, dynamic_ncols=True)
             try:
                 while queue or in_flight:
@@ -632,19 +626,54 @@ def measure(
                 bar.close()
                 if own_executor:
                     executor.close()
-        stored = store.runs()
+        return store.runs()
+
+
+def _replicate_groups(runs: Sequence[Run], brief: Mapping[int, float]) -> dict[int, list[float]]:
+    """Trial number -> its accuracies at the study's steps: the study's own run, then replicates."""
+    groups: dict[int, list[float]] = {}
+    for r in runs:
+        if r.kind == "replicate" and r.state == "completed":
+            groups.setdefault(r.number, [brief[r.number]]).append(r.accuracy)
+    return groups
+
+
+def measure(
+    study_dir: str | os.PathLike,
+    *,
+    recipes: int = DEFAULT_RECIPES,
+    factor: float = DEFAULT_FACTOR,
+    replicates: int = DEFAULT_REPLICATES,
+    noise_trials: int = DEFAULT_NOISE_TRIALS,
+    executor=None,
+    threads: int | None = None,
+    restart: bool = False,
+    progress: bool = True,
+) -> Fidelity:
+    """Retrain what the check needs (resuming: finished runs are never retrained), summarize,
+    and write ``DIR/fidelity.json``. Returns the `Fidelity`.
+
+    Training goes through `tinyscale.executors` (``executor``; by default one in-process worker
+    with ``threads`` torch threads) with the study's data and trainer settings; this process
+    stores each run in ``DIR/fidelity/fidelity.sqlite`` as soon as it finishes. ``restart``
+    discards stored runs first. ValueError for a directory without a study, too few completed
+    trials, bad settings, or a study trained under other trainer settings.
+    """
+    study_dir = Path(study_dir)
+    config, train, completed, everything = _checkable(study_dir)
+    tasks, settings = plan(completed, config, recipes=recipes, factor=factor, replicates=replicates,
+                           noise_trials=noise_trials, all_numbers=[t.number for t in everything])
+    by_number = {t.number: t for t in completed}
+    stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
+                      restart=restart, progress=progress, desc="fidelity")
 
     runs = tuple(stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks)
     brief = {t.number: float(t.accuracy) for t in completed}
     c = {t.number: float(t.ratio) for t in completed}
     long = {r.number: r.accuracy for r in runs if r.kind == "long" and r.state == "completed"}
-    groups: dict[int, list[float]] = {}
-    for r in runs:
-        if r.kind == "replicate" and r.state == "completed":
-            groups.setdefault(r.number, [brief[r.number]]).append(r.accuracy)
     failed = [r for r in runs if r.state == "failed"]
     try:
-        result = summarize(brief, long, groups, c)
+        result = summarize(brief, long, _replicate_groups(runs, brief), c)
     except ValueError as exc:
         if failed:
             raise ValueError(f"{exc} ({len(failed)} of {len(runs)} retrainings failed, e.g. trial "
@@ -653,6 +682,70 @@ def measure(
     result = replace(result, settings=settings, runs=runs, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     save_fidelity(result, study_dir)
     return result
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    """The seed noise alone (`measure_noise`): what the accuracy surface needs, without the rank check."""
+
+    sigma: float  # pooled seed sd of top-1 (fraction) at the study's steps
+    sigma_df: int
+    noise: tuple[NoiseGroup, ...]
+    created: str | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["format"] = NOISE_FORMAT
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SeedNoise:
+        if data.get("format") != NOISE_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {NOISE_FORMAT}")
+        sigma, df = float(data["sigma"]), int(data["sigma_df"])
+        if not (math.isfinite(sigma) and sigma >= 0 and df >= 1):
+            raise ValueError(f"sigma {sigma!r} with {df!r} df is not a seed noise")
+        groups = tuple(NoiseGroup(**{**g, "accuracies": tuple(g["accuracies"])}) for g in data["noise"])
+        return cls(sigma, df, groups, data.get("created"))
+
+
+def measure_noise(
+    study_dir: str | os.PathLike,
+    *,
+    replicates: int = DEFAULT_REPLICATES,
+    noise_trials: int = DEFAULT_NOISE_TRIALS,
+    executor=None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> SeedNoise:
+    """The seed-noise part of the check alone: ``noise_trials`` trials spread over c retrained
+    ``replicates`` times at the study's steps; writes ``DIR/seed-noise.json``. The runs are the
+    ones `measure` plans (same trials, seeds and store), so a later full check reuses them."""
+    study_dir = Path(study_dir)
+    config, train, completed, everything = _checkable(study_dir)
+    tasks, _ = plan(completed, config, recipes=DEFAULT_RECIPES, factor=DEFAULT_FACTOR, replicates=replicates,
+                    noise_trials=noise_trials, all_numbers=[t.number for t in everything])
+    tasks = [t for t in tasks if t.kind == "replicate"]
+    by_number = {t.number: t for t in completed}
+    stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
+                      restart=False, progress=progress, desc="seed noise")
+    runs = [stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks]
+    brief = {t.number: float(t.accuracy) for t in completed}
+    sigma, df, groups = pooled_noise(_replicate_groups(runs, brief), {t.number: float(t.ratio) for t in completed})
+    noise = SeedNoise(sigma, df, groups, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_text_atomically(study_dir / NOISE_FILE, json.dumps(noise.to_dict(), indent=2, allow_nan=False) + "\n")
+    return noise
+
+
+def load_noise(study_dir: str | os.PathLike) -> SeedNoise | None:
+    """The stored `measure_noise` result, None when there is none (ValueError if damaged)."""
+    path = Path(study_dir) / NOISE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return SeedNoise.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); delete it, or run `tinyscale fidelity {study_dir}`") from None
 
 
 # =============================================================================== persistence, text
@@ -680,6 +773,29 @@ def load_fidelity(study_dir: str | os.PathLike) -> Fidelity | None:
     if fidelity.verdict not in VERDICTS:
         raise ValueError(f"{path} holds an unknown verdict {fidelity.verdict!r}")
     return fidelity
+
+
+NOISE_CHOICES = ("auto", "measured", "inferred")
+
+
+def noise_for_fit(study_dir: str | os.PathLike, choice: str = "auto") -> float | None:
+    """The seed noise (a fraction) the accuracy surface should be fixed at, or None to infer it.
+
+    The full check's σ (``fidelity.json``) when stored, else the seed noise measured alone
+    (``seed-noise.json``, `measure_noise`). ``choice``: "measured" requires one (ValueError
+    when there is none), "inferred" never uses one, "auto" uses one when stored and positive."""
+    if choice not in NOISE_CHOICES:
+        raise ValueError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {choice!r}")
+    if choice == "inferred":
+        return None
+    measured = load_fidelity(study_dir) or load_noise(study_dir)
+    if measured is None or not measured.sigma > 0:
+        if choice == "measured":
+            why = "no seed noise is measured" if measured is None else "the measured seed noise is 0"
+            raise ValueError(f"{why} for {study_dir}: run `tinyscale fidelity {study_dir}` first, or fit with "
+                             "--noise inferred")
+        return None
+    return float(measured.sigma)
 
 
 def not_measured_hint(study_dir: str | os.PathLike) -> str:

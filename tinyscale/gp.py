@@ -262,6 +262,9 @@ class ScalingFit:
             "d_state": state_json(self.d_model),
             "ridge": None if self.ridge is None else self.ridge.to_dict(),
             "surface_state": None if self.surface is None else state_json(self.surface.model),
+            # The measured seed noise the surface's observation noise is fixed at (None: inferred);
+            # the fixed-noise GP's variances are not in its state, so loading rebuilds them from it.
+            "surface_seed_noise": None if self.surface is None else self.surface.seed_noise,
             "diagnostics": self.diagnostics.to_dict(),
             "selection": self.selection_rows,
         }
@@ -280,7 +283,7 @@ class ScalingFit:
         if method == "surface":
             ridge = Ridge.from_dict(payload["ridge"])
             surface = AccuracySurface.from_state(data.c, data.r, data.d, data.w, data.accuracy,
-                                                 payload["surface_state"])
+                                                 payload["surface_state"], payload.get("surface_seed_noise"))
         fit = cls(
             config=StudyConfig.from_dict(payload["config"]),
             data=data,
@@ -394,8 +397,13 @@ def fit_scaling(
     source: str | None = None,
     cost=None,
     objective: str = "macs",
+    seed_noise: float | None = None,
 ) -> ScalingFit:
     """Fit c -> r and c -> d on a study's trials (see the module doc for the two methods).
+
+    ``seed_noise`` (method "surface"): the seed noise of one trial's accuracy, as a fraction, when
+    it has been measured (`tinyscale.fidelity.Fidelity.sigma`); the surface's observation noise
+    is then fixed at it instead of inferred (`tinyscale.surface` says why).
 
     ``k`` (method "pareto"): models to select; default about 1 in 5 usable trials
     (`default_pareto_k`), at most half of them. Raises ValueError when there are fewer than
@@ -413,6 +421,9 @@ def fit_scaling(
                          "(ask `tinyscale recipe --latency-ms` for a latency)")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if seed_noise is not None and method != "surface":
+        raise ValueError("a measured seed noise is for the surface method (the Pareto GPs fit recipe curves, "
+                         "not accuracies)")
     check_seed(seed)
     completed = [t for t in trials if t.state == "completed"]
     if not completed:
@@ -461,7 +472,7 @@ def fit_scaling(
         n_front = int(np.sum(ranks == 1))
         data = _data_of(sorted(usable, key=lambda t: (t.macs, t.number)))
         _check_spread(data.c, "trials")
-        surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy)
+        surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy, seed_noise)
         ridge = surface.ridge(config, ridge_grid((float(data.c.min()), float(data.c.max()))), seed=seed)
         surface_diag = surface.diagnostics()
         rows = [
@@ -519,7 +530,8 @@ def format_fit(fit: ScalingFit) -> str:
             f"method     surface: accuracy GP over (log c, log r, log d) on all {dg.n_models} completed trials "
             f"({dg.n_front} non-dominated); c from {lo:.4g} to {hi:.4g}",
             f"surface    lengthscales {sd.lengthscales[0]:.3g} (log c) {sd.lengthscales[1]:.3g} (log r) "
-            f"{sd.lengthscales[2]:.3g} (log d); noise sd {sd.noise_sd_points:.2f} points (the seed noise it infers); "
+            f"{sd.lengthscales[2]:.3g} (log d); noise sd {sd.noise_sd_points:.2f} points "
+            f"({'the seed noise it infers' if sd.noise == 'inferred' else 'fixed at the measured seed noise'}); "
             f"LOO rmse {sd.loo_rmse_points:.2f} points vs a spread of {sd.spread_points:.2f}, "
             f"95% band coverage {sd.loo_coverage:.0%}",
         ]

@@ -2,7 +2,8 @@
 `tinyscale.surface` import it, it imports neither).
 
 Every GP here is a ``SingleTaskGP`` on float64 inputs of shape (n, dims), inputs normalised
-(``Normalize``), outcomes standardised (``Standardize``), observation noise inferred, and
+(``Normalize``), outcomes standardised (``Standardize``), observation noise inferred (or fixed
+at known variances), and
 hyperparameters fitted with ``fit_gpytorch_mll`` on the exact marginal likelihood. A saved GP is
 its ``state_dict`` as nested lists; `load_state` rebuilds the posterior exactly without refitting.
 """
@@ -21,17 +22,19 @@ def _inputs(x: np.ndarray):
     return torch.as_tensor(x.reshape(-1, 1) if x.ndim == 1 else x)
 
 
-def make_gp(x: np.ndarray, y: np.ndarray):
-    """An unfitted SingleTaskGP on (n,) or (n, dims) inputs and (n,) outcomes."""
+def make_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
+    """An unfitted SingleTaskGP on (n,) or (n, dims) inputs and (n,) outcomes. ``yvar`` (n,): known
+    observation noise variances in the outcome's units (fixed, not fitted); None infers one noise."""
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
     tx = _inputs(x)
     ty = _inputs(np.asarray(y, dtype=np.float64).reshape(-1))
-    return SingleTaskGP(tx, ty, input_transform=Normalize(d=tx.shape[1]), outcome_transform=Standardize(m=1))
+    tvar = None if yvar is None else _inputs(np.asarray(yvar, dtype=np.float64).reshape(-1))
+    return SingleTaskGP(tx, ty, tvar, input_transform=Normalize(d=tx.shape[1]), outcome_transform=Standardize(m=1))
 
 
-def fit_gp(x: np.ndarray, y: np.ndarray):
+def fit_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
     """`make_gp` with its hyperparameters fitted, in eval mode (seeded: reproducible)."""
     import warnings
 
@@ -41,7 +44,7 @@ def fit_gp(x: np.ndarray, y: np.ndarray):
 
     with torch.random.fork_rng():
         torch.manual_seed(0)  # fit_gpytorch_mll may retry from random restarts
-        model = make_gp(x, y)
+        model = make_gp(x, y, yvar)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # botorch's "data not standardised" hints do not apply in log space

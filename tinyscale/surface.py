@@ -5,7 +5,12 @@ brief, noisy trials that ranks recipes by seed luck. The surface method uses eve
 trial instead: one botorch ``SingleTaskGP`` of held-out accuracy (as log-odds, where a fixed
 step is a fixed relative error rate change) over x = (log c, log r, log d), with inputs
 normalised, outcomes standardised and the observation noise inferred (it *is* the seed noise
-the GP must average away).
+the GP must average away) or, when the seed noise has been measured (`tinyscale fidelity`'s σ,
+from the same recipes retrained with other seeds), fixed at it: with 24 trials in three
+dimensions the marginal likelihood can explain seed noise as shape instead (short lengthscales,
+an inferred noise far below the measured one), and a ridge fitted to noise points at lucky
+seeds. In log-odds the measured σ (accuracy points) becomes σ / (p (1 - p)) at each trial's
+accuracy p, the delta method.
 
 The *ridge* at a ratio c is the argmax of the posterior mean over the (r, d) grid that can
 reach c with a width inside the range the study explored (the surface is not trusted where no
@@ -91,11 +96,12 @@ class Ridge:
 class SurfaceDiagnostics:
     n_trials: int
     lengthscales: tuple[float, float, float]  # in log c, log r, log d units
-    noise_sd: float  # observation noise sd in log-odds units (the seed noise it inferred)
+    noise_sd: float  # observation noise sd in log-odds units at the median accuracy
     noise_sd_points: float  # the same, in accuracy points at the median accuracy
     loo_rmse_points: float  # leave-one-out error of held-out accuracy, in points
     loo_coverage: float  # fraction of trials inside their own 95 % LOO predictive band
     spread_points: float  # sd of the trials' accuracies, in points, for scale
+    noise: str = "inferred"  # "inferred" by the fit, or "measured" (fixed at a measured seed σ)
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -130,26 +136,42 @@ class SurfaceSlice:
     best_accuracy: float
 
 
-class AccuracySurface:
-    """Posterior of held-out accuracy over (c, r, d); build with `fit` or `from_state`."""
+def logit_noise_var(accuracy, seed_noise: float) -> np.ndarray:
+    """Observation variance in log-odds of trials at ``accuracy`` (fractions) whose seed noise is
+    ``seed_noise`` (a fraction, e.g. 0.012 for 1.2 points): (σ / (p (1 - p)))², the delta method."""
+    if not (isinstance(seed_noise, (int, float)) and math.isfinite(seed_noise) and 0 < seed_noise < 0.5):
+        raise ValueError(f"the measured seed noise must be a fraction in (0, 0.5), got {seed_noise!r}")
+    p = np.clip(np.asarray(accuracy, dtype=np.float64), ACC_CLIP, 1.0 - ACC_CLIP)
+    return (seed_noise / (p * (1.0 - p))) ** 2
 
-    def __init__(self, model, x: np.ndarray, y: np.ndarray, w_range: tuple[float, float]) -> None:
+
+class AccuracySurface:
+    """Posterior of held-out accuracy over (c, r, d); build with `fit` or `from_state`.
+
+    ``seed_noise``: the measured seed noise (a fraction) the observation noise is fixed at, or
+    None when the fit infers it."""
+
+    def __init__(self, model, x: np.ndarray, y: np.ndarray, w_range: tuple[float, float],
+                 seed_noise: float | None = None) -> None:
         self.model = model
         self.x = x  # (n, 3) log c, log r, log d
         self.y = y  # (n,) log-odds of accuracy
         self.w_range = w_range  # the widths the study explored
+        self.seed_noise = seed_noise
 
     @classmethod
-    def fit(cls, c, r, d, w, accuracy) -> AccuracySurface:
+    def fit(cls, c, r, d, w, accuracy, seed_noise: float | None = None) -> AccuracySurface:
         w = np.asarray(w, dtype=np.float64)
         x, y = _inputs(c, r, d), logit(accuracy)
-        return cls(fit_gp(x, y), x, y, (float(w.min()), float(w.max())))
+        yvar = None if seed_noise is None else logit_noise_var(accuracy, seed_noise)
+        return cls(fit_gp(x, y, yvar), x, y, (float(w.min()), float(w.max())), seed_noise)
 
     @classmethod
-    def from_state(cls, c, r, d, w, accuracy, state: dict) -> AccuracySurface:
+    def from_state(cls, c, r, d, w, accuracy, state: dict, seed_noise: float | None = None) -> AccuracySurface:
         w = np.asarray(w, dtype=np.float64)
         x, y = _inputs(c, r, d), logit(accuracy)
-        return cls(load_state(make_gp(x, y), state), x, y, (float(w.min()), float(w.max())))
+        yvar = None if seed_noise is None else logit_noise_var(accuracy, seed_noise)
+        return cls(load_state(make_gp(x, y, yvar), state), x, y, (float(w.min()), float(w.max())), seed_noise)
 
     def posterior(self, c, r, d) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and sd of the latent log-odds at broadcast (c, r, d)."""
@@ -251,9 +273,12 @@ class AccuracySurface:
     # ------------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> SurfaceDiagnostics:
         model = self.model
-        noise = noise_sd(model)
         acc = sigmoid(self.y)
         p = float(np.median(acc))
+        if self.seed_noise is None:
+            noise = noise_sd(model)
+        else:  # fixed per trial: quote it at the median accuracy, as the inferred one is
+            noise = self.seed_noise / (p * (1 - p))
         mean, sd = loo_predictions(model)
         err = acc - sigmoid(mean)
         return SurfaceDiagnostics(
@@ -264,4 +289,5 @@ class AccuracySurface:
             loo_rmse_points=float(100 * np.sqrt(np.mean(err**2))),
             loo_coverage=float(np.mean(np.abs(self.y - mean) <= Z_95 * sd)),
             spread_points=float(100 * np.std(acc, ddof=1)) if acc.size > 1 else 0.0,
+            noise="inferred" if self.seed_noise is None else "measured",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.fidelity import NOISE_CHOICES
 from tinyscale.gp import DEFAULT_METHOD, METHODS
 
 
@@ -27,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the study's device table, DIR/latency.json, or --device)")
     p.add_argument("--device", metavar="FILE", default=None,
                    help="with --objective latency: a device table instead of the study's")
+    p.add_argument("--noise", choices=NOISE_CHOICES, default="auto",
+                   help="method surface: the observation noise of the accuracy GP. 'measured' fixes it at the "
+                        "seed noise `tinyscale fidelity DIR` measured, 'inferred' lets the fit choose it, 'auto' "
+                        "(default) is measured when DIR/fidelity.json exists")
     p.add_argument("--seed", type=int, default=0, help="seed of the niching tie-breaks and of the ridge's posterior samples (default 0)")
     p.add_argument("--show-trials", action="store_true", help="also list every trial's front rank and fate")
     p.add_argument("--json", action="store_true", help="print the diagnostics and selection as JSON")
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.fidelity import describe_stored, stored_dict
+    from tinyscale.fidelity import describe_stored, noise_for_fit, stored_dict
     from tinyscale.gp import fit_scaling, format_fit
     from tinyscale.study import Study
 
@@ -56,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
         cost = lambda t: table.predict_us(t.recipe)  # noqa: E731
     elif args.device is not None:
         raise ValueError("--device goes with --objective latency")
+    if args.method != "surface" and args.noise == "measured":
+        raise ValueError("--noise measured is for --method surface (the accuracy GP)")
+    noise = noise_for_fit(args.study_dir, args.noise) if args.method == "surface" else None
     fit = fit_scaling(trials, config, method=args.method, k=args.pareto_k, seed=args.seed,
-                      source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective)
+                      source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective,
+                      seed_noise=noise)
     path = fit.save(Path(args.study_dir))
     if args.json:
         lo, hi = fit.c_range
