@@ -308,7 +308,17 @@ def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) 
                    "trials) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
                    "where no width the study explored reaches c. ★ is the best (r, d) on the surface at c, ✕ the "
                    "recipe (the curves through the ridge, so smoother than ★); white dots are trials within 1.5× "
-                   "of c with their measured accuracy on hover.")
+                   "of c with their measured accuracy on hover. " + noise_sentence(fit.diagnostics.surface))
+
+
+def noise_sentence(diag) -> str:
+    """Where the surface's observation noise came from, in one sentence."""
+    if diag.noise == "measured":
+        return (f"Its noise is fixed at the seed noise measured by retraining trials with other seeds "
+                f"({diag.noise_sd_points:.2f} points).")
+    return (f"Its noise ({diag.noise_sd_points:.2f} points) was inferred by the fit, not measured: a value far "
+            "below the real seed noise means the surface follows lucky seeds. Measure it with `tinyscale "
+            "fidelity DIR`, then `tinyscale fit DIR`.")
 
 
 def target_controls(source, config, drawn, devices=()):

@@ -31,8 +31,26 @@ from pathlib import Path
 STUDY_DEPENDENT = ("gp", "gp-pareto")
 
 
+def copy_baseline_cells(ref: Path, out: Path) -> None:
+    """Start the comparison of the study at ``out`` from the finished cells of ``ref``'s, all but
+    the study-dependent strategies' (the baselines train the same recipes with the same data,
+    trainer, steps and seeds; `run_comparison` refuses the copy if its budget differs)."""
+    from tinyscale.compare import compare_dir
+
+    target = compare_dir(out) / "compare.sqlite"
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(compare_dir(ref) / "compare.sqlite", target)
+    with sqlite3.connect(target) as conn:
+        for table in ("cells", "recipes"):
+            conn.execute(f"DELETE FROM {table} WHERE strategy IN (?, ?)", STUDY_DEPENDENT)
+    with sqlite3.connect(target) as conn:  # the deletions in the one file, not a -wal beside it
+        conn.execute("PRAGMA journal_mode=DELETE")
+
+
 def main(argv=None) -> int:
-    from tinyscale.compare import compare_dir, default_settings, run_comparison
+    from tinyscale.compare import default_settings, run_comparison
     from tinyscale.executors import make_executor
     from tinyscale.gp import fit_scaling
     from tinyscale.study import Study, demo_config, run_study
@@ -55,13 +73,7 @@ def main(argv=None) -> int:
 
     settings = default_settings(out, strategies="gp,gp-pareto,efficientnet,uniform,fast", seeds=3, steps=600,
                                 threads=1)
-    target = compare_dir(out) / "compare.sqlite"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(compare_dir(ref) / "compare.sqlite", target)
-        with sqlite3.connect(target) as conn:
-            for table in ("cells", "recipes"):
-                conn.execute(f"DELETE FROM {table} WHERE strategy IN (?, ?)", STUDY_DEPENDENT)
+    copy_baseline_cells(ref, out)
     executor = make_executor("local", 2, threads=1)
     try:
         new = run_comparison(out, settings, progress=True, executor=executor)  # refuses another budget

@@ -29,20 +29,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sqlite3
 import statistics
 import sys
 from pathlib import Path
 
 from active_compare import prepare
+from demo_800 import copy_baseline_cells
 
-STUDY_DEPENDENT = ("gp", "gp-pareto")
 STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
 
 
 def main(argv=None) -> int:
-    from tinyscale.compare import compare_dir, default_settings, load_comparison, run_comparison
+    from tinyscale.compare import default_settings, load_comparison, run_comparison
     from tinyscale.executors import make_executor
     from tinyscale.gp import fit_scaling
     from tinyscale.study import Study
@@ -61,14 +59,7 @@ def main(argv=None) -> int:
         fit_scaling(trials, config, source=str(out.resolve()), seed_noise=None).save(out)
 
     settings = default_settings(out, strategies=STRATEGIES, seeds=3, threads=1)  # c = 1/2..1/16, 600 steps
-    target = compare_dir(out) / "compare.sqlite"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(compare_dir(ref) / "compare.sqlite", target)
-        with sqlite3.connect(target) as conn:
-            for table in ("cells", "recipes"):
-                conn.execute(f"DELETE FROM {table} WHERE strategy IN (?, ?)", STUDY_DEPENDENT)
-            conn.execute("PRAGMA journal_mode=DELETE")
+    copy_baseline_cells(ref, out)
     executor = make_executor("local", 2, threads=1)
     try:
         inferred = run_comparison(out, settings, progress=True, executor=executor)  # refuses another budget

@@ -451,3 +451,6 @@ def test_the_surface_at_the_slider_is_the_fits_surface(monkeypatch, study):
     best = next(t for t in spec["data"] if t.get("name") == plots.TRACE_RIDGE)
     assert best["y"] == [pytest.approx(cut.best_r)] and best["x"] == [pytest.approx(cut.best_d)]
     assert "The accuracy surface" in texts(at)
+    noise = fit.diagnostics.surface
+    said = "fixed at the seed noise measured" if noise.noise == "measured" else "was inferred by the fit, not measured"
+    assert said in texts(at) and f"{noise.noise_sd_points:.2f} points" in texts(at)

@@ -733,43 +733,53 @@ def measure_noise(
     brief = {t.number: float(t.accuracy) for t in completed}
     sigma, df, groups = pooled_noise(_replicate_groups(runs, brief), {t.number: float(t.ratio) for t in completed})
     noise = SeedNoise(sigma, df, groups, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_text_atomically(study_dir / NOISE_FILE, json.dumps(noise.to_dict(), indent=2, allow_nan=False) + "\n")
+    _write_json(study_dir / NOISE_FILE, noise.to_dict())
     return noise
-
-
-def load_noise(study_dir: str | os.PathLike) -> SeedNoise | None:
-    """The stored `measure_noise` result, None when there is none (ValueError if damaged)."""
-    path = Path(study_dir) / NOISE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return SeedNoise.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path} is unreadable ({exc}); delete it, or run `tinyscale fidelity {study_dir}`") from None
 
 
 # =============================================================================== persistence, text
 
 
+def _write_json(path: Path, data: dict) -> Path:
+    """Write ``data`` atomically (a reader sees the old file or the new one)."""
+    write_text_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def _read_json(path: Path, parse, remedy: str):
+    """``parse(data)`` of the JSON file at ``path``; None when there is no file; a ValueError
+    naming the file and ``remedy`` when it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); {remedy}") from None
+
+
+def load_noise(study_dir: str | os.PathLike) -> SeedNoise | None:
+    """The stored `measure_noise` result, None when there is none (ValueError if damaged)."""
+    return _read_json(Path(study_dir) / NOISE_FILE, SeedNoise.from_dict,
+                      f"delete it, or run `tinyscale fidelity {study_dir}`")
+
+
 def save_fidelity(fidelity: Fidelity, study_dir: str | os.PathLike) -> Path:
     """Write ``DIR/fidelity.json`` atomically (a reader sees the old file or the new one)."""
-    path = Path(study_dir) / FIDELITY_FILE
-    write_text_atomically(path, json.dumps(fidelity.to_dict(), indent=2, allow_nan=False) + "\n")
-    return path
+    return _write_json(Path(study_dir) / FIDELITY_FILE, fidelity.to_dict())
+
+
+def _parse_fidelity(data: dict) -> Fidelity:
+    if data.get("format") != FIDELITY_FORMAT:
+        raise ValueError(f"format {data.get('format')!r}, expected {FIDELITY_FORMAT}")
+    return Fidelity.from_dict(data)
 
 
 def load_fidelity(study_dir: str | os.PathLike) -> Fidelity | None:
     """The stored check of a study, or None when it was never measured (ValueError if damaged)."""
     path = Path(study_dir) / FIDELITY_FILE
-    if not path.is_file():
+    fidelity = _read_json(path, _parse_fidelity, f"rerun `tinyscale fidelity {study_dir}`")
+    if fidelity is None:
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FIDELITY_FORMAT:
-            raise ValueError(f"format {data.get('format')!r}, expected {FIDELITY_FORMAT}")
-        fidelity = Fidelity.from_dict(data)
-    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path} is unreadable ({exc}); rerun `tinyscale fidelity {study_dir}`") from None
     if fidelity.verdict not in VERDICTS:
         raise ValueError(f"{path} holds an unknown verdict {fidelity.verdict!r}")
     return fidelity
