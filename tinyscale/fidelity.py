@@ -27,6 +27,10 @@ engine's executors, stores each finished run in ``DIR/fidelity/fidelity.sqlite``
 arrives (so an interrupted run resumes without retraining anything), and writes
 ``DIR/fidelity.json`` atomically when every run is in. `load_fidelity` reads it back;
 `format_fidelity` is the text block `tinyscale fidelity` and `tinyscale fit` print.
+
+`measure_noise` runs the seed-noise replicates alone (``DIR/seed-noise.json``; the demo does,
+before its fit), and `noise_for_fit` gives the accuracy surface the measured σ to fix its
+observation noise at (`tinyscale.surface` says why).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ study stopped (finished trials are never trained again).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tinyscale.defaults import DEMO_STUDY_DIR
 from tinyscale.study import DEMO_TRIALS
@@ -88,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         if noise_for_fit(out) is None and len(trials) >= MIN_TRIALS:
             print(f"demo: measuring seed noise ({DEMO_NOISE_TRIALS} trials retrained with another seed), so the "
                   "accuracy surface averages it away instead of fitting it")
-            measure_noise(out, replicates=1, noise_trials=DEMO_NOISE_TRIALS, executor=executor)
+            try:
+                measure_noise(out, replicates=1, noise_trials=DEMO_NOISE_TRIALS, executor=executor)
+            except ValueError as exc:  # e.g. every replicate diverged: the fit can still infer the noise
+                print(f"demo: the seed noise could not be measured ({exc}); the fit infers it", file=sys.stderr)
     finally:
         executor.close()
     # The seed noise measured above, or the full check's once `tinyscale fidelity` has run.
