@@ -41,12 +41,17 @@ def copy_baseline_cells(ref: Path, out: Path) -> None:
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(compare_dir(ref) / "compare.sqlite", target)
-    with sqlite3.connect(target) as conn:
-        for table in ("cells", "recipes"):
-            conn.execute(f"DELETE FROM {table} WHERE strategy IN (?, ?)", STUDY_DEPENDENT)
-    with sqlite3.connect(target) as conn:  # the deletions in the one file, not a -wal beside it
-        conn.execute("PRAGMA journal_mode=DELETE")
+    part = target.with_suffix(".part")
+    shutil.copy(compare_dir(ref) / "compare.sqlite", part)
+    conn = sqlite3.connect(part)
+    try:
+        with conn:
+            for table in ("cells", "recipes"):
+                conn.execute(f"DELETE FROM {table} WHERE strategy IN (?, ?)", STUDY_DEPENDENT)
+        conn.execute("PRAGMA journal_mode=DELETE")  # the deletions in the one file, not a -wal beside it
+    finally:
+        conn.close()
+    part.rename(target)
 
 
 def main(argv=None) -> int:
