@@ -62,8 +62,8 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
                         f"run `tinyscale fit {study_dir}` to refit")
             return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
     try:
-        noise = noise_for_fit(study_dir)  # the measured seed noise, when `tinyscale fidelity` ran
-    except ValueError as exc:  # a damaged fidelity.json: say so, and let the fit infer the noise
+        noise = noise_for_fit(study_dir)  # the measured seed noise (fidelity.json or seed-noise.json), if any
+    except ValueError as exc:  # a damaged file: say so, and let the fit infer the noise
         noise, saved_problem = None, "; ".join(filter(None, (saved_problem, str(exc))))
     fit = fit_scaling(trials, config, source=str(study_dir), seed_noise=noise)
     note = f"fitted in the app from {len(completed)} completed trials (run `tinyscale fit {study_dir}` to save it)"

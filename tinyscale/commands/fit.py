@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --objective latency: a device table instead of the study's")
     p.add_argument("--noise", choices=NOISE_CHOICES, default="auto",
                    help="method surface: the observation noise of the accuracy GP. 'measured' fixes it at the "
-                        "seed noise `tinyscale fidelity DIR` measured, 'inferred' lets the fit choose it, 'auto' "
-                        "(default) is measured when DIR/fidelity.json exists")
+                        "seed noise `tinyscale fidelity DIR` measured (DIR/fidelity.json, or DIR/seed-noise.json from "
+                        "the demo), 'inferred' lets the fit choose it, 'auto' (default) is measured when either exists")
     p.add_argument("--seed", type=int, default=0, help="seed of the niching tie-breaks and of the ridge's posterior samples (default 0)")
     p.add_argument("--show-trials", action="store_true", help="also list every trial's front rank and fate")
     p.add_argument("--json", action="store_true", help="print the diagnostics and selection as JSON")
