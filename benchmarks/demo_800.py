@@ -31,7 +31,7 @@ from pathlib import Path
 STUDY_DEPENDENT = ("gp", "gp-pareto")
 
 
-def copy_baseline_cells(ref: Path, out: Path) -> None:
+def _copy_baseline_cells(ref: Path, out: Path) -> None:
     """Start the comparison of the study at ``out`` from the finished cells of ``ref``'s, all but
     the study-dependent strategies' (the baselines train the same recipes with the same data,
     trainer, steps and seeds; `run_comparison` refuses the copy if its budget differs)."""
@@ -54,8 +54,22 @@ def copy_baseline_cells(ref: Path, out: Path) -> None:
     part.rename(target)
 
 
+def compare_reusing_baselines(ref: Path, out: Path, settings):
+    """`run_comparison` of the study at ``out`` on 2 one-thread workers, its baseline cells
+    copied from ``ref``'s finished comparison (only study-dependent strategies train)."""
+    from tinyscale.compare import run_comparison
+    from tinyscale.executors import make_executor
+
+    _copy_baseline_cells(ref, out)
+    executor = make_executor("local", 2, threads=1)
+    try:
+        return run_comparison(out, settings, progress=True, executor=executor)  # refuses another budget
+    finally:
+        executor.close()
+
+
 def main(argv=None) -> int:
-    from tinyscale.compare import default_settings, run_comparison
+    from tinyscale.compare import default_settings
     from tinyscale.executors import make_executor
     from tinyscale.gp import fit_scaling
     from tinyscale.study import Study, demo_config, run_study
@@ -78,12 +92,7 @@ def main(argv=None) -> int:
 
     settings = default_settings(out, strategies="gp,gp-pareto,efficientnet,uniform,fast", seeds=3, steps=600,
                                 threads=1)
-    copy_baseline_cells(ref, out)
-    executor = make_executor("local", 2, threads=1)
-    try:
-        new = run_comparison(out, settings, progress=True, executor=executor)  # refuses another budget
-    finally:
-        executor.close()
+    new = compare_reusing_baselines(ref, out, settings)
     from tinyscale.compare import load_comparison
 
     old = load_comparison(ref)

@@ -34,14 +34,13 @@ import sys
 from pathlib import Path
 
 from active_compare import prepare
-from demo_800 import copy_baseline_cells
+from demo_800 import compare_reusing_baselines
 
 STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
 
 
 def main(argv=None) -> int:
-    from tinyscale.compare import default_settings, load_comparison, run_comparison
-    from tinyscale.executors import make_executor
+    from tinyscale.compare import default_settings, load_comparison
     from tinyscale.gp import fit_scaling
     from tinyscale.study import Study
 
@@ -59,12 +58,7 @@ def main(argv=None) -> int:
         fit_scaling(trials, config, source=str(out.resolve()), seed_noise=None).save(out)
 
     settings = default_settings(out, strategies=STRATEGIES, seeds=3, threads=1)  # c = 1/2..1/16, 600 steps
-    copy_baseline_cells(ref, out)
-    executor = make_executor("local", 2, threads=1)
-    try:
-        inferred = run_comparison(out, settings, progress=True, executor=executor)  # refuses another budget
-    finally:
-        executor.close()
+    inferred = compare_reusing_baselines(ref, out, settings)
     measured = load_comparison(ref)
 
     report = {}

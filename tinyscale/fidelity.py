@@ -163,6 +163,10 @@ class NoiseGroup:
     accuracies: tuple[float, ...]
     sd: float  # sample standard deviation over the seeds
 
+    @classmethod
+    def from_dict(cls, data: dict) -> NoiseGroup:
+        return cls(**{**data, "accuracies": tuple(data["accuracies"])})
+
 
 @dataclass(frozen=True)
 class RankPair:
@@ -251,7 +255,7 @@ class Fidelity:
         data.pop("format", None)
         return cls(
             sigma=float(data["sigma"]), sigma_df=int(data["sigma_df"]),
-            noise=tuple(NoiseGroup(**{**g, "accuracies": tuple(g["accuracies"])}) for g in data["noise"]),
+            noise=tuple(NoiseGroup.from_dict(g) for g in data["noise"]),
             rho=data["rho"], rho_matched=data["rho_matched"],
             pairs=tuple(RankPair(**p) for p in data["pairs"]),
             signal=Signal(**data["signal"]), verdict=data["verdict"], reasons=tuple(data["reasons"]),
@@ -709,7 +713,7 @@ class SeedNoise:
         sigma, df = float(data["sigma"]), int(data["sigma_df"])
         if not (math.isfinite(sigma) and sigma >= 0 and df >= 1):
             raise ValueError(f"sigma {sigma!r} with {df!r} df is not a seed noise")
-        groups = tuple(NoiseGroup(**{**g, "accuracies": tuple(g["accuracies"])}) for g in data["noise"])
+        groups = tuple(NoiseGroup.from_dict(g) for g in data["noise"])
         return cls(sigma, df, groups, data.get("created"))
 
 
