@@ -33,10 +33,29 @@ Protocol, fixed 2026-12-05 (session 7) before any run of this script:
   the demo keeps b64. The blind check of an adopted arm is the new demo study's own `tinyscale
   fidelity` run, on recipes and seeds this screen never sees.
 
+Outcome of that screen (RESULTS "proxy"): b128 was the only eligible arm, its rho-bar +0.80 against
+b64's +0.76 (+0.04, the rule asked +0.05) with the seed sd 0.88 against 1.60 points: the demo keeps
+b64 by the rule as written.
+
+Second protocol, ``--stage confirm``, fixed 2026-12-05 (session 7) after the screen's report and
+before any of its runs. Its question is the one the screen answered most clearly, asked on fresh
+recipes: does b128 make a single brief run a more reliable measure of its recipe at the same
+cost? No reference training: a run's reliability is its recipe share of variance,
+var(recipe) / (var(recipe) + var(seed)) from two seeds per recipe, which bounds how well one run
+can rank recipes against any reference.
+- 10 recipes: the first 10 of a Sobol stream over the demo's search space with sampler seed 29
+  (not 0, 7, 11, 13, 17, 23; no compare seed). Data: the demo's own (all 60,000 training images,
+  its 5,000 held-out). Arms b64 and b128 as above, seeds A = 9000 + i, B = 9100 + i.
+- Decision rule: the demo adopts b128 (batch 128, 260 steps, lr 2.1e-3) if, on these recipes, its
+  seed sd is at most 0.8x b64's, its recipe share is larger than b64's, its mean top-1 is not more
+  than 0.5 points below b64's and its seconds per run at most 1.1x b64's. Otherwise it keeps b64.
+  The blind check is again the new demo study's `tinyscale fidelity`.
+
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
     .venv/bin/python benchmarks/proxy_batch.py [--out runs/proxy-batch.jsonl] [--reuse runs/proxy-data.jsonl]
         [--workers 2] [--report-only]
+    .venv/bin/python benchmarks/proxy_batch.py --stage confirm [--out runs/proxy-batch-confirm.jsonl]
 """
 
 from __future__ import annotations
@@ -61,7 +80,8 @@ from tinyscale.train import TrainConfig
 ARMS = {"b64": (64, 400, 1.5e-3), "b128": (128, 260, 2.1e-3), "b256": (256, 150, 3e-3),
         "b256-lr1.5e-3": (256, 150, 1.5e-3)}
 SEEDS = (("A", 7000), ("B", 7100))
-REFERENCE = (("C", 7200), ("D", 7300))  # 1,600 steps at batch 64
+REFERENCE = (("C", 7200), ("D", 7300))
+CONFIRM_SEED, CONFIRM_ARMS, CONFIRM_SEEDS = 29, ("b64", "b128"), (("A", 9000), ("B", 9100))  # 1,600 steps at batch 64
 # proxy_data's names for the rows this protocol shares with it
 SHARED = {"b64/A": "60k/400/A", "b64/B": "60k/400/B", "ref/C": "60k/1600/C", "ref/D": "60k/1600/D"}
 
@@ -89,16 +109,19 @@ def copy_shared(out: Path, reuse: Path, recipes, done: dict) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/proxy-batch.jsonl")
+    ap.add_argument("--stage", choices=("screen", "confirm"), default="screen")
+    ap.add_argument("--out", help="default runs/proxy-batch.jsonl (screen), runs/proxy-batch-confirm.jsonl (confirm)")
     ap.add_argument("--reuse", default="runs/proxy-data.jsonl", help="proxy_data.py's output, for the shared runs")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--report-only", action="store_true", help="print the tables from OUT, train nothing")
     args = ap.parse_args(argv)
+    if args.stage == "confirm":
+        return confirm(args)
 
     demo = demo_config()
     recipes = sample_recipes(replace(demo, seed=SAMPLER_SEED), N_RECIPES)
     spec = data_spec(replace(demo, train_size=None, val_size=None))
-    out = Path(args.out)
+    out = Path(args.out or "runs/proxy-batch.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     done = load_done(out, recipes)
     if args.reuse and not args.report_only:
@@ -112,6 +135,51 @@ def main(argv=None) -> int:
     if not args.report_only:
         run_arms(todo, recipes, spec, out, done, args.workers)
     report(done, len(recipes))
+    return 0
+
+
+def confirm(args) -> int:
+    demo = demo_config()
+    recipes = sample_recipes(replace(demo, seed=CONFIRM_SEED), N_RECIPES)
+    out = Path(args.out or "runs/proxy-batch-confirm.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = load_done(out, recipes)
+    base = TrainConfig.from_study(demo)
+    todo = [(f"{arm}/{label}", base.with_(batch_size=ARMS[arm][0], steps=ARMS[arm][1], lr=ARMS[arm][2]), seed + i, i)
+            for arm in CONFIRM_ARMS for label, seed in CONFIRM_SEEDS for i in range(len(recipes))
+            if (f"{arm}/{label}", i) not in done]
+    if not args.report_only:
+        run_arms(todo, recipes, data_spec(demo), out, done, args.workers)
+    n = len(recipes)
+    names = [f"{arm}/{label}" for arm in CONFIRM_ARMS for label, _ in CONFIRM_SEEDS]
+    if any((name, i) not in done or done[(name, i)]["accuracy"] is None for name in names for i in range(n)):
+        print("incomplete or failed runs; rerun the command")
+        return 1
+
+    def col(name, key):
+        return np.array([done[(name, i)][key] for i in range(n)], dtype=float)
+
+    print("| arm | seed sd (pp) | recipe share | rho A vs B | mean top-1 % | s per run |")
+    print("|---|---|---|---|---|---|")
+    stats = {}
+    for arm in CONFIRM_ARMS:
+        a, b = col(f"{arm}/A", "accuracy") * 100, col(f"{arm}/B", "accuracy") * 100
+        sd, share, rho = pair_stats(a, b)
+        seconds = float(np.mean(np.concatenate([col(f"{arm}/A", "seconds"), col(f"{arm}/B", "seconds")])))
+        stats[arm] = {"sd": sd, "share": share, "mean": float(np.mean((a + b) / 2)), "seconds": seconds}
+        print(f"| {arm} | {sd:.2f} | {share:.2f} | {rho:+.2f} | {stats[arm]['mean']:.2f} | {seconds:.1f} |")
+    old, new = stats["b64"], stats["b128"]
+    adopt = (new["sd"] <= 0.8 * old["sd"] and new["share"] > old["share"] and new["mean"] >= old["mean"] - 0.5
+             and new["seconds"] <= 1.1 * old["seconds"])
+    print(f"decision: sd ratio {new['sd'] / old['sd']:.2f}, share {new['share']:.2f} vs {old['share']:.2f}, "
+          f"mean {new['mean'] - old['mean']:+.2f} points, time ratio {new['seconds'] / old['seconds']:.2f} -> "
+          + ("the demo adopts b128" if adopt else "the demo keeps b64"))
+    print("\n| i | r | w | d | c | " + " | ".join(names) + " |")
+    print("|---" * (5 + len(names)) + "|")
+    for i in range(n):
+        rec = done[(names[0], i)]["recipe"]
+        row = " | ".join(f"{100 * done[(name, i)]['accuracy']:.2f}" for name in names)
+        print(f"| {i} | {rec['r']:.3g} | {rec['w']:.3g} | {rec['d']:.3g} | {done[(names[0], i)]['c']:.3f} | {row} |")
     return 0
 
 
