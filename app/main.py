@@ -189,11 +189,12 @@ def export_panel(study_dir: Path, answer, source) -> None:
                "served, which takes a few seconds.")
 
 
-def trust_panel(study_dir: Path, n_completed: int) -> None:
-    """How far to trust this recipe: `tinyscale fidelity`'s stored verdict, or how to measure it."""
+def trust_panel(study_dir: Path, n_completed: int, source=None) -> None:
+    """How far to trust this recipe: `tinyscale fidelity`'s stored verdict, or how to measure it;
+    with the fit (``source``), how its accuracy surface ranks the check's recipes."""
     from tinyscale.assistant import trust
 
-    t = trust(study_dir, n_completed)
+    t = trust(study_dir, n_completed, None if source is None else source.solver.fit.trial_accuracy())
     st.subheader("How far to trust this recipe")
     if t.verdict is None:
         (st.warning if t.note else st.info)(t.summary)
@@ -257,7 +258,7 @@ def main() -> None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
         design_panel(study_dir, source, config, drawn, completed, usable_devices)
-    trust_panel(study_dir, len(completed))
+    trust_panel(study_dir, len(completed), source)
 
     names = ["Accuracy vs MACs", *(["Accuracy vs latency"] if usable_devices else []), "Compare", "Trials",
              "Fit diagnostics"]

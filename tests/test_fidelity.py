@@ -378,6 +378,11 @@ def test_the_assistant_explains_a_missing_stale_or_damaged_check(tmp_path):
     assert dict((label, value) for label, value, _ in t.metrics)["spread at matched c"] == \
         f"{f.signal.residual_ratio:.2f} σ"
     assert trust(tmp_path, completed=24).note is None
+    assert "surface's rank agreement ρ" not in [label for label, _, _ in t.metrics]  # no fit given
+    long = {p.number: p.long for p in f.pairs}
+    shown = {label: (value, help_text) for label, value, help_text in trust(tmp_path, predicted=long).metrics}
+    value, help_text = shown["surface's rank agreement ρ"]
+    assert value == "1.00" and f"on {len(f.pairs)} of the recipes; their single brief runs: {f.rho:.2f}" in help_text
     (tmp_path / FIDELITY_FILE).write_text("[]")
     t = trust(tmp_path)
     assert t.verdict is None and "unreadable" in t.note
@@ -408,6 +413,11 @@ def test_the_app_shows_how_far_to_trust_the_recipe(monkeypatch, tmp_path_factory
         assert any(v.startswith(f"**{f.verdict.capitalize()}**") for v in boxes), boxes
         metrics = {m.label: m.value for m in at.metric}
         assert metrics["rank agreement ρ"] == f"{f.rho:.2f}"
+        from tinyscale.fidelity import model_agreement
+        from tinyscale.solve import RecipeSolver
+
+        surface = model_agreement(f, RecipeSolver.load(study).fit.trial_accuracy())
+        assert metrics["surface's rank agreement ρ"] == f"{surface.rho:.2f}"
         assert metrics["seed noise σ"] == f"{100 * f.sigma:.2f} pts"
         assert metrics["slope per doubling of c"] == f"{100 * f.signal.slope:+.2f} pts"
         markdown = "\n".join(m.value for m in at.markdown)
@@ -449,3 +459,21 @@ def test_the_seed_noise_alone_is_the_checks_noise_and_the_check_reuses_its_runs(
     (directory / FIDELITY_FILE).unlink()
     with pytest.raises(ValueError, match="unreadable"):
         noise_for_fit(directory)
+
+
+def test_a_models_rank_agreement_with_the_long_runs():
+    from tinyscale.fidelity import model_agreement
+
+    f = _synthetic("recipe")
+    long = {p.number: p.long for p in f.pairs}
+    same = model_agreement(f, long)
+    assert same.rho == pytest.approx(1.0) and same.n == len(f.pairs) and same.rho_brief == pytest.approx(f.rho)
+    assert model_agreement(f, {n: -a for n, a in long.items()}).rho == pytest.approx(-1.0)
+    # Only the recipes the model covers count, for both ρ.
+    three = dict(list(long.items())[:3])
+    part = model_agreement(f, {n: -a for n, a in three.items()})
+    briefs = [p.brief for p in f.pairs if p.number in three]
+    assert part.n == 3 and part.rho == pytest.approx(-1.0)
+    assert part.rho_brief == pytest.approx(spearman(briefs, list(three.values())))
+    assert model_agreement(f, dict(list(long.items())[:2])) is None  # too few to rank
+    assert model_agreement(None, long) is None

@@ -282,9 +282,41 @@ def test_cli_fit_uses_the_noise_fidelity_measured(tmp_path, capsys):
     fidelity = summarize(brief, long, groups, c)
     save_fidelity(fidelity, study)
     assert main(["fit", str(study)]) == 0
-    assert "fixed at the measured seed noise" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fixed at the measured seed noise" in out
+    # The surface's own ranking of the check's recipes, beside the single brief runs'.
+    from tinyscale.fidelity import model_agreement
+
+    agreement = model_agreement(fidelity, RecipeSolver.load(study).fit.trial_accuracy())
+    assert agreement.n == 6 and agreement.rho_brief == pytest.approx(fidelity.rho)
+    assert (f"surface    the accuracy surface ranks the 6 recipes of the check at Spearman ρ = {agreement.rho:.2f} "
+            f"against their long runs (their single brief runs: ρ = {fidelity.rho:.2f})") in out
+    assert main(["fit", str(study), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["surface_agreement"] == pytest.approx(
+        {"rho": agreement.rho, "rho_brief": agreement.rho_brief, "n": 6})
     assert RecipeSolver.load(study).fit.surface.seed_noise == pytest.approx(fidelity.sigma) == pytest.approx(0.02 / math.sqrt(2))
     assert main(["fit", str(study), "--noise", "inferred", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["diagnostics"]["surface"]["noise"] == "inferred"
     assert main(["fit", str(study), "--method", "pareto", "--noise", "measured"]) == 2
     assert "--method surface" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_surface_ranks_the_trials_truth_better_than_their_single_noisy_runs(seed):
+    # Each trial is one noisy run (3 points of seed noise) of a known accuracy; the surface, told
+    # the noise, pools neighbouring trials, so its posterior mean at the trials must rank their
+    # true accuracies better than the runs themselves do: what `tinyscale fit` reports against
+    # the fidelity check's long runs.
+    from tinyscale.fidelity import spearman
+
+    truth = [t.accuracy for t in ridge_trials(n=30, noise=0.0, seed=seed)]
+    runs = ridge_trials(n=30, noise=0.03, seed=seed)
+    predicted = fit_scaling(runs, SPACE, seed_noise=0.03).trial_accuracy()
+    assert sorted(predicted) == [t.number for t in runs]
+    surface_rho = spearman([predicted[t.number] for t in runs], truth)
+    single_rho = spearman([t.accuracy for t in runs], truth)
+    assert surface_rho > single_rho + 0.015, (surface_rho, single_rho)
+
+
+def test_the_pareto_method_has_no_trial_accuracies():
+    assert fit_scaling(synthetic_trials(seed=1), CONFIG, method="pareto", k=10).trial_accuracy() == {}

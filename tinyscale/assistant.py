@@ -234,9 +234,12 @@ class Trust:
     command: str  # what measures (or re-measures) it
 
 
-def trust(study_dir: str | os.PathLike, completed: int | None = None) -> Trust:
+def trust(study_dir: str | os.PathLike, completed: int | None = None,
+          predicted: dict[int, float] | None = None) -> Trust:
     """The stored fidelity check of a study, for the page (never raises for a missing or
-    damaged file; ``completed``: the study's completed trials now, to flag a stale check)."""
+    damaged file; ``completed``: the study's completed trials now, to flag a stale check;
+    ``predicted``: the accuracy surface's accuracy per trial number, `ScalingFit.trial_accuracy`,
+    to show how the surface ranks the check's recipes beside the single brief runs)."""
     from tinyscale import fidelity as fd
 
     command = f"tinyscale fidelity {study_dir}"
@@ -264,6 +267,12 @@ def trust(study_dir: str | os.PathLike, completed: int | None = None) -> Trust:
          f"good ≥ {fd.MATCHED_GOOD} σ"),
         ("variance beyond noise", f"{s.beyond_noise:.0%}", "max(0, 1 − σ² / variance of the brief accuracies)"),
     )
+    agreement = fd.model_agreement(f, predicted or {})
+    if agreement is not None and agreement.rho is not None:
+        metrics += (("surface's rank agreement ρ", f"{agreement.rho:.2f}",
+                     f"Spearman ρ between the accuracy surface's prediction (it pools every trial) and {longer} "
+                     f"on {agreement.n} of the recipes; their single brief runs: "
+                     + ("n/a" if agreement.rho_brief is None else f"{agreement.rho_brief:.2f}")),)
     summary = f"**{f.verdict.capitalize()}**: {f.advice}."
     return Trust(f.verdict, summary, metrics, f.reasons, fd.stale_note(f, completed), command)
 

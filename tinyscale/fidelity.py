@@ -264,6 +264,47 @@ class Fidelity:
         )
 
 
+@dataclass(frozen=True)
+class ModelAgreement:
+    """How a model fitted on the study's brief runs (the accuracy surface) ranks the rank check's
+    recipes against their long runs, beside how the single brief runs rank the same recipes.
+
+    The recipe comes from the surface, not from any one trial: where it pools neighbouring trials
+    it can rank better than each trial's single noisy run, and where it smooths real differences
+    away it ranks worse. Both Spearman ρ are over the same ``n`` recipes."""
+
+    rho: float | None  # the model's predicted accuracies vs the long runs
+    rho_brief: float | None  # the single brief runs vs the long runs, on the same recipes
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_agreement(fidelity: Fidelity, predicted: Mapping[int, float]) -> ModelAgreement | None:
+    """Spearman ρ between ``predicted`` (a model's accuracy for each trial number it covers) and
+    the long runs of the check's recipes; None when no check was measured or it covers fewer
+    than `MIN_RECIPES` of them."""
+    if fidelity is None:
+        return None
+    pairs = [p for p in fidelity.pairs if p.number in predicted]
+    if len(pairs) < MIN_RECIPES:
+        return None
+    long = [p.long for p in pairs]
+    return ModelAgreement(spearman([predicted[p.number] for p in pairs], long),
+                          spearman([p.brief for p in pairs], long), len(pairs))
+
+
+def format_model_agreement(agreement: ModelAgreement | None) -> str | None:
+    """The line `tinyscale fit` prints for the surface's agreement with the long runs."""
+    if agreement is None:
+        return None
+    rho = "undefined" if agreement.rho is None else f"{agreement.rho:.2f}"
+    brief = "undefined" if agreement.rho_brief is None else f"{agreement.rho_brief:.2f}"
+    return (f"surface    the accuracy surface ranks the {agreement.n} recipes of the check at Spearman ρ = {rho} "
+            f"against their long runs (their single brief runs: ρ = {brief})")
+
+
 def pooled_noise(replicate_groups: Mapping[int, Sequence[float]], c: Mapping[int, float]
                  ) -> tuple[float, int, tuple[NoiseGroup, ...]]:
     """(σ, its degrees of freedom, the groups): the seed sd of one run's accuracy pooled over

@@ -243,6 +243,14 @@ class ScalingFit:
             bands.append(Band(np.exp(mean), lower, upper))
         return Prediction(c=c_arr, r=bands[0], d=bands[1])
 
+    def trial_accuracy(self) -> dict[int, float]:
+        """The accuracy surface's posterior mean at each trial it was fitted on, by trial number
+        (empty for the Pareto method, which has no accuracy model)."""
+        if self.surface is None:
+            return {}
+        predicted = self.surface.accuracy(self.data.c, self.data.r, self.data.d)
+        return {n: float(a) for n, a in zip(self.data.numbers, predicted)}
+
     # ------------------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
         import botorch

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.fidelity import describe_stored, noise_for_fit, stored_dict
+    from tinyscale.fidelity import describe_stored, format_model_agreement, load_fidelity, model_agreement, noise_for_fit, stored_dict
     from tinyscale.gp import fit_scaling, format_fit
     from tinyscale.study import Study
 
@@ -68,14 +68,21 @@ def run(args: argparse.Namespace) -> int:
                       source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective,
                       seed_noise=noise)
     path = fit.save(Path(args.study_dir))
+    try:
+        agreement = model_agreement(load_fidelity(args.study_dir), fit.trial_accuracy())
+    except ValueError:  # an unreadable check: describe_stored says so
+        agreement = None
     if args.json:
         lo, hi = fit.c_range
         print(json.dumps({"fit": str(path), "method": fit.method, "objective": fit.objective, "c_range": [lo, hi], "selected": list(fit.data.numbers),
                           "diagnostics": fit.diagnostics.to_dict(), "trials": fit.selection_rows,
-                          "fidelity": stored_dict(args.study_dir)}))
+                          "fidelity": stored_dict(args.study_dir),
+                          "surface_agreement": None if agreement is None else agreement.to_dict()}))
         return 0
     print(format_fit(fit))
     print(describe_stored(args.study_dir, completed=len(trials)))  # `tinyscale fidelity`'s verdict, if measured
+    if agreement is not None:
+        print(format_model_agreement(agreement))
     print(f"{'used' if fit.method == 'surface' else 'selected':<10} trials {' '.join(str(n) for n in fit.data.numbers)}")
     if args.show_trials:
         for row in sorted(fit.selection_rows, key=lambda r: (r["rank"], r["macs"])):
