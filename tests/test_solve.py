@@ -102,8 +102,10 @@ def test_every_flag_has_its_typed_note(solver):
         d = json.loads(json.dumps(a.to_dict()))
         assert d["notes"] == [n.text for n in a.notes]
         assert d["note_kinds"] == [k.value for k in kinds]
-    assert seen == set(NoteKind)  # the queries above exercise every kind
-    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped", "undetermined"}
+    # The queries above exercise every kind a Pareto fit can give (width_limited needs the
+    # accuracy surface: tests/test_surface.py).
+    assert seen == set(NoteKind) - {NoteKind.WIDTH_LIMITED}
+    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped", "undetermined", "width_limited"}
 
 
 def test_macs_budget_is_the_same_query_as_its_ratio(solver):

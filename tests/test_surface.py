@@ -320,3 +320,43 @@ def test_the_surface_ranks_the_trials_truth_better_than_their_single_noisy_runs(
 
 def test_the_pareto_method_has_no_trial_accuracies():
     assert fit_scaling(synthetic_trials(seed=1), CONFIG, method="pareto", k=10).trial_accuracy() == {}
+
+
+def edge_trials(seed: int, n: int = 24, noise: float = 0.01):
+    """Sampled recipes whose accuracy peaks at r = 1 (the top of the sampled range) at every c:
+    at the window's low end, r = 1 needs narrower networks than any trial used."""
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i, rec in enumerate(sample_recipes(replace(SPACE, seed=seed + 3), n)):
+        c = ratio(rec)
+        acc = 0.85 + 0.01 * math.log(c) - 0.25 * math.log(rec.r) ** 2 - 0.15 * math.log(rec.d / d_best(c)) ** 2
+        trials.append(make_trial(i, rec.r, rec.w, rec.d, acc + noise * rng.standard_normal(), SPACE))
+    return trials
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_ridge_held_by_the_narrowest_explored_width_says_so(seed, tmp_path):
+    from tinyscale.solve import NoteKind
+
+    trials = edge_trials(seed)
+    fit = fit_scaling(trials, SPACE, seed_noise=0.01)
+    w_lo = min(t.recipe.w for t in trials)
+    assert fit.surface.w_range[0] == w_lo
+    limited = fit.ridge.c[fit.ridge.width_limit == -1]
+    assert limited.size >= 2 and np.all(limited < 0.1) and not np.any(fit.ridge.width_limit == 1)
+    solver = RecipeSolver(fit)
+    low = solver.solve(0.0625)
+    assert low.recipe.r < 0.9  # the truth is r = 1; the ridge stops where the explored widths do
+    (text,) = low.notes_of(NoteKind.WIDTH_LIMITED)
+    assert "narrower network than any trial" in text and f"w={w_lo:.3g}" in text
+    assert solver.solve(0.25).notes_of(NoteKind.WIDTH_LIMITED) == ()  # r = 1 is reachable there
+    # The flags persist; a fit saved before them reads as unlimited.
+    loaded = ScalingFit.load(fit.save(tmp_path / "fit.json"))
+    np.testing.assert_array_equal(loaded.ridge.width_limit, fit.ridge.width_limit)
+    payload = json.loads((tmp_path / "fit.json").read_text())
+    del payload["ridge"]["width_limit"]
+    assert not ScalingFit.from_dict(payload).ridge.width_limit.any()
+
+
+def test_a_ridge_inside_the_explored_widths_is_not_flagged(ridge_fit):
+    assert not ridge_fit.ridge.width_limit.any()

@@ -12,7 +12,9 @@ Steps for a target c:
    (``width_clamped`` plus a note); the achieved ratio is then reported honestly, not c.
 
 The answer also carries the 95 % bands of r and d at c and ``extrapolated``: whether c lies
-outside the span of c the GPs were fitted on.
+outside the span of c the GPs were fitted on. With the accuracy surface, a note says when its
+best (r, d) at c needs a width no trial used (the ridge's ``width_limit``), so the recipe is held
+at the explored widths.
 
 Each note is a `Note`: a sentence for people and a `NoteKind` for code. Consumers branch on
 the kind, never on the wording.
@@ -40,6 +42,7 @@ class NoteKind(str, Enum):
     EXTRAPOLATED = "extrapolated"  # c outside the c-range the GPs were fitted on
     WIDTH_CLAMPED = "width_clamped"  # no width reaches c at (r, d); w clamped to its range
     UNDETERMINED = "undetermined"  # r's or d's 95 % band covers most of the sampled range: the data do not pin it
+    WIDTH_LIMITED = "width_limited"  # the surface's best (r, d) at c needs a width no trial used; the ridge stops at the explored widths
 
 
 # An axis whose 95 % band at c covers at least this share of its sampled range (in log) is
@@ -194,6 +197,14 @@ class RecipeSolver:
                                   f"{share:.0%} of the sampled range [{lo:g}, {hi:g}], so {name}={values[name]:g} is "
                                   "the fit's guess, not a measured preference"))
         r, d = values["r"], values["d"]
+        ridge, surface = self.fit.ridge, self.fit.surface
+        limit = 0 if ridge is None or surface is None else ridge.width_limit_at(c)
+        if limit:
+            w_edge = surface.w_range[0] if limit < 0 else surface.w_range[1]
+            notes.append(Note(NoteKind.WIDTH_LIMITED,
+                              f"at c≈{c:.3g} the surface's best (r, d) needs a {'narrower' if limit < 0 else 'wider'} network "
+                              f"than any trial (the study's widths stop at w={w_edge:.3g}): the recipe keeps to the widths "
+                              f"measured, and whether that best is real is unmeasured; sample trials there to find out"))
         c_lo, c_hi = self.fit.c_range
         extrapolated = not (c_lo * (1 - 1e-9) <= c <= c_hi * (1 + 1e-9))
         if extrapolated:

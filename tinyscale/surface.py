@@ -65,21 +65,37 @@ class Ridge:
     d_lower: np.ndarray
     d_upper: np.ndarray
     accuracy: np.ndarray  # posterior mean accuracy at (c, r, d) of the ridge
+    # Per c: -1 where the surface's best (r, d) over the whole grid needs a narrower network than
+    # any trial used (so the ridge is held at the narrowest explored width), +1 a wider one, 0
+    # where the ridge is the grid's best. Fits saved before this field read as all 0.
+    width_limit: np.ndarray | None = None
 
     FIELDS = ("c", "r", "d", "r_lower", "r_upper", "d_lower", "d_upper", "accuracy")
 
+    def __post_init__(self) -> None:
+        if self.width_limit is None:
+            object.__setattr__(self, "width_limit", np.zeros(np.shape(self.c)))
+
     def to_dict(self) -> dict:
-        return {k: getattr(self, k).tolist() for k in self.FIELDS}
+        return {**{k: getattr(self, k).tolist() for k in self.FIELDS}, "width_limit": self.width_limit.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Ridge:
         arrays = {k: np.asarray(data[k], dtype=np.float64) for k in cls.FIELDS}
+        if data.get("width_limit") is not None:
+            arrays["width_limit"] = np.asarray(data["width_limit"], dtype=np.float64)
         n = arrays["c"].shape
         if any(a.ndim != 1 or a.shape != n for a in arrays.values()) or n[0] < 2:
             raise ValueError("ridge columns must be 1-d arrays of one length, at least 2")
         if not all(np.all(np.isfinite(a)) for a in arrays.values()) or np.any(arrays["c"] <= 0):
             raise ValueError("ridge columns must hold finite numbers and positive c")
+        if "width_limit" in arrays and not np.all(np.isin(arrays["width_limit"], (-1.0, 0.0, 1.0))):
+            raise ValueError("ridge width_limit must hold -1, 0 or 1")
         return cls(**arrays)
+
+    def width_limit_at(self, c: float) -> int:
+        """`width_limit` at the grid point nearest to ``c`` in log c (held at the ends)."""
+        return int(self.width_limit[int(np.argmin(np.abs(np.log(self.c) - math.log(c))))])
 
     def band_at(self, c) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """The ridge's r and d bands at ratios ``c``, interpolated in log c (held at the ends)."""
@@ -240,7 +256,7 @@ class AccuracySurface:
         r, d, c_lo, c_hi = self._candidates_cached(config)
         rr, dd = np.meshgrid(r, d, indexing="ij")
         rr, dd, c_lo, c_hi = rr.ravel(), dd.ravel(), c_lo.ravel(), c_hi.ravel()
-        out = {k: np.empty(c_grid.size) for k in Ridge.FIELDS if k != "c"}
+        out = {k: np.empty(c_grid.size) for k in (*Ridge.FIELDS, "width_limit") if k != "c"}
         lo_q, hi_q = BAND_QUANTILES
         with torch.random.fork_rng():  # seeded draws that leave the caller's stream alone
             torch.manual_seed(seed)
@@ -262,6 +278,11 @@ class AccuracySurface:
             post = self.model.posterior(x)
             mean = post.mean.reshape(-1).numpy()
             best = post.rsample(torch.Size([samples])).reshape(samples, idx.size).argmax(dim=1).numpy()
+            # The grid's best ignoring the explored widths: when it lies outside them, the ridge
+            # is held at the width limit, which the recipe must say (the surface there is a guess).
+            everywhere = self.model.posterior(torch.as_tensor(_inputs(np.full(rr.size, c), rr, dd))).mean.reshape(-1).numpy()
+        free = int(np.argmax(everywhere))
+        out["width_limit"][k] = 0.0 if ok[free] else (-1.0 if c_lo[free] > c else 1.0)
         top = idx[int(np.argmax(mean))]
         out["r"][k], out["d"][k] = rr[top], dd[top]
         out["accuracy"][k] = float(sigmoid(mean.max()))
