@@ -40,7 +40,7 @@ from pathlib import Path
 
 from tinyscale.cost import cost, macs
 from tinyscale.recipe import Recipe
-from tinyscale.storage import ResultStore
+from tinyscale.storage import TrainerResultStore
 from tinyscale.trial import StudyConfig
 from tinyscale.width import check_ratio
 
@@ -505,7 +505,7 @@ def _stored_schema(conn: sqlite3.Connection) -> int | None:
     return 1 if columns and "bracket" not in columns else None
 
 
-class CompareStore(ResultStore):
+class CompareStore(TrainerResultStore):
     """The comparison's cells (the `tinyscale.storage.ResultStore` contract: one transaction per
     finished cell, refused under another budget). A store written under another schema version
     is refused too; ``restart`` discards it."""
@@ -513,12 +513,6 @@ class CompareStore(ResultStore):
     SCHEMA = _SCHEMA
     SCHEMA_VERSION = SCHEMA_VERSION
     RESULT_TABLES = ("cells", "recipes")
-
-    @staticmethod
-    def later_defaults() -> dict:
-        from tinyscale.train import LATER_SETTINGS  # the budget holds every trainer setting
-
-        return LATER_SETTINGS
 
     @classmethod
     def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False,

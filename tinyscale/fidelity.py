@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscale.storage import ResultStore, write_text_atomically
+from tinyscale.storage import TrainerResultStore, write_text_atomically
 
 FIDELITY_FILE = "fidelity.json"
 NOISE_FILE = "seed-noise.json"  # the seed noise alone (`measure_noise`), when the full check has not run
@@ -529,7 +529,7 @@ def fidelity_dir(study_dir: str | os.PathLike) -> Path:
     return Path(study_dir) / FIDELITY_DIRNAME
 
 
-class FidelityStore(ResultStore):
+class FidelityStore(TrainerResultStore):
     """The retrainings of a study's fidelity check (the `tinyscale.storage.ResultStore` contract:
     one transaction per run). ``budget`` is the data and every trainer setting but steps and
     threads, so runs of other lengths share a store and runs under other settings are refused."""
@@ -538,12 +538,6 @@ class FidelityStore(ResultStore):
     SCHEMA_VERSION = SCHEMA_VERSION
     RESULT_TABLES = ("runs",)
     WHAT = "runs"
-
-    @staticmethod
-    def later_defaults() -> dict:
-        from tinyscale.train import LATER_SETTINGS  # the budget holds every trainer setting
-
-        return LATER_SETTINGS
 
     @classmethod
     def open(cls, study_dir: str | os.PathLike, budget: dict, *, restart: bool = False) -> FidelityStore:

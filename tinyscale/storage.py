@@ -136,3 +136,15 @@ class ResultStore:
                     self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - class constants, not input
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('budget', ?)", (wanted,))
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(self.SCHEMA_VERSION),))
+
+
+class TrainerResultStore(ResultStore):
+    """A `ResultStore` whose budget holds every trainer setting (a comparison's cells, a fidelity
+    check's runs): a stored budget that lacks a setting added later reads it at the value that
+    trains as versions without it did (`tinyscale.train.LATER_SETTINGS`), so older results resume."""
+
+    @staticmethod
+    def later_defaults() -> dict:
+        from tinyscale.train import LATER_SETTINGS
+
+        return LATER_SETTINGS
