@@ -477,3 +477,20 @@ def test_a_models_rank_agreement_with_the_long_runs():
     assert part.rho_brief == pytest.approx(spearman(briefs, list(three.values())))
     assert model_agreement(f, dict(list(long.items())[:2])) is None  # too few to rank
     assert model_agreement(None, long) is None
+
+
+def test_the_pages_own_fit_infers_the_noise_when_the_noise_file_is_damaged(tmp_path):
+    # No saved fit: the page fits the trials itself, with the measured seed noise when there is
+    # one; a damaged seed-noise.json must not stop the page: it says so and infers the noise.
+    from _fit_fixtures import CONFIG, synthetic_trials, write_study
+    from tinyscale.assistant import load_fit
+    from tinyscale.fidelity import NOISE_FILE
+
+    trials = synthetic_trials(n_good=10, n_decoys=6, seed=4)
+    study = write_study(tmp_path / "study", trials)
+    (study / NOISE_FILE).write_text('{"sigma": "not a number"', encoding="utf-8")
+    source = load_fit(study, trials, CONFIG)
+    assert not source.saved and source.solver.fit.surface.seed_noise is None
+    assert f"{study / NOISE_FILE} is unreadable" in source.note and "Using a fresh fit instead" in source.note
+    assert "fitted in the app from 16 completed trials" in source.note
+    assert (study / NOISE_FILE).read_text(encoding="utf-8") == '{"sigma": "not a number"'  # left as it was
