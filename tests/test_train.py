@@ -107,7 +107,7 @@ def test_lr_schedule_warmup_then_cosine_to_zero():
     assert lr_at(99, cfg) < 0.001
 
 
-@pytest.mark.parametrize("field,value", [("steps", 0), ("lr", -1.0), ("optimizer", "adam"), ("threads", 0),
+@pytest.mark.parametrize("field,value", [("steps", 0), ("lr", -1.0), ("optimizer", "adam"), ("threads", 0), ("average_tail", 1.5),
                                          ("label_smoothing", 1.0)])
 def test_bad_train_config_is_a_clear_error(field, value):
     with pytest.raises(ValueError, match=field):
@@ -211,3 +211,47 @@ def test_tf_rmsprop_first_step_scales_with_the_gradient_unlike_pytorchs():
 def test_training_with_tf_rmsprop_learns_and_keeps_state_per_parameter(data):
     res = train_recipe(_recipe(), data, FAST.with_(optimizer="rmsprop-tf", lr=0.004), seed=0)
     assert res.failed is None and res.accuracy > 0.6  # chance is 0.25
+
+
+def test_tail_averaging_evaluates_the_mean_of_the_last_iterates(data, monkeypatch):
+    # The weights after each of the last 3 of 8 steps are recorded from the optimizer; the network
+    # that is evaluated (and handed to on_trained) must hold their mean, parameter by parameter.
+    import tinyscale.train as train_module
+
+    snapshots = []
+    real = train_module._optimizer
+
+    def recording(model, config):
+        opt = real(model, config)
+        step = opt.step
+
+        def step_and_record(*args, **kwargs):
+            out = step(*args, **kwargs)
+            snapshots.append([p.detach().clone() for p in model.parameters()])
+            return out
+
+        opt.step = step_and_record
+        return opt
+
+    monkeypatch.setattr(train_module, "_optimizer", recording)
+    kept = {}
+    cfg = FAST.with_(steps=8, average_tail=3 / 8)
+    res = train_recipe(_recipe(r=0.5), data, cfg, seed=5, on_trained=lambda m: kept.update(params=list(m.parameters())))
+    assert res.failed is None and len(snapshots) == 8
+    for i, p in enumerate(kept["params"]):
+        expected = torch.stack([s[i] for s in snapshots[-3:]]).mean(0)
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(kept["params"][0], snapshots[-1][0])  # not the final weights
+    # A one-step tail is the final weights: the same run as without averaging.
+    plain = train_recipe(_recipe(r=0.5), data, FAST.with_(steps=8), seed=5)
+    one = train_recipe(_recipe(r=0.5), data, FAST.with_(steps=8, average_tail=1 / 8), seed=5)
+    assert (one.accuracy, one.loss) == (plain.accuracy, plain.loss)
+
+
+def test_stores_written_before_tail_averaging_still_resume():
+    from tinyscale.train import comparable_settings, setting_changes
+
+    stored = comparable_settings(FAST)
+    del stored["average_tail"]
+    assert setting_changes(stored, FAST) == []
+    assert setting_changes(stored, FAST.with_(average_tail=0.25)) == ["average_tail: 0.0 then, 0.25 now"]

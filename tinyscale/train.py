@@ -64,6 +64,10 @@ class TrainConfig:
     # training images (no augmentation, no gradient): after a brief, fast-moving run the
     # running averages lag the final weights and held-out accuracy would be noise.
     bn_calibration_images: int = 1024
+    # Uniform average of the weights over the last this fraction of the steps, evaluated instead
+    # of the final weights (tail averaging, as SWA does; the BN statistics are re-estimated for
+    # the averaged weights by the calibration above). 0 = the final weights.
+    average_tail: float = 0.0
     eval_batch_size: int = 500
     threads: int | None = None  # torch intra-op threads; None leaves torch's setting alone
     channels_last: bool = True
@@ -87,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not (isinstance(self.average_tail, (int, float)) and 0 <= self.average_tail <= 1):
+            raise ValueError(f"average_tail must be a fraction of the steps in [0, 1], got {self.average_tail!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
@@ -118,7 +124,7 @@ RUNTIME_SETTINGS = frozenset({"threads", "small_map_kernels"})
 # Settings added after results were first stored, each with the value that trains as versions
 # without it did: a stored setting list (a study's trainer, a comparison's or fidelity check's
 # budget) that lacks one is read as having this value, so older results still resume.
-LATER_SETTINGS = {"zero_init_residual": False}
+LATER_SETTINGS = {"zero_init_residual": False, "average_tail": 0.0}
 
 
 def comparable_settings(config: TrainConfig) -> dict:
@@ -341,6 +347,10 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     model.train()
     tail_start = config.steps - max(1, config.steps // 10)
     tail_losses: list[torch.Tensor] = []
+    params = [p for p in model.parameters()]
+    average_start = config.steps - max(1, round(config.average_tail * config.steps)) if config.average_tail else None
+    averaged: list[torch.Tensor] | None = None
+    n_averaged = 0
     failed = None
     steps_done = 0
     t0 = time.perf_counter()
@@ -361,6 +371,13 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         loss.backward()
         opt.step()
         steps_done = step + 1
+        if average_start is not None and step >= average_start:
+            with torch.no_grad():
+                n_averaged += 1
+                if averaged is None:
+                    averaged = [p.detach().clone() for p in params]
+                else:  # running mean: avg += (w - avg) / n
+                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 / n_averaged)
         if step >= tail_start:
             tail_losses.append(loss.detach())
     train_seconds = time.perf_counter() - t0
@@ -370,6 +387,9 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     if failed:
         return TrainResult(None, None, steps_done, images_seen, train_seconds, 0.0, ips, train_loss, failed)
 
+    if averaged is not None:
+        with torch.no_grad():
+            torch._foreach_copy_(params, averaged)
     t1 = time.perf_counter()
     calibrate_batchnorm(model, BatchMaker(train_images, mean, std), min(config.bn_calibration_images, len(train_images)),
                         config.eval_batch_size)
