@@ -281,7 +281,7 @@ class ModelAgreement:
         return asdict(self)
 
 
-def model_agreement(fidelity: Fidelity, predicted: Mapping[int, float]) -> ModelAgreement | None:
+def model_agreement(fidelity: Fidelity | None, predicted: Mapping[int, float]) -> ModelAgreement | None:
     """Spearman ρ between ``predicted`` (a model's accuracy for each trial number it covers) and
     the long runs of the check's recipes; None when no check was measured or it covers fewer
     than `MIN_RECIPES` of them."""

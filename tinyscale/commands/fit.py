@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.fidelity import describe_stored, format_model_agreement, load_fidelity, model_agreement, noise_for_fit, stored_dict
+    from tinyscale.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
+                                    noise_for_fit, stored_dict)
     from tinyscale.gp import fit_scaling, format_fit
     from tinyscale.study import Study
 
