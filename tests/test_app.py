@@ -175,7 +175,8 @@ def test_notes_are_placed_by_kind_not_wording(monkeypatch, study):
     from tinyscale.solve import Note, NoteKind, RecipeSolver
 
     codes = {NoteKind.CLIPPED: "alpha", NoteKind.EXTRAPOLATED: "beta", NoteKind.WIDTH_CLAMPED: "gamma",
-             NoteKind.UNDETERMINED: "delta"}
+             NoteKind.UNDETERMINED: "delta", NoteKind.WIDTH_LIMITED: "epsilon"}
+    assert set(codes) == set(NoteKind)
     real_solve = RecipeSolver.solve
 
     def reworded(self, c):
