@@ -273,14 +273,14 @@ class AccuracySurface:
             gap = np.maximum(c_lo - c, 0) / c + np.maximum(c - c_hi, 0) / c
             ok = gap <= gap.min() * (1 + 1e-9)
         idx = np.flatnonzero(ok)
-        x = torch.as_tensor(_inputs(np.full(idx.size, c), rr[idx], dd[idx]))
         with torch.no_grad():
-            post = self.model.posterior(x)
-            mean = post.mean.reshape(-1).numpy()
-            best = post.rsample(torch.Size([samples])).reshape(samples, idx.size).argmax(dim=1).numpy()
-            # The grid's best ignoring the explored widths: when it lies outside them, the ridge
-            # is held at the width limit, which the recipe must say (the surface there is a guess).
+            # The mean over the whole grid: the ridge's candidates are the reachable part of it, and
+            # the grid's best ignoring the explored widths says whether the ridge is held at the
+            # width limit, which the recipe must say (the surface beyond it is a guess).
             everywhere = self.model.posterior(torch.as_tensor(_inputs(np.full(rr.size, c), rr, dd))).mean.reshape(-1).numpy()
+            post = self.model.posterior(torch.as_tensor(_inputs(np.full(idx.size, c), rr[idx], dd[idx])))
+            best = post.rsample(torch.Size([samples])).reshape(samples, idx.size).argmax(dim=1).numpy()
+        mean = everywhere[idx]
         free = int(np.argmax(everywhere))
         out["width_limit"][k] = 0.0 if ok[free] else (-1.0 if c_lo[free] > c else 1.0)
         top = idx[int(np.argmax(mean))]

@@ -347,7 +347,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     model.train()
     tail_start = config.steps - max(1, config.steps // 10)
     tail_losses: list[torch.Tensor] = []
-    params = [p for p in model.parameters()]
+    params = [p.detach() for p in model.parameters()]  # views of the weights the optimizer updates
     average_start = config.steps - max(1, round(config.average_tail * config.steps)) if config.average_tail else None
     averaged: list[torch.Tensor] | None = None
     n_averaged = 0
@@ -375,9 +375,9 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
             with torch.no_grad():
                 n_averaged += 1
                 if averaged is None:
-                    averaged = [p.detach().clone() for p in params]
+                    averaged = [p.clone() for p in params]
                 else:  # running mean: avg += (w - avg) / n
-                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 / n_averaged)
+                    torch._foreach_lerp_(averaged, params, 1.0 / n_averaged)
         if step >= tail_start:
             tail_losses.append(loss.detach())
     train_seconds = time.perf_counter() - t0
