@@ -28,7 +28,6 @@ Resumable: one JSON line per finished run in OUT; rerun the same command and onl
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from proxy_data import slope
-from proxy_steps import load_done, run_arms
+from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.fidelity import load_fidelity, spearman
 from tinyscale.gp import ScalingFit
 from tinyscale.study import Study, data_spec
@@ -47,11 +46,8 @@ STEPS, SEED_BASE, ARM = 6400, 11000, "6400"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = run_parser(__doc__, "runs/long-signal.jsonl")
     ap.add_argument("study_dir", nargs="?", default="demo-study")
-    ap.add_argument("--out", default="runs/long-signal.jsonl")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--report-only", action="store_true", help="print the tables from OUT, train nothing")
     args = ap.parse_args(argv)
 
     fidelity = load_fidelity(args.study_dir)

@@ -30,13 +30,13 @@ Resumable: one JSON line per finished run in OUT; rerun the same command and onl
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from proxy_batch import reliability_gain, reliability_screen
 from proxy_data import N_RECIPES
+from proxy_steps import run_parser
 from tinyscale.sampling import sample_recipes
 from tinyscale.study import data_spec, demo_config
 from tinyscale.train import TrainConfig
@@ -47,10 +47,7 @@ SEEDS = (("A", 9500), ("B", 9600))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/proxy-average.jsonl")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--report-only", action="store_true", help="print the tables from OUT, train nothing")
+    ap = run_parser(__doc__, "runs/proxy-average.jsonl")
     args = ap.parse_args(argv)
 
     demo = demo_config()

@@ -60,7 +60,6 @@ Resumable: one JSON line per finished run in OUT; rerun the same command and onl
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import replace
@@ -70,7 +69,7 @@ import numpy as np
 
 from proxy_data import SAMPLER_SEED, N_RECIPES, slope
 from proxy_levers import pair_stats
-from proxy_steps import load_done, run_arms
+from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.fidelity import spearman
 from tinyscale.sampling import sample_recipes
 from tinyscale.study import data_spec, demo_config
@@ -108,12 +107,9 @@ def copy_shared(out: Path, reuse: Path, recipes, done: dict) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = run_parser(__doc__, None, "default runs/proxy-batch.jsonl (screen), runs/proxy-batch-confirm.jsonl (confirm)")
     ap.add_argument("--stage", choices=("screen", "confirm"), default="screen")
-    ap.add_argument("--out", help="default runs/proxy-batch.jsonl (screen), runs/proxy-batch-confirm.jsonl (confirm)")
     ap.add_argument("--reuse", default="runs/proxy-data.jsonl", help="proxy_data.py's output, for the shared runs")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--report-only", action="store_true", help="print the tables from OUT, train nothing")
     args = ap.parse_args(argv)
     if args.stage == "confirm":
         return confirm(args)

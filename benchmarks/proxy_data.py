@@ -36,7 +36,6 @@ Resumable: one JSON line per finished run in OUT; rerun the same command and onl
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import replace
@@ -45,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from proxy_levers import pair_stats
-from proxy_steps import load_done, run_arms
+from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.fidelity import spearman
 from tinyscale.sampling import sample_recipes
 from tinyscale.study import data_spec, demo_config
@@ -69,10 +68,7 @@ def slope(c, acc) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/proxy-data.jsonl")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--report-only", action="store_true", help="print the tables from OUT, train nothing")
+    ap = run_parser(__doc__, "runs/proxy-data.jsonl")
     args = ap.parse_args(argv)
 
     demo = demo_config()

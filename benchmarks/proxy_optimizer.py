@@ -37,7 +37,6 @@ Resumable: one JSON line per finished run in OUT; rerun the same command and onl
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import replace
@@ -46,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from proxy_levers import pair_stats
-from proxy_steps import load_done, run_arms
+from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.sampling import sample_recipes
 from tinyscale.study import data_spec, demo_config
 from tinyscale.train import TrainConfig
@@ -61,10 +60,7 @@ SEEDS = (("A", 8000), ("B", 8100))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/proxy-optimizer.jsonl")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--report-only", action="store_true", help="print the table from OUT, train nothing")
+    ap = run_parser(__doc__, "runs/proxy-optimizer.jsonl")
     args = ap.parse_args(argv)
 
     demo = demo_config()
@@ -87,7 +83,7 @@ def main(argv=None) -> int:
 
 
 def report(done: dict, n: int) -> None:
-    print(f"\n| arm | seed sd (pp) | recipe share of variance | rho A vs B | mean top-1 % | minutes (20 runs) |")
+    print("\n| arm | seed sd (pp) | recipe share of variance | rho A vs B | mean top-1 % | minutes (20 runs) |")
     print("|---|---|---|---|---|---|")
     sds, means = {}, {}
     for name in ARMS:
@@ -109,7 +105,7 @@ def report(done: dict, n: int) -> None:
     print("\n| i | r | w | d | " + " | ".join(f"{name}/{label}" for name in ARMS for label, _ in SEEDS) + " |")
     print("|---" * (4 + 2 * len(ARMS)) + "|")
     for i in range(n):
-        rec = done[(f"torch/A", i)]["recipe"]
+        rec = done[("torch/A", i)]["recipe"]
         row = " | ".join(f"{100 * done[(f'{name}/{label}', i)]['accuracy']:.2f}" for name in ARMS for label, _ in SEEDS)
         print(f"| {i} | {rec['r']:.3g} | {rec['w']:.3g} | {rec['d']:.3g} | {row} |")
 

@@ -101,6 +101,16 @@ def load_done(out: Path, recipes) -> dict:
     return done
 
 
+def run_parser(doc: str, out: str | None, out_help: str | None = None) -> argparse.ArgumentParser:
+    """The options every resumable run-set script shares (``--out``, ``--workers``, ``--report-only``),
+    with the script's first docstring line as its description; scripts add their own options."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", default=out, help=out_help)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--report-only", action="store_true", help="print the tables from OUT, train nothing")
+    return ap
+
+
 def run_arms(todo, recipes, spec, out: Path, done: dict, workers: int, extra: dict | None = None) -> None:
     """Train each (arm, TrainConfig, seed, recipe index) of ``todo`` on ``workers`` one-thread
     processes, appending one JSON line per finished run to ``out`` (so a rerun resumes).
