@@ -1,8 +1,8 @@
 """The tinyscale design assistant: pick a FLOPs budget, get the (r, w, d) recipe of your study.
 
 Start it with `tinyscale app [--study DIR]`. A thin layer: every number comes from the library
-(`tinyscale.assistant` for the study-level computations, `tinyscale.plots` for the figures,
-`tinyscale.summary` for the recipe fields, `tinyscale.export` for the downloads).
+(`tinyscale.assistant.answers` for the study-level computations, `tinyscale.assistant.plots` for the figures,
+`tinyscale.space.summary` for the recipe fields, `tinyscale.export.core` for the downloads).
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ BUDGET_MACS, BUDGET_LATENCY = "MACs ratio", "Latency (ms)"
 def cached_fit(study_dir: str, fit_stamp: float, n_completed: int, _trials, _config):
     """Keyed by the fit file's mtime and the completed-trial count: a new trial or a new
     `tinyscale fit` refreshes it, a slider move does not."""
-    from tinyscale.assistant import load_fit
+    from tinyscale.assistant.answers import load_fit
 
     return load_fit(study_dir, _trials, _config)
 
 
 @st.cache_resource(show_spinner="Solving the recipe curves…", max_entries=8)
 def cached_curves(study_dir: str, fit_stamp: float, n_completed: int, _fit_source, _config):
-    from tinyscale.assistant import curves
+    from tinyscale.assistant.answers import curves
 
     return curves(_fit_source, _config)
 
@@ -72,8 +72,8 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
     """Trial counts, best so far, progress and failures, and the acquisition's next proposals;
     re-run every few seconds while the study is still running, and the whole page when a new
     trial completes."""
-    from tinyscale.active import proposed_by_acquisition
-    from tinyscale.study import Study
+    from tinyscale.study.samplers.botorch import proposed_by_acquisition
+    from tinyscale.study.store import Study
 
     try:
         with Study.open(study_dir) as study:
@@ -125,8 +125,8 @@ def devices_panel(devices) -> None:
 def recipe_panel(answer, devices=()) -> None:
     import pandas as pd
 
-    from tinyscale.solve import NoteKind
-    from tinyscale.summary import summarize
+    from tinyscale.fit.solve import NoteKind
+    from tinyscale.space.summary import summarize
 
     s = summarize(answer.recipe)
     cols = st.columns(3)
@@ -166,8 +166,8 @@ def recipe_panel(answer, devices=()) -> None:
 def export_panel(study_dir: Path, answer, source) -> None:
     """Download buttons for the library's export of the recipe at the slider. The bytes are
     built only when a button is clicked (deferred), so moving the slider stays fast."""
-    from tinyscale.assistant import export_file, export_provenance
-    from tinyscale.export import MANIFEST, ONNX, WEIGHTS, onnx_available
+    from tinyscale.assistant.answers import export_file, export_provenance
+    from tinyscale.export.core import MANIFEST, ONNX, WEIGHTS, onnx_available
 
     recipe = answer.recipe
     provenance = export_provenance(study_dir, answer, source)
@@ -192,7 +192,7 @@ def export_panel(study_dir: Path, answer, source) -> None:
 def trust_panel(study_dir: Path, n_completed: int, source=None) -> None:
     """How far to trust this recipe: `tinyscale fidelity`'s stored verdict, or how to measure it;
     with the fit (``source``), how its accuracy surface ranks the check's recipes."""
-    from tinyscale.assistant import trust
+    from tinyscale.assistant.answers import trust
 
     t = trust(study_dir, n_completed, None if source is None else source.solver.fit.trial_accuracy())
     st.subheader("How far to trust this recipe")
@@ -215,7 +215,7 @@ def main() -> None:
     st.title("tinyscale design assistant")
     study_dir = study_dir_from_args()
 
-    from tinyscale.study import CONFIG_FILE, TRIALS_FILE, Study
+    from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
     if not (study_dir / CONFIG_FILE).exists() and not (study_dir / TRIALS_FILE).exists():
         no_study_page(study_dir)
@@ -230,7 +230,7 @@ def main() -> None:
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
         return
     completed = [t for t in trials if t.state == "completed"]
-    from tinyscale.assistant import device_tables
+    from tinyscale.assistant.answers import device_tables
 
     devices = device_tables(study_dir, device_paths_from_env())
     usable_devices = [d for d in devices if d.table is not None]
@@ -241,7 +241,7 @@ def main() -> None:
         st.fragment(status_panel, run_every=REFRESH_SECONDS if unfinished else None)(study_dir, len(completed))
         devices_panel(devices)
 
-    from tinyscale.gp import FIT_FILE
+    from tinyscale.fit.gp import FIT_FILE
 
     fit_path = study_dir / FIT_FILE
     stamp = fit_path.stat().st_mtime if fit_path.exists() else 0.0
@@ -277,7 +277,7 @@ def main() -> None:
                      hide_index=True)
     with tabs["Fit diagnostics"]:
         if source is not None:
-            from tinyscale.gp import format_fit
+            from tinyscale.fit.gp import format_fit
 
             st.code(format_fit(source.solver.fit), language=None)
 
@@ -286,8 +286,8 @@ def main() -> None:
 def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) -> None:
     """Slider, recipe, downloads and the r/w/d curves with the slider marked. A fragment: a
     slider move reruns only this, not the study read, the accuracy plot or the tables."""
-    from tinyscale import plots
-    from tinyscale.assistant import fit_models
+    from tinyscale.assistant import plots
+    from tinyscale.assistant.answers import fit_models
 
     answer = target_controls(source, config, drawn, devices)
     left, right = st.columns([5, 6], gap="large")
@@ -335,7 +335,7 @@ def target_controls(source, config, drawn, devices=()):
 
 def latency_controls(source, drawn, devices):
     """Device choice and the slider in milliseconds -> the recipe meeting that latency."""
-    from tinyscale.assistant import latency_answer, latency_stops
+    from tinyscale.assistant.answers import latency_answer, latency_stops
 
     names = [d.name for d in devices]
     name = st.selectbox("Device profile", names, key="device") if len(devices) > 1 else names[0]
@@ -358,7 +358,7 @@ def latency_controls(source, drawn, devices):
 
 def macs_controls(source, config, stops):
     """The target slider (log-spaced ratios) and the optional exact budget -> the solver's answer."""
-    from tinyscale.solve import NoteKind
+    from tinyscale.fit.solve import NoteKind
 
     solver = source.solver
     base = solver.baseline_macs
@@ -388,8 +388,8 @@ def macs_controls(source, config, stops):
 
 
 def accuracy_tab(completed, source) -> None:
-    from tinyscale import plots
-    from tinyscale.assistant import accuracy_selection
+    from tinyscale.assistant import plots
+    from tinyscale.assistant.answers import accuracy_selection
 
     if not completed:
         st.info("No completed trials yet.")
@@ -405,8 +405,8 @@ def accuracy_tab(completed, source) -> None:
 
 
 def latency_tab(completed, source, devices) -> None:
-    from tinyscale import plots
-    from tinyscale.assistant import latency_selection
+    from tinyscale.assistant import plots
+    from tinyscale.assistant.answers import latency_selection
 
     if not completed:
         st.info("No completed trials yet.")
@@ -427,8 +427,8 @@ def latency_tab(completed, source, devices) -> None:
 
 def compare_tab(study_dir: Path) -> None:
     try:
-        from tinyscale.compare import comparison_table, load_comparison
-        from tinyscale.compare_plots import comparison_figure
+        from tinyscale.evaluate.compare.core import comparison_table, load_comparison
+        from tinyscale.evaluate.compare.plots import comparison_figure
 
         comparisons = {budget: load_comparison(study_dir, budget) for budget in ("macs", "latency")}
     except (ImportError, ValueError) as exc:

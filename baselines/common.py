@@ -3,8 +3,8 @@
 Each solved strategy moves one scalar knob (φ for compound scaling, or a single multiplier) on
 which the counted MACs are a non-decreasing step function: channels round to multiples of 8,
 repeats to whole blocks, resolution to whole pixels. "Meets c" therefore means the closer of
-the two achievable costs that bracket c, exactly as `tinyscale.width.solve_width` does for w.
-The bisection itself lives in `tinyscale.steps`, which also solves latency targets.
+the two achievable costs that bracket c, exactly as `tinyscale.space.width.solve_width` does for w.
+The bisection itself lives in `tinyscale.space.steps`, which also solves latency targets.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from tinyscale.cost import baseline_macs, macs
-from tinyscale.recipe import Recipe
-from tinyscale.steps import solve_steps
-from tinyscale.width import check_ratio
+from tinyscale.space.cost import baseline_macs, macs
+from tinyscale.space.recipe import Recipe
+from tinyscale.space.steps import solve_steps
+from tinyscale.space.width import check_ratio
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def solve_knob(
     high_limit: str,
 ) -> StepSolution:
     """The knob value in [lo, hi] whose counted cost is closest to c times the baseline
-    (`tinyscale.steps.solve_steps` on the counted MACs).
+    (`tinyscale.space.steps.solve_steps` on the counted MACs).
 
     ``make(t)`` must be valid on [lo, hi] and its MACs non-decreasing in t. ``what`` names the
     strategy and ``low_limit``/``high_limit`` say what stops the knob at each end, for the

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from baselines.common import Knob, ScaledRecipe, scaled_recipe
-from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
+from tinyscale.space.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
 
 DEFAULT_RULES = "tinynet"
 FAST_ALPHA = 0.8  # the paper's dWr choice

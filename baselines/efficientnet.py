@@ -3,7 +3,7 @@
 Compound scaling sets d = 1.2^φ, w = 1.1^φ, r = 1.15^φ (α·β²·γ² ≈ 2, so nominally FLOPs ≈ 2^φ).
 That nominal rule is badly off when shrinking (channel rounding, the 1-block minimum per stage,
 fixed stem/head costs), so the fair baseline at a FLOPs ratio c solves φ numerically until the
-*counted* cost (tinyscale.cost) meets c as closely as the rounding allows. Always built under
+*counted* cost (tinyscale.space.cost) meets c as closely as the rounding allows. Always built under
 EfficientNet rules (ceil repeats, stem and head scale with w), as the TF reference does.
 """
 
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from baselines.common import Knob, ScaledRecipe, scaled_recipe
-from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
+from tinyscale.space.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution bases of the compound rule
 PUBLISHED_BASE_RESOLUTION = 224  # the B0 input the B-table resolutions are relative to

@@ -10,8 +10,8 @@ Pass ``rules="efficientnet"`` for the other convention.
 from __future__ import annotations
 
 from baselines.common import Knob, ScaledRecipe, scaled_recipe
-from tinyscale.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
-from tinyscale.width import check_ratio, solve_width
+from tinyscale.space.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
+from tinyscale.space.width import check_ratio, solve_width
 
 DEFAULT_RULES = "tinynet"
 # Below this every stage is at its 1-block minimum under either rule set (round(1·d) and
@@ -21,7 +21,7 @@ D_MIN = 0.01
 
 def width_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
                num_classes: int = 1000) -> ScaledRecipe:
-    """r = d = 1, w solved against the counted cost (see tinyscale.width.solve_width)."""
+    """r = d = 1, w solved against the counted cost (see tinyscale.space.width.solve_width)."""
     check_ratio(c)
     sol = solve_width(c, 1.0, 1.0, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
     return ScaledRecipe(strategy="width", recipe=sol.recipe, target=float(c), achieved=sol.achieved,

@@ -11,8 +11,8 @@ from typing import Sequence
 
 from baselines.common import ScaledRecipe
 from baselines.registry import PUBLISHED, SOLVED, scale
-from tinyscale.cost import cost
-from tinyscale.recipe import Recipe
+from tinyscale.space.cost import cost
+from tinyscale.space.recipe import Recipe
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baselines.common import ScaledRecipe
-from tinyscale.cost import ratio
-from tinyscale.recipe import Recipe
+from tinyscale.space.cost import ratio
+from tinyscale.space.recipe import Recipe
 
 RULES = "tinynet"
 

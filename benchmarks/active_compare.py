@@ -72,7 +72,7 @@ def tinyscale(*args: str) -> str:
 def gp_accuracy(study: Path) -> dict[tuple[float, int], float]:
     """(ratio, compare seed) -> top-1 of the gp strategy (interpolated in log c where bracketed),
     read from the finished comparison (nothing left to train: it only assembles the table)."""
-    from tinyscale.compare import default_settings, run_comparison
+    from tinyscale.evaluate.compare.core import default_settings, run_comparison
 
     settings = default_settings(study, strategies="gp", seeds=COMPARE_SEEDS, threads=1)
     comparison = run_comparison(study, settings, progress=False)

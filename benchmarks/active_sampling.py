@@ -1,13 +1,13 @@
 """Active sampling: does the botorch sampler reach Sobol's hypervolume with half the trainings? (issue 10)
 
 Protocol, fixed before any outcome was looked at:
-- The demo study (`tinyscale.study.demo_config`: Fashion-MNIST at base 32 px, window 0.04-0.6,
+- The demo study (`tinyscale.study.store.demo_config`: Fashion-MNIST at base 32 px, window 0.04-0.6,
   400 steps x 64 images on 12,800 training images, 5,000 held out) at study seeds 0, 1, 2, run
   twice per seed: ``--sampler sobol`` for 24 trials (the demo's DEMO_TRIALS) and ``--sampler
   botorch`` (default --init-trials) for 16 trials. Both samplers start from the same stream, so a
   seed's first init trials are the same recipes in both arms (paired).
 - Score: the hypervolume of the completed trials' (accuracy, -log MACs) above the reference point
-  of `tinyscale.active.hypervolume_reference` (chance accuracy; a cost 10 % of the window's log
+  of `tinyscale.study.samplers.botorch.hypervolume_reference` (chance accuracy; a cost 10 % of the window's log
   span above its top), after each number k of finished trials, in the order they finished.
 - Target (the issue's): botorch's mean hypervolume reaches Sobol's mean hypervolume at 24 trials
   within <= 12 trials; the table also gives, per seed, the first k at which botorch reaches
@@ -35,12 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscale.active import hypervolume
-from tinyscale.executors import make_executor
-from tinyscale.sampling import DEFAULT_INIT_TRIALS
+from tinyscale.study.samplers.botorch import hypervolume
+from tinyscale.study.executors import make_executor
+from tinyscale.study.samplers.base import DEFAULT_INIT_TRIALS
 from tinyscale.storage import write_text_atomically
-from tinyscale.study import DEMO_TRIALS, Study, demo_config, run_study
-from tinyscale.trial import StudyConfig
+from tinyscale.study.driver import run_study
+from tinyscale.study.plan import DEMO_TRIALS, demo_config
+from tinyscale.study.store import Study
+from tinyscale.study.trial import StudyConfig
 
 SEEDS = (0, 1, 2)
 SAMPLERS = ("sobol", "botorch")
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
     write_text_atomically(out / "active_sampling.csv", report_csv(curves))
     fig = report_figure(curves, args.sobol_trials)
     write_text_atomically(out / "active_sampling.html", fig.to_html(include_plotlyjs=True, full_html=True))
-    from tinyscale.compare_plots import write_png
+    from tinyscale.evaluate.compare.plots import write_png
 
     png, why = write_png(fig, out / "active_sampling.png")
     print(header + markdown)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_cost.py [--recipes 30] [--seed 0]
 
-Ours: `tinyscale.cost.cost(recipe)` with its caches cleared before every call (the cold path:
+Ours: `tinyscale.space.cost.cost(recipe)` with its caches cleared before every call (the cold path:
 table -> architecture -> MACs and params). Naive: build the `nn.Module` and count a forward pass
 with FlopCounterMode (÷ 2) plus sum(p.numel()), which is what one would do without the closed
 form. Both must agree exactly on every recipe; the script fails otherwise.
@@ -19,9 +19,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tinyscale import arch, cost as cost_module
-from tinyscale.model import build_model
-from tinyscale.recipe import Recipe
+from tinyscale.space import arch, cost as cost_module
+from tinyscale.space.model import build_model
+from tinyscale.space.recipe import Recipe
 
 
 def random_recipes(n: int, seed: int) -> list[Recipe]:

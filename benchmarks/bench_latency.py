@@ -6,7 +6,7 @@
 
 For each engine, on this machine (run it on a quiet one: every number here is a timing):
 
-1. the device table: `tinyscale.latency.build_table` (the grid's parts, then 8 calibration
+1. the device table: `tinyscale.latency.core.build_table` (the grid's parts, then 8 calibration
    networks), exactly what `tinyscale latency-table --out FILE` writes;
 2. ``--recipes`` random recipes at base 224 (seeded; r, w, d log-uniform in [0.35, 1.15],
    [0.3, 1.3], [0.35, 1.5], TinyNet rules, 1000 classes; none is a calibration network), each
@@ -40,15 +40,15 @@ import random
 import sys
 from pathlib import Path
 
-from tinyscale.cost import macs
-from tinyscale.latency import (
+from tinyscale.space.cost import macs
+from tinyscale.latency.core import (
     PART_REPEATS,
     LatencyTable,
     Measurer,
     build_table,
     recipe_parts,
 )
-from tinyscale.recipe import Recipe
+from tinyscale.space.recipe import Recipe
 
 
 def test_recipes(n: int, seed: int, exclude: list[Recipe]) -> list[Recipe]:

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from _fit_fixtures import CONFIG, synthetic_trials  # noqa: E402
 
-from tinyscale.gp import fit_scaling  # noqa: E402
-from tinyscale.solve import RecipeSolver  # noqa: E402
+from tinyscale.fit.gp import fit_scaling  # noqa: E402
+from tinyscale.fit.solve import RecipeSolver  # noqa: E402
 
 # 45 distinct targets, log-spaced over the window: no query is answered from an earlier one's
 # cost cache.

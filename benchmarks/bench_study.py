@@ -1,7 +1,7 @@
 """The demo study's trial throughput: the first trials of `demo_config`'s stream trained exactly
 as the study trains them (its steps, data, trainer settings, evaluation on 5,000 held-out images),
 once with every layer an ordinary convolution (`small_map_kernels=False`, the trainer before
-tinyscale/smallmap.py) and once as the trainer runs now, alternating which goes first per trial.
+tinyscale/space/smallmap.py) and once as the trainer runs now, alternating which goes first per trial.
 
     .venv/bin/python benchmarks/bench_study.py [--trials 8] [--threads 1]
 
@@ -17,10 +17,11 @@ import time
 
 import torch
 
-from tinyscale.executors import worker_data
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config, trial_seed
-from tinyscale.train import TrainConfig, train_recipe
+from tinyscale.study.executors import worker_data
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec, demo_config, trial_seed
+from tinyscale.train.config import TrainConfig
+from tinyscale.train.trainer import train_recipe
 
 
 def main() -> None:

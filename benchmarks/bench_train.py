@@ -5,8 +5,8 @@ The naive way is what a first PyTorch script does: images kept encoded (PNG byte
 disk would be), a Dataset that decodes, converts to RGB, resizes and normalises each sample in
 `__getitem__` (PIL + NumPy), a DataLoader collating NCHW float32 batches, an NCHW model.
 Ours: uint8 tensors resized once per resolution, batched gather + normalise, channels-last model
-(`tinyscale.train.train_recipe`), shown twice: with every layer an ordinary convolution
-(`small_map_kernels=False`, the trainer before tinyscale/smallmap.py) and as it trains now, with
+(`tinyscale.train.trainer.train_recipe`), shown twice: with every layer an ordinary convolution
+(`small_map_kernels=False`, the trainer before tinyscale/space/smallmap.py) and as it trains now, with
 convolutions on small maps reformulated. Same network, optimizer, batch size, step count and
 threads; the three are timed in turn, `--repeats` times, and the median of each is printed.
 
@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tinyscale.data import load_data
-from tinyscale.model import build_model
-from tinyscale.recipe import Recipe
-from tinyscale.train import TrainConfig, train_recipe
+from tinyscale.data.datasets import load_data
+from tinyscale.space.model import build_model
+from tinyscale.space.recipe import Recipe
+from tinyscale.train.config import TrainConfig
+from tinyscale.train.trainer import train_recipe
 
 
 class EncodedImages(torch.utils.data.Dataset):

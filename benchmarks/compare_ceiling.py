@@ -19,7 +19,7 @@ import math
 import statistics
 import sys
 
-from tinyscale.compare import load_comparison
+from tinyscale.evaluate.compare.core import load_comparison
 
 FIXED_RULES = ("efficientnet", "uniform", "fast", "width", "depth", "resolution")
 

@@ -35,7 +35,7 @@ def _copy_baseline_cells(ref: Path, out: Path) -> None:
     """Start the comparison of the study at ``out`` from the finished cells of ``ref``'s, all but
     the study-dependent strategies' (the baselines train the same recipes with the same data,
     trainer, steps and seeds; `run_comparison` refuses the copy if its budget differs)."""
-    from tinyscale.compare import compare_dir
+    from tinyscale.evaluate.compare.core import compare_dir
 
     target = compare_dir(out) / "compare.sqlite"
     if target.exists():
@@ -57,8 +57,8 @@ def _copy_baseline_cells(ref: Path, out: Path) -> None:
 def compare_reusing_baselines(ref: Path, out: Path, settings):
     """`run_comparison` of the study at ``out`` on 2 one-thread workers, its baseline cells
     copied from ``ref``'s finished comparison (only study-dependent strategies train)."""
-    from tinyscale.compare import run_comparison
-    from tinyscale.executors import make_executor
+    from tinyscale.evaluate.compare.core import run_comparison
+    from tinyscale.study.executors import make_executor
 
     _copy_baseline_cells(ref, out)
     executor = make_executor("local", 2, threads=1)
@@ -69,10 +69,12 @@ def compare_reusing_baselines(ref: Path, out: Path, settings):
 
 
 def main(argv=None) -> int:
-    from tinyscale.compare import default_settings
-    from tinyscale.executors import make_executor
-    from tinyscale.gp import fit_scaling
-    from tinyscale.study import Study, demo_config, run_study
+    from tinyscale.evaluate.compare.core import default_settings
+    from tinyscale.study.executors import make_executor
+    from tinyscale.fit.gp import fit_scaling
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.plan import demo_config
+    from tinyscale.study.store import Study
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", default="demo-study", help="the 24 x 400 demo study, compared already")
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     settings = default_settings(out, strategies="gp,gp-pareto,efficientnet,uniform,fast", seeds=3, steps=600,
                                 threads=1)
     new = compare_reusing_baselines(ref, out, settings)
-    from tinyscale.compare import load_comparison
+    from tinyscale.evaluate.compare.core import load_comparison
 
     old = load_comparison(ref)
     report = {}

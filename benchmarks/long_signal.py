@@ -37,10 +37,11 @@ import numpy as np
 
 from proxy_data import slope
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.fidelity import load_fidelity, spearman
-from tinyscale.gp import ScalingFit
-from tinyscale.study import Study, data_spec
-from tinyscale.train import TrainConfig
+from tinyscale.evaluate.fidelity.core import load_fidelity, spearman
+from tinyscale.fit.gp import ScalingFit
+from tinyscale.study.plan import data_spec
+from tinyscale.study.store import Study
+from tinyscale.train.config import TrainConfig
 
 STEPS, SEED_BASE, ARM = 6400, 11000, "6400"
 

@@ -40,9 +40,9 @@ STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
 
 
 def main(argv=None) -> int:
-    from tinyscale.compare import default_settings, load_comparison
-    from tinyscale.gp import fit_scaling
-    from tinyscale.study import Study
+    from tinyscale.evaluate.compare.core import default_settings, load_comparison
+    from tinyscale.fit.gp import fit_scaling
+    from tinyscale.study.store import Study
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", default="demo-study")

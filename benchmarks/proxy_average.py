@@ -37,9 +37,9 @@ from pathlib import Path
 from proxy_batch import reliability_gain, reliability_screen
 from proxy_data import N_RECIPES
 from proxy_steps import run_parser
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config
-from tinyscale.train import TrainConfig
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.train.config import TrainConfig
 
 SAMPLER_SEED = 31
 ARMS = {"final": 0.0, "avg25": 0.25, "avg50": 0.5}  # arm -> average_tail

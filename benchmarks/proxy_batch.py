@@ -70,10 +70,10 @@ import numpy as np
 from proxy_data import SAMPLER_SEED, N_RECIPES, slope
 from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.fidelity import spearman
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config
-from tinyscale.train import TrainConfig
+from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.train.config import TrainConfig
 
 # arm -> (batch size, steps, lr)
 ARMS = {"b64": (64, 400, 1.5e-3), "b128": (128, 260, 2.1e-3), "b256": (256, 150, 3e-3),

@@ -45,10 +45,10 @@ import numpy as np
 
 from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.fidelity import spearman
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config
-from tinyscale.train import TrainConfig
+from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.train.config import TrainConfig
 
 SAMPLER_SEED, N_RECIPES = 13, 10
 DATA_ARMS = {"12k": 12_800, "60k": None}  # training images (None: all 60,000)

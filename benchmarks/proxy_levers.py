@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from proxy_steps import N_RECIPES, SAMPLER_SEED, load_done, run_arms
-from tinyscale.fidelity import spearman
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config
-from tinyscale.train import TrainConfig
-from tinyscale.trial import StudyConfig
+from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.train.config import TrainConfig
+from tinyscale.study.trial import StudyConfig
 
 SETTINGS = {
     "base": {},

@@ -46,9 +46,9 @@ import numpy as np
 
 from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec, demo_config
-from tinyscale.train import TrainConfig
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.train.config import TrainConfig
 
 SAMPLER_SEED, N_RECIPES, STEPS = 17, 10, 400
 ARMS = {

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/proxy_seed_mean.py demo-study
 
 With ``--noise-trials`` equal to ``--recipes``, `tinyscale fidelity` retrains the *same* ten
-trials (both are `tinyscale.fidelity.spread` over log c) once more at the study's steps with a
+trials (both are `tinyscale.evaluate.fidelity.core.spread` over log c) once more at the study's steps with a
 fresh seed, and once at 4x the steps with another. For those ten recipes this prints Spearman ρ
 against the long runs of: the study's brief accuracy (seed A), the replicate (seed B), and their
 mean (what a study training each recipe twice would see), with the cost of that lever.
@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 
 
 def main(study_dir: str) -> int:
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     directory = Path(study_dir)
     with Study.open(directory) as study:

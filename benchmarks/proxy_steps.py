@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscale.cost import ratio
-from tinyscale.executors import TrialTask, make_executor
-from tinyscale.fidelity import spearman
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import data_spec
-from tinyscale.train import TrainConfig
-from tinyscale.trial import StudyConfig
+from tinyscale.space.cost import ratio
+from tinyscale.study.executors import TrialTask, make_executor
+from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.plan import data_spec
+from tinyscale.train.config import TrainConfig
+from tinyscale.study.trial import StudyConfig
 
 ARMS = (("200/A", 200, 1000), ("400/A", 400, 1000), ("400/B", 400, 2000), ("800/A", 800, 1000),
         ("800/B", 800, 2000), ("1600/C", 1600, 3000))

@@ -14,8 +14,8 @@ _BUILT: dict[str, Path] = {}
 
 
 def _fitted_study(root: Path) -> Path:
-    from tinyscale.gp import fit_scaling
-    from tinyscale.study import Study
+    from tinyscale.fit.gp import fit_scaling
+    from tinyscale.study.store import Study
 
     directory = root / "fitted"
     trials = synthetic_trials(n_good=12, n_decoys=12, seed=3)

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tinyscale.cost import cost, ratio
-from tinyscale.trial import StudyConfig, Trial
-from tinyscale.width import solve_width
+from tinyscale.space.cost import cost, ratio
+from tinyscale.study.trial import StudyConfig, Trial
+from tinyscale.space.width import solve_width
 
 CONFIG = StudyConfig(data="generated", rules="tinynet", base_resolution=32, num_classes=10,
                      window=(0.05, 1.0), r_range=(0.35, 1.0), d_range=(0.35, 1.5))
@@ -75,7 +75,7 @@ def synthetic_trials(n_good: int = 24, n_decoys: int = 30, noise: float = 0.03, 
 
 def write_study(directory, trials: list[Trial], config: StudyConfig = CONFIG):
     """A real study directory holding these trials (through the study engine's public API)."""
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     study = Study.create(directory, config)
     for t in trials:
@@ -92,6 +92,6 @@ def fitted(seed: int = 1):
     """The paper's (Pareto) fit of `synthetic_trials(seed=seed)`, whose selected models follow
     the known r(c), d(c), shared by every test module in the session (fits take seconds on a
     loaded machine; nothing mutates a fit)."""
-    from tinyscale.gp import fit_scaling
+    from tinyscale.fit.gp import fit_scaling
 
     return fit_scaling(synthetic_trials(seed=seed), CONFIG, method="pareto", k=20)

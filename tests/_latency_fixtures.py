@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from tinyscale import latency as L
+from tinyscale.latency import core as L
 
 
 class FakeClock:

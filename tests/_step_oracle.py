@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from tinyscale.cost import ratio
-from tinyscale.recipe import Recipe
+from tinyscale.space.cost import ratio
+from tinyscale.space.recipe import Recipe
 
 
 def achievable(make: Callable[[float], Recipe], knobs: Iterable[float]) -> list[float]:

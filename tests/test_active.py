@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from tinyscale.active import hypervolume, hypervolume_reference
+from tinyscale.study.samplers.botorch import hypervolume, hypervolume_reference
 from tinyscale.cli import main
-from tinyscale.cost import ratio
-from tinyscale.executors import TrialOutcome
-from tinyscale.sampling import architecture_key, sample_recipes
-from tinyscale.study import Study, run_study
-from tinyscale.trial import StudyConfig
+from tinyscale.space.cost import ratio
+from tinyscale.study.executors import TrialOutcome
+from tinyscale.study.samplers.base import architecture_key, sample_recipes
+from tinyscale.study.driver import run_study
+from tinyscale.study.store import Study
+from tinyscale.study.trial import StudyConfig
 
 # The generated data is only loaded (run_study checks it); the fake executor below trains nothing.
 CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), window=(0.05, 0.8), steps=12,
@@ -57,7 +58,7 @@ class _FakeExecutor:
     def submit(self, task) -> None:
         if task.number == self.crash_at:
             raise KeyboardInterrupt
-        from tinyscale.recipe import Recipe
+        from tinyscale.space.recipe import Recipe
 
         self.queue.append(TrialOutcome(task.number, _Result(_accuracy(Recipe.from_dict(task.recipe)))))
 
@@ -74,7 +75,7 @@ def _rows(directory):
 
 
 def test_proposals_are_seeded_inside_the_space_and_the_study_fits(tmp_path, capsys):
-    from tinyscale.gp import fit_scaling
+    from tinyscale.fit.gp import fit_scaling
 
     run_study(tmp_path / "a", CFG, trials=TRIALS, executor=_FakeExecutor(), progress=False).close()
     printed = capsys.readouterr().out

@@ -112,7 +112,7 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, study, media):
         assert not at.exception
         assert_shows(at, library_recipe(capsys, study, "--ratio", repr(c)))
 
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.fit.solve import RecipeSolver
 
     answer = RecipeSolver.load(study).solve(c)
 
@@ -126,7 +126,7 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, study, media):
     import torch
     from safetensors.torch import load
 
-    from tinyscale.model import build_model
+    from tinyscale.space.model import build_model
 
     state = load(download(buttons["⬇ safetensors"], media))
     model = build_model(answer.recipe)
@@ -149,7 +149,7 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, study, media):
 
 
 def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, study):
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.fit.solve import RecipeSolver
 
     at = run_app(monkeypatch, study)
     solver = RecipeSolver.load(study)
@@ -172,7 +172,7 @@ def test_notes_are_placed_by_kind_not_wording(monkeypatch, study):
     # of the same kinds land in the same places.
     from dataclasses import replace
 
-    from tinyscale.solve import Note, NoteKind, RecipeSolver
+    from tinyscale.fit.solve import Note, NoteKind, RecipeSolver
 
     codes = {NoteKind.CLIPPED: "alpha", NoteKind.EXTRAPOLATED: "beta", NoteKind.WIDTH_CLAMPED: "gamma",
              NoteKind.UNDETERMINED: "delta", NoteKind.WIDTH_LIMITED: "epsilon"}
@@ -209,9 +209,9 @@ def _refit_then_add_better_trials(study: Path):
     from types import SimpleNamespace
 
     from _fit_fixtures import make_trial
-    from tinyscale.gp import fit_scaling
-    from tinyscale.pareto import select
-    from tinyscale.study import Study
+    from tinyscale.fit.gp import fit_scaling
+    from tinyscale.fit.pareto import select
+    from tinyscale.study.store import Study
 
     with Study.open(study) as s:
         trials = s.trials()
@@ -233,8 +233,8 @@ def _refit_then_add_better_trials(study: Path):
 
 
 def test_accuracy_selection_is_the_saved_fits(study):
-    from tinyscale.assistant import accuracy_selection, load_fit
-    from tinyscale.study import Study
+    from tinyscale.assistant.answers import accuracy_selection, load_fit
+    from tinyscale.study.store import Study
 
     fit, new = _refit_then_add_better_trials(study)
     with Study.open(study) as s:
@@ -249,8 +249,8 @@ def test_accuracy_selection_is_the_saved_fits(study):
     assert [n for n, _ in selection.skipped] == new
     assert note.startswith("3 trial(s) completed after the fit are not drawn")
     # Without a fit: what `tinyscale fit` would select now, with its defaults.
-    from tinyscale.gp import default_pareto_k
-    from tinyscale.pareto import select
+    from tinyscale.fit.gp import default_pareto_k
+    from tinyscale.fit.pareto import select
 
     fresh, note = accuracy_selection(None, completed)
     k = default_pareto_k(len(completed))
@@ -260,7 +260,7 @@ def test_accuracy_selection_is_the_saved_fits(study):
 def test_accuracy_tab_highlights_the_models_the_fit_used(monkeypatch, study):
     import re
 
-    from tinyscale import plots
+    from tinyscale.assistant import plots
 
     fit, new = _refit_then_add_better_trials(study)
     at = run_app(monkeypatch, study)
@@ -285,7 +285,7 @@ def test_study_status_and_failed_trials(monkeypatch, study):
     assert failed["reason"].tolist() == [FAILED_REASON]
     assert "refreshing every" not in texts(at)  # a finished study is not polled
 
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     with Study.open(study) as s:  # a trial in flight: the panel says it refreshes itself
         s.start_trial(99, s.config.recipe(0.6, 0.6, 0.6), seed=99)
@@ -300,7 +300,7 @@ def test_plots_are_drawn(monkeypatch, study):
     for chart in charts:
         spec = json.loads(chart.proto.spec)
         names |= {t.get("name") for t in spec["data"]}
-    from tinyscale import plots
+    from tinyscale.assistant import plots
 
     assert {plots.TRACE_GP_MEAN, plots.TRACE_EFFICIENTNET, plots.TRACE_TINYNET, plots.TRACE_FRONT,
             plots.TRACE_TARGET} <= names
@@ -327,9 +327,9 @@ def test_corrupt_study_is_explained(monkeypatch, study, damage):
 
 @pytest.mark.parametrize("fit_file", ["missing", "corrupt"])
 def test_without_a_usable_saved_fit_the_page_fits(monkeypatch, study, fit_file):
-    from tinyscale.gp import fit_scaling
-    from tinyscale.solve import RecipeSolver
-    from tinyscale.study import Study
+    from tinyscale.fit.gp import fit_scaling
+    from tinyscale.fit.solve import RecipeSolver
+    from tinyscale.study.store import Study
 
     if fit_file == "missing":
         (study / "fit.json").unlink()
@@ -386,7 +386,7 @@ def test_app_command_on_a_busy_port_is_a_clear_error(capsys):
 
 
 def test_compare_results_are_shown(monkeypatch, study):
-    from tinyscale.compare import CompareSettings, comparison_table, load_comparison, run_comparison
+    from tinyscale.evaluate.compare.core import CompareSettings, comparison_table, load_comparison, run_comparison
 
     # At this 32 px base compound scaling misses c = 0.5 by more than 2 %: its row is interpolated
     # between two trained recipes, and the page shows that too.
@@ -401,7 +401,7 @@ def test_compare_results_are_shown(monkeypatch, study):
     assert shown[0]["interpolated"].tolist() == [row["interpolated"] for row in expected]
     assert expected[1]["strategy"] == "efficientnet" and expected[1]["interpolated"]
     assert shown[0]["acc_mean"].tolist() == pytest.approx([row["acc_mean"] for row in expected])
-    from tinyscale.compare_plots import comparison_figure
+    from tinyscale.evaluate.compare.plots import comparison_figure
 
     figure = comparison_figure(load_comparison(study))
     want = [(t.name, list(t.x), list(t.y)) for t in figure.data]
@@ -414,7 +414,7 @@ def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatc
     import shutil
 
     from _latency_fixtures import small_grid_table
-    from tinyscale.compare import (CompareSettings, comparison_table, default_latency_targets, load_comparison,
+    from tinyscale.evaluate.compare.core import (CompareSettings, comparison_table, default_latency_targets, load_comparison,
                                    run_comparison)
 
     directory = tmp_path / "latency-copy"
@@ -435,8 +435,8 @@ def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatc
 def test_the_surface_at_the_slider_is_the_fits_surface(monkeypatch, study):
     import numpy as np
 
-    from tinyscale import plots
-    from tinyscale.gp import ScalingFit
+    from tinyscale.assistant import plots
+    from tinyscale.fit.gp import ScalingFit
 
     at = run_app(monkeypatch, study)
     fit = ScalingFit.load(study)

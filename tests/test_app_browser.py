@@ -40,9 +40,9 @@ def _needs_chromium():
 def test_browser_slider_download_screenshot(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.fit.solve import RecipeSolver
 
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     study = fitted_study(tmp_path / "src", tmp_path / "study")
     solver = RecipeSolver.load(study)

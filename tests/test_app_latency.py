@@ -11,8 +11,8 @@ import pytest
 from _app_fixtures import fitted_study
 from _latency_fixtures import small_grid_table
 from test_app import metrics, run_app, texts
-from tinyscale import latency as L
-from tinyscale.recipe import Recipe
+from tinyscale.latency import core as L
+from tinyscale.space.recipe import Recipe
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_without_a_device_there_is_no_budget_switch(monkeypatch, study_source, t
 
 
 def test_latency_budget_gives_the_library_recipe(monkeypatch, study, tables):
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.fit.solve import RecipeSolver
 
     monkeypatch.setenv("TINYSCALE_DEVICES", str(tables[1]))
     at = run_app(monkeypatch, study)

@@ -12,7 +12,7 @@ from _app_browser import CHROMIUM, VIEWPORT, expected_recipe, launch, metric, op
 from _app_fixtures import fitted_study
 from _ci import skip_unless_ci
 from _latency_fixtures import small_grid_table
-from tinyscale import latency as L
+from tinyscale.latency import core as L
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def slider_ms(slider) -> float:
 def test_browser_latency_switch_and_slider(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.fit.solve import RecipeSolver
 
     study = fitted_study(tmp_path / "src", tmp_path / "study")
     table = small_grid_table()

@@ -6,8 +6,8 @@ import pytest
 
 from baselines.efficientnet import efficientnet_b
 from baselines.tinynet import tinynet_recipe
-from tinyscale.arch import B0_STAGES, build_architecture, make_divisible, scale_repeats
-from tinyscale.recipe import Recipe
+from tinyscale.space.arch import B0_STAGES, build_architecture, make_divisible, scale_repeats
+from tinyscale.space.recipe import Recipe
 
 
 def test_b0_table_matches_tf_blocks_args():

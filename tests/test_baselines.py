@@ -16,10 +16,10 @@ from baselines import (
 )
 from baselines.dwr import dwr_at, dwr_exponents, log_s_range
 from baselines.efficientnet import compound_at_phi, phi_range
-from tinyscale.arch import build_architecture
-from tinyscale.cost import macs, ratio
-from tinyscale.recipe import Recipe
-from tinyscale.width import MAX_RATIO
+from tinyscale.space.arch import build_architecture
+from tinyscale.space.cost import macs, ratio
+from tinyscale.space.recipe import Recipe
+from tinyscale.space.width import MAX_RATIO
 
 C_GRID = [float(c) for c in np.geomspace(0.02, 4.0, 20)]
 

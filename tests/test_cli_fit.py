@@ -8,7 +8,7 @@ import pytest
 
 from _fit_fixtures import synthetic_trials, write_study
 from tinyscale.cli import main
-from tinyscale.summary import summarize
+from tinyscale.space.summary import summarize
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_fit_prints_the_fits_and_saves_them(study, capsys):
     assert len(out["selected"]) == 12 and out["diagnostics"]["n_models"] == 12
     assert set(out["diagnostics"]["correlation"]) == {"r", "w", "d"}
     assert sum(row["selected"] for row in out["trials"]) == 12
-    from tinyscale.gp import ScalingFit
+    from tinyscale.fit.gp import ScalingFit
 
     assert ScalingFit.load(study).data.numbers == tuple(out["selected"])  # the saved fit is this one
 
@@ -33,7 +33,7 @@ def test_fit_prints_the_fits_and_saves_them(study, capsys):
 def test_recipe_json_has_the_inspect_fields_and_the_query_fields(study, capsys):
     assert main(["recipe", str(study), "--ratio", "0.3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    from tinyscale.recipe import Recipe
+    from tinyscale.space.recipe import Recipe
 
     recipe = Recipe.from_dict(out)
     assert {k: v for k, v in out.items() if k in summarize(recipe).to_dict()} == summarize(recipe).to_dict()

@@ -2,7 +2,7 @@
 interpolation where one recipe misses), determinism, resume, paired margins, tables, plot, the
 store's schema, and clear errors for bad input.
 
-The study fixture is a real study directory (tinyscale.study) on the generated dataset whose
+The study fixture is a real study directory (tinyscale.study.store) on the generated dataset whose
 trials are hand-made (a known smooth r(c), d(c) with w solved against the count) and a real GP
 fit over them, so the GP strategy runs through the fit stage without training a study.
 """
@@ -24,7 +24,7 @@ from _step_oracle import achievable
 from baselines.efficientnet import compound_at_phi
 from tinyscale.cli import main
 from tinyscale.commands.compare import DEFAULT_STRATEGIES as CLI_DEFAULT_STRATEGIES
-from tinyscale.compare import (
+from tinyscale.evaluate.compare.core import (
     DEFAULT_STRATEGIES,
     MATCH_TOLERANCE,
     REGISTRY,
@@ -47,14 +47,14 @@ from tinyscale.compare import (
     run_comparison,
     strategy_builders,
 )
-from tinyscale.compare_plots import comparison_figure, write_report
-from tinyscale.cost import cost, macs
-from tinyscale.gp import fit_scaling
-from tinyscale.solve import RecipeSolver
-from tinyscale.study import Study
-from tinyscale.train import TrainResult
-from tinyscale.trial import StudyConfig
-from tinyscale.width import solve_width
+from tinyscale.evaluate.compare.plots import comparison_figure, write_report
+from tinyscale.space.cost import cost, macs
+from tinyscale.fit.gp import fit_scaling
+from tinyscale.fit.solve import RecipeSolver
+from tinyscale.study.store import Study
+from tinyscale.train.trainer import TrainResult
+from tinyscale.study.trial import StudyConfig
+from tinyscale.space.width import solve_width
 
 REFERENCE_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 CONFIG = StudyConfig(data="generated", base_resolution=32, num_classes=10, steps=8, batch_size=32,
@@ -331,7 +331,7 @@ def test_identical_seeds_give_identical_results_and_resume_skips_finished_cells(
 
 
 def test_worker_processes_give_the_same_cells(full_run, fitted_study, tmp_path):
-    from tinyscale.executors import make_executor
+    from tinyscale.study.executors import make_executor
 
     _, reference, _ = full_run
     directory = tmp_path / "study"
@@ -583,7 +583,7 @@ def test_default_budget_is_longer_than_the_studys_brief_runs(fitted_study):
 
 
 def test_a_registered_strategy_is_compared_like_the_others(monkeypatch, fitted_study):
-    from tinyscale.compare_plots import STRATEGY_COLORS
+    from tinyscale.evaluate.compare.plots import STRATEGY_COLORS
 
     assert set(STRATEGY_COLORS) == set(REGISTRY) and all(s.label for s in REGISTRY.values())
     fixed = CONFIG.recipe(1.0, 0.5, 1.0)
@@ -651,7 +651,7 @@ def latency_table():
 
 
 def test_latency_targets_default_to_the_fits_recipes_and_are_checked(fitted_study, latency_table):
-    from tinyscale.compare import default_latency_targets
+    from tinyscale.evaluate.compare.core import default_latency_targets
 
     targets = default_latency_targets(fitted_study, latency_table)
     solver = RecipeSolver.load(fitted_study)
@@ -670,7 +670,7 @@ def test_a_comparison_at_matched_latency(fitted_study, latency_table, tmp_path):
     """Every strategy solves its recipe for the latency on the table; rows off by more than the
     tolerance train both latency steps and interpolate in log ms; the store is separate from
     the MACs comparison's and refuses another table on resume."""
-    from tinyscale.compare import compare_dir, default_latency_targets
+    from tinyscale.evaluate.compare.core import compare_dir, default_latency_targets
 
     directory = tmp_path / "study"
     shutil.copytree(fitted_study, directory)

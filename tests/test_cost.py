@@ -13,9 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from baselines.efficientnet import EFFICIENTNET_B, efficientnet_b
 from baselines.tinynet import TINYNET, tinynet_recipe
-from tinyscale.cost import baseline_macs, cost, macs, params, ratio
-from tinyscale.model import build_model
-from tinyscale.recipe import Recipe
+from tinyscale.space.cost import baseline_macs, cost, macs, params, ratio
+from tinyscale.space.model import build_model
+from tinyscale.space.recipe import Recipe
 
 # Published numbers (reference/scaling.md), written out here rather than read from the code.
 B0_MACS = 385_814_752

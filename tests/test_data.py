@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tinyscale.data import (
+from tinyscale.data.datasets import (
     download_verified,
     generate_data,
     load_data,
@@ -148,7 +148,7 @@ def test_resize_at_resolution_cached_three_channel_views():
 
 
 def test_grayscale_is_replicated_as_a_view():
-    from tinyscale.data import ImageData
+    from tinyscale.data.datasets import ImageData
 
     gray = torch.randint(0, 256, (4, 1, 10, 10), dtype=torch.uint8)
     data = ImageData(gray, torch.zeros(4, dtype=torch.long), gray[:2], torch.zeros(2, dtype=torch.long),
@@ -175,7 +175,7 @@ def test_subsets_and_splits_are_seeded():
 def test_normalisation_statistics_cover_all_training_classes():
     # Class-sorted training images (as folder datasets are) beyond the statistics' sample size:
     # the mean must describe the whole training split, not its first class.
-    from tinyscale.data import ImageData
+    from tinyscale.data.datasets import ImageData
 
     n = 12000
     train = torch.cat([torch.zeros(n // 2, 1, 2, 2, dtype=torch.uint8),

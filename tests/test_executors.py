@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tinyscale.executors import (
+from tinyscale.study.executors import (
     ProcessExecutor,
     SequentialExecutor,
     TrialTask,
@@ -19,10 +19,12 @@ from tinyscale.executors import (
     run_task,
     threads_per_worker,
 )
-from tinyscale.sampling import sample_recipes
-from tinyscale.study import Study, data_spec, run_study, trial_seed
-from tinyscale.train import TrainConfig
-from tinyscale.trial import StudyConfig
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.study.driver import run_study
+from tinyscale.study.plan import data_spec, trial_seed
+from tinyscale.study.store import Study
+from tinyscale.train.config import TrainConfig
+from tinyscale.study.trial import StudyConfig
 
 # Tiny and fast: 16 px generated data, 8-16 px inputs, a dozen steps per trial.
 CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), steps=12, batch_size=16,
@@ -142,7 +144,7 @@ class _FailingExecutor:
         self.pending.append(task.number)
 
     def next_outcome(self):
-        from tinyscale.executors import TrialOutcome
+        from tinyscale.study.executors import TrialOutcome
 
         return TrialOutcome(self.pending.pop(0), None, "not trained (test executor)")
 
@@ -152,12 +154,12 @@ class _FailingExecutor:
 
 @pytest.mark.parametrize("resume", [False, True])
 def test_study_start_resolves_trainer_and_checks_data_once(tmp_path, monkeypatch, resume):
-    import tinyscale.study
+    import tinyscale.study.plan
 
     if resume:
         run_study(tmp_path / "s", CFG, trials=1, executor=_FailingExecutor(), progress=False).close()
     calls = {"from_study": 0, "check_data": 0}
-    real_from_study, real_check_data = TrainConfig.from_study, tinyscale.study.check_data
+    real_from_study, real_check_data = TrainConfig.from_study, tinyscale.study.plan.check_data
 
     def from_study(cls, config):
         calls["from_study"] += 1
@@ -168,7 +170,7 @@ def test_study_start_resolves_trainer_and_checks_data_once(tmp_path, monkeypatch
         return real_check_data(config)
 
     monkeypatch.setattr(TrainConfig, "from_study", classmethod(from_study))
-    monkeypatch.setattr(tinyscale.study, "check_data", check_data)
+    monkeypatch.setattr(tinyscale.study.plan, "check_data", check_data)
     # A new study, or a resume without the config: either way each check runs once.
     study = run_study(tmp_path / "s", None if resume else CFG, trials=2, resume=resume,
                       executor=_FailingExecutor(), progress=False)
@@ -209,8 +211,8 @@ def test_resume_ignores_settings_that_only_change_speed(tmp_path):
 def test_settings_added_later_resume_at_their_old_value_and_refuse_another(tmp_path):
     # A study, comparison or fidelity store written before a setting existed trained as its
     # LATER_SETTINGS value does: it resumes at that value and is refused at any other.
-    from tinyscale.compare import CompareStore
-    from tinyscale.train import LATER_SETTINGS, TrainConfig, comparable_settings, setting_changes
+    from tinyscale.evaluate.compare.core import CompareStore
+    from tinyscale.train.config import LATER_SETTINGS, TrainConfig, comparable_settings, setting_changes
 
     assert LATER_SETTINGS and all(getattr(TrainConfig(), k) == v for k, v in LATER_SETTINGS.items())
     now = comparable_settings(TrainConfig())

@@ -12,9 +12,9 @@ import torch
 
 import tinyscale
 from _fit_fixtures import CONFIG, fitted, write_study
-from tinyscale.export import (MANIFEST, ONNX, WEIGHTS, archive_bytes, build_export, export_from_study,
+from tinyscale.export.core import (MANIFEST, ONNX, WEIGHTS, archive_bytes, build_export, export_from_study,
                               export_recipe, load_exported, parse_formats)
-from tinyscale.recipe import Recipe
+from tinyscale.space.recipe import Recipe
 
 RECIPE = Recipe(r=0.75, w=0.6, d=0.7, base_resolution=32, num_classes=10)
 
@@ -52,7 +52,7 @@ def test_load_exported_round_trips(tmp_path, name):
     out, bundle = export_recipe(RECIPE, tmp_path / name, formats="safetensors", seed=1)
     model = tinyscale.load_exported(out)
     torch.manual_seed(1)
-    from tinyscale.model import build_model
+    from tinyscale.space.model import build_model
 
     original = build_model(RECIPE).eval()
     assert model.recipe == RECIPE
@@ -106,7 +106,7 @@ def test_export_from_a_study_with_training(tmp_path):
     assert manifest["recipe"] == result.answer.recipe.to_dict()
     model = load_exported(result.path)
     torch.manual_seed(0)
-    from tinyscale.model import build_model
+    from tinyscale.space.model import build_model
 
     assert not _same_outputs(model, build_model(result.answer.recipe).eval(), result.answer.recipe.resolution)
 
@@ -124,7 +124,7 @@ class _Stop(Exception):
 
 
 def _record_training_data(monkeypatch) -> list:
-    import tinyscale.train
+    import tinyscale.train.trainer
 
     seen = []
 
@@ -132,7 +132,7 @@ def _record_training_data(monkeypatch) -> list:
         seen.append(data)
         raise _Stop
 
-    monkeypatch.setattr(tinyscale.train, "train_recipe", recording)
+    monkeypatch.setattr(tinyscale.train.trainer, "train_recipe", recording)
     return seen
 
 
@@ -143,7 +143,7 @@ def test_export_trains_on_the_studys_data_subsets(tmp_path, monkeypatch):
     from dataclasses import replace
 
     from tinyscale.cli import main
-    from tinyscale.data import generate_data
+    from tinyscale.data.datasets import generate_data
 
     config = replace(CONFIG, train_size=200, val_size=100, seed=4)
     study = write_study(tmp_path / "study", [], config=config)
@@ -165,7 +165,7 @@ def test_export_decodes_a_folder_dataset_at_the_studys_size(tmp_path, monkeypatc
 
     from PIL import Image
 
-    from tinyscale.export import train_for_export
+    from tinyscale.export.core import train_for_export
 
     for i, (cls, color) in enumerate((("cat", (255, 0, 0)), ("dog", (0, 0, 255))) * 4):
         path = tmp_path / "images" / "train" / cls / f"{i}.png"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinyscale.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, fashion_mnist_dir, load_data
-from tinyscale.recipe import Recipe
-from tinyscale.train import TrainConfig, train_recipe
+from tinyscale.data.datasets import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, fashion_mnist_dir, load_data
+from tinyscale.space.recipe import Recipe
+from tinyscale.train.config import TrainConfig
+from tinyscale.train.trainer import train_recipe
 
 from _ci import skip_unless_ci  # noqa: E402
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinyscale.cli import main
-from tinyscale.fidelity import (
+from tinyscale.evaluate.fidelity.core import (
     FIDELITY_FILE,
     FIDELITY_SEED_OFFSET,
     MATCHED_GOOD,
@@ -31,7 +31,7 @@ from tinyscale.fidelity import (
     spread,
     summarize,
 )
-from tinyscale.trial import StudyConfig
+from tinyscale.study.trial import StudyConfig
 
 # ------------------------------------------------------------------------------ pure statistics
 
@@ -192,8 +192,8 @@ RUNS = 4 + 2  # long runs + noise replicates
 @pytest.fixture(scope="module")
 def study_src(tmp_path_factory):
     """A real (tiny) study: 8 trials trained briefly on generated data."""
-    from tinyscale.executors import make_executor
-    from tinyscale.study import run_study
+    from tinyscale.study.executors import make_executor
+    from tinyscale.study.driver import run_study
 
     directory = tmp_path_factory.mktemp("fidelity") / "study"
     run_study(directory, CFG, trials=8, executor=make_executor("local", 1, threads=1), progress=False).close()
@@ -223,7 +223,7 @@ def test_the_command_writes_the_check(measured, capsys):
     assert len(f.pairs) == 4 and len(f.noise) == 2 and all(len(g.accuracies) == 2 for g in f.noise)
     assert f.signal.n == 8
     # The noise groups start with the study's own brief accuracy.
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     with Study.open(directory) as study:
         brief = {t.number: t.accuracy for t in study.trials()}
@@ -243,12 +243,12 @@ def test_seeds_differ_from_the_studys_and_from_compares(measured):
 
 def test_a_second_run_trains_nothing(measured, monkeypatch, capsys):
     directory, f = measured
-    import tinyscale.executors
+    import tinyscale.study.executors
 
     def no_training(task):
         raise AssertionError("a finished retraining was trained again")
 
-    monkeypatch.setattr(tinyscale.executors, "run_task", no_training)
+    monkeypatch.setattr(tinyscale.study.executors, "run_task", no_training)
     capsys.readouterr()
     assert main(["fidelity", str(directory), *ARGS]) == 0
     out = capsys.readouterr().out
@@ -264,7 +264,7 @@ class _DiesAfter:
     """An in-process executor that dies (as Ctrl-C would) after ``n`` finished runs."""
 
     def __init__(self, n: int) -> None:
-        from tinyscale.executors import SequentialExecutor
+        from tinyscale.study.executors import SequentialExecutor
 
         self.inner, self.left, self.slots, self.trained = SequentialExecutor(threads=1), n, 1, 0
 
@@ -367,7 +367,7 @@ def test_fit_prints_the_stored_check_or_how_to_measure_it(fit_study, capsys):
 
 
 def test_the_assistant_explains_a_missing_stale_or_damaged_check(tmp_path):
-    from tinyscale.assistant import trust
+    from tinyscale.assistant.answers import trust
 
     t = trust(tmp_path)
     assert t.verdict is None and t.note is None and t.command == f"tinyscale fidelity {tmp_path}"
@@ -413,8 +413,8 @@ def test_the_app_shows_how_far_to_trust_the_recipe(monkeypatch, tmp_path_factory
         assert any(v.startswith(f"**{f.verdict.capitalize()}**") for v in boxes), boxes
         metrics = {m.label: m.value for m in at.metric}
         assert metrics["rank agreement ρ"] == f"{f.rho:.2f}"
-        from tinyscale.fidelity import model_agreement
-        from tinyscale.solve import RecipeSolver
+        from tinyscale.evaluate.fidelity.core import model_agreement
+        from tinyscale.fit.solve import RecipeSolver
 
         surface = model_agreement(f, RecipeSolver.load(study).fit.trial_accuracy())
         assert metrics["surface's rank agreement ρ"] == f"{surface.rho:.2f}"
@@ -425,7 +425,7 @@ def test_the_app_shows_how_far_to_trust_the_recipe(monkeypatch, tmp_path_factory
 
 
 def test_the_seed_noise_alone_is_the_checks_noise_and_the_check_reuses_its_runs(study_src, tmp_path, monkeypatch):
-    from tinyscale.fidelity import NOISE_FILE, load_noise, measure_noise, noise_for_fit, pooled_noise
+    from tinyscale.evaluate.fidelity.core import NOISE_FILE, load_noise, measure_noise, noise_for_fit, pooled_noise
 
     directory = tmp_path / "study"
     shutil.copytree(study_src, directory)
@@ -441,16 +441,16 @@ def test_the_seed_noise_alone_is_the_checks_noise_and_the_check_reuses_its_runs(
     assert pooled_noise(groups, {g.number: g.ratio for g in noise.noise})[0] == pytest.approx(sigma, rel=1e-12)
 
     # The full check trains only its long runs: the replicates are the ones stored above.
-    import tinyscale.executors
+    import tinyscale.study.executors
 
     trained = []
-    real = tinyscale.executors.run_task
+    real = tinyscale.study.executors.run_task
 
     def counting(task):
         trained.append(task.train["steps"])
         return real(task)
 
-    monkeypatch.setattr(tinyscale.executors, "run_task", counting)
+    monkeypatch.setattr(tinyscale.study.executors, "run_task", counting)
     assert main(["fidelity", str(directory), *ARGS]) == 0
     assert sorted(trained) == [16, 16, 16, 16]
     f = load_fidelity(directory)
@@ -462,7 +462,7 @@ def test_the_seed_noise_alone_is_the_checks_noise_and_the_check_reuses_its_runs(
 
 
 def test_a_models_rank_agreement_with_the_long_runs():
-    from tinyscale.fidelity import model_agreement
+    from tinyscale.evaluate.fidelity.core import model_agreement
 
     f = _synthetic("recipe")
     long = {p.number: p.long for p in f.pairs}
@@ -483,8 +483,8 @@ def test_the_pages_own_fit_infers_the_noise_when_the_noise_file_is_damaged(tmp_p
     # No saved fit: the page fits the trials itself, with the measured seed noise when there is
     # one; a damaged seed-noise.json must not stop the page: it says so and infers the noise.
     from _fit_fixtures import CONFIG, synthetic_trials, write_study
-    from tinyscale.assistant import load_fit
-    from tinyscale.fidelity import NOISE_FILE
+    from tinyscale.assistant.answers import load_fit
+    from tinyscale.evaluate.fidelity.core import NOISE_FILE
 
     trials = synthetic_trials(n_good=10, n_decoys=6, seed=4)
     study = write_study(tmp_path / "study", trials)

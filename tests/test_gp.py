@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _fit_fixtures import CONFIG, d_true, fitted, make_trial, r_true
-from tinyscale.gp import ScalingFit, fit_scaling, format_fit, loo_predictions
+from tinyscale.fit.gp import ScalingFit, fit_scaling, format_fit, loo_predictions
 
 
 @pytest.fixture(scope="module")

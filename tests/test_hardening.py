@@ -24,11 +24,11 @@ from PIL import Image
 
 from _fit_fixtures import CONFIG, fitted, synthetic_trials, write_study
 from tinyscale.cli import main
-from tinyscale.export import MANIFEST, WEIGHTS, build_export, export_recipe, load_exported, write_export
-from tinyscale.recipe import Recipe
-from tinyscale.sampling import iter_recipes
-from tinyscale.study import CONFIG_FILE, TRIALS_FILE, Study
-from tinyscale.trial import StudyConfig
+from tinyscale.export.core import MANIFEST, WEIGHTS, build_export, export_recipe, load_exported, write_export
+from tinyscale.space.recipe import Recipe
+from tinyscale.study.samplers.base import iter_recipes
+from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
+from tinyscale.study.trial import StudyConfig
 
 RECIPE = Recipe(r=0.75, w=0.6, d=0.7, base_resolution=32, num_classes=10)
 # A study whose trials train in about a second (generated data, 2 steps).
@@ -124,7 +124,7 @@ def _png16(path: Path, value: int) -> None:
 
 
 def test_16_bit_pngs_decode_to_their_grey_level(tmp_path):  # 3
-    from tinyscale.data import load_data
+    from tinyscale.data.datasets import load_data
 
     for cls, value in (("dark", 16384), ("light", 49152)):
         for i in range(4):
@@ -153,7 +153,7 @@ def _two_classes(root: Path) -> None:
 
 
 def test_hidden_empty_and_unreadable_class_folders(tmp_path):  # 5
-    from tinyscale.data import load_data
+    from tinyscale.data.datasets import load_data
 
     _two_classes(tmp_path)
     hidden = tmp_path / "train" / ".ipynb_checkpoints"
@@ -262,7 +262,7 @@ def test_a_damaged_trial_row_is_named(capsys, tmp_path):  # 10
 
 # ------------------------------------------------------------------ concurrency and validation
 def test_a_second_process_on_a_study_is_refused_naming_the_holder(capsys, tmp_path):  # 11
-    from tinyscale.study import StudyLock
+    from tinyscale.study.store import StudyLock
 
     Study.create(tmp_path / "s", TINY).close()
     lock = StudyLock.acquire(tmp_path / "s")
@@ -430,12 +430,12 @@ def test_misleading_messages(capsys, tmp_path, study_with_fit):  # 21
 
 
 def test_a_store_the_machine_cannot_open_is_not_called_damaged(capsys, tmp_path, monkeypatch):  # 21
-    import tinyscale.study
+    import tinyscale.study.store
 
     directory = write_study(tmp_path / "s", synthetic_trials(seed=0)[:4])
-    real = tinyscale.study._connect
+    real = tinyscale.study.store._connect
     # What SQLite says when it cannot create its files beside the database (disk, permissions).
-    monkeypatch.setattr(tinyscale.study, "_connect", lambda path: real(tmp_path / "gone" / "x.sqlite"))
+    monkeypatch.setattr(tinyscale.study.store, "_connect", lambda path: real(tmp_path / "gone" / "x.sqlite"))
     code, _, err = cli(capsys, "trials", directory)
     assert_one_line_error(code, err, "unable to open database file", "disk space and permissions")
     assert "unreadable" not in err
@@ -451,7 +451,7 @@ def test_an_interrupted_trial_goes_back_to_pending(capsys, tmp_path, monkeypatch
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tinyscale.train.train_recipe", interrupted)
+    monkeypatch.setattr("tinyscale.train.trainer.train_recipe", interrupted)
     Study.create(tmp_path / "s", TINY).close()
     code, _, err = cli(capsys, "study", "--resume", tmp_path / "s", "--trials", 1, "--workers", 1, "--quiet")
     assert code == 130 and "interrupted" in err
@@ -546,12 +546,12 @@ def test_junk_for_every_option_is_one_line_and_no_traceback(capsys, tmp_path, st
     def not_reached(*args, **kwargs):
         raise AssertionError("a junk value passed validation and reached training")
 
-    from tinyscale.executors import ProcessExecutor, SequentialExecutor
+    from tinyscale.study.executors import ProcessExecutor, SequentialExecutor
 
     monkeypatch.setattr(Study, "start_trial", not_reached)
     monkeypatch.setattr(SequentialExecutor, "submit", not_reached)
     monkeypatch.setattr(ProcessExecutor, "submit", not_reached)
-    monkeypatch.setattr("tinyscale.export.build_export", not_reached)
+    monkeypatch.setattr("tinyscale.export.core.build_export", not_reached)
     monkeypatch.setattr("tinyscale.commands.app.subprocess.Popen", not_reached)
     cases = _junk_cases()
     assert len(cases) > 380

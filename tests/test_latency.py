@@ -1,4 +1,4 @@
-"""Latency as a budget (tinyscale.latency): the deterministic parts only, no timing asserts.
+"""Latency as a budget (tinyscale.latency.core): the deterministic parts only, no timing asserts.
 
 Measurement plumbing runs on a fake clock and a fake runner; the table, its calibration, the
 profile files and the solvers run on fake, deterministic latencies.
@@ -17,11 +17,11 @@ import torch
 from _latency_fixtures import FakeClock, fake_duration_us, fake_measurer, fake_table
 from baselines import SOLVED, scale, scale_latency
 from baselines.efficientnet import compound_at_phi
-from tinyscale import latency as L
-from tinyscale.arch import build_architecture
+from tinyscale.latency import core as L
+from tinyscale.space.arch import build_architecture
 from tinyscale.cli import main
-from tinyscale.cost import macs
-from tinyscale.recipe import Recipe
+from tinyscale.space.cost import macs
+from tinyscale.space.recipe import Recipe
 
 # --------------------------------------------------------------------------------------------
 # fakes
@@ -373,7 +373,7 @@ def test_phi_is_monotone_in_the_latency_target():
 def test_every_solved_rule_meets_a_latency_target_along_its_own_path(rule):
     """The latency answer is a network of the rule's own path (the MACs solver gives the same
     network at the answer's MACs ratio), bracketing the target, closer side chosen."""
-    from tinyscale.cost import baseline_macs
+    from tinyscale.space.cost import baseline_macs
 
     for c in (0.55, 0.9):  # targets every rule can reach (depth alone stops at c = 0.45): a little over its networks at these ratios
         target = 1.01 * fake_latency_us(scale(rule, c).recipe)
@@ -585,7 +585,7 @@ def test_recipe_latency_errors(study, capsys, argv, match):
 
 def test_pareto_selection_with_a_latency_cost_ranks_by_latency():
     from _fit_fixtures import synthetic_trials
-    from tinyscale.pareto import select
+    from tinyscale.fit.pareto import select
 
     trials = synthetic_trials(seed=3)
     # A device on which latency runs against MACs: the cheapest networks are the slowest.
@@ -614,8 +614,8 @@ def test_fit_objective_latency_needs_a_table_and_the_pareto_method(study, device
 
 def test_fit_objective_latency_selects_on_predicted_latency(tmp_path, device_files, capsys):
     from _fit_fixtures import synthetic_trials, write_study
-    from tinyscale.gp import ScalingFit
-    from tinyscale.pareto import select
+    from tinyscale.fit.gp import ScalingFit
+    from tinyscale.fit.pareto import select
 
     _, elsewhere = device_files
     directory = write_study(tmp_path / "s", synthetic_trials(seed=1))
@@ -668,8 +668,8 @@ def test_study_keeps_a_valid_device_table_and_refuses_a_bad_one(tmp_path, device
 
 def test_solver_latency_answer_meets_the_target_and_reads_like_a_ratio_answer(device_files):
     from _fit_fixtures import fitted
-    from tinyscale.cost import cost, ratio
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.space.cost import cost, ratio
+    from tinyscale.fit.solve import RecipeSolver
 
     solver = RecipeSolver(fitted(1))
     table = L.LatencyTable.load(device_files[1])
@@ -690,7 +690,7 @@ def test_solver_latency_answer_meets_the_target_and_reads_like_a_ratio_answer(de
 
 
 def test_first_reaching_stops_at_the_tolerance():
-    from tinyscale.steps import first_reaching
+    from tinyscale.space.steps import first_reaching
 
     calls = []
 
@@ -704,8 +704,8 @@ def test_first_reaching_stops_at_the_tolerance():
 
 def test_accuracy_figure_over_latency_uses_the_predicted_latency():
     from _fit_fixtures import synthetic_trials
-    from tinyscale import plots
-    from tinyscale.pareto import select
+    from tinyscale.assistant import plots
+    from tinyscale.fit.pareto import select
 
     trials = synthetic_trials(n_good=8, n_decoys=4, seed=2)
     ms = {t.recipe: 1.0 + t.number for t in trials}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinyscale.arch import build_architecture
-from tinyscale.model import BN_EPS, BN_MOMENTUM, DropPath, build_model
-from tinyscale.recipe import Recipe
+from tinyscale.space.arch import build_architecture
+from tinyscale.space.model import BN_EPS, BN_MOMENTUM, DropPath, build_model
+from tinyscale.space.recipe import Recipe
 
 
 def expected_keys(recipe: Recipe) -> set[str]:
-    """The key layout documented in tinyscale/model.py, written out independently."""
+    """The key layout documented in tinyscale/space/model.py, written out independently."""
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     keys = {"conv_stem.weight", "conv_head.weight", "classifier.weight", "classifier.bias"}
     keys |= {f"bn1.{k}" for k in bn} | {f"bn2.{k}" for k in bn}
@@ -114,7 +114,7 @@ def test_invalid_regularisation(kw):
 
 
 def test_zero_init_residual_makes_every_skip_block_the_identity():
-    from tinyscale.model import DepthwiseSeparable, InvertedResidual
+    from tinyscale.space.model import DepthwiseSeparable, InvertedResidual
 
     torch.manual_seed(0)
     model = build_model(Recipe(r=0.5, w=0.5, d=1.2, base_resolution=32, num_classes=10), dropout=0.0,

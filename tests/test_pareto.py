@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from _fit_fixtures import synthetic_trials
-from tinyscale.pareto import front_ranks, reference_directions, select
-from tinyscale.recipe import Recipe
-from tinyscale.trial import Trial
+from tinyscale.fit.pareto import front_ranks, reference_directions, select
+from tinyscale.space.recipe import Recipe
+from tinyscale.study.trial import Trial
 
 RECIPE = Recipe(base_resolution=32, num_classes=10)
 

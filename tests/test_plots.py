@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from _app_fixtures import fitted_study
-from tinyscale import plots
-from tinyscale.cost import cost, ratio
-from tinyscale.recipe import Recipe
-from tinyscale.trial import Trial
+from tinyscale.assistant import plots
+from tinyscale.space.cost import cost, ratio
+from tinyscale.space.recipe import Recipe
+from tinyscale.study.trial import Trial
 
 # Published TinyNet-A..E multipliers (reference/scaling.md) and EfficientNet's compound bases.
 TINYNET_RWD = {"A": (0.86, 1.0, 1.2), "B": (0.84, 0.75, 1.1), "C": (0.825, 0.54, 0.85),
@@ -21,8 +21,8 @@ ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # d, w, r
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    from tinyscale.assistant import curve, efficientnet_curve, load_fit, slider_stops, tinynets
-    from tinyscale.study import Study
+    from tinyscale.assistant.answers import curve, efficientnet_curve, load_fit, slider_stops, tinynets
+    from tinyscale.study.store import Study
 
     directory = fitted_study(tmp_path_factory.mktemp("plots-src"), tmp_path_factory.mktemp("plots") / "study")
     with Study.open(directory) as study:
@@ -123,7 +123,7 @@ def _trial(number: int, r: float, w: float, d: float, accuracy: float) -> Trial:
 
 
 def test_accuracy_figure_front_selected_and_hover():
-    from tinyscale.pareto import select
+    from tinyscale.fit.pareto import select
 
     small, mid, big = (0.5, 0.5, 0.5), (0.75, 0.75, 0.75), (1.0, 1.0, 1.0)
     trials = [

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tinyscale.recipe import Recipe, resolution_for
+from tinyscale.space.recipe import Recipe, resolution_for
 
 
 def test_defaults_are_the_unscaled_b0_under_tinynet_rules():

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from tinyscale.cost import ratio
-from tinyscale.sampling import architecture_key, iter_recipes, sample_recipes
-from tinyscale.trial import StudyConfig
+from tinyscale.space.cost import ratio
+from tinyscale.study.samplers.base import architecture_key, iter_recipes, sample_recipes
+from tinyscale.study.trial import StudyConfig
 
 
 @pytest.mark.parametrize("sampling", ["sobol", "random"])

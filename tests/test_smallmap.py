@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinyscale import smallmap
-from tinyscale.data import generate_data
-from tinyscale.model import build_model
-from tinyscale.recipe import Recipe
-from tinyscale.smallmap import MapAwareConv2d, use_small_map_kernels, window_taps
-from tinyscale.train import TrainConfig, train_recipe
+from tinyscale.space import smallmap
+from tinyscale.data.datasets import generate_data
+from tinyscale.space.model import build_model
+from tinyscale.space.recipe import Recipe
+from tinyscale.space.smallmap import MapAwareConv2d, use_small_map_kernels, window_taps
+from tinyscale.train.config import TrainConfig
+from tinyscale.train.trainer import train_recipe
 
 
 def _grads(module: torch.nn.Module, x: torch.Tensor, upstream_seed: int = 3):

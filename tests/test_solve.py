@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from _fit_fixtures import CONFIG, fitted, write_study
-from tinyscale.cost import cost, ratio
-from tinyscale.solve import NoteKind, RecipeSolver
-from tinyscale.width import W_MIN
+from tinyscale.space.cost import cost, ratio
+from tinyscale.fit.solve import NoteKind, RecipeSolver
+from tinyscale.space.width import W_MIN
 
 
 def assert_same_answer(a, b):
@@ -136,7 +136,7 @@ def test_an_axis_whose_band_covers_its_range_is_flagged_undetermined(solver):
     """The note fires from the band's share of the sampled range (in log), computed here."""
     import math
 
-    from tinyscale.solve import UNDETERMINED_SHARE
+    from tinyscale.fit.solve import UNDETERMINED_SHARE
 
     lo, hi = solver.fit.c_range
     for c in np.geomspace(lo, hi, 7):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tinyscale.cost import cost
-from tinyscale.study import Study
-from tinyscale.trial import StudyConfig
+from tinyscale.space.cost import cost
+from tinyscale.study.store import Study
+from tinyscale.study.trial import StudyConfig
 
 
 @dataclass

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from _fit_fixtures import CONFIG, make_trial, synthetic_trials, write_study
-from tinyscale.cost import macs, ratio
-from tinyscale.gp import FIT_FILE, ScalingFit, check_pareto_k, default_pareto_k, fit_scaling, format_fit
-from tinyscale.sampling import sample_recipes
-from tinyscale.solve import RecipeSolver
+from tinyscale.space.cost import macs, ratio
+from tinyscale.fit.gp import FIT_FILE, ScalingFit, check_pareto_k, default_pareto_k, fit_scaling, format_fit
+from tinyscale.study.samplers.base import sample_recipes
+from tinyscale.fit.solve import RecipeSolver
 
 SPACE = replace(CONFIG, seed=3)  # recipes drawn the way a study draws them
 
@@ -152,8 +152,8 @@ def test_cli_fit_method_options(tmp_path, capsys):
 
 
 def test_the_app_slice_is_the_surface_and_marks_its_best_point(ridge_fit):
-    from tinyscale import plots
-    from tinyscale.solve import RecipeSolver
+    from tinyscale.assistant import plots
+    from tinyscale.fit.solve import RecipeSolver
 
     c = 0.2
     cut = ridge_fit.surface.slice(SPACE, c)
@@ -184,7 +184,7 @@ def test_one_rule_says_which_trials_a_saved_fit_has_not_seen(tmp_path, capsys):
     from types import SimpleNamespace
 
     from tinyscale.cli import main
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     trials = synthetic_trials(n_good=10, n_decoys=4, seed=4)
     study = write_study(tmp_path / "s", trials)
@@ -208,7 +208,7 @@ def test_one_rule_says_which_trials_a_saved_fit_has_not_seen(tmp_path, capsys):
 
 
 def test_measured_seed_noise_is_fixed_per_trial_in_log_odds():
-    from tinyscale.surface import logit, logit_noise_var
+    from tinyscale.fit.surface import logit, logit_noise_var
 
     trials = ridge_trials(n=30, noise=0.012, seed=5)
     fit = fit_scaling(trials, SPACE, seed_noise=0.012)
@@ -267,7 +267,7 @@ def test_a_measured_noise_fit_saves_and_loads_without_refitting(tmp_path):
 
 def test_cli_fit_uses_the_noise_fidelity_measured(tmp_path, capsys):
     from tinyscale.cli import main
-    from tinyscale.fidelity import save_fidelity, summarize
+    from tinyscale.evaluate.fidelity.core import save_fidelity, summarize
 
     trials = ridge_trials(n=24, noise=0.012, seed=5)
     study = write_study(tmp_path / "s", trials)
@@ -285,7 +285,7 @@ def test_cli_fit_uses_the_noise_fidelity_measured(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fixed at the measured seed noise" in out
     # The surface's own ranking of the check's recipes, beside the single brief runs'.
-    from tinyscale.fidelity import model_agreement
+    from tinyscale.evaluate.fidelity.core import model_agreement
 
     agreement = model_agreement(fidelity, RecipeSolver.load(study).fit.trial_accuracy())
     assert agreement.n == 6 and agreement.rho_brief == pytest.approx(fidelity.rho)
@@ -307,7 +307,7 @@ def test_the_surface_ranks_the_trials_truth_better_than_their_single_noisy_runs(
     # the noise, pools neighbouring trials, so its posterior mean at the trials must rank their
     # true accuracies better than the runs themselves do: what `tinyscale fit` reports against
     # the fidelity check's long runs.
-    from tinyscale.fidelity import spearman
+    from tinyscale.evaluate.fidelity.core import spearman
 
     truth = [t.accuracy for t in ridge_trials(n=30, noise=0.0, seed=seed)]
     runs = ridge_trials(n=30, noise=0.03, seed=seed)
@@ -336,7 +336,7 @@ def edge_trials(seed: int, n: int = 24, noise: float = 0.01):
 
 @pytest.mark.parametrize("seed", [0, 2])
 def test_a_ridge_held_by_the_narrowest_explored_width_says_so(seed, tmp_path):
-    from tinyscale.solve import NoteKind
+    from tinyscale.fit.solve import NoteKind
 
     trials = edge_trials(seed)
     fit = fit_scaling(trials, SPACE, seed_noise=0.01)

@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 
-from tinyscale.data import generate_data
-from tinyscale.recipe import Recipe
-from tinyscale.train import BatchMaker, TrainConfig, data_order, lr_at, train_recipe
+from tinyscale.data.datasets import generate_data
+from tinyscale.space.recipe import Recipe
+from tinyscale.train.config import TrainConfig
+from tinyscale.train.trainer import BatchMaker, data_order, lr_at, train_recipe
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_bad_train_config_is_a_clear_error(field, value):
 def test_bn_calibration_sees_the_whole_training_set_not_its_first_classes():
     # Folder datasets come class-sorted (train/<class>/...): the calibration images must be
     # spread over the split, or BN statistics describe the first class(es) only.
-    from tinyscale.train import calibrate_batchnorm
+    from tinyscale.train.trainer import calibrate_batchnorm
 
     images = torch.cat([torch.zeros(64, 3, 2, 2, dtype=torch.uint8), torch.full((64, 3, 2, 2), 255, dtype=torch.uint8)])
     batches = BatchMaker(images, (0.5,) * 3, (0.5,) * 3)  # 0 -> -1, 255 -> +1: whole-set mean 0, var 1
@@ -128,7 +129,7 @@ def test_bn_calibration_sees_the_whole_training_set_not_its_first_classes():
 
 
 def test_zero_init_residual_starts_training_from_identity_blocks(data):
-    from tinyscale.model import InvertedResidual
+    from tinyscale.space.model import InvertedResidual
 
     seen = {}
 
@@ -158,7 +159,7 @@ def _tf_rmsprop_reference(w0, grads_of, lrs, alpha=0.9, eps=1e-3, momentum=0.9, 
 
 
 def test_tf_rmsprop_follows_tensorflows_update_rule_with_a_changing_lr():
-    from tinyscale.train import TFRMSprop
+    from tinyscale.train.trainer import TFRMSprop
 
     gen = torch.Generator().manual_seed(0)
     w0 = torch.randn(5, 3, dtype=torch.float64, generator=gen)
@@ -190,7 +191,7 @@ def test_tf_rmsprop_first_step_scales_with_the_gradient_unlike_pytorchs():
     # The reason it exists: PyTorch's RMSprop starts its mean square at 0, so its first update is
     # up to lr / sqrt(1 - alpha) = 3.2 lr, near-full size even for a gradient of 1e-3 (eps 1e-3
     # outside the root barely damps it); TF's starts at 1 and moves such a weight by ~lr * g.
-    from tinyscale.train import TFRMSprop
+    from tinyscale.train.trainer import TFRMSprop
 
     g = torch.tensor([1e-3, 1.0, 100.0], dtype=torch.float64)
     moves = {}
@@ -216,7 +217,7 @@ def test_training_with_tf_rmsprop_learns_and_keeps_state_per_parameter(data):
 def test_tail_averaging_evaluates_the_mean_of_the_last_iterates(data, monkeypatch):
     # The weights after each of the last 3 of 8 steps are recorded from the optimizer; the network
     # that is evaluated (and handed to on_trained) must hold their mean, parameter by parameter.
-    import tinyscale.train as train_module
+    import tinyscale.train.trainer as train_module
 
     snapshots = []
     real = train_module._optimizer
@@ -249,7 +250,7 @@ def test_tail_averaging_evaluates_the_mean_of_the_last_iterates(data, monkeypatc
 
 
 def test_stores_written_before_tail_averaging_still_resume():
-    from tinyscale.train import comparable_settings, setting_changes
+    from tinyscale.train.config import comparable_settings, setting_changes
 
     stored = comparable_settings(FAST)
     del stored["average_tail"]

@@ -9,10 +9,10 @@ import pytest
 from _step_oracle import achievable, check_closest_step
 
 from baselines.tinynet import TINYNET, tinynet_recipe
-from tinyscale.arch import build_architecture
-from tinyscale.cost import macs, ratio
-from tinyscale.recipe import Recipe
-from tinyscale.width import W_MAX, W_MIN, reachable_ratios, solve_width
+from tinyscale.space.arch import build_architecture
+from tinyscale.space.cost import macs, ratio
+from tinyscale.space.recipe import Recipe
+from tinyscale.space.width import W_MAX, W_MIN, reachable_ratios, solve_width
 
 C_GRID = [float(c) for c in np.geomspace(0.02, 4.0, 24)]
 CONTEXTS = [  # (r, d, rules, base resolution, classes)

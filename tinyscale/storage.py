@@ -1,5 +1,6 @@
 """What every file tinyscale writes shares: atomic text files, and the contract of the SQLite
-result stores (the comparison's cells, the fidelity check's runs). A leaf module.
+result stores (the comparison's cells, the fidelity check's runs). A leaf module: it imports
+nothing of tinyscale.
 
 The result-store contract (`ResultStore`), which subclasses keep:
 
@@ -12,7 +13,7 @@ The result-store contract (`ResultStore`), which subclasses keep:
   ``restart`` empties the subclass's `RESULT_TABLES` and claims the store for the new budget;
 - reading needs no budget and writes nothing.
 
-The study's own store (`tinyscale.study`) keeps its trials the same way but is keyed by its
+The study's own store (`tinyscale.study.store`) keeps its trials the same way but is keyed by its
 config, not a budget, so it uses only `write_text_atomically` and `differences` from here.
 """
 
@@ -136,15 +137,3 @@ class ResultStore:
                     self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - class constants, not input
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('budget', ?)", (wanted,))
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(self.SCHEMA_VERSION),))
-
-
-class TrainerResultStore(ResultStore):
-    """A `ResultStore` whose budget holds every trainer setting (a comparison's cells, a fidelity
-    check's runs): a stored budget that lacks a setting added later reads it at the value that
-    trains as versions without it did (`tinyscale.train.LATER_SETTINGS`), so older results resume."""
-
-    @staticmethod
-    def later_defaults() -> dict:
-        from tinyscale.train import LATER_SETTINGS
-
-        return LATER_SETTINGS

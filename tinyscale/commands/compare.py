@@ -8,7 +8,7 @@ import argparse
 from tinyscale.commands.latency import add_device_arg
 
 DEFAULT_RATIOS = "0.5,0.25,0.125,0.0625"
-# tinyscale.compare.DEFAULT_STRATEGIES, spelled out so the CLI parser does not import the stage.
+# tinyscale.evaluate.compare.core.DEFAULT_STRATEGIES, spelled out so the CLI parser does not import the stage.
 DEFAULT_STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
 
 
@@ -52,23 +52,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tinyscale.compare import (
+    from tinyscale.evaluate.compare.core import (
         comparison_markdown,
         comparison_table,
         compare_dir,
         default_settings,
         run_comparison,
     )
-    from tinyscale.compare_plots import write_report
-    from tinyscale.executors import make_executor
+    from tinyscale.evaluate.compare.plots import write_report
+    from tinyscale.study.executors import make_executor
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     budget = args.budget or ("latency" if args.latency_ms is not None else "macs")
     table = None
     if budget == "latency":
-        from tinyscale.compare import default_latency_targets
-        from tinyscale.latency import study_table
+        from tinyscale.evaluate.compare.core import default_latency_targets
+        from tinyscale.latency.core import study_table
 
         if args.ratios is not None:
             raise ValueError("--ratios sets MACs targets; with --budget latency give --latency-ms")

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from tinyscale.defaults import DEMO_STUDY_DIR
-from tinyscale.study import DEMO_TRIALS
+from tinyscale.study.plan import DEMO_TRIALS
 
 DEMO_RATIOS = (0.5, 0.25, 0.125, 0.0625)
 # Trials the demo retrains once with another seed to measure the seed noise its accuracy surface
@@ -59,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tinyscale.commands.app import check_app, launch
-    from tinyscale.executors import make_executor
-    from tinyscale.fidelity import MIN_TRIALS, measure_noise, noise_for_fit
-    from tinyscale.gp import fit_scaling, format_fit
-    from tinyscale.solve import RecipeSolver
-    from tinyscale.study import demo_config, run_study
+    from tinyscale.study.executors import make_executor
+    from tinyscale.evaluate.fidelity.core import MIN_TRIALS, measure_noise, noise_for_fit
+    from tinyscale.fit.gp import fit_scaling, format_fit
+    from tinyscale.fit.solve import RecipeSolver
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.plan import demo_config
 
     if args.trials <= 0:
         raise ValueError(f"--trials must be positive, got {args.trials}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.fidelity import NOISE_CHOICES
-from tinyscale.gp import DEFAULT_METHOD, METHODS
+from tinyscale.evaluate.fidelity.core import NOISE_CHOICES
+from tinyscale.fit.gp import DEFAULT_METHOD, METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
+    from tinyscale.evaluate.fidelity.core import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
                                     noise_for_fit, stored_dict)
-    from tinyscale.gp import fit_scaling, format_fit
-    from tinyscale.study import Study
+    from tinyscale.fit.gp import fit_scaling, format_fit
+    from tinyscale.study.store import Study
 
     with Study.open(args.study_dir) as study:
         config = study.config
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
     cost = None
     if args.objective == "latency":
-        from tinyscale.latency import study_table
+        from tinyscale.latency.core import study_table
 
         table = study_table(args.study_dir, args.device)
         if table is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tinyscale.recipe import RULE_SETS
+from tinyscale.space.recipe import RULE_SETS
 
 
 def add_base_args(p: argparse.ArgumentParser) -> None:
@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyscale.recipe import Recipe
-    from tinyscale.summary import format_summary, summarize
+    from tinyscale.space.recipe import Recipe
+    from tinyscale.space.summary import format_summary, summarize
 
     recipe = Recipe(r=args.r, w=args.w, d=args.d, rules=args.rules,
                     base_resolution=args.base_resolution, num_classes=args.num_classes)

@@ -38,7 +38,7 @@ def target_ratio(solver, args: argparse.Namespace) -> float:
 
 def stale_fit_note(study_dir: str, fit) -> str | None:
     """A note when the study has finished trials the fit has not seen."""
-    from tinyscale.study import Study
+    from tinyscale.study.store import Study
 
     try:
         with Study.open(study_dir) as study:
@@ -54,7 +54,7 @@ def stale_fit_note(study_dir: str, fit) -> str | None:
 
 def answer_fields(answer) -> dict:
     """The `inspect` fields of the recipe plus what the query adds."""
-    from tinyscale.summary import summarize
+    from tinyscale.space.summary import summarize
 
     out = summarize(answer.recipe).to_dict()
     out.update({
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from tinyscale.solve import RecipeSolver
-    from tinyscale.summary import format_summary, summarize
+    from tinyscale.fit.solve import RecipeSolver
+    from tinyscale.space.summary import format_summary, summarize
 
     if args.latency_ms is not None:
         return run_latency(args)
@@ -116,9 +116,9 @@ def run_latency(args: argparse.Namespace) -> int:
     import sys
 
     from tinyscale.commands.latency import measure_if_here, measured_line
-    from tinyscale.latency import LatencyTable, check_latency_ms
-    from tinyscale.solve import RecipeSolver
-    from tinyscale.summary import format_summary, summarize
+    from tinyscale.latency.core import LatencyTable, check_latency_ms
+    from tinyscale.fit.solve import RecipeSolver
+    from tinyscale.space.summary import format_summary, summarize
 
     target_ms = check_latency_ms(args.latency_ms)
     if args.device is None:

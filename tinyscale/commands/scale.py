@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from tinyscale.width import check_ratio
+    from tinyscale.space.width import check_ratio
     from baselines.table import format_scaling_table, scaling_table
 
     for c in args.ratios or ():
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --rule RULE (with --ratio C), or --table")
     if args.latency_ms is not None or args.device is not None:
         return run_latency(args)
-    from tinyscale.summary import format_summary, summarize
+    from tinyscale.space.summary import format_summary, summarize
 
     scaled = scale(args.rule, args.ratio, base_resolution=args.base_resolution, num_classes=args.num_classes)
     s = summarize(scaled.recipe)
@@ -87,8 +87,8 @@ def run_latency(args: argparse.Namespace) -> int:
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
     from baselines import SOLVED, knob_fields, scale_latency
     from tinyscale.commands.latency import measure_if_here, measured_line
-    from tinyscale.latency import LatencyTable, check_latency_ms
-    from tinyscale.summary import format_summary, summarize
+    from tinyscale.latency.core import LatencyTable, check_latency_ms
+    from tinyscale.space.summary import format_summary, summarize
 
     if args.latency_ms is None or args.device is None:
         raise ValueError("a latency target needs both --latency-ms X and --device FILE")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.recipe import RULE_SETS
-from tinyscale.sampling import DEFAULT_INIT_TRIALS
+from tinyscale.space.recipe import RULE_SETS
+from tinyscale.study.samplers.base import DEFAULT_INIT_TRIALS
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -68,7 +68,7 @@ def config_from_args(args: argparse.Namespace, stored=None):
     (resume) or the defaults with them applied (new study)."""
     from dataclasses import replace
 
-    from tinyscale.trial import StudyConfig
+    from tinyscale.study.trial import StudyConfig
 
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
     if stored is not None:
@@ -83,9 +83,9 @@ def config_from_args(args: argparse.Namespace, stored=None):
     if "num_classes" not in given:
         # The dataset says how many classes it has (loaded once; workers in this process reuse it),
         # once the search space it is decoded for is known to make sense.
-        from tinyscale.executors import worker_data
-        from tinyscale.sampling import check_space
-        from tinyscale.study import data_spec
+        from tinyscale.study.executors import worker_data
+        from tinyscale.study.samplers.base import check_space
+        from tinyscale.study.plan import data_spec
 
         check_space(StudyConfig(**given))
         given["num_classes"] = worker_data(data_spec(StudyConfig(**given))).num_classes
@@ -95,8 +95,9 @@ def config_from_args(args: argparse.Namespace, stored=None):
 def run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.executors import check_execution, make_executor
-    from tinyscale.study import CONFIG_FILE, TRIALS_FILE, Study, run_study
+    from tinyscale.study.executors import check_execution, make_executor
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
     # Execution options first: a bad --threads must not cost a data load, let alone trials.
     check_execution(args.executor, args.workers, args.threads, args.address)
@@ -117,7 +118,7 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
     if args.device is not None:
-        from tinyscale.latency import LatencyTable, keep_with_study
+        from tinyscale.latency.core import LatencyTable, keep_with_study
 
         keep_with_study(directory, LatencyTable.load(args.device))  # validated before any training
     executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)

@@ -9,7 +9,7 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("trials", help="list the trials of a study")
     p.add_argument("directory", help="study directory")
-    from tinyscale.trial import TRIAL_STATES
+    from tinyscale.study.trial import TRIAL_STATES
 
     p.add_argument("--state", choices=TRIAL_STATES, help="only trials in this state")
     p.add_argument("--device", metavar="FILE", default=None,
@@ -35,7 +35,7 @@ def _fmt(value, spec: str) -> str:
 
 def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
     """Trial number -> {"latency_ms", "reward"} on a device table (reward: MnasNet's, at target_ms)."""
-    from tinyscale.latency import mnasnet_reward, trial_latencies
+    from tinyscale.latency.core import mnasnet_reward, trial_latencies
 
     out = {}
     for number, us in trial_latencies(trials, table).items():
@@ -48,8 +48,8 @@ def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyscale.latency import check_latency_ms, study_table
-    from tinyscale.study import Study
+    from tinyscale.latency.core import check_latency_ms, study_table
+    from tinyscale.study.store import Study
 
     table = study_table(args.directory, args.device)
     if args.target_ms is not None:

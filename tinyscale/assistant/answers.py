@@ -1,0 +1,344 @@
+"""What the design assistant computes from a study, without Streamlit.
+
+The page (`app/main.py`) only lays out what these functions return; each one is a short
+composition of the stages' public functions (study store, Pareto selection, GP fit, recipe
+solver, baselines), so the numbers on screen are the library's numbers and can be tested here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from tinyscale.study.trial import StudyConfig, Trial
+
+# Targets the slider offers: the study's FLOPs window widened by this factor on each side (so
+# a user can see the extrapolation warning), cut to the ratios the solver can build.
+SLIDER_SPAN = 2.0
+CURVE_POINTS = 33  # targets along the r/w/d curves (solver calls, computed once per fit)
+SLIDER_STEPS = 121  # log-spaced stops of the slider
+
+
+@dataclass(frozen=True)
+class FitSource:
+    """Where the fitted curves came from: the study's saved fit, or a fit made for the page."""
+
+    solver: object  # tinyscale.fit.solve.RecipeSolver
+    saved: bool  # True: fit.json in the study; False: fitted in memory from the current trials
+    n_models: int  # models the GPs were fitted on
+    note: str | None  # what the user should know (e.g. the saved fit predates newer trials)
+
+
+def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyConfig) -> FitSource:
+    """The solver for a study: its saved fit (``tinyscale fit``) when there is one, else a fit
+    of the completed trials made now (not written to the study).
+
+    Raises ValueError, with the reason in a sentence, when neither is possible (too few
+    completed trials, degenerate data).
+    """
+    from tinyscale.evaluate.fidelity.core import noise_for_fit
+    from tinyscale.fit.gp import FIT_FILE, ScalingFit, fit_scaling
+    from tinyscale.fit.solve import RecipeSolver
+
+    completed = [t for t in trials if t.state == "completed"]
+    saved_problem = None
+    if (Path(study_dir) / FIT_FILE).is_file():
+        try:
+            fit = ScalingFit.load(study_dir)
+        except ValueError as exc:
+            saved_problem = str(exc)
+        else:
+            used = len(fit.data.numbers)
+            newer = len(fit.unseen(completed))
+            note = None
+            if newer > 0:
+                note = (f"the saved fit predates {newer} newer completed trial(s); "
+                        f"run `tinyscale fit {study_dir}` to refit")
+            return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
+    try:
+        noise = noise_for_fit(study_dir)  # the measured seed noise (fidelity.json or seed-noise.json), if any
+    except ValueError as exc:  # a damaged file: say so, and let the fit infer the noise
+        noise, saved_problem = None, "; ".join(filter(None, (saved_problem, str(exc))))
+    fit = fit_scaling(trials, config, source=str(study_dir), seed_noise=noise)
+    note = f"fitted in the app from {len(completed)} completed trials (run `tinyscale fit {study_dir}` to save it)"
+    if saved_problem:
+        note = f"{saved_problem}. Using a fresh fit instead: {note}"
+    return FitSource(RecipeSolver(fit), saved=False, n_models=len(fit.data.numbers), note=note)
+
+
+def curve(solver, config: StudyConfig, points: int = CURVE_POINTS, span: float = SLIDER_SPAN) -> list:
+    """Solver answers on a log grid over the study's window widened by ``span``; targets the
+    rule set cannot build at the GP's (r, d) (width clamped) are left out."""
+    lo, hi = config.window
+    answers = []
+    for c in np.geomspace(lo / span, hi * span, points):
+        answer = solver.solve(float(c))
+        if not answer.width_clamped:
+            answers.append(answer)
+    if not answers:
+        raise ValueError(f"no target ratio around the study's window {lo:g}..{hi:g} can be built")
+    return answers
+
+
+def slider_stops(answers: list, steps: int = SLIDER_STEPS) -> list[float]:
+    """Log-spaced targets between the cheapest and dearest buildable targets of ``curve``,
+    rounded to 4 significant digits so they read well on the slider."""
+    lo, hi = min(a.target for a in answers), max(a.target for a in answers)
+    return sorted({float(f"{c:.4g}") for c in np.geomspace(lo, hi, steps)})
+
+
+def nearest_stop(stops: list[float], c: float) -> float:
+    """The slider stop closest to c in log space."""
+    return min(stops, key=lambda s: abs(math.log(s / c)))
+
+
+def efficientnet_curve(config: StudyConfig, targets) -> list:
+    """EfficientNet compound scaling (φ solved against the counted cost) at each target it
+    can reach, in the study's context."""
+    from baselines import scale
+
+    out = []
+    for c in targets:
+        try:
+            out.append(scale("efficientnet", float(c), base_resolution=config.base_resolution,
+                             num_classes=config.num_classes))
+        except ValueError:
+            continue  # below the 8 px minimum input: compound scaling cannot shrink that far
+    return out
+
+
+def tinynets(config: StudyConfig) -> list:
+    """The published TinyNet-A..E recipes at their counted ratio in the study's context."""
+    from baselines import PUBLISHED, scale
+
+    return [scale(name, base_resolution=config.base_resolution, num_classes=config.num_classes)
+            for name in PUBLISHED]
+
+
+def export_provenance(study_dir: str | os.PathLike, answer, source: FitSource) -> dict:
+    """What recipe.json records about where a downloaded recipe came from."""
+    fit = source.solver.fit
+    return {
+        "study": str(Path(study_dir).resolve()),
+        "fit": {"saved": source.saved, "created": fit.created, "models": list(fit.data.numbers),
+                "c_range": list(fit.c_range)},
+        "query": answer.to_dict(),
+    }
+
+
+@lru_cache(maxsize=8)
+def _bundle(recipe, formats: tuple[str, ...], provenance_json: str):
+    from tinyscale.export.core import build_export
+
+    return build_export(recipe, formats=formats, provenance=json.loads(provenance_json))
+
+
+def export_file(recipe, name: str, provenance: dict) -> bytes:
+    """One file of the library's export of ``recipe`` (random initial weights): ``recipe.json``,
+    ``model.safetensors`` or ``model.onnx``. Built on first request and kept for the next few
+    recipes, so the page's download buttons cost nothing until clicked.
+
+    Raises ValueError for an unknown file or ONNX without the export extras.
+    """
+    from tinyscale.export.core import MANIFEST, ONNX, WEIGHTS, onnx_available
+
+    if name not in (MANIFEST, WEIGHTS, ONNX):
+        raise ValueError(f"the export holds {MANIFEST}, {WEIGHTS} and {ONNX}; got {name!r}")
+    if name == ONNX:
+        reason = onnx_available()
+        if reason:
+            raise ValueError(reason)
+    formats = ("safetensors", "onnx") if name == ONNX else ("safetensors",)
+    bundle = _bundle(recipe, formats, json.dumps(provenance, sort_keys=True))
+    return bundle.files[name]
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Everything the r/w/d figure and the slider need that does not change with the slider."""
+
+    answers: list  # solver answers along the buildable targets
+    stops: list[float]  # the slider's targets
+    efficientnet: list  # compound-scaling recipes along the slider's range
+    tinynets: list  # the published TinyNet-A..E
+
+
+def curves(source: FitSource, config: StudyConfig) -> Curves:
+    """The slider-independent half of the page, computed once per fit."""
+    answers = curve(source.solver, config)
+    stops = slider_stops(answers)
+    # ~40 compound-scaling points are a smooth curve; every slider stop would be 3x the work.
+    return Curves(answers, stops, efficientnet_curve(config, stops[:: max(1, len(stops) // 40)]), tinynets(config))
+
+
+def accuracy_selection(source: FitSource | None, completed: list[Trial]):
+    """The Pareto selection the accuracy plot draws, and a note for the user (or None).
+
+    With a fit: the selection that fit made, as it saved it (``selection_rows``, and the models
+    it used, ``data.numbers``), never a new one, so the highlighted models are exactly those
+    the curves were fitted on. Trials the fit did not rank (completed after it) are listed in
+    ``skipped``, not drawn. Without a fit: the selection `tinyscale fit` would make now
+    (the Pareto method's default K). Raises ValueError when nothing can be ranked.
+    """
+    from tinyscale.fit.gp import default_pareto_k, usable_trials
+    from tinyscale.fit.pareto import ParetoEntry, ParetoSelection, select
+
+    if source is None:
+        k = default_pareto_k(len(usable_trials(completed)))
+        return select(completed, k), (
+            f"No fit yet: highlighted are the models `tinyscale fit --method pareto` would select now (k={k}).")
+    fit = source.solver.fit
+    rows = {row["number"]: row for row in fit.selection_rows}
+    used = set(fit.data.numbers)
+    entries, skipped = [], []
+    for t in completed:
+        row = rows.get(t.number)
+        if row is None:
+            skipped.append((t.number, "completed after the fit: not ranked"))
+            continue
+        entries.append(ParetoEntry(trial=t, rank=int(row["rank"]), selected=t.number in used, niche=row.get("niche"),
+                                   distance=row.get("distance"), reason=str(row["reason"])))
+    notes = []
+    if skipped:
+        notes.append(f"{len(skipped)} trial(s) completed after the fit are not drawn; the plot shows the fit's "
+                     "selection")
+    missing = sorted(used - {t.number for t in completed})
+    if missing:
+        notes.append(f"the fit used trial(s) {', '.join(map(str, missing))}, which the study does not hold as completed")
+    return ParetoSelection(entries=tuple(entries), k=fit.k, skipped=tuple(skipped)), ("; ".join(notes) or None)
+
+
+def fit_models(source: FitSource, trials: list[Trial]) -> list[Trial]:
+    """The trials the GPs were fitted on."""
+    numbers = set(source.solver.fit.data.numbers)
+    return [t for t in trials if t.number in numbers and t.state == "completed"]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the page shows under "How far to trust this recipe": `tinyscale fidelity`'s stored
+    verdict in plain words with its numbers, or (``verdict`` None) why there is none and the
+    command that measures it."""
+
+    verdict: str | None  # "trustworthy", "weak", "untrustworthy", or None when not measured
+    summary: str  # plain words
+    metrics: tuple[tuple[str, str, str], ...]  # (label, value, help)
+    reasons: tuple[str, ...]  # one sentence per check, with its numbers
+    note: str | None  # e.g. the study gained trials since the check, or the file is unreadable
+    command: str  # what measures (or re-measures) it
+
+
+def trust(study_dir: str | os.PathLike, completed: int | None = None,
+          predicted: dict[int, float] | None = None) -> Trust:
+    """The stored fidelity check of a study, for the page (never raises for a missing or
+    damaged file; ``completed``: the study's completed trials now, to flag a stale check;
+    ``predicted``: the accuracy surface's accuracy per trial number, `ScalingFit.trial_accuracy`,
+    to show how the surface ranks the check's recipes beside the single brief runs)."""
+    from tinyscale.evaluate.fidelity import core as fd
+
+    command = f"tinyscale fidelity {study_dir}"
+    try:
+        f = fd.load_fidelity(study_dir)
+    except ValueError as exc:
+        return Trust(None, "The stored fidelity check cannot be read.", (), (), str(exc), command)
+    if f is None:
+        return Trust(None, "Not measured yet: whether the study's brief accuracies rank recipes by more than "
+                     "seed noise. The command below retrains a few trials with other seeds and about ten "
+                     "of them longer, and gives a verdict.", (), (), None, command)
+    s, st = f.signal, f.settings
+    longer = "longer training" if st is None else f"{st.factor:g}x longer training ({st.long_steps} steps)"
+    metrics = (
+        ("rank agreement ρ", "n/a" if f.rho is None else f"{f.rho:.2f}",
+         f"Spearman ρ between the study's brief accuracies and {longer} on {len(f.pairs)} recipes; "
+         f"good ≥ {fd.RHO_GOOD}, FBNetV3 stops at {fd.RHO_FBNETV3}"),
+        ("seed noise σ", f"{100 * f.sigma:.2f} pts",
+         f"pooled sd of top-1 over seeds at the study's steps ({len(f.noise)} recipes, {f.sigma_df} df)"),
+        ("slope per doubling of c", f"{100 * s.slope:+.2f} pts",
+         f"± {100 * s.slope_se:.2f} points" + ("" if s.slope_t is None else f", t = {s.slope_t:.1f}")
+         + f", over {s.n} trials"),
+        ("spread at matched c", "n/a" if s.residual_ratio is None else f"{s.residual_ratio:.2f} σ",
+         f"sd of the residuals around the accuracy curve: {100 * s.residual_sd:.2f} points; "
+         f"good ≥ {fd.MATCHED_GOOD} σ"),
+        ("variance beyond noise", f"{s.beyond_noise:.0%}", "max(0, 1 − σ² / variance of the brief accuracies)"),
+    )
+    agreement = fd.model_agreement(f, predicted or {})
+    if agreement is not None and agreement.rho is not None:
+        metrics += (("surface's rank agreement ρ", f"{agreement.rho:.2f}",
+                     f"Spearman ρ between the accuracy surface's prediction (it pools every trial) and {longer} "
+                     f"on {agreement.n} of the recipes; their single brief runs: "
+                     + ("n/a" if agreement.rho_brief is None else f"{agreement.rho_brief:.2f}")),)
+    summary = f"**{f.verdict.capitalize()}**: {f.advice}."
+    return Trust(f.verdict, summary, metrics, f.reasons, fd.stale_note(f, completed), command)
+
+
+# ----------------------------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class Device:
+    """A latency table the page offers as a budget, or why it could not be read."""
+
+    name: str
+    path: str
+    table: object | None  # tinyscale.latency.core.LatencyTable
+    error: str | None = None
+
+
+def device_tables(study_dir: str | os.PathLike, extra: list[str] | tuple[str, ...] = ()) -> list[Device]:
+    """The study's own table (``DIR/latency.json``, from `tinyscale study --device`) and the
+    ``extra`` table files (`tinyscale app --device FILE`), each read and validated; a file that
+    is not a valid table comes back with its ``error`` instead."""
+    from tinyscale.latency.core import STUDY_FILE, LatencyTable
+
+    paths = [Path(study_dir) / STUDY_FILE] if (Path(study_dir) / STUDY_FILE).is_file() else []
+    paths += [Path(p) for p in extra if p]
+    out, seen = [], set()
+    for path in paths:
+        key = str(path.resolve())
+        if key in seen:
+            continue
+        seen.add(key)
+        label = "study's table" if path.name == STUDY_FILE and path.parent == Path(study_dir) else path.name
+        try:
+            table = LatencyTable.load(path)
+        except (ValueError, OSError) as exc:
+            out.append(Device(label, str(path), None, str(exc)))
+            continue
+        p = table.profile
+        out.append(Device(f"{label}: {p.cpu}, {p.engine}, {p.threads} thread{'s' if p.threads != 1 else ''}, "
+                          f"batch {p.batch}", str(path), table))
+    return out
+
+
+def latency_stops(answers: list, table, steps: int = SLIDER_STEPS) -> list[float]:
+    """Log-spaced latency targets (ms, 3 significant digits) between the predicted latencies
+    of the cheapest and the dearest recipe along the curve (``curve``'s answers)."""
+    lat = [table.predict_us(a.recipe) / 1000.0 for a in answers]
+    lo, hi = min(lat), max(lat)
+    if not hi > lo:
+        return [float(f"{lo:.3g}")]
+    return sorted({float(f"{ms:.3g}") for ms in np.geomspace(lo, hi, steps)})
+
+
+def latency_answer(solver, table, ms: float):
+    """(the recipe answer shaped like a ratio query's, the `LatencyAnswer`) for a budget of
+    ``ms`` milliseconds on ``table``'s device."""
+    ans = solver.solve_latency(ms * 1000.0, table.predict_us)
+    return ans.recipe_answer(), ans
+
+
+def latency_selection(source: FitSource | None, completed: list[Trial], table):
+    """Pareto selection on (accuracy, predicted latency on ``table``), with the fit's k (or
+    the Pareto method's default), for the accuracy-vs-latency plot."""
+    from tinyscale.fit.gp import default_pareto_k, usable_trials
+    from tinyscale.fit.pareto import select
+
+    k = (source.solver.fit.k if source is not None else None) or default_pareto_k(len(usable_trials(completed)))
+    return select(completed, k, cost=lambda t: table.predict_us(t.recipe))
+

@@ -1,0 +1,212 @@
+"""Running a study: `run_study` opens (or resumes) the study under its lock, asks its sampler
+for recipes whenever workers are free, and hands the training to the one run loop
+(`tinyscale.study.runner`); each result is stored as one transaction as soon as it arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
+from tinyscale.study.runner import Job, RunResult, run_jobs
+from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, Study, StudyLock, StudyProgress, config_differences
+from tinyscale.study.trial import StudyConfig
+
+
+def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, resume: bool) -> Study:
+    """The study to run: a new one, or (``resume``) the existing one, whose config must equal
+    ``config`` when one is given (ValueError listing the differing fields otherwise)."""
+    directory = Path(directory)
+    exists = (directory / CONFIG_FILE).exists()
+    if exists and not resume:
+        raise ValueError(f"{directory} already holds a study; pass --resume to continue it")
+    if not exists:
+        if config is None:
+            raise ValueError(f"no study at {directory} to resume")
+        return Study.create(directory, replace(config, data=resolve_data(config.data)))
+    study = Study.open(directory)
+    if config is not None and config.data != study.config.data and resolve_data(config.data) == resolve_data(
+            study.config.data):
+        config = replace(config, data=study.config.data)  # the same dataset, spelled another way
+    if config is not None and config != study.config:
+        diffs = "; ".join(config_differences(study.config, config))
+        study.close()
+        raise ValueError(f"the study at {directory} was created with a different configuration ({diffs})")
+    return study
+
+
+
+
+def _open_locked(directory: Path, config: StudyConfig | None, resume: bool) -> Study:
+    """`open_or_create` under the study's lock, so two processes never run one study. A
+    directory created here is removed again if the study cannot be opened."""
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = StudyLock.acquire(directory)
+    try:
+        study = open_or_create(directory, config, resume=resume)
+    except BaseException:
+        lock.release()
+        if created:
+            (directory / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    study.hold(lock)
+    return study
+
+
+def run_study(
+    directory: str | os.PathLike,
+    config: StudyConfig | None = None,
+    *,
+    trials: int | None = None,
+    budget_minutes: float | None = None,
+    resume: bool = False,
+    executor=None,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> Study:
+    """Run (or resume) a study until ``trials`` trials have finished or ``budget_minutes`` of
+    study time have passed (whichever comes first; the stored budget when not given).
+
+    Whenever workers are free the sampler proposes recipes for the lowest free trial numbers
+    (one per free worker); each proposal is stored before it trains. Numbers already finished
+    are skipped, numbers left ``pending`` or ``running`` by an interruption are trained again as
+    stored (``retry_failed``: failed ones too, e.g. after a fault of the machine rather than the
+    recipe). Each result is stored by this (driver) process as soon as it arrives. Only one
+    process runs a study at a time (its lock, `StudyLock`, is held until the returned study is
+    closed). Returns the open `Study`; its ``stop_reason`` says why it ended before its budget,
+    if it did.
+    """
+    from tinyscale.study.samplers import make_sampler
+
+    for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
+        if value is not None and (isinstance(value, bool) or not 0 < value < math.inf):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    # Every check that can fail runs before the directory is created, so a typo leaves nothing
+    # behind to trip over on the next try.
+    plan = StudyPlan.resolve(config) if config is not None else None
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a directory")
+    study = _open_locked(directory, config, resume)
+    try:
+        target, budget = _budget(study, trials, budget_minutes, resume)
+        if plan is None:  # resumed without a config: check the stored one before workers start
+            plan = StudyPlan.resolve(study.config, space=False)
+        _check_trainer(study, plan)
+        sampler = make_sampler(study.config)
+    except BaseException:
+        study.close()
+        raise
+    config = study.config
+    retrain = ("pending", "running", "failed") if retry_failed else ("pending", "running")
+    kept = sum(1 for t in study.trials() if t.state not in retrain)  # finished and not to be retrained
+    study.stop_reason = None  # set when the sampler says the space holds nothing new
+    elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
+    session_start = time.monotonic()
+    in_flight: set[int] = set()
+    ended: set[int] = set()  # trials that finished in this run
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - session_start
+
+    def next_trials(free: int, log) -> list[Job]:
+        """Up to ``free`` trials to train now: first those a previous run proposed or started
+        but did not finish (trained as stored), then new proposals, stored before they train."""
+        if budget is not None and elapsed() >= budget * 60:
+            return []
+        trials = study.trials()
+        # Numbers that finished in this run are not retried again (a retried trial that fails
+        # again stays failed).
+        todo = [t for t in trials if t.state in retrain and t.number not in in_flight and t.number not in ended
+                and (target is None or t.number < target)][:free]
+        if len(todo) < free and study.stop_reason is None:
+            taken = {t.number for t in trials}
+            numbers: list[int] = []
+            number = 0
+            while len(numbers) < free - len(todo) and (target is None or number < target):
+                if number not in taken:
+                    numbers.append(number)
+                number += 1
+            if numbers:
+                batch = sampler.propose(trials, numbers, log=log)
+                study.add_proposals(batch.proposals)
+                if batch.note:
+                    log(batch.note)
+                if batch.stop_reason:
+                    study.stop_reason = batch.stop_reason
+                    log(f"study: stopping early: {batch.stop_reason}")
+                todo += [study.trial(p.number) for p in batch.proposals]
+        jobs = []
+        for trial in todo:
+            seed = trial_seed(config.seed, trial.number)
+            study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed)
+            in_flight.add(trial.number)
+            jobs.append(Job(trial.number, trial.recipe, seed, plan.train))
+        return jobs
+
+    def record(job: Job, run: RunResult) -> str:
+        study.finish_trial(job.key, run)
+        in_flight.discard(job.key)
+        ended.add(job.key)
+        study.set_meta("elapsed_seconds", elapsed())
+        return _postfix(study.progress())
+
+    def release(jobs: list[Job]) -> None:
+        # The trials in flight go back to pending, not left looking as if they were still
+        # running; a resume trains them as stored.
+        with contextlib.suppress(sqlite3.Error):  # the store itself failed: a resume treats 'running' alike
+            study.release_trials([job.key for job in jobs])
+
+    try:
+        run_jobs(next_trials, record, data=plan.data, executor=executor, release=release, progress=progress,
+                 desc="study", unit="trial", total=target, initial=kept, postfix=_postfix(study.progress()))
+    except BaseException:
+        study.close()
+        raise
+    return study
+
+
+def _budget(study: Study, trials: int | None, budget_minutes: float | None, resume: bool
+            ) -> tuple[int | None, float | None]:
+    """Store a newly given budget and return the study's (target trials, minutes)."""
+    done = study.progress().finished
+    if trials is not None and resume and trials < done:
+        raise ValueError(f"the study already has {done} finished trials; --trials {trials} asks for fewer "
+                         f"(give more than {done} to run more)")
+    if trials is not None:
+        study.set_meta("target_trials", int(trials))
+    if budget_minutes is not None:
+        study.set_meta("budget_minutes", float(budget_minutes))
+    target, budget = study.get_meta("target_trials"), study.get_meta("budget_minutes")
+    if target is None and budget is None:
+        raise ValueError("give a budget: a number of trials or minutes")
+    return target, budget
+
+
+def _check_trainer(study: Study, plan: StudyPlan) -> None:
+    """Record the resolved trainer settings on first run; on resume, refuse different ones.
+
+    The study config names only some trainer settings; the rest are the trainer's defaults,
+    which may change between tinyscale versions. Trials trained under different settings are
+    not comparable, so a resumed study must train exactly as it started.
+    """
+    stored = study.get_meta("trainer")
+    if stored is None:
+        study.set_meta("trainer", plan.trainer_record())
+        return
+    plan.check_trainer(stored, f"the study at {study.directory}",
+                       "resume it with the tinyscale version that started it, or start a new study")
+
+
+def _postfix(p: StudyProgress) -> str:
+    best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
+    return f"best acc {best}, failed {p.counts.get('failed', 0)}"

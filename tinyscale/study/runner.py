@@ -1,0 +1,154 @@
+"""The one run loop: every command that trains (study, compare, fidelity) hands its runs here.
+
+A caller describes its work with two functions: ``source(free, log)`` gives up to ``free``
+`Job`s to start now (an empty list once nothing more is to start), and ``record(job, run)``
+stores one finished run, as one transaction of the caller's store, and returns the text the
+progress bar shows next. The runner submits jobs to an executor while it has free slots,
+collects outcomes in whatever order they finish, turns each into a `RunResult` (the one place
+where a worker's outcome becomes a stored result) and passes it to ``record`` straight away,
+so an interruption loses at most the runs in flight. On Ctrl-C, a kill of a worker or any
+error, ``release(jobs)`` is told which jobs were in flight before the error propagates.
+
+Executors only compute; this driver process is the only one that writes (see
+`tinyscale.study.executors`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tinyscale.space.recipe import Recipe
+from tinyscale.study.executors import DataSpec, Executor, TrialOutcome, TrialTask, make_executor
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run to do: ``key`` is the caller's name for it (a trial number, a cell)."""
+
+    key: Hashable
+    recipe: Recipe
+    seed: int
+    train: Any  # a tinyscale.train.TrainConfig
+
+
+# What a result row keeps of a trainer result besides its accuracy and state.
+MEASURED_FIELDS = ("loss", "steps", "images_seen", "train_seconds", "eval_seconds", "images_per_second")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run as every store records it: ``completed`` with a finite accuracy, or
+    ``failed`` with its ``reason`` (the worker raised, or the run diverged). Non-finite
+    measurements are None (SQLite has no NaN; a diverged run's NaN loss is in its reason)."""
+
+    state: str
+    accuracy: float | None = None
+    loss: float | None = None
+    steps: int | None = None
+    images_seen: int | None = None
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
+    images_per_second: float | None = None
+    reason: str | None = None
+
+    @classmethod
+    def failure(cls, reason: str) -> RunResult:
+        return cls("failed", reason=reason)
+
+    @classmethod
+    def of(cls, result: Any) -> RunResult:
+        """A trainer result (any object with the trainer's fields) as a stored result."""
+        values = {k: _finite(getattr(result, k, None)) for k in MEASURED_FIELDS}
+        accuracy = getattr(result, "accuracy", None)
+        reason = getattr(result, "failed", None)
+        if reason is None and (accuracy is None or not math.isfinite(accuracy)):
+            reason = f"no finite accuracy ({accuracy!r})"
+        if reason:
+            return cls("failed", None, reason=str(reason), **values)
+        return cls("completed", float(accuracy), **values)
+
+    @property
+    def completed(self) -> bool:
+        return self.state == "completed"
+
+
+def _finite(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def settle(outcome: TrialOutcome) -> RunResult:
+    """An executor's outcome as a stored result (a task that raised fails with its error)."""
+    if outcome.result is None:
+        return RunResult.failure(outcome.error or "unknown error")
+    return RunResult.of(outcome.result)
+
+
+def queue_of(jobs: Sequence[Job]) -> Callable[[int, Callable[[str], None]], list[Job]]:
+    """A ``source`` that hands out a fixed list of jobs in order."""
+    pending = list(jobs)
+
+    def source(free: int, log: Callable[[str], None]) -> list[Job]:
+        taken, pending[:] = pending[:free], pending[free:]
+        return taken
+
+    return source
+
+
+def run_jobs(
+    source: Callable[[int, Callable[[str], None]], Sequence[Job]],
+    record: Callable[[Job, RunResult], str | None],
+    *,
+    data: DataSpec,
+    executor: Executor | None = None,
+    threads: int | None = None,
+    release: Callable[[list[Job]], None] | None = None,
+    progress: bool = True,
+    desc: str,
+    unit: str = "run",
+    total: int | None = None,
+    initial: int = 0,
+    postfix: str | None = None,
+) -> None:
+    """Train what ``source`` gives until it gives nothing and no run is in flight.
+
+    ``executor`` defaults to one in-process worker with ``threads`` torch threads (closed here;
+    a given executor is left open). ``total``/``initial``/``postfix`` set up the progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    own_executor = executor is None
+    executor = executor or make_executor("local", 1, threads=threads)
+    in_flight: dict[int, Job] = {}
+    submitted = 0
+    bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+    if postfix:
+        bar.set_postfix_str(postfix, refresh=False)
+    try:
+        while True:
+            free = executor.slots - len(in_flight)
+            for job in source(free, bar.write) if free > 0 else ():
+                in_flight[submitted] = job
+                executor.submit(TrialTask(submitted, job.recipe.to_dict(), job.seed, data, asdict(job.train)))
+                submitted += 1
+            if not in_flight:
+                break
+            outcome = executor.next_outcome()
+            job = in_flight[outcome.number]
+            text = record(job, settle(outcome))
+            del in_flight[outcome.number]
+            if text:
+                bar.set_postfix_str(text, refresh=False)
+            bar.update(1)
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed: the caller hears which runs were in flight, so none is
+        # left looking as if it were still running.
+        if release is not None and in_flight:
+            release(list(in_flight.values()))
+        raise
+    finally:
+        bar.close()
+        if own_executor:
+            executor.close()

@@ -1,0 +1,434 @@
+"""The study: what was asked (`StudyConfig`), what happened (`Trial`s) and where both are kept.
+
+A study lives in one directory::
+
+    config.json      the StudyConfig, written once (atomically) when the study is created
+    trials.sqlite    one row per trial, SQLite in WAL mode so readers (the UI, `tinyscale
+                     trials`) can open it while the study is writing
+
+Other stages add their own files to the directory (the fit, comparisons); this module never
+touches files it does not own.
+
+The study asks its sampler (`tinyscale.study.samplers.base.make_sampler`) for the recipes of its next trial
+numbers and stores each as a ``pending`` row (its recipe and which sampler proposed it) before
+training starts, so resuming never asks again for a number it already holds: trials that
+finished are skipped, trials that were proposed or interrupted (``pending``, ``running``) are
+trained again from scratch, as stored. With the sobol sampler trial k is recipe k of the seeded
+stream either way. Every state change is one SQLite transaction, so a kill at any moment leaves
+either the old row or the new one, never half of a result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyscale.storage import differences, write_text_atomically
+from tinyscale.study.runner import RunResult
+from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial
+
+CONFIG_FILE = "config.json"
+TRIALS_FILE = "trials.sqlite"
+LOCK_FILE = "study.lock"  # held (flock) by the one process running the study
+SCHEMA_VERSION = 2  # 2 added trials.proposed_by; a version-1 store gains the column when opened
+STATES = TRIAL_STATES
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    number INTEGER PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN (""" + ", ".join(f"'{s}'" for s in TRIAL_STATES) + """)),
+    r REAL NOT NULL,
+    w REAL NOT NULL,
+    d REAL NOT NULL,
+    resolution INTEGER NOT NULL,
+    macs INTEGER NOT NULL,
+    params INTEGER NOT NULL,
+    ratio REAL NOT NULL,
+    accuracy REAL,
+    loss REAL,
+    steps INTEGER,
+    images_seen INTEGER,
+    train_seconds REAL,
+    eval_seconds REAL,
+    images_per_second REAL,
+    reason TEXT,
+    seed INTEGER,
+    started_at REAL,
+    finished_at REAL,
+    proposed_by TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """A snapshot of a study: counts by state, the best trial so far, the budget asked."""
+
+    counts: dict[str, int]
+    best_accuracy: float | None
+    best_trial: int | None
+    target_trials: int | None
+    budget_minutes: float | None
+    elapsed_seconds: float
+
+    @property
+    def finished(self) -> int:
+        """Trials that ended, successfully or not."""
+        return self.counts.get("completed", 0) + self.counts.get("failed", 0)
+
+    def to_dict(self) -> dict:
+        return {
+            "counts": dict(self.counts),
+            "finished": self.finished,
+            "best_accuracy": self.best_accuracy,
+            "best_trial": self.best_trial,
+            "target_trials": self.target_trials,
+            "budget_minutes": self.budget_minutes,
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not os.access(path.parent, os.W_OK):
+        # A read-only directory (or file system): SQLite cannot create the WAL index beside the
+        # database, so open it immutable; nobody can be writing to it there.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=30.0,
+                               isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)  # explicit transactions
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a version-1 store (no ``proposed_by``) to the current schema: its trials all came
+    from the sampling stream, which a NULL ``proposed_by`` means."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
+    if columns and "proposed_by" not in columns:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
+            if "proposed_by" not in columns:  # another process may have upgraded it meanwhile
+                conn.execute("ALTER TABLE trials ADD COLUMN proposed_by TEXT")
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
+    """Fields (as ``name: stored -> asked``) in which two configs differ."""
+    return differences(stored.to_dict(), asked.to_dict())
+
+
+class Study:
+    """A study directory. Create it with `Study.create`, open an existing one with `Study.open`."""
+
+    def __init__(self, directory: Path, config: StudyConfig) -> None:
+        self.directory = directory
+        self.config = config
+        self._conn = _connect(directory / TRIALS_FILE)
+
+    # ----------------------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(cls, directory: str | os.PathLike, config: StudyConfig) -> Study:
+        """Start a new study in ``directory`` (created if needed; must not hold a study yet)."""
+        directory = Path(directory)
+        config.recipe(1.0, 1.0, 1.0)  # validates rules, base resolution and classes early
+        if (directory / CONFIG_FILE).exists() or (directory / TRIALS_FILE).exists():
+            raise ValueError(f"{directory} already holds a study; resume it instead of creating a new one")
+        directory.mkdir(parents=True, exist_ok=True)
+        # The database first, the config last: a directory with config.json is a whole study.
+        conn = _connect(directory / TRIALS_FILE)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        # A copy of the config, from which `open` rebuilds a deleted config.json.
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (json.dumps(config.to_dict()),))
+        conn.close()
+        write_text_atomically(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        return cls(directory, config)
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> Study:
+        """Open an existing study (ValueError if the directory holds none or it is damaged)."""
+        directory = Path(directory)
+        cfg_path, db_path = directory / CONFIG_FILE, directory / TRIALS_FILE
+        if not directory.is_dir():
+            raise ValueError(f"no study at {directory}: the directory does not exist")
+        if db_path.is_file() and not cfg_path.exists():
+            _restore_config(directory)
+        if not cfg_path.is_file() or not db_path.is_file():
+            raise ValueError(f"no study at {directory}: expected {CONFIG_FILE} and {TRIALS_FILE} there")
+        try:
+            stored = json.loads(cfg_path.read_text(encoding="utf-8"))
+            if not isinstance(stored, dict):
+                raise ValueError(f"expected a JSON object of settings, got a JSON {type(stored).__name__}")
+            config = StudyConfig.from_dict(stored)
+            config.recipe(1.0, 1.0, 1.0)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"the study at {directory} has an unreadable {CONFIG_FILE}: {exc}") from None
+        try:
+            study = cls(directory, config)
+            study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
+            _upgrade(study._conn)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{_store_problem(directory, exc)}") from None
+        return study
+
+    def hold(self, lock: StudyLock) -> None:
+        """Keep ``lock`` until this study is closed (the runner's exclusive hold on the directory)."""
+        self._lock = lock
+
+    def close(self) -> None:
+        self._conn.close()
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- reading
+    def _row_to_trial(self, row: sqlite3.Row) -> Trial:
+        try:
+            return self._checked_trial(row)
+        except ValueError as exc:
+            raise ValueError(f"trial {row['number']} in {self.directory / TRIALS_FILE} is damaged: {exc}") from None
+
+    def _checked_trial(self, row: sqlite3.Row) -> Trial:
+        """A row as a Trial; ValueError when a field is not of its column's type (SQLite stores
+        any value in any column, so a damaged or hand-edited store can hold text there)."""
+        for key in ("number", "macs", "params", "steps", "images_seen"):
+            if row[key] is not None and not isinstance(row[key], int):
+                raise ValueError(f"{key} is {row[key]!r}, not an integer")
+        for key in ("ratio", "accuracy", "loss", "train_seconds", "eval_seconds", "images_per_second"):
+            if row[key] is not None and (not isinstance(row[key], (int, float)) or not math.isfinite(row[key])):
+                raise ValueError(f"{key} is {row[key]!r}, not a finite number")
+        if row["state"] == "completed" and row["accuracy"] is None:
+            raise ValueError("it is completed but has no accuracy")
+        recipe = self.config.recipe(row["r"], row["w"], row["d"])
+        return Trial(
+            number=row["number"],
+            recipe=recipe,
+            state=row["state"],
+            macs=row["macs"],
+            params=row["params"],
+            ratio=row["ratio"],
+            accuracy=row["accuracy"],
+            loss=row["loss"],
+            steps=row["steps"],
+            images_seen=row["images_seen"],
+            train_seconds=row["train_seconds"],
+            eval_seconds=row["eval_seconds"],
+            images_per_second=row["images_per_second"],
+            reason=row["reason"],
+            proposed_by=row["proposed_by"] if row["proposed_by"] is not None else self.config.sampling,
+        )
+
+    def trials(self, state: str | None = None) -> list[Trial]:
+        """All trials, or those in one state, ordered by number."""
+        if state is None:
+            rows = self._conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
+        else:
+            if state not in STATES:
+                raise ValueError(f"state must be one of {STATES}, got {state!r}")
+            rows = self._conn.execute("SELECT * FROM trials WHERE state = ? ORDER BY number", (state,)).fetchall()
+        return [self._row_to_trial(r) for r in rows]
+
+    def trial(self, number: int) -> Trial | None:
+        row = self._conn.execute("SELECT * FROM trials WHERE number = ?", (number,)).fetchone()
+        return None if row is None else self._row_to_trial(row)
+
+    def trial_times(self) -> dict[int, tuple[float | None, float | None]]:
+        """number -> (started_at, finished_at), Unix seconds."""
+        rows = self._conn.execute("SELECT number, started_at, finished_at FROM trials").fetchall()
+        return {r["number"]: (r["started_at"], r["finished_at"]) for r in rows}
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row["value"])
+
+    def progress(self) -> StudyProgress:
+        counts = {s: 0 for s in STATES}
+        for row in self._conn.execute("SELECT state, COUNT(*) AS n FROM trials GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        best = self._conn.execute(
+            "SELECT number, accuracy FROM trials WHERE state = 'completed' AND accuracy IS NOT NULL "
+            "ORDER BY accuracy DESC, number LIMIT 1"
+        ).fetchone()
+        return StudyProgress(
+            counts=counts,
+            best_accuracy=None if best is None else best["accuracy"],
+            best_trial=None if best is None else best["number"],
+            target_trials=self.get_meta("target_trials"),
+            budget_minutes=self.get_meta("budget_minutes"),
+            elapsed_seconds=float(self.get_meta("elapsed_seconds", 0.0)),
+        )
+
+    # ----------------------------------------------------------------------------- writing
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def _transaction(self):
+        return _Transaction(self._conn)
+
+    def add_proposals(self, proposals) -> None:
+        """Store sampler proposals (`tinyscale.study.samplers.base.Proposal`s) as ``pending`` trials, all in
+        one transaction; ValueError if any number is already taken (a proposal is made once)."""
+        with self._transaction():
+            for p in proposals:
+                if self._conn.execute("SELECT 1 FROM trials WHERE number = ?", (p.number,)).fetchone():
+                    raise ValueError(f"trial {p.number} already exists; a trial number is proposed once")
+                self._write_row(p.number, "pending", p.recipe, None, None, p.proposed_by)
+
+    def start_trial(self, number: int, recipe, seed: int, proposed_by: str | None = None, *,
+                    retry_failed: bool = False) -> None:
+        """Record that trial ``number`` (this recipe) is being trained now.
+
+        A row left ``running`` or ``pending`` by an interrupted run is replaced (and a ``failed``
+        one with ``retry_failed``), keeping who proposed it unless ``proposed_by`` is given; a
+        completed trial is never overwritten
+        (ValueError), which is what makes resume safe.
+        """
+        final = ("completed",) if retry_failed else ("completed", "failed")
+        with self._transaction():
+            row = self._conn.execute("SELECT state, proposed_by FROM trials WHERE number = ?", (number,)).fetchone()
+            if row is not None and row["state"] in final:
+                raise ValueError(f"trial {number} already finished ({row['state']}); it is not run twice")
+            if proposed_by is None and row is not None:
+                proposed_by = row["proposed_by"]
+            self._write_row(number, "running", recipe, seed, time.time(), proposed_by)
+
+    def _write_row(self, number: int, state: str, recipe, seed: int | None, started_at: float | None,
+                   proposed_by: str | None) -> None:
+        from tinyscale.space.cost import baseline_macs, cost
+
+        c = cost(recipe)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO trials (number, state, r, w, d, resolution, macs, params, ratio, seed, "
+            "started_at, proposed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (number, state, recipe.r, recipe.w, recipe.d, recipe.resolution, c.macs, c.params,
+             c.macs / baseline_macs(recipe), seed, started_at, proposed_by),
+        )
+
+    def finish_trial(self, number: int, result: Any) -> Trial:
+        """Store the result of a running trial: a `RunResult`, or a trainer result (any object
+        with its fields), read by `RunResult.of` (``failed`` when it carries a reason or its
+        accuracy is not a finite number)."""
+        run = result if isinstance(result, RunResult) else RunResult.of(result)
+        with self._transaction():
+            row = self._conn.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
+            if row is None or row["state"] != "running":
+                raise ValueError(f"trial {number} is not running (state {None if row is None else row['state']})")
+            self._conn.execute(
+                "UPDATE trials SET state = ?, accuracy = ?, loss = ?, steps = ?, images_seen = ?, "
+                "train_seconds = ?, eval_seconds = ?, images_per_second = ?, reason = ?, finished_at = ? "
+                "WHERE number = ?",
+                (run.state, run.accuracy, run.loss, run.steps, run.images_seen, run.train_seconds,
+                 run.eval_seconds, run.images_per_second, run.reason, time.time(), number),
+            )
+        trial = self.trial(number)
+        assert trial is not None
+        return trial
+
+    def fail_trial(self, number: int, reason: str) -> Trial:
+        """Mark a running trial failed without a result (e.g. its worker crashed)."""
+        return self.finish_trial(number, RunResult.failure(reason))
+
+    def release_trials(self, numbers) -> None:
+        """Put running trials back to ``pending`` (their run was interrupted; a resume trains them)."""
+        with self._transaction():
+            self._conn.executemany("UPDATE trials SET state = 'pending', started_at = NULL "
+                                   "WHERE number = ? AND state = 'running'", [(n,) for n in numbers])
+
+
+class StudyLock:
+    """An exclusive ``flock`` on DIR/study.lock, which records who holds it (pid and host).
+
+    The kernel releases it when the holder exits, however it ends (kill -9 included), so a
+    stale lock file never blocks anyone."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, directory: Path) -> StudyLock:
+        import fcntl
+        import socket
+
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ValueError(f"the study at {directory} is being run by {holder}; wait for it to finish "
+                             "or stop it, then resume") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
+def _store_problem(directory: Path, exc: sqlite3.DatabaseError) -> str:
+    """What a failure to use the study's database means: damage, or the machine (disk, rights)."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("disk" in text or "readonly" in text or "open" in text
+                                                      or "locked" in text):
+        return f"cannot use {directory / TRIALS_FILE}: {text} (check the disk space and permissions)"
+    return f"the study at {directory} has an unreadable {TRIALS_FILE}: {text}"
+
+
+def _restore_config(directory: Path) -> None:
+    """Rebuild a deleted config.json from the copy in the database, or say how to recover."""
+    try:
+        conn = _connect(directory / TRIALS_FILE)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        row = None
+    if row is None:
+        raise ValueError(
+            f"{directory} holds {TRIALS_FILE} but no {CONFIG_FILE} (deleted?), and the database keeps no copy "
+            f"of it: restore {CONFIG_FILE} from a backup, or move {TRIALS_FILE} away to start a new study there"
+        )
+    import warnings
+
+    write_text_atomically(directory / CONFIG_FILE,
+                          json.dumps(json.loads(row["value"]), indent=2, sort_keys=True) + "\n")
+    warnings.warn(f"{directory / CONFIG_FILE} was missing; rebuilt it from the copy in {TRIALS_FILE}", stacklevel=3)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

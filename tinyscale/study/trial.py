@@ -1,0 +1,107 @@
+"""The typed records that flow from the study engine to the fit stage.
+
+Optuna's split: a `StudyConfig` says what was asked, a `Trial` says what happened to one
+sampled recipe, and the storage (`tinyscale.study.store`) says where both are kept. These types are
+pure data so Pareto selection, GP fits and the UI can be tested on hand-made trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from tinyscale.space.recipe import Recipe
+
+
+class TrialState(str, Enum):
+    """The one list of trial states (the store's CHECK constraint and the CLI's choices are built
+    from it). A str enum: a state compares equal to its stored string."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TRIAL_STATES: tuple[str, ...] = tuple(s.value for s in TrialState)
+MAX_SEED = 2**32 - 1  # seeds reach torch, NumPy and SQLite; each takes this range
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed as an int in 0..MAX_SEED (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a study asks: the data, the search space, the FLOPs window and the training budget.
+
+    Resuming a study with a different config is an error, so every field that changes what a
+    trial means belongs here.
+    """
+
+    data: str  # "fashion-mnist", "generated", or a path to a class-per-folder dataset
+    rules: str = "tinynet"
+    base_resolution: int = 32
+    num_classes: int = 10
+    window: tuple[float, float] = (0.05, 1.0)  # FLOPs ratio window [c_min, c_max]
+    r_range: tuple[float, float] = (0.35, 1.0)
+    d_range: tuple[float, float] = (0.35, 1.5)
+    sampling: str = "sobol"  # "sobol" or "random" (log-uniform either way)
+    seed: int = 0
+    # Who proposes the trials: "sobol" (the sampling stream) or "botorch" (the stream's first
+    # init_trials recipes, then an acquisition on the accuracy surface; see tinyscale.study.samplers.base).
+    sampler: str = "sobol"
+    init_trials: int | None = None  # botorch only
+    steps: int = 300  # training steps per trial
+    batch_size: int = 64
+    # Seeded subsets of the data (None = all): brief trials do not need all of a big dataset.
+    train_size: int | None = None
+    val_size: int | None = None
+    extra: dict = field(default_factory=dict)  # trainer settings beyond the above
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)  # before anything seeds a generator with it
+
+    def recipe(self, r: float, w: float, d: float) -> Recipe:
+        """A recipe in this study's context."""
+        return Recipe(r=r, w=w, d=d, rules=self.rules, base_resolution=self.base_resolution,
+                      num_classes=self.num_classes)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["window"] = list(self.window)
+        out["r_range"] = list(self.r_range)
+        out["d_range"] = list(self.d_range)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyConfig:
+        data = dict(data)
+        for key in ("window", "r_range", "d_range"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One sampled recipe and what happened when it was trained."""
+
+    number: int
+    recipe: Recipe
+    state: TrialState
+    macs: int
+    params: int
+    ratio: float  # macs / baseline macs in the study's context
+    accuracy: float | None = None  # held-out top-1, in [0, 1]
+    loss: float | None = None  # held-out cross-entropy
+    steps: int | None = None
+    images_seen: int | None = None
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
+    images_per_second: float | None = None
+    reason: str | None = None  # why a failed trial failed
+    proposed_by: str | None = None  # the sampler that chose the recipe ("sobol", "random", "botorch")

@@ -1,0 +1,289 @@
+"""Brief training of one recipe and evaluation on the held-out split.
+
+The same trainer serves the study and the strategy comparison, so it depends on nothing but a
+recipe, an `ImageData`, a `TrainConfig` and a seed, and is deterministic for a given seed and
+thread count (weights from ``torch.manual_seed``, data order and augmentation from their own
+seeded generators).
+
+Fast on CPU: the network runs channels-last; the whole data order is one ``randperm`` per
+epoch drawn up front; each step gathers a uint8 batch, augments it with batched tensor ops
+(random translation as one gather, flips as one ``where``), and normalises it — no per-sample
+Python, no decoding in the loop. Evaluation runs under ``inference_mode`` in large batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tinyscale.data.datasets import ImageData
+from tinyscale.space.model import build_model
+from tinyscale.space.recipe import Recipe
+from tinyscale.space.smallmap import use_small_map_kernels
+from tinyscale.train.config import TrainConfig
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run measured. ``failed`` holds the reason when the run diverged."""
+
+    accuracy: float | None
+    loss: float | None  # held-out cross-entropy (no smoothing)
+    steps: int
+    images_seen: int
+    train_seconds: float
+    eval_seconds: float
+    images_per_second: float
+    train_loss: float | None = None  # mean training loss over the last 10 % of steps
+    failed: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to zero at ``steps``."""
+    warmup = config.warmup_steps
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    span = max(1, config.steps - warmup)
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * (step - warmup) / span))
+
+
+def data_order(n: int, steps: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """(steps, batch) sample indices: consecutive epochs of seeded permutations."""
+    total = steps * batch_size
+    epochs = -(-total // n)
+    return torch.cat([torch.randperm(n, generator=generator) for _ in range(epochs)])[:total].view(steps, batch_size)
+
+
+class BatchMaker:
+    """Turns sample indices into a normalised, augmented float batch (channels-last NCHW)."""
+
+    def __init__(self, images: torch.Tensor, mean, std, *, translate: int = 0, flip: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        # NHWC uint8 once, so a gather yields channels-last batches directly.
+        self.images = images.permute(0, 2, 3, 1).contiguous()
+        self.size = self.images.shape[1]
+        self.translate, self.flip, self.generator = translate, flip, generator
+        self.scale = (1.0 / (255.0 * torch.tensor(std))).view(1, 1, 1, 3)
+        self.shift = (torch.tensor(mean) / torch.tensor(std)).view(1, 1, 1, 3)
+        self.arange = torch.arange(self.size)
+
+    def __call__(self, idx: torch.Tensor, augment: bool) -> torch.Tensor:
+        x = self.images[idx]  # (B, H, W, 3) uint8
+        if augment and (self.translate or self.flip):
+            b = len(idx)
+            rows = cols = self.arange.expand(b, -1)
+            if self.translate:
+                p = self.translate
+                x = F.pad(x, (0, 0, p, p, p, p))  # zero border on H and W
+                off = torch.randint(0, 2 * p + 1, (2, b, 1), generator=self.generator)
+                rows, cols = rows + off[0], cols + off[1]
+            if self.flip:
+                flipped = torch.rand(b, 1, generator=self.generator) < 0.5
+                cols = torch.where(flipped, cols.flip(1), cols)
+            x = x[torch.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        x = x.float().mul_(self.scale).sub_(self.shift)
+        return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
+
+
+class TFRMSprop(torch.optim.Optimizer):
+    """RMSProp as TensorFlow 1's ``RMSPropOptimizer`` computes it, the optimizer EfficientNet and
+    TinyNet were trained with. PyTorch's ``RMSprop`` differs in three ways that matter most in a
+    short run: its mean square starts at 0 (TF: 1), so the first updates are about
+    lr / sqrt(1 - alpha) per weight whatever the gradient's size; its eps is added outside the
+    square root (TF: inside, so eps = 1e-3 bounds the denominator below by 0.03, not 0.001); and
+    it applies lr after the momentum buffer (TF: lr enters the buffer, so a falling lr fades
+    updates in smoothly). Per weight, with L2 ``weight_decay`` folded into the gradient g::
+
+        ms  <- alpha * ms + (1 - alpha) * g^2          (ms starts at 1)
+        mom <- momentum * mom + lr * g / sqrt(ms + eps)
+        w   <- w - mom
+    """
+
+    def __init__(self, params, lr: float, alpha: float = 0.9, eps: float = 1e-3, momentum: float = 0.9,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum,
+                                  "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            square_avg = [self.state[p]["square_avg"] for p in params]
+            buf = [self.state[p]["momentum_buffer"] for p in params]
+            alpha = group["alpha"]
+            # Fused per-tensor lists: one kernel launch per operation, not per parameter tensor.
+            torch._foreach_mul_(square_avg, alpha)
+            torch._foreach_addcmul_(square_avg, grads, grads, value=1.0 - alpha)
+            denom = torch._foreach_add(square_avg, group["eps"])
+            torch._foreach_sqrt_(denom)
+            torch._foreach_mul_(buf, group["momentum"])
+            torch._foreach_addcdiv_(buf, grads, denom, value=group["lr"])
+            torch._foreach_sub_(params, buf)
+        return loss
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on BN parameters and biases (all 1-D tensors), as in the reference code.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "rmsprop-tf":
+        return TFRMSprop(groups, lr=config.lr, alpha=0.9, eps=1e-3, momentum=config.momentum)
+    return torch.optim.RMSprop(groups, lr=config.lr, alpha=0.9, eps=1e-3, momentum=config.momentum)
+
+
+def calibrate_batchnorm(model: torch.nn.Module, batches: BatchMaker, n: int, batch_size: int) -> None:
+    """Replace BN running statistics by their exact average over ``n`` training images drawn
+    by a fixed-seed permutation (folder datasets are class-sorted: the first ``n`` would
+    describe the first classes only, and batches should mix classes as training batches do)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if n <= 0 or not bns:
+        return
+    model.eval()
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = the exact mean over the batches seen
+        m.train()
+    if n > 1 and n % batch_size == 1:
+        n -= 1  # a last batch of one image would stop BatchNorm (train mode) with an error
+    with torch.no_grad():
+        spread = torch.randperm(len(batches.images), generator=torch.Generator().manual_seed(0))[:n]
+        for start in range(0, n, batch_size):
+            model(batches(spread[start:start + batch_size], augment=False))
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+def evaluate(model: torch.nn.Module, batches: BatchMaker, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    """(top-1 accuracy, mean cross-entropy) on every sample, in eval mode."""
+    model.eval()
+    correct = 0
+    loss_sum = 0.0
+    n = len(labels)
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(n, start + batch_size))
+            logits = model(batches(idx, augment=False))
+            y = labels[idx]
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+    return correct / n, loss_sum / n
+
+
+def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int, *,
+                 on_trained=None) -> TrainResult:
+    """Train ``recipe`` from scratch on ``data`` for ``config.steps`` steps; evaluate on the
+    held-out split. A NaN/inf training loss stops the run and returns it as failed.
+
+    ``on_trained(model)``, if given, receives the trained module after evaluation (in eval
+    mode) unless the run failed: the export stage uses it to keep the weights.
+    """
+    if recipe.num_classes != data.num_classes:
+        raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(seed)
+    order_gen = torch.Generator().manual_seed(seed + 1)
+    aug_gen = torch.Generator().manual_seed(seed + 2)
+
+    train_images, val_images = data.at(recipe.resolution)
+    mean, std = data.mean_std()
+    train_batches = BatchMaker(train_images, mean, std, translate=config.translate, flip=config.flip,
+                               generator=aug_gen)
+    val_batches = BatchMaker(val_images, mean, std)
+    order = data_order(len(train_images), config.steps, config.batch_size, order_gen)
+    labels = data.train_labels
+
+    model = build_model(recipe, dropout=config.dropout, drop_path_rate=config.drop_path_rate)
+    if config.zero_init_residual:
+        model.zero_init_residual_branches()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = config.bn_momentum
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    use_small_map_kernels(model, config.small_map_kernels)
+    opt = _optimizer(model, config)
+    model.train()
+    tail_start = config.steps - max(1, config.steps // 10)
+    tail_losses: list[torch.Tensor] = []
+    params = [p.detach() for p in model.parameters()]  # views of the weights the optimizer updates
+    average_start = config.steps - max(1, round(config.average_tail * config.steps)) if config.average_tail else None
+    averaged: list[torch.Tensor] | None = None
+    n_averaged = 0
+    failed = None
+    steps_done = 0
+    t0 = time.perf_counter()
+    for step in range(config.steps):
+        lr = lr_at(step, config)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = order[step]
+        x = train_batches(idx, augment=True)
+        if not config.channels_last:
+            x = x.contiguous()
+        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=config.label_smoothing)
+        value = loss.item()  # CPU: the step has already run, so this costs no extra wait
+        if not math.isfinite(value):
+            failed = f"training loss became {value} at step {step + 1} of {config.steps} (lr {lr:.3g})"
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps_done = step + 1
+        if average_start is not None and step >= average_start:
+            with torch.no_grad():
+                n_averaged += 1
+                if averaged is None:
+                    averaged = [p.clone() for p in params]
+                else:  # running mean: avg += (w - avg) / n
+                    torch._foreach_lerp_(averaged, params, 1.0 / n_averaged)
+        if step >= tail_start:
+            tail_losses.append(loss.detach())
+    train_seconds = time.perf_counter() - t0
+    images_seen = steps_done * config.batch_size
+    ips = images_seen / train_seconds if train_seconds > 0 else 0.0
+    train_loss = float(torch.stack(tail_losses).mean()) if tail_losses else None
+    if failed:
+        return TrainResult(None, None, steps_done, images_seen, train_seconds, 0.0, ips, train_loss, failed)
+
+    if averaged is not None:
+        with torch.no_grad():
+            torch._foreach_copy_(params, averaged)
+    t1 = time.perf_counter()
+    calibrate_batchnorm(model, BatchMaker(train_images, mean, std), min(config.bn_calibration_images, len(train_images)),
+                        config.eval_batch_size)
+    accuracy, val_loss = evaluate(model, val_batches, data.val_labels, config.eval_batch_size)
+    eval_seconds = time.perf_counter() - t1
+    if not math.isfinite(val_loss):
+        failed = f"held-out loss is {val_loss} after {steps_done} steps"
+    elif on_trained is not None:
+        # The receiver (export: ONNX, weights) sees the network as built: ordinary convolutions.
+        on_trained(use_small_map_kernels(model, False).eval())
+    return TrainResult(accuracy, val_loss if math.isfinite(val_loss) else None, steps_done, images_seen,
+                       train_seconds, eval_seconds, ips, train_loss, failed)
