@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.options import add_execution_options, check_execution_options, executor_from
 from tinyscale.space.recipe import RULE_SETS
 from tinyscale.study.samplers.base import DEFAULT_INIT_TRIALS
 
@@ -44,14 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     space.add_argument("--val-size", type=int, help="seeded subset of held-out images (default all)")
     space.add_argument("--seed", type=int, help="sampling and training seed (default 0)")
     run = p.add_argument_group("execution (may change between runs)")
-    run.add_argument("--executor", choices=("local", "ray"), default="local")
-    run.add_argument("--workers", type=int, default=None,
-                     help="parallel trials, local processes or Ray actors (default: one per core, 1 thread each)")
-    run.add_argument("--threads", type=int, help="torch threads per worker (default: cores // workers)")
-    run.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local Ray)")
+    add_execution_options(run, unit="trials")
+    run.add_argument("--quiet", dest="no_progress", action="store_true", help="the same as --no-progress")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: train the failed trials again (e.g. after a fault of the machine)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--device", metavar="FILE", default=None,
                      help="a latency table (tinyscale latency-table) kept as DIR/latency.json: `trials` and "
                           "`fit --objective latency` then predict every trial's latency on it")
@@ -95,12 +92,11 @@ def config_from_args(args: argparse.Namespace, stored=None):
 def run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.study.executors import check_execution, make_executor
     from tinyscale.study.driver import run_study
     from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
     # Execution options first: a bad --threads must not cost a data load, let alone trials.
-    check_execution(args.executor, args.workers, args.threads, args.address)
+    check_execution_options(args)
     directory = args.resume if isinstance(args.resume, str) else args.out
     if directory is None:
         raise ValueError("give the study directory: --out DIR (new study) or --resume DIR")
@@ -118,13 +114,13 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
     if args.device is not None:
-        from tinyscale.latency.core import LatencyTable, keep_with_study
+        from tinyscale.latency import LatencyTable, keep_with_study
 
         keep_with_study(directory, LatencyTable.load(args.device))  # validated before any training
-    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
+    executor = executor_from(args)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
-                          resume=resume, executor=executor, progress=not args.quiet,
+                          resume=resume, executor=executor, progress=not args.no_progress,
                           retry_failed=args.retry_failed)
     finally:
         executor.close()

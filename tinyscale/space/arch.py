@@ -7,11 +7,11 @@ counted cannot disagree.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 from tinyscale.space.recipe import Recipe
+from tinyscale.space.rules import rule_set
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,8 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 def scale_repeats(repeats: int, d: float, rules: str) -> int:
-    """Blocks in a stage after depth scaling."""
-    if rules == "tinynet":
-        # Python's round is half-to-even (round(2.5) == 2), exactly as the official code.
-        return max(1, round(repeats * d))
-    return int(math.ceil(repeats * d))
+    """Blocks in a stage after depth scaling under the rule set called ``rules``."""
+    return rule_set(rules).repeats(repeats, d)
 
 
 def scale_channels(channels: int, w: float) -> int:
@@ -116,14 +113,12 @@ def build_architecture(recipe: Recipe) -> Architecture:
 
 @lru_cache(maxsize=65536)
 def _build(recipe: Recipe) -> Architecture:
-    rules = recipe.rules
+    rules = rule_set(recipe.rules)
     resolution = recipe.resolution
-    if rules == "tinynet":
-        stem = B0_STEM_CHANNELS
-        head = max(B0_HEAD_CHANNELS, scale_channels(B0_HEAD_CHANNELS, recipe.w))
-    else:
-        stem = scale_channels(B0_STEM_CHANNELS, recipe.w)
-        head = scale_channels(B0_HEAD_CHANNELS, recipe.w)
+    stem = B0_STEM_CHANNELS if rules.fix_stem else scale_channels(B0_STEM_CHANNELS, recipe.w)
+    head = scale_channels(B0_HEAD_CHANNELS, recipe.w)
+    if rules.head_floor:
+        head = max(B0_HEAD_CHANNELS, head)
     size = conv_out(resolution, STEM_KERNEL, STEM_STRIDE)
     stem_size = size
     in_ch = stem
@@ -132,7 +127,7 @@ def _build(recipe: Recipe) -> Architecture:
     widths: list[int] = []
     for stage_idx, stage in enumerate(B0_STAGES):
         out_ch = scale_channels(stage.channels, recipe.w)
-        n = scale_repeats(stage.repeats, recipe.d, rules)
+        n = rules.repeats(stage.repeats, recipe.d)
         depths.append(n)
         widths.append(out_ch)
         for i in range(n):

@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tinyscale.space.rules import RULES
+
 Rules = Literal["tinynet", "efficientnet"]
-RULE_SETS: tuple[str, ...] = ("tinynet", "efficientnet")
+RULE_SETS: tuple[str, ...] = tuple(RULES)  # the rule sets' names (`tinyscale.space.rules`)
 
 # Multipliers beyond this are typos, not designs: EfficientNet-B7 is w=2.0, d=3.1, r≈2.7.
 MAX_MULTIPLIER = 8.0
