@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from _app_browser import VIEWPORT, launch, move_and_time, open_app, serve  # noqa: E402
 from _app_fixtures import fitted_study  # noqa: E402
 
-from tinyscale.assistant.answers import answers as assistant, plots  # noqa: E402
+from tinyscale.assistant import answers as assistant, plots  # noqa: E402
 from tinyscale.fit.pareto import select  # noqa: E402
 from tinyscale.study.store import Study  # noqa: E402
 from tinyscale.space.summary import summarize  # noqa: E402

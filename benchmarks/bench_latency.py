@@ -6,7 +6,7 @@
 
 For each engine, on this machine (run it on a quiet one: every number here is a timing):
 
-1. the device table: `tinyscale.latency.core.build_table` (the grid's parts, then 8 calibration
+1. the device table: `tinyscale.latency.build_table` (the grid's parts, then 8 calibration
    networks), exactly what `tinyscale latency-table --out FILE` writes;
 2. ``--recipes`` random recipes at base 224 (seeded; r, w, d log-uniform in [0.35, 1.15],
    [0.3, 1.3], [0.35, 1.5], TinyNet rules, 1000 classes; none is a calibration network), each
@@ -41,7 +41,7 @@ import sys
 from pathlib import Path
 
 from tinyscale.space.cost import macs
-from tinyscale.latency.core import (
+from tinyscale.latency import (
     PART_REPEATS,
     LatencyTable,
     Measurer,

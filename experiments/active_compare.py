@@ -2,7 +2,7 @@
 (issue 10, second half of the proof)
 
 Protocol, fixed before any of these comparisons was run:
-- The studies of benchmarks/active_sampling.py (OUT_AS, default runs/active-sampling), study
+- The studies of experiments/active_sampling.py (OUT_AS, default runs/active-sampling), study
   seeds 0, 1, 2: the ``sobol`` arm with all its 24 trials, the ``botorch`` arm cut to its first
   12 trials by number (8 Sobol initial trials + the first 4 proposals), copied to OUT, so the
   originals stay as they are.
@@ -19,7 +19,7 @@ Protocol, fixed before any of these comparisons was run:
 
 Resumable: fit and compare resume from what OUT holds; rerun the same command.
 
-    .venv/bin/python benchmarks/active_compare.py [--from runs/active-sampling] [--out runs/active-compare]
+    .venv/bin/python experiments/active_compare.py [--from runs/active-sampling] [--out runs/active-compare]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def tinyscale(*args: str) -> str:
 def gp_accuracy(study: Path) -> dict[tuple[float, int], float]:
     """(ratio, compare seed) -> top-1 of the gp strategy (interpolated in log c where bracketed),
     read from the finished comparison (nothing left to train: it only assembles the table)."""
-    from tinyscale.evaluate.compare.core import default_settings, run_comparison
+    from tinyscale.evaluate.compare import default_settings, run_comparison
 
     settings = default_settings(study, strategies="gp", seeds=COMPARE_SEEDS, threads=1)
     comparison = run_comparison(study, settings, progress=False)

@@ -21,8 +21,8 @@ Resumable: each study lives in OUT/<sampler>-seed<k> and is resumed by rerunning
 the report (OUT/active_sampling.md, .csv, .html, .png when kaleido works) is rewritten from the
 stored trials every time.
 
-    .venv/bin/python benchmarks/active_sampling.py [--out runs/active-sampling] [--workers 2]
-    .venv/bin/python benchmarks/active_sampling.py --smoke --out /tmp/as-smoke   # minutes, generated data
+    .venv/bin/python experiments/active_sampling.py [--out runs/active-sampling] [--workers 2]
+    .venv/bin/python experiments/active_sampling.py --smoke --out /tmp/as-smoke   # minutes, generated data
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fewer, longer trials: does a demo of 12 trials x 800 steps give a better recipe than 24 x 400?
 (issue 9, part 2's "fewer but longer trials" lever; same CPU time per study).
 
-    .venv/bin/python benchmarks/demo_800.py --reference demo-study --out runs/demo-800
+    .venv/bin/python experiments/demo_800.py --reference demo-study --out runs/demo-800
 
 Protocol, fixed 2026-11-23 (session 4) before any of its runs:
 - the study: `demo_config()` with steps 800, 12 trials (the first 12 of the same Sobol stream,
@@ -35,7 +35,7 @@ def _copy_baseline_cells(ref: Path, out: Path) -> None:
     """Start the comparison of the study at ``out`` from the finished cells of ``ref``'s, all but
     the study-dependent strategies' (the baselines train the same recipes with the same data,
     trainer, steps and seeds; `run_comparison` refuses the copy if its budget differs)."""
-    from tinyscale.evaluate.compare.core import compare_dir
+    from tinyscale.evaluate.compare import compare_dir
 
     target = compare_dir(out) / "compare.sqlite"
     if target.exists():
@@ -57,7 +57,7 @@ def _copy_baseline_cells(ref: Path, out: Path) -> None:
 def compare_reusing_baselines(ref: Path, out: Path, settings):
     """`run_comparison` of the study at ``out`` on 2 one-thread workers, its baseline cells
     copied from ``ref``'s finished comparison (only study-dependent strategies train)."""
-    from tinyscale.evaluate.compare.core import run_comparison
+    from tinyscale.evaluate.compare import run_comparison
     from tinyscale.study.executors import make_executor
 
     _copy_baseline_cells(ref, out)
@@ -69,7 +69,7 @@ def compare_reusing_baselines(ref: Path, out: Path, settings):
 
 
 def main(argv=None) -> int:
-    from tinyscale.evaluate.compare.core import default_settings
+    from tinyscale.evaluate.compare import default_settings
     from tinyscale.study.executors import make_executor
     from tinyscale.fit.gp import fit_scaling
     from tinyscale.study.driver import run_study
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     settings = default_settings(out, strategies="gp,gp-pareto,efficientnet,uniform,fast", seeds=3, steps=600,
                                 threads=1)
     new = compare_reusing_baselines(ref, out, settings)
-    from tinyscale.evaluate.compare.core import load_comparison
+    from tinyscale.evaluate.compare import load_comparison
 
     old = load_comparison(ref)
     report = {}

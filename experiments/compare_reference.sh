@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reference head-to-head on the embedded default (Fashion-MNIST), one command:
 #
-#   bash benchmarks/compare_reference.sh [STUDY_DIR] [compare options...]    (default runs/ref-study)
+#   bash experiments/compare_reference.sh [STUDY_DIR] [compare options...]    (default runs/ref-study)
 #
 # 1. the demo study and its fit, exactly as `tinyscale demo --no-app` makes them (demo_config,
 #    DEMO_TRIALS, the default fit method), resumed if the directory already holds the study;

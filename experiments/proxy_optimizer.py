@@ -32,7 +32,7 @@ proxy_data.py was looked at (its 400-step accuracies had scrolled past in its lo
 
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_optimizer.py [--out runs/proxy-optimizer.jsonl] [--workers 2] [--report-only]
+    .venv/bin/python experiments/proxy_optimizer.py [--out runs/proxy-optimizer.jsonl] [--workers 2] [--report-only]
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ Protocol, fixed 2026-12-05 (session 5) before any run of this script:
 
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_data.py [--out runs/proxy-data.jsonl] [--workers 2] [--report-only]
+    .venv/bin/python experiments/proxy_data.py [--out runs/proxy-data.jsonl] [--workers 2] [--report-only]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import numpy as np
 
 from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
 from tinyscale.study.plan import data_spec, demo_config
 from tinyscale.train.config import TrainConfig

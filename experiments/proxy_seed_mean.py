@@ -2,10 +2,10 @@
 (issue 9, the "more signal per trial" lever), measured on a study's own fidelity runs.
 
     .venv/bin/tinyscale fidelity demo-study --recipes 10 --noise-trials 10 --replicates 1 --workers 2 --threads 1
-    .venv/bin/python benchmarks/proxy_seed_mean.py demo-study
+    .venv/bin/python experiments/proxy_seed_mean.py demo-study
 
 With ``--noise-trials`` equal to ``--recipes``, `tinyscale fidelity` retrains the *same* ten
-trials (both are `tinyscale.evaluate.fidelity.core.spread` over log c) once more at the study's steps with a
+trials (both are `tinyscale.evaluate.fidelity.spread` over log c) once more at the study's steps with a
 fresh seed, and once at 4x the steps with another. For those ten recipes this prints Spearman ρ
 against the long runs of: the study's brief accuracy (seed A), the replicate (seed B), and their
 mean (what a study training each recipe twice would see), with the cost of that lever.

@@ -1,6 +1,6 @@
 """Measured or inferred seed noise: which accuracy surface gives the better recipe? (issue 9)
 
-    .venv/bin/python benchmarks/noise_compare.py [--reference demo-study] [--out runs/demo-inferred-noise]
+    .venv/bin/python experiments/noise_compare.py [--reference demo-study] [--out runs/demo-inferred-noise]
 
 Why: on the 60,000-image demo study (session 6) the surface with its noise inferred put the
 seed noise at 0.18 points, while retraining 4 of its trials with other seeds measured 1.37; on
@@ -12,13 +12,13 @@ those grounds, before any comparison of the two; this script reports what it did
 Protocol, fixed 2026-12-05 (session 6) before any compare cell of the reference study trained:
 - reference: the demo study as `tinyscale demo --no-app` makes it (noise measured on 4 trials
   retrained once, surface fixed at it) and its reference comparison
-  (`bash benchmarks/compare_reference.sh demo-study`: 8 strategies, c = 1/2..1/16, seeds 0-2,
+  (`bash experiments/compare_reference.sh demo-study`: 8 strategies, c = 1/2..1/16, seeds 0-2,
   600 steps);
 - the other arm: the same trials (a copy of the study) fitted with the noise inferred
   (`fit_scaling(..., seed_noise=None)`), its gp recipe compared on the same cells: every
   baseline cell is copied from the reference comparison (identical budget; the store refuses
   otherwise) and only gp and gp-pareto train (gp-pareto does not depend on the noise, so its
-  copy is dropped only to keep one code path with benchmarks/demo_800.py: it retrains to the
+  copy is dropped only to keep one code path with experiments/demo_800.py: it retrains to the
   same values);
 - reported, whatever it shows: gp − efficientnet and gp − fast for both arms (mean over c,
   paired by seed), and gp(measured) − gp(inferred) per ratio and overall, paired by (ratio,
@@ -40,7 +40,7 @@ STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
 
 
 def main(argv=None) -> int:
-    from tinyscale.evaluate.compare.core import default_settings, load_comparison
+    from tinyscale.evaluate.compare import default_settings, load_comparison
     from tinyscale.fit.gp import fit_scaling
     from tinyscale.study.store import Study
 

@@ -9,7 +9,7 @@ after seeing the same seeds flatters this "oracle": it is an upper bound on what
 the compared recipes could show on these seeds, not a strategy. If it is below the target, no
 recipe in the comparison could have met it.
 
-    .venv/bin/python benchmarks/compare_ceiling.py demo-study [--baseline efficientnet]
+    .venv/bin/python experiments/compare_ceiling.py demo-study [--baseline efficientnet]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 import statistics
 import sys
 
-from tinyscale.evaluate.compare.core import load_comparison
+from tinyscale.evaluate.compare import load_comparison
 
 FIXED_RULES = ("efficientnet", "uniform", "fast", "width", "depth", "resolution")
 

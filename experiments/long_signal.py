@@ -23,7 +23,7 @@ Protocol, fixed 2026-12-05 (session 7) before any run of this script:
 
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/long_signal.py [demo-study] [--out runs/long-signal.jsonl] [--workers 2] [--report-only]
+    .venv/bin/python experiments/long_signal.py [demo-study] [--out runs/long-signal.jsonl] [--workers 2] [--report-only]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 
 from proxy_data import slope
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.evaluate.fidelity.core import load_fidelity, spearman
+from tinyscale.evaluate.fidelity import load_fidelity, spearman
 from tinyscale.fit.gp import ScalingFit
 from tinyscale.study.plan import data_spec
 from tinyscale.study.store import Study

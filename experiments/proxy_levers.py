@@ -23,15 +23,15 @@ Protocol, fixed before any run of this script:
 
 *Check* (``--stage check --arm NAME``; not run yet for CPU time: the demo study's own fidelity
 check, on recipes and seeds the screen never used, was run instead), blind to the screen's recipes: the proxy check's own 10
-recipes (sampler seed 7, benchmarks/proxy_steps.py) trained with the chosen setting at 400 steps
+recipes (sampler seed 7, experiments/proxy_steps.py) trained with the chosen setting at 400 steps
 (seeds A = 1000 + i, B = 2000 + i, as there) and at 1,600 steps (seed C = 3000 + i). Reported:
 rho of each 400-step seed against the same setting's 1,600 steps, and against the default
 trainer's 1,600-step runs stored by proxy_steps.py (RESULTS, "proxy").
 
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_levers.py --stage screen [--out runs/proxy-levers.jsonl] [--report-only]
-    .venv/bin/python benchmarks/proxy_levers.py --stage check --arm zero-gamma [--out runs/proxy-check-arm.jsonl]
+    .venv/bin/python experiments/proxy_levers.py --stage screen [--out runs/proxy-levers.jsonl] [--report-only]
+    .venv/bin/python experiments/proxy_levers.py --stage check --arm zero-gamma [--out runs/proxy-check-arm.jsonl]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from proxy_steps import N_RECIPES, SAMPLER_SEED, load_done, run_arms
-from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
 from tinyscale.study.plan import data_spec, demo_config
 from tinyscale.train.config import TrainConfig

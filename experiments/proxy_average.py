@@ -25,7 +25,7 @@ Protocol, fixed 2026-12-05 (session 7) before any run of this script:
 
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_average.py [--out runs/proxy-average.jsonl] [--workers 2] [--report-only]
+    .venv/bin/python experiments/proxy_average.py [--out runs/proxy-average.jsonl] [--workers 2] [--report-only]
 """
 
 from __future__ import annotations

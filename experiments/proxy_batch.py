@@ -10,7 +10,7 @@ the same CPU time a trial can see 1.3-1.5x more images in larger, less noisy gra
 Steps per arm are set from those ratios so every arm costs about what 400 steps at batch 64 do.
 
 Protocol, fixed 2026-12-05 (session 7) before any run of this script:
-- Recipes and reference: those of benchmarks/proxy_data.py (the first 10 of a Sobol stream over
+- Recipes and reference: those of experiments/proxy_data.py (the first 10 of a Sobol stream over
   the demo's search space with sampler seed 13; no seed of `tinyscale compare` or of the demo
   study). Reference R = the mean of two 1,600-step runs at batch 64 on all 60,000 images (its
   arms 60k/1600/C and D), and the batch-64 arm is its 60k/400/A and B; those 40 rows are copied
@@ -53,9 +53,9 @@ can rank recipes against any reference.
 
 Resumable: one JSON line per finished run in OUT; rerun the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_batch.py [--out runs/proxy-batch.jsonl] [--reuse runs/proxy-data.jsonl]
+    .venv/bin/python experiments/proxy_batch.py [--out runs/proxy-batch.jsonl] [--reuse runs/proxy-data.jsonl]
         [--workers 2] [--report-only]
-    .venv/bin/python benchmarks/proxy_batch.py --stage confirm [--out runs/proxy-batch-confirm.jsonl]
+    .venv/bin/python experiments/proxy_batch.py --stage confirm [--out runs/proxy-batch-confirm.jsonl]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ import numpy as np
 from proxy_data import SAMPLER_SEED, N_RECIPES, slope
 from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
-from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
 from tinyscale.study.plan import data_spec, demo_config
 from tinyscale.train.config import TrainConfig

@@ -26,7 +26,7 @@ is worth its own check; otherwise steps are not the lever.
 Resumable: every finished run is one JSON line in OUT (default runs/proxy-steps.jsonl); rerun
 the same command and only missing runs train.
 
-    .venv/bin/python benchmarks/proxy_steps.py [--out runs/proxy-steps.jsonl] [--workers 2] [--trainer zero-gamma]
+    .venv/bin/python experiments/proxy_steps.py [--out runs/proxy-steps.jsonl] [--workers 2] [--trainer zero-gamma]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import numpy as np
 
 from tinyscale.space.cost import ratio
 from tinyscale.study.executors import TrialTask, make_executor
-from tinyscale.evaluate.fidelity.core import spearman
+from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
 from tinyscale.study.plan import data_spec
 from tinyscale.train.config import TrainConfig
