@@ -42,7 +42,7 @@ def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, 
         assert f"r={answer.recipe.r:g} w={answer.recipe.w:g} d={answer.recipe.d:g}" in line
     assert "EfficientNet compound scaling" in printed and "tinyscale app --study" in printed
     # The seed noise is measured on a few retrained trials and the surface is fixed at it.
-    from tinyscale.evaluate.fidelity.core import load_noise
+    from tinyscale.evaluate.fidelity import load_noise
 
     noise = load_noise(out)
     assert noise is not None and noise.sigma_df == 4 and "measuring seed noise" in printed

@@ -267,7 +267,7 @@ def test_a_measured_noise_fit_saves_and_loads_without_refitting(tmp_path):
 
 def test_cli_fit_uses_the_noise_fidelity_measured(tmp_path, capsys):
     from tinyscale.cli import main
-    from tinyscale.evaluate.fidelity.core import save_fidelity, summarize
+    from tinyscale.evaluate.fidelity import save_fidelity, summarize
 
     trials = ridge_trials(n=24, noise=0.012, seed=5)
     study = write_study(tmp_path / "s", trials)
@@ -285,7 +285,7 @@ def test_cli_fit_uses_the_noise_fidelity_measured(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fixed at the measured seed noise" in out
     # The surface's own ranking of the check's recipes, beside the single brief runs'.
-    from tinyscale.evaluate.fidelity.core import model_agreement
+    from tinyscale.evaluate.fidelity import model_agreement
 
     agreement = model_agreement(fidelity, RecipeSolver.load(study).fit.trial_accuracy())
     assert agreement.n == 6 and agreement.rho_brief == pytest.approx(fidelity.rho)
@@ -307,7 +307,7 @@ def test_the_surface_ranks_the_trials_truth_better_than_their_single_noisy_runs(
     # the noise, pools neighbouring trials, so its posterior mean at the trials must rank their
     # true accuracies better than the runs themselves do: what `tinyscale fit` reports against
     # the fidelity check's long runs.
-    from tinyscale.evaluate.fidelity.core import spearman
+    from tinyscale.evaluate.fidelity import spearman
 
     truth = [t.accuracy for t in ridge_trials(n=30, noise=0.0, seed=seed)]
     runs = ridge_trials(n=30, noise=0.03, seed=seed)

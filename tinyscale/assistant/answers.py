@@ -42,7 +42,7 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
     Raises ValueError, with the reason in a sentence, when neither is possible (too few
     completed trials, degenerate data).
     """
-    from tinyscale.evaluate.fidelity.core import noise_for_fit
+    from tinyscale.evaluate.fidelity import noise_for_fit
     from tinyscale.fit.gp import FIT_FILE, ScalingFit, fit_scaling
     from tinyscale.fit.solve import RecipeSolver
 
@@ -134,7 +134,7 @@ def export_provenance(study_dir: str | os.PathLike, answer, source: FitSource) -
 
 @lru_cache(maxsize=8)
 def _bundle(recipe, formats: tuple[str, ...], provenance_json: str):
-    from tinyscale.export.core import build_export
+    from tinyscale.export import build_export
 
     return build_export(recipe, formats=formats, provenance=json.loads(provenance_json))
 
@@ -146,7 +146,7 @@ def export_file(recipe, name: str, provenance: dict) -> bytes:
 
     Raises ValueError for an unknown file or ONNX without the export extras.
     """
-    from tinyscale.export.core import MANIFEST, ONNX, WEIGHTS, onnx_available
+    from tinyscale.export import MANIFEST, ONNX, WEIGHTS, onnx_available
 
     if name not in (MANIFEST, WEIGHTS, ONNX):
         raise ValueError(f"the export holds {MANIFEST}, {WEIGHTS} and {ONNX}; got {name!r}")
@@ -240,7 +240,7 @@ def trust(study_dir: str | os.PathLike, completed: int | None = None,
     damaged file; ``completed``: the study's completed trials now, to flag a stale check;
     ``predicted``: the accuracy surface's accuracy per trial number, `ScalingFit.trial_accuracy`,
     to show how the surface ranks the check's recipes beside the single brief runs)."""
-    from tinyscale.evaluate.fidelity import core as fd
+    import tinyscale.evaluate.fidelity as fd
 
     command = f"tinyscale fidelity {study_dir}"
     try:
@@ -286,7 +286,7 @@ class Device:
 
     name: str
     path: str
-    table: object | None  # tinyscale.latency.core.LatencyTable
+    table: object | None  # tinyscale.latency.LatencyTable
     error: str | None = None
 
 
@@ -294,7 +294,7 @@ def device_tables(study_dir: str | os.PathLike, extra: list[str] | tuple[str, ..
     """The study's own table (``DIR/latency.json``, from `tinyscale study --device`) and the
     ``extra`` table files (`tinyscale app --device FILE`), each read and validated; a file that
     is not a valid table comes back with its ``error`` instead."""
-    from tinyscale.latency.core import STUDY_FILE, LatencyTable
+    from tinyscale.latency import STUDY_FILE, LatencyTable
 
     paths = [Path(study_dir) / STUDY_FILE] if (Path(study_dir) / STUDY_FILE).is_file() else []
     paths += [Path(p) for p in extra if p]

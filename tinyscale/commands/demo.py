@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tinyscale.commands.app import check_app, launch
     from tinyscale.study.executors import make_executor
-    from tinyscale.evaluate.fidelity.core import MIN_TRIALS, measure_noise, noise_for_fit
+    from tinyscale.evaluate.fidelity import MIN_TRIALS, measure_noise, noise_for_fit
     from tinyscale.fit.gp import fit_scaling, format_fit
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.study.driver import run_study

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.evaluate.fidelity.core import DEFAULT_FACTOR, DEFAULT_NOISE_TRIALS, DEFAULT_RECIPES, DEFAULT_REPLICATES
+from tinyscale.evaluate.fidelity import DEFAULT_FACTOR, DEFAULT_NOISE_TRIALS, DEFAULT_RECIPES, DEFAULT_REPLICATES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tinyscale.study.executors import make_executor
-    from tinyscale.evaluate.fidelity.core import FIDELITY_FILE, format_fidelity, measure
+    from tinyscale.evaluate.fidelity import FIDELITY_FILE, format_fidelity, measure
     from tinyscale.study.store import Study
 
     Study.open(args.study_dir).close()  # a missing study is one line before any worker starts

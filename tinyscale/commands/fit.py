@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.evaluate.fidelity.core import NOISE_CHOICES
+from tinyscale.evaluate.fidelity import NOISE_CHOICES
 from tinyscale.fit.gp import DEFAULT_METHOD, METHODS
 
 
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.evaluate.fidelity.core import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
-                                    noise_for_fit, stored_dict)
+    from tinyscale.evaluate.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
+                                             noise_for_fit, stored_dict)
     from tinyscale.fit.gp import fit_scaling, format_fit
     from tinyscale.study.store import Study
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
     cost = None
     if args.objective == "latency":
-        from tinyscale.latency.core import study_table
+        from tinyscale.latency import study_table
 
         table = study_table(args.study_dir, args.device)
         if table is None:

@@ -1,0 +1,91 @@
+"""The fidelity check's results on disk: ``DIR/fidelity.json`` (the full check) and
+``DIR/seed-noise.json`` (the seed noise alone), each written atomically and read back with a
+remedy named when damaged; and the seed noise the accuracy surface should be fixed at
+(`noise_for_fit`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tinyscale.evaluate.fidelity.records import Fidelity, SeedNoise
+from tinyscale.evaluate.fidelity.verdict import VERDICTS
+from tinyscale.storage import write_text_atomically
+
+FIDELITY_FILE = "fidelity.json"
+NOISE_FILE = "seed-noise.json"  # the seed noise alone (`measure_noise`), when the full check has not run
+NOISE_CHOICES = ("auto", "measured", "inferred")
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    """Write ``data`` atomically (a reader sees the old file or the new one)."""
+    write_text_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def _read_json(path: Path, parse, remedy: str):
+    """``parse(data)`` of the JSON file at ``path``; None when there is no file; a ValueError
+    naming the file and ``remedy`` when it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); {remedy}") from None
+
+
+def save_noise(noise: SeedNoise, study_dir: str | os.PathLike) -> Path:
+    """Write ``DIR/seed-noise.json`` atomically."""
+    return _write_json(Path(study_dir) / NOISE_FILE, noise.to_dict())
+
+
+def load_noise(study_dir: str | os.PathLike) -> SeedNoise | None:
+    """The stored `measure_noise` result, None when there is none (ValueError if damaged)."""
+    return _read_json(Path(study_dir) / NOISE_FILE, SeedNoise.from_dict,
+                      f"delete it, or run `tinyscale fidelity {study_dir}`")
+
+
+def save_fidelity(fidelity: Fidelity, study_dir: str | os.PathLike) -> Path:
+    """Write ``DIR/fidelity.json`` atomically (a reader sees the old file or the new one)."""
+    return _write_json(Path(study_dir) / FIDELITY_FILE, fidelity.to_dict())
+
+
+def load_fidelity(study_dir: str | os.PathLike) -> Fidelity | None:
+    """The stored check of a study, or None when it was never measured (ValueError if damaged)."""
+    path = Path(study_dir) / FIDELITY_FILE
+    fidelity = _read_json(path, Fidelity.from_dict, f"rerun `tinyscale fidelity {study_dir}`")
+    if fidelity is None:
+        return None
+    if fidelity.verdict not in VERDICTS:
+        raise ValueError(f"{path} holds an unknown verdict {fidelity.verdict!r}")
+    return fidelity
+
+
+def stored_dict(study_dir: str | os.PathLike) -> dict | None:
+    """The stored check as a dict, None when not measured or unreadable (`tinyscale fit --json`)."""
+    try:
+        fidelity = load_fidelity(study_dir)
+    except ValueError:
+        return None
+    return None if fidelity is None else fidelity.to_dict()
+
+
+def noise_for_fit(study_dir: str | os.PathLike, choice: str = "auto") -> float | None:
+    """The seed noise (a fraction) the accuracy surface should be fixed at, or None to infer it.
+
+    The full check's σ (``fidelity.json``) when stored, else the seed noise measured alone
+    (``seed-noise.json``, `measure_noise`). ``choice``: "measured" requires one (ValueError
+    when there is none), "inferred" never uses one, "auto" uses one when stored and positive."""
+    if choice not in NOISE_CHOICES:
+        raise ValueError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {choice!r}")
+    if choice == "inferred":
+        return None
+    measured = load_fidelity(study_dir) or load_noise(study_dir)
+    if measured is None or not measured.sigma > 0:
+        if choice == "measured":
+            why = "no seed noise is measured" if measured is None else "the measured seed noise is 0"
+            raise ValueError(f"{why} for {study_dir}: run `tinyscale fidelity {study_dir}` first, or fit with "
+                             "--noise inferred")
+        return None
+    return float(measured.sigma)

@@ -1,0 +1,178 @@
+"""Running the fidelity check on a study directory: `measure` (the full check) and
+`measure_noise` (the seed noise alone, which the demo runs before its fit).
+
+Both retrain through the one run loop (`tinyscale.study.runner.run_jobs`) with the study's data
+and trainer settings, store each finished run in ``DIR/fidelity/fidelity.sqlite`` as soon as it
+arrives (so an interrupted check resumes without retraining anything), and write their result
+file atomically once every run is in. The runs of `measure_noise` are the ones `measure` plans
+(same trials, seeds and store), so a later full check reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from tinyscale.evaluate.fidelity.persist import save_fidelity, save_noise
+from tinyscale.evaluate.fidelity.plan import (DEFAULT_FACTOR, DEFAULT_NOISE_TRIALS, DEFAULT_RECIPES,
+                                              DEFAULT_REPLICATES, Task, plan_runs)
+from tinyscale.evaluate.fidelity.records import Fidelity, Run, SeedNoise
+from tinyscale.evaluate.fidelity.stats import MIN_TRIALS, pooled_noise
+from tinyscale.evaluate.fidelity.store import FidelityStore
+from tinyscale.evaluate.fidelity.summary import summarize
+from tinyscale.study.plan import StudyPlan
+from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
+
+
+def _recipe_json(recipe) -> str:
+    return json.dumps(recipe.to_dict(), sort_keys=True)
+
+
+def _budget(config, train) -> dict:
+    """What gives a stored run its meaning: the data and every trainer setting but the steps."""
+    from tinyscale.train.config import comparable_settings
+
+    trainer = {k: v for k, v in comparable_settings(train).items() if k != "steps"}
+    return {"data": config.data, "data_seed": config.seed, "train_size": config.train_size,
+            "val_size": config.val_size, "rules": config.rules, "base_resolution": config.base_resolution,
+            "num_classes": config.num_classes, **trainer}
+
+
+def _checkable(study_dir: Path):
+    """(config, trainer, completed trials, every trial) of a study the check can retrain."""
+    from tinyscale.study.store import Study
+
+    with Study.open(study_dir) as study:
+        config = study.config
+        everything = study.trials()
+        # Replicates must train exactly as the study's trials did (the study records its resolved
+        # trainer settings when it starts; a hand-made study has none to check).
+        plan = StudyPlan.resolve(config, space=False, load=False)
+        plan.check_trainer(study.get_meta("trainer"), f"the study at {study.directory}",
+                           "its brief accuracies cannot be replicated by this version")
+    train = plan.train
+    completed = [t for t in everything if t.state == "completed" and t.accuracy is not None
+                 and math.isfinite(t.accuracy)]
+    if len(completed) < MIN_TRIALS:
+        raise ValueError(f"the study at {study_dir} has {len(completed)} completed trial(s); the fidelity check "
+                         f"needs at least {MIN_TRIALS} (run more trials with `tinyscale study --resume`)")
+    return config, train, completed, everything
+
+
+def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: Mapping, *, executor, threads,
+             restart: bool, progress: bool, desc: str) -> dict:
+    """Train the ``tasks`` not stored yet (resuming), each stored as soon as it finishes;
+    returns every stored run: (kind, number, seed, steps) -> (run, recipe JSON)."""
+    with FidelityStore.open(study_dir, _budget(config, train), restart=restart) as store:
+        stored = store.runs()
+        todo = []
+        for task in tasks:
+            hit = stored.get((task.kind, task.number, task.seed, task.steps))
+            if hit is None:
+                todo.append(task)
+            elif hit[1] != _recipe_json(by_number[task.number].recipe):
+                raise ValueError(f"{store.path} holds a run of trial {task.number} with another recipe "
+                                 f"(was the study recreated?); pass --restart to retrain")
+        if todo:
+            plan = StudyPlan.resolve(config, space=False)  # a missing dataset: one clear error before any worker starts
+
+            def record(job: Job, run: RunResult) -> str:
+                task = job.key
+                stored_run = Run(task.kind, task.number, task.seed, task.steps, run.state, run.accuracy,
+                                 run.train_seconds, run.reason)
+                store.put(stored_run, _recipe_json(job.recipe), run.loss if run.completed else None)
+                acc = "failed" if run.accuracy is None else f"{100 * run.accuracy:.2f} %"
+                return f"last: {task.kind} #{task.number} {task.steps} steps {acc}"
+
+            jobs = [Job(task, by_number[task.number].recipe, task.seed, train.with_(steps=task.steps)) for task in todo]
+            run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=threads, progress=progress,
+                     desc=desc, total=len(tasks), initial=len(tasks) - len(todo))
+        return store.runs()
+
+
+def _replicate_groups(runs: Sequence[Run], brief: Mapping[int, float]) -> dict[int, list[float]]:
+    """Trial number -> its accuracies at the study's steps: the study's own run, then replicates."""
+    groups: dict[int, list[float]] = {}
+    for r in runs:
+        if r.kind == "replicate" and r.state == "completed":
+            groups.setdefault(r.number, [brief[r.number]]).append(r.accuracy)
+    return groups
+
+
+def measure(
+    study_dir: str | os.PathLike,
+    *,
+    recipes: int = DEFAULT_RECIPES,
+    factor: float = DEFAULT_FACTOR,
+    replicates: int = DEFAULT_REPLICATES,
+    noise_trials: int = DEFAULT_NOISE_TRIALS,
+    executor=None,
+    threads: int | None = None,
+    restart: bool = False,
+    progress: bool = True,
+) -> Fidelity:
+    """Retrain what the check needs (resuming: finished runs are never retrained), summarize,
+    and write ``DIR/fidelity.json``. Returns the `Fidelity`.
+
+    Training goes through `tinyscale.study.executors` (``executor``; by default one in-process worker
+    with ``threads`` torch threads) with the study's data and trainer settings; this process
+    stores each run in ``DIR/fidelity/fidelity.sqlite`` as soon as it finishes. ``restart``
+    discards stored runs first. ValueError for a directory without a study, too few completed
+    trials, bad settings, or a study trained under other trainer settings.
+    """
+    study_dir = Path(study_dir)
+    config, train, completed, everything = _checkable(study_dir)
+    tasks, settings = plan_runs(completed, config, recipes=recipes, factor=factor, replicates=replicates,
+                                noise_trials=noise_trials, all_numbers=[t.number for t in everything])
+    by_number = {t.number: t for t in completed}
+    stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
+                      restart=restart, progress=progress, desc="fidelity")
+
+    runs = tuple(stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks)
+    brief = {t.number: float(t.accuracy) for t in completed}
+    c = {t.number: float(t.ratio) for t in completed}
+    long = {r.number: r.accuracy for r in runs if r.kind == "long" and r.state == "completed"}
+    failed = [r for r in runs if r.state == "failed"]
+    try:
+        result = summarize(brief, long, _replicate_groups(runs, brief), c)
+    except ValueError as exc:
+        if failed:
+            raise ValueError(f"{exc} ({len(failed)} of {len(runs)} retrainings failed, e.g. trial "
+                             f"{failed[0].number}: {failed[0].reason})") from None
+        raise
+    result = replace(result, settings=settings, runs=runs, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    save_fidelity(result, study_dir)
+    return result
+
+
+def measure_noise(
+    study_dir: str | os.PathLike,
+    *,
+    replicates: int = DEFAULT_REPLICATES,
+    noise_trials: int = DEFAULT_NOISE_TRIALS,
+    executor=None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> SeedNoise:
+    """The seed-noise part of the check alone: ``noise_trials`` trials spread over c retrained
+    ``replicates`` times at the study's steps; writes ``DIR/seed-noise.json``. The runs are the
+    ones `measure` plans (same trials, seeds and store), so a later full check reuses them."""
+    study_dir = Path(study_dir)
+    config, train, completed, everything = _checkable(study_dir)
+    tasks, _ = plan_runs(completed, config, recipes=DEFAULT_RECIPES, factor=DEFAULT_FACTOR, replicates=replicates,
+                         noise_trials=noise_trials, all_numbers=[t.number for t in everything])
+    tasks = [t for t in tasks if t.kind == "replicate"]
+    by_number = {t.number: t for t in completed}
+    stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
+                      restart=False, progress=progress, desc="seed noise")
+    runs = [stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks]
+    brief = {t.number: float(t.accuracy) for t in completed}
+    sigma, df, groups = pooled_noise(_replicate_groups(runs, brief), {t.number: float(t.ratio) for t in completed})
+    noise = SeedNoise(sigma, df, groups, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    save_noise(noise, study_dir)
+    return noise
