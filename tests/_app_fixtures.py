@@ -1,6 +1,8 @@
 """Small studies for the app tests, made through the study engine's public API with hand-made
 trial results (no training): the fit stage's synthetic trials, plus one failed trial, and the
-fit saved the way `tinyscale fit` saves it. Built once per test session and copied per test."""
+fit saved the way `tinyscale fit` saves it. Built once per test session and copied per test.
+Tests ask conftest's `fitted_study_dir` (a fresh copy) or `fitted_study_copies` (copies where a
+test wants them); `fitted_study` is the builder behind both."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _app_fixtures import FAILED_REASON, fitted_study, small_study
+from _app_fixtures import FAILED_REASON, small_study
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 TIMEOUT = 120  # the first run imports torch and botorch
@@ -62,16 +62,6 @@ def slider_stops(at) -> list[float]:
     return [float(option.split(" ")[0]) for option in at.select_slider[0].options]
 
 
-@pytest.fixture(scope="module")
-def study_source(tmp_path_factory):
-    return tmp_path_factory.mktemp("app-src")
-
-
-@pytest.fixture
-def study(study_source, tmp_path):
-    return fitted_study(study_source, tmp_path / "study")
-
-
 def library_recipe(capsys, study: Path, *target: str) -> dict:
     """`tinyscale recipe DIR --ratio C --json` (or --macs M): the library's answer."""
     from tinyscale.cli import main
@@ -99,22 +89,22 @@ def assert_shows(at, fields: dict) -> None:
     assert ("Extrapolation" in shown_text) == fields["extrapolated"]
 
 
-def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, study, media):
-    at = run_app(monkeypatch, study)
+def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, fitted_study_dir, media):
+    at = run_app(monkeypatch, fitted_study_dir)
     stops = slider_stops(at)
     assert stops == sorted(stops) and len(stops) > 50
     # Log-spaced: consecutive stops have a near-constant ratio.
     steps = [b / a for a, b in zip(stops, stops[1:])]
     assert max(steps) / min(steps) < 1.01
-    assert_shows(at, library_recipe(capsys, study, "--ratio", repr(at.select_slider[0].value)))
+    assert_shows(at, library_recipe(capsys, fitted_study_dir, "--ratio", repr(at.select_slider[0].value)))
     for c in (stops[2], stops[len(stops) // 4], stops[3 * len(stops) // 4]):
         at.select_slider[0].set_value(c).run()
         assert not at.exception
-        assert_shows(at, library_recipe(capsys, study, "--ratio", repr(c)))
+        assert_shows(at, library_recipe(capsys, fitted_study_dir, "--ratio", repr(c)))
 
     from tinyscale.fit.solve import RecipeSolver
 
-    answer = RecipeSolver.load(study).solve(c)
+    answer = RecipeSolver.load(fitted_study_dir).solve(c)
 
     # The downloads are the library's export of that recipe; they load back.
     buttons = {b.label: b for b in at.get("download_button")}
@@ -148,14 +138,14 @@ def test_slider_recipe_is_the_library_recipe(monkeypatch, capsys, study, media):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, study):
+def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, fitted_study_dir):
     from tinyscale.fit.solve import RecipeSolver
 
-    at = run_app(monkeypatch, study)
-    solver = RecipeSolver.load(study)
+    at = run_app(monkeypatch, fitted_study_dir)
+    solver = RecipeSolver.load(fitted_study_dir)
     at.number_input(key="macs_exact").set_value(0.9).run()
     assert not at.exception
-    assert_shows(at, library_recipe(capsys, study, "--macs", "900000"))
+    assert_shows(at, library_recipe(capsys, fitted_study_dir, "--macs", "900000"))
     # Far below the study's window: a GP extrapolation, flagged.
     at.number_input(key="macs_exact").set_value(0.05).run()
     assert "Extrapolation" in texts(at)
@@ -166,7 +156,7 @@ def test_exact_macs_and_out_of_reach_targets(monkeypatch, capsys, study):
     assert solver.solve_macs(5000e6).width_clamped
 
 
-def test_notes_are_placed_by_kind_not_wording(monkeypatch, study):
+def test_notes_are_placed_by_kind_not_wording(monkeypatch, fitted_study_dir):
     # The page decides where a note goes (the width-clamp error, the info boxes, or nowhere
     # because the extrapolation warning already says it) from the note's kind: reworded notes
     # of the same kinds land in the same places.
@@ -185,8 +175,8 @@ def test_notes_are_placed_by_kind_not_wording(monkeypatch, study):
                                            for i, n in enumerate(answer.notes)))
 
     monkeypatch.setattr(RecipeSolver, "solve", reworded)
-    solver = RecipeSolver.load(study)
-    at = run_app(monkeypatch, study)
+    solver = RecipeSolver.load(fitted_study_dir)
+    at = run_app(monkeypatch, fitted_study_dir)
     for macs in (0.05, 5000.0):  # far outside the window: extrapolated; at 5000M beyond any width too
         at.number_input(key="macs_exact").set_value(macs).run()
         assert not at.exception
@@ -232,15 +222,15 @@ def _refit_then_add_better_trials(study: Path):
     return fit, new
 
 
-def test_accuracy_selection_is_the_saved_fits(study):
+def test_accuracy_selection_is_the_saved_fits(fitted_study_dir):
     from tinyscale.assistant.answers import accuracy_selection, load_fit
     from tinyscale.study.store import Study
 
-    fit, new = _refit_then_add_better_trials(study)
-    with Study.open(study) as s:
+    fit, new = _refit_then_add_better_trials(fitted_study_dir)
+    with Study.open(fitted_study_dir) as s:
         trials, config = s.trials(), s.config
     completed = [t for t in trials if t.state == "completed"]
-    selection, note = accuracy_selection(load_fit(study, trials, config), completed)
+    selection, note = accuracy_selection(load_fit(fitted_study_dir, trials, config), completed)
     assert {t.number for t in selection.selected} == set(fit.data.numbers)
     assert selection.k == 8
     rows = {row["number"]: row for row in fit.selection_rows}
@@ -257,13 +247,13 @@ def test_accuracy_selection_is_the_saved_fits(study):
     assert fresh.k == k and fresh.selected == select(completed, k).selected and "No fit yet" in note
 
 
-def test_accuracy_tab_highlights_the_models_the_fit_used(monkeypatch, study):
+def test_accuracy_tab_highlights_the_models_the_fit_used(monkeypatch, fitted_study_dir):
     import re
 
     from tinyscale.assistant import plots
 
-    fit, new = _refit_then_add_better_trials(study)
-    at = run_app(monkeypatch, study)
+    fit, new = _refit_then_add_better_trials(fitted_study_dir)
+    at = run_app(monkeypatch, fitted_study_dir)
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     (accuracy,) = [sp for sp in specs if any(t.get("name") == plots.TRACE_FRONT for t in sp["data"])]
 
@@ -277,8 +267,8 @@ def test_accuracy_tab_highlights_the_models_the_fit_used(monkeypatch, study):
     assert "3 trial(s) completed after the fit are not drawn" in texts(at)
 
 
-def test_study_status_and_failed_trials(monkeypatch, study):
-    at = run_app(monkeypatch, study)
+def test_study_status_and_failed_trials(monkeypatch, fitted_study_dir):
+    at = run_app(monkeypatch, fitted_study_dir)
     side = {m.label: m.value for m in at.sidebar.get("metric")}
     assert side["completed"] == "24" and side["failed"] == "1"
     failed = at.sidebar.dataframe[0].value
@@ -287,14 +277,14 @@ def test_study_status_and_failed_trials(monkeypatch, study):
 
     from tinyscale.study.store import Study
 
-    with Study.open(study) as s:  # a trial in flight: the panel says it refreshes itself
+    with Study.open(fitted_study_dir) as s:  # a trial in flight: the panel says it refreshes itself
         s.start_trial(99, s.config.recipe(0.6, 0.6, 0.6), seed=99)
-    at = run_app(monkeypatch, study)
+    at = run_app(monkeypatch, fitted_study_dir)
     assert "refreshing every" in texts(at)
 
 
-def test_plots_are_drawn(monkeypatch, study):
-    at = run_app(monkeypatch, study)
+def test_plots_are_drawn(monkeypatch, fitted_study_dir):
+    at = run_app(monkeypatch, fitted_study_dir)
     charts = at.get("plotly_chart")
     names = set()
     for chart in charts:
@@ -313,34 +303,34 @@ def test_no_study_explains_the_demo_command(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["config", "database"])
-def test_corrupt_study_is_explained(monkeypatch, study, damage):
+def test_corrupt_study_is_explained(monkeypatch, fitted_study_dir, damage):
     if damage == "config":
-        (study / "config.json").write_text("{not json", encoding="utf-8")
+        (fitted_study_dir / "config.json").write_text("{not json", encoding="utf-8")
     else:
-        for extra in study.glob("trials.sqlite-*"):
+        for extra in fitted_study_dir.glob("trials.sqlite-*"):
             extra.unlink()
-        (study / "trials.sqlite").write_bytes(b"this is not a database" * 100)
-    at = run_app(monkeypatch, study)
+        (fitted_study_dir / "trials.sqlite").write_bytes(b"this is not a database" * 100)
+    at = run_app(monkeypatch, fitted_study_dir)
     errors = " ".join(e.value for e in at.error)
     assert "cannot be read" in errors and ("config.json" in errors if damage == "config" else "trials.sqlite" in errors)
 
 
 @pytest.mark.parametrize("fit_file", ["missing", "corrupt"])
-def test_without_a_usable_saved_fit_the_page_fits(monkeypatch, study, fit_file):
+def test_without_a_usable_saved_fit_the_page_fits(monkeypatch, fitted_study_dir, fit_file):
     from tinyscale.fit.gp import fit_scaling
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.study.store import Study
 
     if fit_file == "missing":
-        (study / "fit.json").unlink()
+        (fitted_study_dir / "fit.json").unlink()
     else:
-        (study / "fit.json").write_text('{"kind": "tinyscale.ScalingFit", "format": 1}', encoding="utf-8")
-    at = run_app(monkeypatch, study)
+        (fitted_study_dir / "fit.json").write_text('{"kind": "tinyscale.ScalingFit", "format": 1}', encoding="utf-8")
+    at = run_app(monkeypatch, fitted_study_dir)
     shown = texts(at)
     assert "fitted in the app from 24 completed trials" in shown
     assert ("Using a fresh fit instead" in shown) == (fit_file == "corrupt")
-    assert not (study / "fit.json").exists() or fit_file == "corrupt"  # the page never writes the study
-    with Study.open(study) as s:
+    assert not (fitted_study_dir / "fit.json").exists() or fit_file == "corrupt"  # the page never writes the study
+    with Study.open(fitted_study_dir) as s:
         fresh = RecipeSolver(fit_scaling(s.trials(), s.config)).solve(at.select_slider[0].value)
     # Two independent fits of the same trials: equal up to floating-point noise, and r is shown
     # rounded to 4 decimals, so one unit in that place is the tolerance.
@@ -385,16 +375,16 @@ def test_app_command_on_a_busy_port_is_a_clear_error(capsys):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_compare_results_are_shown(monkeypatch, study):
-    from tinyscale.evaluate.compare.core import CompareSettings, comparison_table, load_comparison, run_comparison
+def test_compare_results_are_shown(monkeypatch, fitted_study_dir):
+    from tinyscale.evaluate.compare import CompareSettings, comparison_table, load_comparison, run_comparison
 
     # At this 32 px base compound scaling misses c = 0.5 by more than 2 %: its row is interpolated
     # between two trained recipes, and the page shows that too.
     settings = CompareSettings(ratios=(0.5,), strategies=("gp", "efficientnet"), seeds=(0,), steps=3,
                                batch_size=16, threads=1)
-    run_comparison(study, settings, progress=False)
-    at = run_app(monkeypatch, study)
-    expected = comparison_table(load_comparison(study))
+    run_comparison(fitted_study_dir, settings, progress=False)
+    at = run_app(monkeypatch, fitted_study_dir)
+    expected = comparison_table(load_comparison(fitted_study_dir))
     shown = [df.value for df in at.main.dataframe if "strategy" in df.value.columns]
     assert len(shown) == 1 and len(shown[0]) == len(expected) == 2
     assert shown[0]["strategy"].tolist() == [row["strategy"] for row in expected]
@@ -403,22 +393,22 @@ def test_compare_results_are_shown(monkeypatch, study):
     assert shown[0]["acc_mean"].tolist() == pytest.approx([row["acc_mean"] for row in expected])
     from tinyscale.evaluate.compare.plots import comparison_figure
 
-    figure = comparison_figure(load_comparison(study))
+    figure = comparison_figure(load_comparison(fitted_study_dir))
     want = [(t.name, list(t.x), list(t.y)) for t in figure.data]
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     got = [[(t.get("name"), list(t.get("x", [])), list(t.get("y", []))) for t in spec["data"]] for spec in specs]
     assert want in got
 
 
-def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatch, study, tmp_path):
+def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatch, fitted_study_dir, tmp_path):
     import shutil
 
     from _latency_fixtures import small_grid_table
-    from tinyscale.evaluate.compare.core import (CompareSettings, comparison_table, default_latency_targets, load_comparison,
+    from tinyscale.evaluate.compare import (CompareSettings, comparison_table, default_latency_targets, load_comparison,
                                    run_comparison)
 
     directory = tmp_path / "latency-copy"
-    shutil.copytree(study, directory)
+    shutil.copytree(fitted_study_dir, directory)
     table = small_grid_table()
     targets = default_latency_targets(directory, table)[:1]
     settings = CompareSettings(ratios=targets, strategies=("gp", "efficientnet"), seeds=(0,), steps=3,
@@ -432,14 +422,14 @@ def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatc
     assert "At matched latency" in " ".join(m.value for m in at.markdown)
 
 
-def test_the_surface_at_the_slider_is_the_fits_surface(monkeypatch, study):
+def test_the_surface_at_the_slider_is_the_fits_surface(monkeypatch, fitted_study_dir):
     import numpy as np
 
     from tinyscale.assistant import plots
     from tinyscale.fit.gp import ScalingFit
 
-    at = run_app(monkeypatch, study)
-    fit = ScalingFit.load(study)
+    at = run_app(monkeypatch, fitted_study_dir)
+    fit = ScalingFit.load(fitted_study_dir)
     assert fit.method == "surface"
     c = at.select_slider[0].value
     cut = fit.surface.slice(fit.config, c)

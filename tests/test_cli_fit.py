@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
-from _fit_fixtures import synthetic_trials, write_study
+from _fit_fixtures import CONFIG, write_study
 from tinyscale.cli import main
-from tinyscale.space.summary import summarize
+
+# EfficientNet-B0's stages (reference/scaling.md): repeats and output channels.
+B0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
+B0_CHANNELS = (16, 24, 40, 80, 112, 192, 320)
+
+
+def nearest_multiple_of_8(v: float) -> int:
+    """The reference's channel rounding: nearest multiple of 8, at least 8, plus 8 if that
+    falls below 0.9 v."""
+    nearest = max(8, 8 * math.floor(v / 8 + 0.5))
+    return nearest if nearest >= 0.9 * v else nearest + 8
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    directory = write_study(tmp_path_factory.mktemp("cli") / "study", synthetic_trials(seed=1))
-    assert main(["fit", str(directory), "--method", "pareto", "--pareto-k", "20", "--show-trials"]) == 0  # the text report
-    return directory
+def study(synthetic_study):
+    assert main(["fit", str(synthetic_study), "--method", "pareto", "--pareto-k", "20", "--show-trials"]) == 0  # the text report
+    return synthetic_study
 
 
 def test_fit_prints_the_fits_and_saves_them(study, capsys):
@@ -33,10 +43,28 @@ def test_fit_prints_the_fits_and_saves_them(study, capsys):
 def test_recipe_json_has_the_inspect_fields_and_the_query_fields(study, capsys):
     assert main(["recipe", str(study), "--ratio", "0.3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    from tinyscale.space.cost import cost
     from tinyscale.space.recipe import Recipe
 
-    recipe = Recipe.from_dict(out)
-    assert {k: v for k, v in out.items() if k in summarize(recipe).to_dict()} == summarize(recipe).to_dict()
+    # The inspect fields, each from the study's context and the reference's rules (TinyNet).
+    r, w, d = out["r"], out["w"], out["d"]
+    assert (out["rules"], out["base_resolution"], out["num_classes"]) == (CONFIG.rules, CONFIG.base_resolution,
+                                                                          CONFIG.num_classes)
+    assert out["resolution"] == math.floor(CONFIG.base_resolution * r)
+    assert out["depths"] == [max(1, round(n * d)) for n in B0_REPEATS]
+    assert out["widths"] == [nearest_multiple_of_8(ch * w) for ch in B0_CHANNELS]
+    assert out["stem"] == 32 and out["head"] == max(1280, nearest_multiple_of_8(1280 * w))
+    counted = cost(Recipe(r, w, d, rules=CONFIG.rules, base_resolution=CONFIG.base_resolution,
+                          num_classes=CONFIG.num_classes))
+    unscaled = cost(Recipe(rules=CONFIG.rules, base_resolution=CONFIG.base_resolution, num_classes=CONFIG.num_classes))
+    assert (out["macs"], out["params"]) == (counted.macs, counted.params)
+    assert out["ratio"] == pytest.approx(counted.macs / unscaled.macs, rel=1e-12)
+    assert out["achieved"] == pytest.approx(out["ratio"], rel=1e-12)
+    # `tinyscale inspect` prints the same fields for the same recipe.
+    assert main(["inspect", "--r", repr(r), "--w", repr(w), "--d", repr(d), "--base-resolution",
+                 str(CONFIG.base_resolution), "--num-classes", str(CONFIG.num_classes), "--json"]) == 0
+    inspected = json.loads(capsys.readouterr().out)
+    assert {k: out[k] for k in inspected} == inspected
     for key in ("r_band", "d_band", "extrapolated", "achieved", "target"):
         assert key in out
     assert out["target"] == 0.3 and out["ratio_below"] <= 0.3 <= out["ratio_above"]

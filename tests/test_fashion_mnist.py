@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from tinyscale.data.datasets import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, fashion_mnist_dir, load_data
+from tinyscale.data.datasets import (DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, fashion_mnist_dir,
+                                     load_data)
 from tinyscale.space.recipe import Recipe
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.trainer import train_recipe
@@ -43,8 +43,26 @@ def test_brief_training_learns_fashion_mnist(data):
     assert small.at(32)[0].shape == (6400, 3, 32, 32)
 
 
-def test_debian_files_are_used_when_present():
+def test_debian_files_are_used_when_present(monkeypatch):
     if not DEBIAN_FASHION_MNIST.is_dir():
         skip_unless_ci("Debian's dataset-fashion-mnist is not installed")
-    assert fashion_mnist_dir(download=False) in (DEBIAN_FASHION_MNIST,) or "TINYSCALE_FASHION_MNIST" in __import__("os").environ
-    assert torch.get_num_threads() >= 1
+    monkeypatch.delenv("TINYSCALE_FASHION_MNIST", raising=False)
+    assert fashion_mnist_dir(download=False) == DEBIAN_FASHION_MNIST
+
+
+def test_an_override_folder_with_all_four_files_comes_first(monkeypatch, tmp_path):
+    # The files only need to be there to be chosen (reading them is load_data's business).
+    monkeypatch.setenv("TINYSCALE_CACHE", str(tmp_path / "cache"))  # no cached copy to fall back on
+    override = tmp_path / "fashion"
+    override.mkdir()
+    for name in FASHION_MNIST_FILES:
+        (override / name).write_bytes(b"")
+    monkeypatch.setenv("TINYSCALE_FASHION_MNIST", str(override))
+    assert fashion_mnist_dir(download=False) == override
+    # With one file missing the override is passed over: Debian's copy, or nothing (downloads off).
+    (override / "t10k-labels-idx1-ubyte.gz").unlink()
+    if DEBIAN_FASHION_MNIST.is_dir():
+        assert fashion_mnist_dir(download=False) == DEBIAN_FASHION_MNIST
+    else:
+        with pytest.raises(ValueError, match="not installed"):
+            fashion_mnist_dir(download=False)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from _app_fixtures import fitted_study
 from tinyscale.assistant import plots
 from tinyscale.space.cost import cost, ratio
 from tinyscale.space.recipe import Recipe
@@ -20,11 +19,11 @@ ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # d, w, r
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
+def scene(fitted_study_copies, tmp_path_factory):
     from tinyscale.assistant.answers import curve, efficientnet_curve, load_fit, slider_stops, tinynets
     from tinyscale.study.store import Study
 
-    directory = fitted_study(tmp_path_factory.mktemp("plots-src"), tmp_path_factory.mktemp("plots") / "study")
+    directory = fitted_study_copies(tmp_path_factory.mktemp("plots") / "study")
     with Study.open(directory) as study:
         trials, config = study.trials(), study.config
     source = load_fit(directory, trials, config)

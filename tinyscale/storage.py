@@ -70,9 +70,7 @@ class ResultStore:
     @staticmethod
     def connect(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        return conn
+        return sqlite3.connect(path, timeout=30.0)
 
     @classmethod
     def open_at(cls, path: Path, budget: dict | None, *, restart: bool = False, prepare=None):
@@ -81,6 +79,8 @@ class ResultStore:
         connection; an unreadable file is a ValueError suggesting ``--restart``."""
         conn = cls.connect(path)
         try:
+            # WAL inside the try: a file that is not SQLite at all fails here, with the same message.
+            conn.execute("PRAGMA journal_mode=WAL")
             if prepare is not None:
                 prepare(conn)
             conn.executescript(cls.SCHEMA)

@@ -34,10 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscale.fit.gpmodels import Z_95, fit_gp, lengthscales, load_state, loo_predictions, make_gp, noise_sd, posterior, state_json
+from tinyscale.fit.diagnostics import (
+    MIN_MODELS,
+    Band,
+    Diagnostics,
+    Prediction,
+    TrainingData,
+    loo_error,
+    pearson,
+)
+from tinyscale.fit.gpmodels import Z_95, fit_gp, lengthscales, load_state, make_gp, noise_sd, posterior, state_json
 from tinyscale.fit.pareto import ParetoSelection, front_ranks, objectives, select
 from tinyscale.storage import write_text_atomically
-from tinyscale.fit.surface import C_POINTS, AccuracySurface, Ridge, SurfaceDiagnostics
+from tinyscale.fit.surface import C_POINTS, AccuracySurface, Ridge
 from tinyscale.study.trial import StudyConfig, Trial, check_seed
 
 FIT_FILE = "fit.json"
@@ -46,138 +55,10 @@ READABLE_FORMATS = (1, 2)
 METHODS = ("surface", "pareto")
 DEFAULT_METHOD = "surface"
 OBJECTIVES = ("macs", "latency")  # the cost the Pareto selection minimises beside 1 - accuracy
-MIN_MODELS = 5  # fewer points than this cannot pin down a lengthscale, a noise and a trend
 # The paper's Pareto step kept about 1 in 5 trials (~20 of ~100); keeping most of them selects
 # nothing, so K is at most half of the usable trials.
 PARETO_FRACTION = 0.2
 PARETO_MAX_FRACTION = 0.5
-
-
-@dataclass(frozen=True)
-class Band:
-    """Posterior mean and 95 % credible band of one multiplier at each queried c."""
-
-    mean: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-
-
-@dataclass(frozen=True)
-class Prediction:
-    c: np.ndarray
-    r: Band
-    d: Band
-
-
-@dataclass(frozen=True)
-class LooError:
-    """Leave-one-out error of one fit (closed form, fitted hyperparameters held fixed).
-
-    ``rmse_log``: root mean square of log(true) - log(predicted), i.e. roughly the relative
-    error; ``max_rel``: the largest |predicted/true - 1|; ``coverage``: fraction of held-out
-    points inside their own 95 % LOO predictive band.
-    """
-
-    rmse_log: float
-    max_rel: float
-    coverage: float
-
-    def to_dict(self) -> dict:
-        return {"rmse_log": self.rmse_log, "max_rel": self.max_rel, "coverage": self.coverage}
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    n_models: int
-    n_front: int  # size of the non-dominated front among all usable trials
-    loo_r: LooError
-    loo_d: LooError
-    # Pearson correlation of each multiplier with c among the selected models (None if constant).
-    correlation: dict[str, float | None]
-    lengthscale_r: float
-    lengthscale_d: float
-    noise_r: float  # observation noise standard deviation, log-space units
-    noise_d: float
-    warnings: tuple[str, ...] = ()
-    surface: SurfaceDiagnostics | None = None  # the accuracy surface's own (method "surface")
-
-    def to_dict(self) -> dict:
-        return {
-            "n_models": self.n_models,
-            "n_front": self.n_front,
-            "loo_r": self.loo_r.to_dict(),
-            "loo_d": self.loo_d.to_dict(),
-            "correlation": dict(self.correlation),
-            "lengthscale_r": self.lengthscale_r,
-            "lengthscale_d": self.lengthscale_d,
-            "noise_r": self.noise_r,
-            "noise_d": self.noise_d,
-            "warnings": list(self.warnings),
-            "surface": None if self.surface is None else self.surface.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Diagnostics:
-        return cls(
-            n_models=int(data["n_models"]),
-            n_front=int(data["n_front"]),
-            loo_r=LooError(**data["loo_r"]),
-            loo_d=LooError(**data["loo_d"]),
-            correlation=dict(data["correlation"]),
-            lengthscale_r=float(data["lengthscale_r"]),
-            lengthscale_d=float(data["lengthscale_d"]),
-            noise_r=float(data["noise_r"]),
-            noise_d=float(data["noise_d"]),
-            warnings=tuple(data.get("warnings", ())),
-            surface=None if data.get("surface") is None else SurfaceDiagnostics.from_dict(data["surface"]),
-        )
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """The selected models the GPs were fitted on, cheapest first."""
-
-    numbers: tuple[int, ...]
-    c: np.ndarray
-    r: np.ndarray
-    w: np.ndarray
-    d: np.ndarray
-    accuracy: np.ndarray
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v.tolist()) for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainingData:
-        arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("c", "r", "w", "d", "accuracy")}
-        numbers = tuple(int(n) for n in data["numbers"])
-        lengths = {len(numbers), *(a.shape[0] for a in arrays.values())}
-        if len(lengths) != 1 or any(a.ndim != 1 for a in arrays.values()):
-            raise ValueError("training data columns have different lengths")
-        if len(numbers) < MIN_MODELS:
-            raise ValueError(f"training data holds {len(numbers)} models, fewer than {MIN_MODELS}")
-        for k in ("c", "r", "w", "d"):
-            if not np.all(np.isfinite(arrays[k])) or np.any(arrays[k] <= 0):
-                raise ValueError(f"training data column {k} must hold positive finite numbers")
-        return cls(numbers=numbers, **arrays)
-
-
-def _loo_error(model, y_log: np.ndarray) -> LooError:
-    mean, std = loo_predictions(model)
-    err = y_log - mean
-    return LooError(
-        rmse_log=float(np.sqrt(np.mean(err**2))),
-        max_rel=float(np.max(np.abs(np.exp(mean - y_log) - 1.0))),
-        coverage=float(np.mean(np.abs(err) <= Z_95 * std)),
-    )
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = np.asarray(a)[keep], np.asarray(b)[keep]
-    if a.size < 2 or np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
-        return None  # a constant has no correlation
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 @dataclass
@@ -410,7 +291,7 @@ def fit_scaling(
     """Fit c -> r and c -> d on a study's trials (see the module doc for the two methods).
 
     ``seed_noise`` (method "surface"): the seed noise of one trial's accuracy, as a fraction, when
-    it has been measured (`tinyscale.evaluate.fidelity.core.Fidelity.sigma`); the surface's observation noise
+    it has been measured (`tinyscale.evaluate.fidelity.Fidelity.sigma`); the surface's observation noise
     is then fixed at it instead of inferred (`tinyscale.fit.surface` says why).
 
     ``k`` (method "pareto"): models to select; default about 1 in 5 usable trials
@@ -498,9 +379,9 @@ def fit_scaling(
     diagnostics = Diagnostics(
         n_models=len(data.numbers),
         n_front=n_front,
-        loo_r=_loo_error(r_model, np.log(r)),
-        loo_d=_loo_error(d_model, np.log(d)),
-        correlation={name: _pearson(values, c) for name, values in (("r", r), ("w", w), ("d", d))},
+        loo_r=loo_error(r_model, np.log(r)),
+        loo_d=loo_error(d_model, np.log(d)),
+        correlation={name: pearson(values, c) for name, values in (("r", r), ("w", w), ("d", d))},
         lengthscale_r=float(lengthscales(r_model)[0]),
         lengthscale_d=float(lengthscales(d_model)[0]),
         noise_r=noise_sd(r_model),

@@ -31,19 +31,19 @@ def demo_config() -> StudyConfig:
     400 steps per trial, not 200: brief runs must rank recipes as longer training does, and
     200 steps left accuracy flat in c with seed spreads as large as any architecture effect
     (shared/reference/proxy-check.md); the rank agreement of 400 against 1600 steps is measured
-    by benchmarks/proxy_steps.py (RESULTS.md, "proxy"). 5,000 held-out images keep the
+    by experiments/proxy_steps.py (RESULTS.md, "proxy"). 5,000 held-out images keep the
     evaluation's own noise well under a point (binomial sd at 80 %: 0.57 points; 0.89 at 2,000).
     The window 0.04-0.6 covers the budgets the demo answers for (1/16 to 1/2 of B0) with room
     on both sides; trial time grows with c, and sampling up to 1.0 spent half the study's CPU on
     networks above every budget it is asked about (24 trials at 400 steps were on course for 15 min).
 
     Residual branches start at zero (``zero_init_residual``): in a screen of trainer settings on
-    recipes the demo never trains (benchmarks/proxy_levers.py, RESULTS "proxy"), it cut the seed
+    recipes the demo never trains (experiments/proxy_levers.py, RESULTS "proxy"), it cut the seed
     sd of 400-step top-1 from 0.92 to 0.63 points and lifted the deep, slow starters (one recipe
     70 -> 81 %), the bias that made the 400-step proxy rank deep recipes last.
 
     Trials train on all 60,000 training images, not a 12,800-image subset: a step costs the same
-    either way (64 images), and on recipes the demo never trains (benchmarks/proxy_data.py,
+    either way (64 images), and on recipes the demo never trains (experiments/proxy_data.py,
     RESULTS "proxy") 400-step runs on all the data ranked recipes like 1,600-step training on all
     the data at a mean rho of +0.76 against +0.67 from the subset, with 1.04x the time per run.
     """

@@ -8,7 +8,7 @@ the study is judged by: held-out accuracy and cost, -log c.
 Why this acquisition: the study exists to find the best (r, d) at *every* c of the window, not
 the single most accurate network; expected improvement of accuracy alone would march to the
 largest c. The hypervolume of (accuracy, -log c) rewards exactly "better accuracy at some cost
-level", and it is what the benchmark measures (`benchmarks/active_sampling.py`). The cost is
+level", and it is what the benchmark measures (`experiments/active_sampling.py`). The cost is
 known without training (the counted MACs), so it is computed from the candidate's own input
 (x = log c) inside the objective instead of being modelled; the only model is the accuracy
 surface of the recipe fit (`tinyscale.fit.surface.AccuracySurface`: a GP of accuracy log-odds over
@@ -118,7 +118,8 @@ class BotorchSampler:
         proposals = list(batch.proposals)
         if batch.stop_reason or not later:
             return ProposalBatch(tuple(proposals), time.perf_counter() - start, batch.stop_reason)
-        from tinyscale.fit.gp import MIN_MODELS, usable_trials
+        from tinyscale.fit.diagnostics import MIN_MODELS
+        from tinyscale.fit.gp import usable_trials
 
         usable = usable_trials(list(trials))
         if len(usable) < MIN_MODELS:
