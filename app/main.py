@@ -2,7 +2,7 @@
 
 Start it with `tinyscale app [--study DIR]`. A thin layer: every number comes from the library
 (`tinyscale.assistant.answers` for the study-level computations, `tinyscale.assistant.plots` for the figures,
-`tinyscale.space.summary` for the recipe fields, `tinyscale.export.core` for the downloads).
+`tinyscale.space.summary` for the recipe fields, `tinyscale.export` for the downloads).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def export_panel(study_dir: Path, answer, source) -> None:
     """Download buttons for the library's export of the recipe at the slider. The bytes are
     built only when a button is clicked (deferred), so moving the slider stays fast."""
     from tinyscale.assistant.answers import export_file, export_provenance
-    from tinyscale.export.core import MANIFEST, ONNX, WEIGHTS, onnx_available
+    from tinyscale.export import MANIFEST, ONNX, WEIGHTS, onnx_available
 
     recipe = answer.recipe
     provenance = export_provenance(study_dir, answer, source)
@@ -427,8 +427,7 @@ def latency_tab(completed, source, devices) -> None:
 
 def compare_tab(study_dir: Path) -> None:
     try:
-        from tinyscale.evaluate.compare.core import comparison_table, load_comparison
-        from tinyscale.evaluate.compare.plots import comparison_figure
+        from tinyscale.evaluate.compare import comparison_figure, comparison_table, load_comparison
 
         comparisons = {budget: load_comparison(study_dir, budget) for budget in ("macs", "latency")}
     except (ImportError, ValueError) as exc:

@@ -48,7 +48,7 @@ def scale(rule: str, c: float | None = None, *, base_resolution: int = 224, num_
 
 
 # Each solved rule's knob under a rule set, for budgets other than a MACs ratio (width-only's is
-# the width solver's own, `tinyscale.latency.core.solve_width_latency`). EfficientNet keeps its own
+# the width solver's own, `tinyscale.latency.solve_width_latency`). EfficientNet keeps its own
 # rules, as its MACs-ratio answer does.
 KNOBS: dict[str, Callable[[str, int, int], Knob]] = {
     "efficientnet": lambda rules, base, classes: compound_knob(base, classes),
@@ -76,14 +76,14 @@ def knob_fields(name: str, value: float) -> dict:
 def scale_latency(rule: str, target_us: float, latency: Callable, *, rules: str = DEFAULT_RULES,
                   base_resolution: int = 224, num_classes: int = 1000):
     """The recipe solved rule ``rule`` gives at a latency target (µs) on a latency measure
-    (`tinyscale.latency.core.LatencyTable.predict_us` of a device): the rule's knob solved by the
+    (`tinyscale.latency.LatencyTable.predict_us` of a device): the rule's knob solved by the
     same step bisection as for a FLOPs ratio. ``rules`` is the rule set of every rule but
     ``efficientnet`` (which keeps EfficientNet's). Returns ``(solution, knob_name)``: a
-    `tinyscale.latency.core.LatencySolution` and what its ``knob`` is ("phi", "ln s", "d", "r", "w").
+    `tinyscale.latency.LatencySolution` and what its ``knob`` is ("phi", "ln s", "d", "r", "w").
 
     Raises ValueError for an unknown or published rule, a bad target, or one out of reach.
     """
-    from tinyscale.latency.core import solve_latency, solve_width_latency
+    from tinyscale.latency import solve_latency, solve_width_latency
 
     if rule not in SOLVED:
         raise ValueError(f"a latency target needs a solved rule ({', '.join(SOLVED)}); got {rule!r}")

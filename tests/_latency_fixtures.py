@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from tinyscale.latency import core as L
+import tinyscale.latency as L
 
 
 class FakeClock:

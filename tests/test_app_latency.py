@@ -4,15 +4,13 @@ shows is the library's recipe for that latency, and every loaded device's latenc
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from _app_fixtures import fitted_study
 from _latency_fixtures import small_grid_table
 from test_app import metrics, run_app, texts
-from tinyscale.latency import core as L
-from tinyscale.space.recipe import Recipe
+import tinyscale.latency as L
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +57,7 @@ def test_latency_budget_gives_the_library_recipe(monkeypatch, study, tables):
     stops = [float(o.split(" ")[0]) for o in slider.options]
     assert stops == sorted(stops) and len(stops) > 20 and all(o.endswith(" ms") for o in slider.options)
     solver = RecipeSolver.load(study)
-    own = L.LatencyTable.load(study / L.STUDY_FILE)
+    own = L.LatencyTable.load(study / L.LATENCY_FILE)
     edge = L.LatencyTable.load(tables[1])
     for ms in (stops[len(stops) // 4], stops[3 * len(stops) // 4]):
         at.select_slider[0].set_value(ms).run()

@@ -12,7 +12,7 @@ from _app_browser import CHROMIUM, VIEWPORT, expected_recipe, launch, metric, op
 from _app_fixtures import fitted_study
 from _ci import skip_unless_ci
 from _latency_fixtures import small_grid_table
-from tinyscale.latency import core as L
+import tinyscale.latency as L
 
 pytestmark = pytest.mark.slow
 

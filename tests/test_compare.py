@@ -24,7 +24,7 @@ from _step_oracle import achievable
 from baselines.efficientnet import compound_at_phi
 from tinyscale.cli import main
 from tinyscale.commands.compare import DEFAULT_STRATEGIES as CLI_DEFAULT_STRATEGIES
-from tinyscale.evaluate.compare.core import (
+from tinyscale.evaluate.compare import (
     DEFAULT_STRATEGIES,
     MATCH_TOLERANCE,
     REGISTRY,
@@ -37,6 +37,7 @@ from tinyscale.evaluate.compare.core import (
     StrategyRecipe,
     build_recipe,
     comparison_csv,
+    comparison_figure,
     comparison_markdown,
     comparison_table,
     default_settings,
@@ -46,8 +47,8 @@ from tinyscale.evaluate.compare.core import (
     parse_strategies,
     run_comparison,
     strategy_builders,
+    write_report,
 )
-from tinyscale.evaluate.compare.plots import comparison_figure, write_report
 from tinyscale.space.cost import cost, macs
 from tinyscale.fit.gp import fit_scaling
 from tinyscale.fit.solve import RecipeSolver
@@ -549,24 +550,100 @@ def test_tables_report_every_row_and_the_gp_margin(full_run, fitted_study):
         f"{g['margin_vs_efficientnet']:+.2f} ± {g['margin_stderr']:.2f}" for g in gp_rows))
 
 
-def test_figure_has_one_line_per_strategy_at_the_macs_its_accuracy_applies_to(full_run, tmp_path):
-    _, comparison, _ = full_run
+def test_figure_has_one_line_per_strategy_at_the_macs_its_accuracy_applies_to(full_run, fitted_study, tmp_path):
+    """The figure and the report files against what is known of the fixture without the plot or
+    table code: the registry's labels and colours, the recipes' MACs counted by the cost model,
+    the trained cells' accuracies, and which row is interpolated (efficientnet at c = 0.5; the
+    other three train one recipe within the tolerance: 10 cells, see the full-run test)."""
+    _, comparison, trained = full_run
+    builds = _expected_parts(fitted_study)
+    assert [k for k, b in builds.items() if b.interpolated] == [("efficientnet", 0.5)]
+    cells = {x.key: x for x in trained}
+
+    def seed_accuracies(name, c, bracket="single"):
+        return [cells[(name, c, s, bracket)].accuracy for s in SETTINGS.seeds]
+
     fig = comparison_figure(comparison)
-    assert len(fig.data) == len(SETTINGS.strategies)
-    for trace, name in zip(fig.data, SETTINGS.strategies):
-        rows = sorted((r for r in comparison.rows if r.strategy == name),
-                      key=lambda r: r.ratio * BASELINE_MACS if r.interpolated else macs(r.recipe))
-        # An interpolated row's accuracy is at the target's MACs, a single recipe's at its own.
-        assert list(trace.x) == pytest.approx([r.ratio * BASELINE_MACS if r.interpolated else macs(r.recipe)
-                                               for r in rows], rel=1e-12)
-        assert list(trace.y) == pytest.approx([100 * statistics.fmean(r.accuracies) for r in rows])
-        assert list(trace.marker.symbol) == ["diamond" if r.interpolated else "circle" for r in rows]
-    assert fig.layout.xaxis.type == "log"
+    assert [t.name for t in fig.data] == ["GP recipe (this study's fit)", "EfficientNet compound (φ solved)"]
+    assert [t.line.color for t in fig.data] == ["#d62728", "#1f77b4"]
+    assert [t.line.width for t in fig.data] == [3, 2]
+    assert [t.mode for t in fig.data] == ["lines+markers"] * 2
+    gp, eff = fig.data
+    # Points run in increasing MACs: c = 0.125, then c = 0.5. A single recipe's accuracy sits at
+    # its own counted MACs (within the tolerance of c x B0); its error bar is the std of two
+    # seeds, |a - b| / sqrt(2).
+    for trace, name, points in ((gp, "gp", (0, 1)), (eff, "efficientnet", (0,))):
+        assert len(trace.x) == len(trace.y) == len(trace.error_y.array) == 2
+        for i in points:
+            c = (0.125, 0.5)[i]
+            counted = cost(builds[(name, c)].recipe).macs
+            assert trace.x[i] == pytest.approx(counted, rel=1e-12)
+            assert abs(trace.x[i] / (c * BASELINE_MACS) - 1) <= MATCH_TOLERANCE
+            a, b = seed_accuracies(name, c)
+            assert trace.y[i] == pytest.approx(100 * (a + b) / 2)
+            assert trace.error_y.array[i] == pytest.approx(100 * abs(a - b) / math.sqrt(2))
+    # The interpolated row's accuracy applies at the target itself, not at the recipe closest to
+    # it (more than 2 % off), and lies between the two trained steps' mean accuracies.
+    built = builds[("efficientnet", 0.5)]
+    assert eff.x[1] == pytest.approx(0.5 * BASELINE_MACS, rel=1e-12)
+    assert abs(macs(built.recipe) / eff.x[1] - 1) > MATCH_TOLERANCE
+    below = 100 * statistics.fmean(seed_accuracies("efficientnet", 0.5, "below"))
+    above = 100 * statistics.fmean(seed_accuracies("efficientnet", 0.5, "above"))
+    assert min(below, above) - 1e-9 <= eff.y[1] <= max(below, above) + 1e-9
+    assert eff.y[1] == pytest.approx(100 * statistics.fmean(_accuracy_at_target(built, cells, s)
+                                                            for s in SETTINGS.seeds))
+    assert list(gp.marker.symbol) == ["circle", "circle"]
+    assert list(eff.marker.symbol) == ["circle", "diamond"]
+    assert gp.hovertext[0].startswith("gp at c=0.125<br>r=")
+    assert eff.hovertext[1].startswith("efficientnet at c=0.5<br>below c=")
+    assert "interpolated in log c at 0.5" in eff.hovertext[1]
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "MACs (counted, log scale)"
+    assert fig.layout.title.text == "Accuracy vs MACs at matched FLOPs — generated, 8 steps × 2 seeds"
 
     paths = write_report(comparison, tmp_path / "report")
-    assert paths.markdown.read_text() == comparison_markdown(comparison)
-    assert paths.csv.read_text() == comparison_csv(comparison)
-    assert "plotly" in paths.html.read_text()[:5000].lower()
+    assert [p.name for p in (paths.markdown, paths.csv, paths.html)] == [
+        "comparison.md", "comparison.csv", "comparison.html"]
+    table = {(r["target"], r["strategy"]): r for r in comparison_table(comparison)}
+    for (name, c), b in builds.items():
+        accs = [_accuracy_at_target(b, cells, s) for s in SETTINGS.seeds]
+        assert table[(c, name)]["acc_mean"] == pytest.approx(100 * statistics.fmean(accs))
+        assert table[(c, name)]["acc_std"] == pytest.approx(100 * abs(accs[0] - accs[1]) / math.sqrt(2))
+
+    # Markdown: one line per (target, strategy) with the accuracy as the table dict prints it,
+    # the seed count, and the counted MACs (both steps' for the interpolated row).
+    lines = paths.markdown.read_text().splitlines()
+    assert lines[0].startswith("| target c | strategy | recipe (r, w, d) | px | achieved c | MACs |")
+    for (name, c), b in builds.items():
+        found = [line for line in lines if line.startswith(f"| {c:g} | {name} | ")]
+        assert len(found) == 1, (name, c)
+        t = table[(c, name)]
+        acc = f"{t['acc_mean']:.2f} ± {t['acc_std']:.2f}" + (" (interp.)" if b.interpolated else "")
+        assert f" | {acc} | 2 | " in found[0]
+        if b.interpolated:
+            assert f" | {macs(b.below) / 1e6:.2f}M ↔ {macs(b.above) / 1e6:.2f}M | " in found[0]
+        else:
+            assert f" | {macs(b.recipe) / 1e6:.2f}M | " in found[0]
+    assert "| target c | GP − EfficientNet (pp) | ± stderr | matched FLOPs |" in lines
+    assert sum(line.startswith("| efficientnet | ") for line in lines) == 1  # GP over each other strategy
+    assert not any(line.startswith("Partial") for line in lines)
+
+    # CSV: the four rows in table order, the counted MACs, which row is interpolated, two seeds each.
+    parsed = list(csv.DictReader(io.StringIO(paths.csv.read_text())))
+    assert [(float(p["target"]), p["strategy"]) for p in parsed] == [
+        (0.5, "gp"), (0.5, "efficientnet"), (0.125, "gp"), (0.125, "efficientnet")]
+    for p in parsed:
+        b = builds[(p["strategy"], float(p["target"]))]
+        assert int(p["macs"]) == macs(b.recipe) and p["seeds"] == "2"
+        assert p["interpolated"] == str(b.interpolated)
+        assert float(p["acc_mean"]) == pytest.approx(table[(b.target, b.strategy)]["acc_mean"])
+        if b.interpolated:
+            assert (int(p["macs_below"]), int(p["macs_above"])) == (macs(b.below), macs(b.above))
+            assert float(p["effective_macs"]) == pytest.approx(0.5 * BASELINE_MACS, rel=1e-12)
+        else:
+            assert p["macs_below"] == p["macs_above"] == "" and int(p["effective_macs"]) == macs(b.recipe)
+
+    html = paths.html.read_text()
+    assert "plotly" in html[:5000].lower() and "EfficientNet compound" in html
     # PNG when kaleido can render; otherwise no file and a message saying why.
     if paths.png is not None:
         assert paths.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths.png_message == ""
@@ -583,7 +660,7 @@ def test_default_budget_is_longer_than_the_studys_brief_runs(fitted_study):
 
 
 def test_a_registered_strategy_is_compared_like_the_others(monkeypatch, fitted_study):
-    from tinyscale.evaluate.compare.plots import STRATEGY_COLORS
+    from tinyscale.evaluate.compare import STRATEGY_COLORS
 
     assert set(STRATEGY_COLORS) == set(REGISTRY) and all(s.label for s in REGISTRY.values())
     fixed = CONFIG.recipe(1.0, 0.5, 1.0)
@@ -651,7 +728,7 @@ def latency_table():
 
 
 def test_latency_targets_default_to_the_fits_recipes_and_are_checked(fitted_study, latency_table):
-    from tinyscale.evaluate.compare.core import default_latency_targets
+    from tinyscale.evaluate.compare import default_latency_targets
 
     targets = default_latency_targets(fitted_study, latency_table)
     solver = RecipeSolver.load(fitted_study)
@@ -670,7 +747,7 @@ def test_a_comparison_at_matched_latency(fitted_study, latency_table, tmp_path):
     """Every strategy solves its recipe for the latency on the table; rows off by more than the
     tolerance train both latency steps and interpolate in log ms; the store is separate from
     the MACs comparison's and refuses another table on resume."""
-    from tinyscale.evaluate.compare.core import compare_dir, default_latency_targets
+    from tinyscale.evaluate.compare import compare_dir, default_latency_targets
 
     directory = tmp_path / "study"
     shutil.copytree(fitted_study, directory)

@@ -211,7 +211,7 @@ def test_resume_ignores_settings_that_only_change_speed(tmp_path):
 def test_settings_added_later_resume_at_their_old_value_and_refuse_another(tmp_path):
     # A study, comparison or fidelity store written before a setting existed trained as its
     # LATER_SETTINGS value does: it resumes at that value and is refused at any other.
-    from tinyscale.evaluate.compare.core import CompareStore
+    from tinyscale.evaluate.compare import CompareStore
     from tinyscale.train.config import LATER_SETTINGS, TrainConfig, comparable_settings, setting_changes
 
     assert LATER_SETTINGS and all(getattr(TrainConfig(), k) == v for k, v in LATER_SETTINGS.items())

@@ -12,8 +12,8 @@ import torch
 
 import tinyscale
 from _fit_fixtures import CONFIG, fitted, write_study
-from tinyscale.export.core import (MANIFEST, ONNX, WEIGHTS, archive_bytes, build_export, export_from_study,
-                              export_recipe, load_exported, parse_formats)
+from tinyscale.export import (MANIFEST, ONNX, WEIGHTS, archive_bytes, build_export, export_from_study,
+                          export_recipe, load_exported, parse_formats)
 from tinyscale.space.recipe import Recipe
 
 RECIPE = Recipe(r=0.75, w=0.6, d=0.7, base_resolution=32, num_classes=10)
@@ -67,6 +67,19 @@ def test_archive_bytes_serve_the_same_files():
     with zipfile.ZipFile(io.BytesIO(archive_bytes(bundle))) as zf:
         assert sorted(zf.namelist()) == sorted([MANIFEST, WEIGHTS])
         assert zf.read(WEIGHTS) == bundle.files[WEIGHTS]
+
+
+def test_the_manifest_kind_names_the_format_not_the_module(tmp_path):
+    """"kind" is the export format's name: exports written before the library became packages
+    say "tinyscale.export" and must keep loading; another kind is refused."""
+    out, _ = export_recipe(RECIPE, tmp_path / "exp", formats="safetensors")
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["kind"] == "tinyscale.export"
+    assert load_exported(out).recipe == RECIPE
+    manifest["kind"] = "tinyscale.export.core"
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="kind is 'tinyscale.export.core', expected 'tinyscale.export'"):
+        load_exported(out)
 
 
 def test_mismatched_or_damaged_exports_are_refused(tmp_path):
@@ -165,7 +178,7 @@ def test_export_decodes_a_folder_dataset_at_the_studys_size(tmp_path, monkeypatc
 
     from PIL import Image
 
-    from tinyscale.export.core import train_for_export
+    from tinyscale.export import train_for_export
 
     for i, (cls, color) in enumerate((("cat", (255, 0, 0)), ("dog", (0, 0, 255))) * 4):
         path = tmp_path / "images" / "train" / cls / f"{i}.png"

@@ -15,7 +15,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from PIL import Image
 
 from _fit_fixtures import CONFIG, fitted, synthetic_trials, write_study
 from tinyscale.cli import main
-from tinyscale.export.core import MANIFEST, WEIGHTS, build_export, export_recipe, load_exported, write_export
+from tinyscale.export import MANIFEST, WEIGHTS, build_export, export_recipe, load_exported, write_export
 from tinyscale.space.recipe import Recipe
 from tinyscale.study.samplers.base import iter_recipes
 from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
@@ -551,7 +550,7 @@ def test_junk_for_every_option_is_one_line_and_no_traceback(capsys, tmp_path, st
     monkeypatch.setattr(Study, "start_trial", not_reached)
     monkeypatch.setattr(SequentialExecutor, "submit", not_reached)
     monkeypatch.setattr(ProcessExecutor, "submit", not_reached)
-    monkeypatch.setattr("tinyscale.export.core.build_export", not_reached)
+    monkeypatch.setattr("tinyscale.export.from_study.build_export", not_reached)
     monkeypatch.setattr("tinyscale.commands.app.subprocess.Popen", not_reached)
     cases = _junk_cases()
     assert len(cases) > 380

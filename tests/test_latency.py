@@ -1,4 +1,4 @@
-"""Latency as a budget (tinyscale.latency.core): the deterministic parts only, no timing asserts.
+"""Latency as a budget (tinyscale.latency): the deterministic parts only, no timing asserts.
 
 Measurement plumbing runs on a fake clock and a fake runner; the table, its calibration, the
 profile files and the solvers run on fake, deterministic latencies.
@@ -7,7 +7,6 @@ profile files and the solvers run on fake, deterministic latencies.
 from __future__ import annotations
 
 import json
-import math
 import random
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from _latency_fixtures import FakeClock, fake_duration_us, fake_measurer, fake_table
 from baselines import SOLVED, scale, scale_latency
 from baselines.efficientnet import compound_at_phi
-from tinyscale.latency import core as L
+import tinyscale.latency as L
 from tinyscale.space.arch import build_architecture
 from tinyscale.cli import main
 from tinyscale.space.cost import macs
@@ -106,6 +105,26 @@ def test_onnxruntime_options_fix_threads():
     assert opts.intra_op_num_threads == 3 and opts.inter_op_num_threads == 1
 
 
+def test_onnxruntime_engine_times_graphs_that_compute_the_part():
+    """The onnxruntime runner times graphs written by the export's one ONNX writer: a part's
+    graph gives the part module's output, and parts and whole networks are both timed."""
+    import onnxruntime as ort
+
+    from tinyscale.export.onnx import part_onnx
+
+    recipe = Recipe(0.5, 0.5, 0.5, base_resolution=64, num_classes=10)
+    block = L.recipe_parts(recipe)[2]
+    module = block.build_module()
+    x = torch.randn(*block.input_shape(2), generator=torch.Generator().manual_seed(4))
+    session = ort.InferenceSession(part_onnx(module, x), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = module(x).numpy()
+    assert float(np.max(np.abs(session.run(None, {"x": x.numpy()})[0] - expected))) <= 1e-4
+    m = L.Measurer(engine="onnxruntime", warmup=0, repeats=2, part_warmup=0, part_repeats=3)
+    assert m.measure_part(block).runs == 3
+    assert m.measure_recipe(recipe).runs == 2
+
+
 @pytest.mark.parametrize("kw, match", [({"engine": "tvm"}, "engine"), ({"threads": 0}, "threads"),
                                        ({"batch": 0}, "batch"), ({"repeats": 0}, "repeats")])
 def test_measurer_rejects_bad_settings(kw, match):
@@ -162,6 +181,36 @@ def test_part_modules_chain_into_the_network_shapes():
             assert not module.training
             x = module(x)
     assert tuple(x.shape) == (2, 7)
+
+
+def test_parts_given_the_networks_weights_compute_the_network():
+    """Each part's module is the network's own piece: loaded with the network's weights, the
+    stem, the blocks and the head chained give the network's output (eval mode)."""
+    from tinyscale.space.model import build_model
+
+    recipe = Recipe(0.5, 0.6, 0.5, base_resolution=64, num_classes=7)
+    torch.manual_seed(0)
+    net = build_model(recipe).eval()
+    state = net.state_dict()
+    arch = build_architecture(recipe)
+    x = torch.randn(2, 3, recipe.resolution, recipe.resolution, generator=torch.Generator().manual_seed(1))
+    y = x
+    with torch.no_grad():
+        for n, part in enumerate(L.recipe_parts(recipe)):
+            module = part.build_module()
+            if part.role == "stem":
+                renamed = {"conv_stem.": "0.", "bn1.": "1."}
+                weights = {renamed[k.split(".")[0] + "."] + k.split(".", 1)[1]: v for k, v in state.items()
+                           if k.split(".")[0] + "." in renamed}
+            elif part.role == "head":
+                weights = {k: v for k, v in state.items() if k.split(".")[0] in ("conv_head", "bn2", "classifier")}
+            else:
+                spec = arch.blocks[n - 1]
+                prefix = f"blocks.{spec.stage}.{spec.index}."
+                weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            module.load_state_dict(weights, strict=True)
+            y = module(y)
+        assert torch.allclose(y, net(x), atol=1e-5, rtol=1e-5)
 
 
 def test_fill_measures_each_distinct_part_once_and_prediction_sums_them():
@@ -638,7 +687,7 @@ def test_trials_show_predicted_latency_and_reward(tmp_path, device_files, capsys
     data = json.loads(run(capsys, "trials", directory, "--json")[1])
     assert "latency_ms" not in data["trials"][0] and "device" not in data
     L.keep_with_study(directory, L.LatencyTable.load(elsewhere))  # what `study --device FILE` does
-    table = L.LatencyTable.load(directory / L.STUDY_FILE)
+    table = L.LatencyTable.load(directory / L.LATENCY_FILE)
     data = json.loads(run(capsys, "trials", directory, "--json", "--target-ms", 3)[1])
     for row in data["trials"]:
         recipe = Recipe(row["r"], row["w"], row["d"], base_resolution=32, num_classes=10)

@@ -6,7 +6,7 @@ when called.
 
 
 def load_exported(path):
-    """Rebuild an exported network (see `tinyscale.export.core.load_exported`)."""
-    from tinyscale.export.core import load_exported as _load_exported
+    """Rebuild an exported network (see `tinyscale.export.load.load_exported`)."""
+    from tinyscale.export.load import load_exported as _load_exported
 
     return _load_exported(path)

@@ -27,6 +27,19 @@ from pathlib import Path
 from typing import ClassVar
 
 
+# The study directory's files and folders, named once here; each stage reads and writes only
+# its own (the study its config, trials and lock; fit its fit; the evaluations their folders).
+CONFIG_FILE = "config.json"  # the StudyConfig (tinyscale.study.store)
+TRIALS_FILE = "trials.sqlite"  # one row per trial
+LOCK_FILE = "study.lock"  # held (flock) by the one process running the study
+FIT_FILE = "fit.json"  # the scaling fit (tinyscale.fit.gp)
+LATENCY_FILE = "latency.json"  # a study's device table (tinyscale.latency)
+FIDELITY_FILE = "fidelity.json"  # the fidelity check's verdict (tinyscale.evaluate.fidelity)
+NOISE_FILE = "seed-noise.json"  # the seed noise alone, when the full check has not run
+FIDELITY_DIR = "fidelity"  # the check's retrainings: FIDELITY_DIR/fidelity.sqlite
+COMPARE_DIR = "compare"  # a comparison at matched MACs; at matched latency: "compare-latency"
+
+
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that a crash or a full disk leaves the old file or the new
     one, never a part (a temporary file beside it, flushed to disk, then renamed over it; the

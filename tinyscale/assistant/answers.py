@@ -294,9 +294,9 @@ def device_tables(study_dir: str | os.PathLike, extra: list[str] | tuple[str, ..
     """The study's own table (``DIR/latency.json``, from `tinyscale study --device`) and the
     ``extra`` table files (`tinyscale app --device FILE`), each read and validated; a file that
     is not a valid table comes back with its ``error`` instead."""
-    from tinyscale.latency import STUDY_FILE, LatencyTable
+    from tinyscale.latency import LATENCY_FILE, LatencyTable
 
-    paths = [Path(study_dir) / STUDY_FILE] if (Path(study_dir) / STUDY_FILE).is_file() else []
+    paths = [Path(study_dir) / LATENCY_FILE] if (Path(study_dir) / LATENCY_FILE).is_file() else []
     paths += [Path(p) for p in extra if p]
     out, seen = [], set()
     for path in paths:
@@ -304,7 +304,7 @@ def device_tables(study_dir: str | os.PathLike, extra: list[str] | tuple[str, ..
         if key in seen:
             continue
         seen.add(key)
-        label = "study's table" if path.name == STUDY_FILE and path.parent == Path(study_dir) else path.name
+        label = "study's table" if path.name == LATENCY_FILE and path.parent == Path(study_dir) else path.name
         try:
             table = LatencyTable.load(path)
         except (ValueError, OSError) as exc:

@@ -89,7 +89,7 @@ def launch(study_dir: str | os.PathLike = DEMO_STUDY_DIR, port: int = DEFAULT_PO
     A missing study is not an error here: the page explains how to create it.
     """
     check_app(port, host)
-    from tinyscale.latency.core import LatencyTable
+    from tinyscale.latency import LatencyTable
 
     for path in devices:
         LatencyTable.load(path)  # a bad table is the user's to fix, before the server starts

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 
 from tinyscale.commands.latency import add_device_arg
+from tinyscale.commands.options import add_execution_options, executor_from
 
 DEFAULT_RATIOS = "0.5,0.25,0.125,0.0625"
-# tinyscale.evaluate.compare.core.DEFAULT_STRATEGIES, spelled out so the CLI parser does not import the stage.
+# tinyscale.evaluate.compare.DEFAULT_STRATEGIES, spelled out so the CLI parser does not import the stage.
 DEFAULT_STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
 
 
@@ -36,15 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per run (default: 1.5x the study's steps per trial)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the study's)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per run (default: cores / workers; 1 is fastest on a busy machine)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe: 0..N-1 (default 3)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs train (default local)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="runs in parallel, local processes or Ray actors (default: one per core, 1 thread each)")
-    p.add_argument("--address", help="Ray cluster address (with --executor ray)")
-    p.add_argument("--restart", action="store_true", help="discard stored comparison results first")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_execution_options(p, restart="discard stored comparison results first")
     p.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
     p.set_defaults(func=run)
 
@@ -52,23 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tinyscale.evaluate.compare.core import (
+    from tinyscale.evaluate.compare import (
+        compare_dir,
         comparison_markdown,
         comparison_table,
-        compare_dir,
         default_settings,
         run_comparison,
+        write_report,
     )
-    from tinyscale.evaluate.compare.plots import write_report
-    from tinyscale.study.executors import make_executor
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     budget = args.budget or ("latency" if args.latency_ms is not None else "macs")
     table = None
     if budget == "latency":
-        from tinyscale.evaluate.compare.core import default_latency_targets
-        from tinyscale.latency.core import study_table
+        from tinyscale.evaluate.compare import default_latency_targets
+        from tinyscale.latency import study_table
 
         if args.ratios is not None:
             raise ValueError("--ratios sets MACs targets; with --budget latency give --latency-ms")
@@ -84,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies,
                                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
                                 threads=args.threads, budget=budget)
-    executor = make_executor(args.executor, args.workers, address=args.address, threads=args.threads)
+    executor = executor_from(args)
     try:
         comparison = run_comparison(args.study_dir, settings, restart=args.restart,
                                     progress=not args.no_progress, executor=executor, table=table)

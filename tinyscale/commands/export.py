@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyscale.export.core import export_from_study, parse_formats
+    from tinyscale.export import export_from_study, parse_formats
     from tinyscale.fit.solve import RecipeSolver
 
     formats = parse_formats(args.format)

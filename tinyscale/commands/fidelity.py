@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.options import add_execution_options, executor_from
 from tinyscale.evaluate.fidelity import DEFAULT_FACTOR, DEFAULT_NOISE_TRIALS, DEFAULT_RECIPES, DEFAULT_REPLICATES
 
 
@@ -26,13 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"extra seeds per noise trial, at the study's steps (default {DEFAULT_REPLICATES})")
     p.add_argument("--noise-trials", type=int, default=DEFAULT_NOISE_TRIALS,
                    help=f"trials retrained for the seed noise, spread over log c (default {DEFAULT_NOISE_TRIALS})")
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs train (default local)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="runs in parallel, local processes or Ray actors (default: one per core, 1 thread each)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores // workers)")
-    p.add_argument("--address", help="Ray cluster address (with --executor ray)")
-    p.add_argument("--restart", action="store_true", help="discard stored retrainings first")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_execution_options(p, restart="discard stored retrainings first")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
@@ -41,13 +36,11 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tinyscale.study.executors import make_executor
     from tinyscale.evaluate.fidelity import FIDELITY_FILE, format_fidelity, measure
     from tinyscale.study.store import Study
 
     Study.open(args.study_dir).close()  # a missing study is one line before any worker starts
-    executor = make_executor(args.executor, args.workers, address=args.address,
-                             threads=args.threads)
+    executor = executor_from(args)
     try:
         result = measure(args.study_dir, recipes=args.recipes, factor=args.factor, replicates=args.replicates,
                          noise_trials=args.noise_trials, executor=executor, restart=args.restart,

@@ -57,7 +57,7 @@ def engine_settings(args: argparse.Namespace, table=None) -> tuple[str, int, int
 
 
 def is_this_machine(table) -> bool:
-    from tinyscale.latency.core import DeviceProfile
+    from tinyscale.latency import DeviceProfile
 
     p = table.profile
     return p.same_device(DeviceProfile.current(p.engine, p.threads, p.batch))
@@ -81,7 +81,7 @@ def measured_line(measured) -> str:
 
 
 def measurer_for(engine: str, threads: int, batch: int, args: argparse.Namespace):
-    from tinyscale.latency.core import NETWORK_REPEATS, NETWORK_WARMUP, Measurer
+    from tinyscale.latency import NETWORK_REPEATS, NETWORK_WARMUP, Measurer
 
     warmup = NETWORK_WARMUP if getattr(args, "warmup", None) is None else args.warmup
     repeats = NETWORK_REPEATS if getattr(args, "repeats", None) is None else args.repeats
@@ -90,7 +90,7 @@ def measurer_for(engine: str, threads: int, batch: int, args: argparse.Namespace
 
 def run(args: argparse.Namespace) -> int:
     from tinyscale.space.cost import cost
-    from tinyscale.latency.core import LatencyTable
+    from tinyscale.latency import LatencyTable
     from tinyscale.space.recipe import Recipe
 
     recipe = Recipe(r=args.r, w=args.w, d=args.d, rules=args.rules, base_resolution=args.base_resolution,

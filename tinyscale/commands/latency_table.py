@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tinyscale.commands.latency import engine_settings, measurer_for
-    from tinyscale.latency.core import PART_REPEATS, build_table
+    from tinyscale.latency import PART_REPEATS, build_table
 
     engine, threads, batch = engine_settings(args)
     measurer = measurer_for(engine, threads, batch, args)

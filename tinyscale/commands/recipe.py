@@ -116,7 +116,7 @@ def run_latency(args: argparse.Namespace) -> int:
     import sys
 
     from tinyscale.commands.latency import measure_if_here, measured_line
-    from tinyscale.latency.core import LatencyTable, check_latency_ms
+    from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.space.summary import format_summary, summarize
 

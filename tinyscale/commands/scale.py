@@ -87,7 +87,7 @@ def run_latency(args: argparse.Namespace) -> int:
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
     from baselines import SOLVED, knob_fields, scale_latency
     from tinyscale.commands.latency import measure_if_here, measured_line
-    from tinyscale.latency.core import LatencyTable, check_latency_ms
+    from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.space.summary import format_summary, summarize
 
     if args.latency_ms is None or args.device is None:

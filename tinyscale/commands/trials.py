@@ -35,7 +35,7 @@ def _fmt(value, spec: str) -> str:
 
 def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
     """Trial number -> {"latency_ms", "reward"} on a device table (reward: MnasNet's, at target_ms)."""
-    from tinyscale.latency.core import mnasnet_reward, trial_latencies
+    from tinyscale.latency import mnasnet_reward, trial_latencies
 
     out = {}
     for number, us in trial_latencies(trials, table).items():
@@ -48,7 +48,7 @@ def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyscale.latency.core import check_latency_ms, study_table
+    from tinyscale.latency import check_latency_ms, study_table
     from tinyscale.study.store import Study
 
     table = study_table(args.directory, args.device)

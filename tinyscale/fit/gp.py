@@ -45,11 +45,10 @@ from tinyscale.fit.diagnostics import (
 )
 from tinyscale.fit.gpmodels import Z_95, fit_gp, lengthscales, load_state, make_gp, noise_sd, posterior, state_json
 from tinyscale.fit.pareto import ParetoSelection, front_ranks, objectives, select
-from tinyscale.storage import write_text_atomically
+from tinyscale.storage import FIT_FILE, write_text_atomically
 from tinyscale.fit.surface import C_POINTS, AccuracySurface, Ridge
 from tinyscale.study.trial import StudyConfig, Trial, check_seed
 
-FIT_FILE = "fit.json"
 FIT_FORMAT = 2  # 2 added the method, the ridge and the accuracy surface; 1 (pareto only) still loads
 READABLE_FORMATS = (1, 2)
 METHODS = ("surface", "pareto")

@@ -251,9 +251,9 @@ class RecipeSolver:
         """The recipe for a latency target (µs) on a latency measure (a device table's
         ``predict_us``): first the ratio c whose answer's latency meets the target (bisection
         over log c to 1e-4, the closer of the two answers around it), then, at that answer's r
-        and d, the width that meets it (`tinyscale.latency.core.solve_width_latency`). If no width
+        and d, the width that meets it (`tinyscale.latency.solve_width_latency`). If no width
         reaches it at that (r, d), the answer at c stands and ``width_solved`` is False."""
-        from tinyscale.latency.core import check_latency_ms, solve_width_latency
+        from tinyscale.latency import check_latency_ms, solve_width_latency
         from tinyscale.space.steps import first_reaching
         from tinyscale.space.width import MAX_RATIO, MIN_RATIO
 

@@ -22,7 +22,7 @@ class Cost:
     params: int
 
 
-def _block_cost(kind: str, k: int, cin: int, mid: int, cout: int, se: int, in_px: int, out_px: int) -> tuple[int, int]:
+def block_cost(kind: str, k: int, cin: int, mid: int, cout: int, se: int, in_px: int, out_px: int) -> tuple[int, int]:
     """(MACs, params) of one block; ``in_px``/``out_px`` are spatial areas (side squared)."""
     macs = params = 0
     if kind == "ir":
@@ -42,7 +42,7 @@ def cost_of_architecture(arch: Architecture) -> Cost:
     macs = stem_px * 3 * arch.stem_channels * STEM_KERNEL * STEM_KERNEL
     params = 3 * arch.stem_channels * STEM_KERNEL * STEM_KERNEL + 2 * arch.stem_channels
     for b in arch.blocks:
-        m, p = _block_cost(
+        m, p = block_cost(
             b.kind, b.kernel, b.in_channels, b.mid_channels, b.out_channels, b.se_channels,
             b.in_size * b.in_size, b.out_size * b.out_size,
         )

@@ -26,11 +26,13 @@ BN_MOMENTUM = 0.01  # PyTorch sense (TF's 0.99 decay)
 BN_EPS = 1e-3
 
 
-def _bn(channels: int) -> nn.BatchNorm2d:
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    """The network's batch norm (TF EfficientNet's epsilon and momentum)."""
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
-def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+def conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """The network's convolution: no bias (a batch norm follows), padding ``kernel // 2``."""
     return MapAwareConv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
 
 
@@ -71,12 +73,12 @@ class DepthwiseSeparable(nn.Module):
     def __init__(self, spec: BlockSpec, drop_path: float) -> None:
         super().__init__()
         mid = spec.mid_channels
-        self.conv_dw = _conv(mid, mid, spec.kernel, spec.stride, groups=mid)
-        self.bn1 = _bn(mid)
+        self.conv_dw = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
+        self.bn1 = batch_norm(mid)
         self.act1 = nn.SiLU(inplace=True)
         self.se = SqueezeExcite(mid, spec.se_channels)
-        self.conv_pw = _conv(mid, spec.out_channels, 1)
-        self.bn2 = _bn(spec.out_channels)
+        self.conv_pw = conv(mid, spec.out_channels, 1)
+        self.bn2 = batch_norm(spec.out_channels)
         self.has_skip = spec.has_skip
         self.drop_path = DropPath(drop_path) if self.has_skip else nn.Identity()
 
@@ -92,15 +94,15 @@ class InvertedResidual(nn.Module):
     def __init__(self, spec: BlockSpec, drop_path: float) -> None:
         super().__init__()
         mid = spec.mid_channels
-        self.conv_pw = _conv(spec.in_channels, mid, 1)
-        self.bn1 = _bn(mid)
+        self.conv_pw = conv(spec.in_channels, mid, 1)
+        self.bn1 = batch_norm(mid)
         self.act1 = nn.SiLU(inplace=True)
-        self.conv_dw = _conv(mid, mid, spec.kernel, spec.stride, groups=mid)
-        self.bn2 = _bn(mid)
+        self.conv_dw = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
+        self.bn2 = batch_norm(mid)
         self.act2 = nn.SiLU(inplace=True)
         self.se = SqueezeExcite(mid, spec.se_channels)
-        self.conv_pwl = _conv(mid, spec.out_channels, 1)
-        self.bn3 = _bn(spec.out_channels)
+        self.conv_pwl = conv(mid, spec.out_channels, 1)
+        self.bn3 = batch_norm(spec.out_channels)
         self.has_skip = spec.has_skip
         self.drop_path = DropPath(drop_path) if self.has_skip else nn.Identity()
 
@@ -118,8 +120,8 @@ class EfficientNet(nn.Module):
         super().__init__()
         self.arch = arch
         self.recipe = arch.recipe
-        self.conv_stem = _conv(3, arch.stem_channels, STEM_KERNEL, STEM_STRIDE)
-        self.bn1 = _bn(arch.stem_channels)
+        self.conv_stem = conv(3, arch.stem_channels, STEM_KERNEL, STEM_STRIDE)
+        self.bn1 = batch_norm(arch.stem_channels)
         self.act1 = nn.SiLU(inplace=True)
         total = len(arch.blocks)
         stages: list[nn.Sequential] = []
@@ -134,8 +136,8 @@ class EfficientNet(nn.Module):
             current.append(block_type(spec, rate))
         stages.append(nn.Sequential(*current))
         self.blocks = nn.Sequential(*stages)
-        self.conv_head = _conv(arch.blocks[-1].out_channels, arch.head_channels, 1)
-        self.bn2 = _bn(arch.head_channels)
+        self.conv_head = conv(arch.blocks[-1].out_channels, arch.head_channels, 1)
+        self.bn2 = batch_norm(arch.head_channels)
         self.act2 = nn.SiLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(arch.head_channels, arch.num_classes)

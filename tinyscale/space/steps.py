@@ -5,7 +5,7 @@ A knob t (φ of compound scaling, a single multiplier, the width w) builds a net
 non-decreasing step function of t: channels round to multiples of 8, repeats to whole blocks,
 resolution to whole pixels. "Meets the target" therefore means the closer of the two achievable
 values that bracket it. `baselines.common.solve_knob` asks it in MACs ratios,
-`tinyscale.latency.core` in microseconds; both get the same bisection and the same short decimals.
+`tinyscale.latency` in microseconds; both get the same bisection and the same short decimals.
 
 A measure that is only nearly monotone (a latency table of noisy measurements) still gets a
 bracket: the bisection keeps value(lo) < target <= value(hi) at every step, so the two values it

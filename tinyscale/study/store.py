@@ -29,13 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinyscale.storage import differences, write_text_atomically
+from tinyscale.storage import CONFIG_FILE, LOCK_FILE, TRIALS_FILE, differences, write_text_atomically
 from tinyscale.study.runner import RunResult
 from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial
 
-CONFIG_FILE = "config.json"
-TRIALS_FILE = "trials.sqlite"
-LOCK_FILE = "study.lock"  # held (flock) by the one process running the study
 SCHEMA_VERSION = 2  # 2 added trials.proposed_by; a version-1 store gains the column when opened
 STATES = TRIAL_STATES
 

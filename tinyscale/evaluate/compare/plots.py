@@ -1,6 +1,6 @@
 """The comparison's figure (accuracy vs MACs, one line per strategy, plotly), its PNG export, and
-the report files `tinyscale compare` writes (markdown, CSV, HTML, PNG). This module depends on
-`tinyscale.evaluate.compare.core`, never the other way round.
+the report files `tinyscale compare` writes (markdown, CSV, HTML, PNG). This module reads the
+comparison (`results`, `tables`, `strategies`); nothing there imports it.
 
 PNG goes through kaleido, which is optional: kaleido 1.x drives a Chrome, which we point at the
 system's chromium when one is installed. When either is missing, the caller gets a message, never
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinyscale.evaluate.compare.core import REGISTRY, comparison_csv, comparison_markdown
+from tinyscale.evaluate.compare.strategies import REGISTRY
+from tinyscale.evaluate.compare.tables import comparison_csv, comparison_markdown
 from tinyscale.storage import write_text_atomically
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from tinyscale.evaluate.compare.core import Comparison, ComparisonRow
+    from tinyscale.evaluate.compare.results import Comparison, ComparisonRow
 
 # Fixed colours per strategy (from the strategy registry), so the UI and the saved figures agree.
 STRATEGY_COLORS = {name: s.color for name, s in REGISTRY.items()}

@@ -23,7 +23,7 @@ from tinyscale.evaluate.fidelity.run import measure, measure_noise
 from tinyscale.evaluate.fidelity.stats import (MIN_RECIPES, MIN_TRIALS, NoiseGroup, Signal, accuracy_signal,
                                                linear_trend, pooled_noise, quadratic_residuals, spearman,
                                                spearman_at_matched_c)
-from tinyscale.evaluate.fidelity.store import FIDELITY_DIRNAME, STORE_NAME, FidelityStore, fidelity_dir
+from tinyscale.evaluate.fidelity.store import STORE_NAME, FidelityStore, fidelity_dir
 from tinyscale.evaluate.fidelity.summary import model_agreement, summarize
 from tinyscale.evaluate.fidelity.text import (describe_stored, format_fidelity, format_model_agreement,
                                               not_measured_hint, stale_note)
@@ -32,7 +32,7 @@ from tinyscale.evaluate.fidelity.verdict import (ADVICE, BEYOND_NOISE_GOOD, BEYO
 
 __all__ = [
     "ADVICE", "BEYOND_NOISE_GOOD", "BEYOND_NOISE_POOR", "DEFAULT_FACTOR", "DEFAULT_NOISE_TRIALS", "DEFAULT_RECIPES",
-    "DEFAULT_REPLICATES", "FIDELITY_DIRNAME", "FIDELITY_FILE", "FIDELITY_FORMAT", "FIDELITY_SEED_OFFSET",
+    "DEFAULT_REPLICATES", "FIDELITY_FILE", "FIDELITY_FORMAT", "FIDELITY_SEED_OFFSET",
     "LONG_SLOT", "MATCHED_GOOD", "MIN_RECIPES", "MIN_TRIALS", "NOISE_CHOICES", "NOISE_FILE", "NOISE_FORMAT",
     "RHO_FBNETV3", "RHO_GOOD", "RHO_POOR", "SEED_SLOTS", "SLOPE_T_MIN", "STORE_NAME", "VERDICTS", "Fidelity",
     "FidelitySettings", "FidelityStore", "ModelAgreement", "NoiseGroup", "RankPair", "Run", "SeedNoise", "Signal",

@@ -11,10 +11,8 @@ from pathlib import Path
 
 from tinyscale.evaluate.fidelity.records import Fidelity, SeedNoise
 from tinyscale.evaluate.fidelity.verdict import VERDICTS
-from tinyscale.storage import write_text_atomically
+from tinyscale.storage import FIDELITY_FILE, NOISE_FILE, write_text_atomically
 
-FIDELITY_FILE = "fidelity.json"
-NOISE_FILE = "seed-noise.json"  # the seed noise alone (`measure_noise`), when the full check has not run
 NOISE_CHOICES = ("auto", "measured", "inferred")
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tinyscale.evaluate.fidelity.records import Run
 from tinyscale.evaluate.store import TrainerResultStore
+from tinyscale.storage import FIDELITY_DIR
 
-FIDELITY_DIRNAME = "fidelity"
 STORE_NAME = "fidelity.sqlite"
 SCHEMA_VERSION = 1
 
@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 def fidelity_dir(study_dir: str | os.PathLike) -> Path:
-    return Path(study_dir) / FIDELITY_DIRNAME
+    return Path(study_dir) / FIDELITY_DIR
 
 
 class FidelityStore(TrainerResultStore):

@@ -1,0 +1,135 @@
+"""Running a comparison: build every strategy's recipes, train the missing cells through the one
+run loop (`tinyscale.study.runner.run_jobs`), store each as it finishes; and reading a stored
+comparison back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from tinyscale.evaluate.compare.build import build_recipe, strategy_builders
+from tinyscale.evaluate.compare.results import Comparison, assemble_comparison
+from tinyscale.evaluate.compare.settings import CompareSettings, read_study_config, settings_from_dict, settings_to_dict
+from tinyscale.evaluate.compare.store import STORE_NAME, Cell, CompareStore, compare_dir
+from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetMeasure
+from tinyscale.study.plan import StudyPlan
+from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
+from tinyscale.study.trial import StudyConfig
+
+
+def _budget(config: StudyConfig, train_config) -> dict:
+    """What a cell's accuracy depends on besides recipe and seed: the data and every trainer
+    setting (thread count aside, a runtime choice)."""
+    from tinyscale.train.config import comparable_settings
+
+    trainer = comparable_settings(train_config)
+    return {
+        "data": config.data,
+        "data_seed": config.seed,
+        "train_size": getattr(config, "train_size", None),
+        "val_size": getattr(config, "val_size", None),
+        "rules": config.rules,
+        "base_resolution": config.base_resolution,
+        "num_classes": config.num_classes,
+        **trainer,
+    }
+
+
+def _train_config(config: StudyConfig, settings: CompareSettings):
+    """The study's trainer settings with the comparison's budget."""
+    from tinyscale.train.config import TrainConfig
+
+    return TrainConfig.from_study(config).with_(steps=settings.steps, batch_size=settings.batch_size,
+                                                threads=settings.threads)
+
+
+def run_comparison(
+    study_dir: str | Path,
+    settings: CompareSettings,
+    *,
+    restart: bool = False,
+    progress: bool = True,
+    executor=None,
+    builders: dict[str, StrategyBuilder] | None = None,
+    on_cell: Callable[[Cell], None] | None = None,
+    table=None,
+) -> Comparison:
+    """Build every strategy's recipe at every ratio, train every missing (strategy, ratio, seed,
+    bracket) cell with the study's trainer, data and the settings' budget, and return the
+    comparison. An interpolated row trains two recipes (brackets ``below`` and ``above``) at
+    every seed, every other row one (``single``).
+
+    Training goes through the study engine's executors (``executor``: local by default, or
+    worker processes / Ray from `tinyscale.study.executors.make_executor`), and this process stores
+    each cell as soon as it finishes. Cells are submitted seed-major (all ratios, strategies and
+    brackets at the first seed, then the next), so an interrupted run already holds a full table
+    at fewer seeds. Finished cells are never retrained; ``restart`` discards stored results first.
+    ``builders`` replaces the strategies' recipe builders (tests use it to inject a strategy).
+    Under a latency budget (``settings.budget``) ``table`` is the device's
+    `tinyscale.latency.LatencyTable` every recipe is solved and matched on; the comparison is
+    stored in ``DIR/compare-latency``.
+    """
+    study_dir = Path(study_dir)
+    config = read_study_config(study_dir)
+    if settings.budget == "latency" and table is None:
+        raise ValueError("a latency comparison needs a device table (--device FILE, or a study kept with one)")
+    measure = TargetMeasure("latency", table) if settings.budget == "latency" else MACS
+    if builders is None:
+        builders = strategy_builders(study_dir, config, settings.strategies, measure)
+    missing = [n for n in settings.strategies if n not in builders]
+    if missing:
+        raise ValueError(f"no builder for strategies {missing}")
+    train_config = _train_config(config, settings)
+    budget = {**_budget(config, train_config), **measure.fingerprint()}
+
+    with CompareStore.open(study_dir, budget, restart=restart, kind=settings.budget) as store:
+        store.set_meta("settings", json.dumps(settings_to_dict(settings)))
+        parts = {}
+        for c in settings.ratios:
+            for name in settings.strategies:
+                b = build_recipe(name, builders[name], c, config, measure)
+                store.put_recipe(b)
+                parts[(name, c)] = b.parts()
+        done = store.cells()
+        todo = [(name, c, s, bracket) for s in settings.seeds for c in settings.ratios for name in settings.strategies
+                for bracket in parts[(name, c)] if (name, c, s, bracket) not in done]
+        if not todo:
+            return assemble_comparison(settings, budget, store.recipes(), store.cells())
+        plan = StudyPlan.resolve(config, space=False)  # a missing dataset: one clear error before any worker starts
+
+        def record(job: Job, run: RunResult) -> str:
+            name, c, seed, bracket = job.key
+            cell = Cell.of(name, c, seed, bracket, run)
+            store.put_cell(cell, job.recipe)
+            if on_cell is not None:
+                on_cell(cell)
+            acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"
+            side = "" if bracket == "single" else f" ({bracket} {measure.symbol})"
+            return f"last: {name} {measure.symbol}={c:g}{side} seed={seed} {acc}"
+
+        jobs = [Job(key, parts[key[:2]][key[3]], key[2], train_config) for key in todo]
+        run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=settings.threads,
+                 progress=progress, desc="compare", total=len(todo))
+        return assemble_comparison(settings, budget, store.recipes(), store.cells())
+
+
+def load_comparison(study_dir: str | Path, budget: str = "macs") -> Comparison | None:
+    """The stored comparison of a study at matched ``budget`` (possibly partial), or None when
+    there is none.
+
+    Read-only with respect to training: the UI calls this while a comparison may be running.
+    """
+    path = compare_dir(study_dir, budget) / STORE_NAME
+    if not path.exists():
+        return None
+    try:
+        with CompareStore.open(study_dir, kind=budget) as store:
+            raw_settings, raw_budget = store.meta("settings"), store.meta("budget")
+            if raw_settings is None or raw_budget is None:
+                return None
+            settings = settings_from_dict(json.loads(raw_settings))
+            return assemble_comparison(settings, json.loads(raw_budget), store.recipes(), store.cells())
+    except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"comparison store {path} is unreadable: {exc}") from None

@@ -1,0 +1,170 @@
+"""Where a comparison is kept: ``DIR/compare/compare.sqlite`` (``DIR/compare-latency/`` at matched
+latency), one row per built recipe and one per trained `Cell` (strategy, ratio, seed, bracket),
+each written as soon as its run finishes, so a killed comparison resumes without retraining."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyscale.evaluate.compare.build import BuiltRecipe
+from tinyscale.evaluate.store import TrainerResultStore
+from tinyscale.storage import COMPARE_DIR
+from tinyscale.space.recipe import Recipe
+from tinyscale.study.runner import RunResult
+
+STORE_NAME = "compare.sqlite"
+# 2: cells per (strategy, ratio, seed, bracket), bracketing recipes stored with each strategy's recipe.
+SCHEMA_VERSION = 2
+BRACKETS = ("single", "below", "above")  # which recipe of a row a cell trained
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trained (strategy, ratio, seed, bracket); ``bracket`` says which of the row's recipes."""
+
+    strategy: str
+    ratio: float
+    seed: int
+    state: str  # "completed" or "failed"
+    accuracy: float | None
+    loss: float | None
+    train_seconds: float | None
+    reason: str | None = None
+    bracket: str = "single"
+
+    @property
+    def key(self) -> tuple[str, float, int, str]:
+        return (self.strategy, self.ratio, self.seed, self.bracket)
+
+    @classmethod
+    def of(cls, strategy: str, ratio: float, seed: int, bracket: str, run: RunResult) -> Cell:
+        """A finished run as a stored cell (a failed run keeps its time, not its loss)."""
+        return cls(strategy, ratio, seed, run.state, run.accuracy, run.loss if run.completed else None,
+                   run.train_seconds, run.reason, bracket)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recipes (
+    strategy TEXT NOT NULL, ratio REAL NOT NULL, recipe TEXT, achieved REAL, note TEXT NOT NULL,
+    below TEXT, achieved_below REAL, above TEXT, achieved_above REAL,
+    PRIMARY KEY (strategy, ratio));
+CREATE TABLE IF NOT EXISTS cells (
+    strategy TEXT NOT NULL, ratio REAL NOT NULL, seed INTEGER NOT NULL, bracket TEXT NOT NULL,
+    state TEXT NOT NULL, accuracy REAL, loss REAL, train_seconds REAL, reason TEXT, recipe TEXT NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (strategy, ratio, seed, bracket));
+"""
+
+
+def compare_dir(study_dir: str | Path, budget: str = "macs") -> Path:
+    """Where a study's comparison lives: ``DIR/compare`` at matched MACs, ``DIR/compare-latency``
+    at matched latency (two comparisons of one study never share a store)."""
+    return Path(study_dir) / (COMPARE_DIR if budget == "macs" else f"{COMPARE_DIR}-{budget}")
+
+
+def _recipe_json(recipe: Recipe | None) -> str | None:
+    return None if recipe is None else json.dumps(recipe.to_dict(), sort_keys=True)
+
+
+def _stored_schema(conn: sqlite3.Connection) -> int | None:
+    """The schema version of an existing store (None for a new one). Stores from before the
+    version was recorded have a ``cells`` table without a bracket column: version 1."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is not None:
+        try:
+            return int(row[0])
+        except ValueError:
+            return -1
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(cells)")}
+    return 1 if columns and "bracket" not in columns else None
+
+
+class CompareStore(TrainerResultStore):
+    """The comparison's cells (the `tinyscale.storage.ResultStore` contract: one transaction per
+    finished cell, refused under another budget). A store written under another schema version
+    is refused too; ``restart`` discards it."""
+
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    RESULT_TABLES = ("cells", "recipes")
+
+    @classmethod
+    def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False,
+             kind: str = "macs") -> CompareStore:
+        """Open (creating when ``budget`` is given) the store of a study's comparison at matched
+        ``kind`` (`BUDGETS`)."""
+        path = compare_dir(study_dir, kind) / STORE_NAME
+        if budget is None and not path.exists():
+            raise FileNotFoundError(path)
+
+        def check_version(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            version = _stored_schema(conn)
+            if version is not None and version != SCHEMA_VERSION:
+                if not (restart and budget is not None):
+                    raise ValueError(
+                        f"comparison store {path} was written by another tinyscale version (store schema "
+                        f"{version}, this version uses {SCHEMA_VERSION}: cells per strategy, ratio, seed and "
+                        "bracketing recipe); pass --restart to discard it and retrain"
+                    )
+                with conn:
+                    conn.execute("DROP TABLE IF EXISTS cells")
+                    conn.execute("DROP TABLE IF EXISTS recipes")
+                    conn.execute("DELETE FROM meta")
+
+        return cls.open_at(path, budget, restart=restart, prepare=check_version)
+
+    def put_recipe(self, built: BuiltRecipe) -> None:
+        """Record a strategy's recipes at a ratio. Where cells already exist, each must have
+        trained what the row now trains under its bracket: a different recipe (the study was
+        refitted) or a bracket the row no longer has is an error, since those cells trained
+        another network."""
+        parts = {bracket: _recipe_json(recipe) for bracket, recipe in built.parts().items()}
+        for bracket, trained in self._conn.execute(
+            "SELECT DISTINCT bracket, recipe FROM cells WHERE strategy = ? AND ratio = ? ORDER BY bracket",
+            (built.strategy, built.target),
+        ):
+            if parts.get(bracket) != trained:
+                now = parts.get(bracket) or "not trained"
+                raise ValueError(
+                    f"the {built.strategy} recipe at c={built.target:g} ({bracket}) is now {now}, but stored "
+                    f"results trained {trained} (was the study refitted?); pass --restart to retrain"
+                )
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO recipes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (built.strategy, built.target, _recipe_json(built.recipe), built.achieved, built.note,
+                 _recipe_json(built.below), built.achieved_below, _recipe_json(built.above), built.achieved_above),
+            )
+
+    def recipes(self) -> dict[tuple[str, float], BuiltRecipe]:
+        def load(text: str | None) -> Recipe | None:
+            return None if text is None else Recipe.from_dict(json.loads(text))
+
+        out = {}
+        for strategy, ratio, recipe, achieved, note, below, a_below, above, a_above in self._conn.execute(
+            "SELECT strategy, ratio, recipe, achieved, note, below, achieved_below, above, achieved_above FROM recipes"
+        ):
+            out[(strategy, ratio)] = BuiltRecipe(strategy, ratio, load(recipe), achieved, note, load(below),
+                                                 load(above), a_below, a_above)
+        return out
+
+    def put_cell(self, cell: Cell, recipe: Recipe) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cell.strategy, cell.ratio, cell.seed, cell.bracket, cell.state, cell.accuracy, cell.loss,
+                 cell.train_seconds, cell.reason, _recipe_json(recipe), time.time()),
+            )
+
+    def cells(self) -> dict[tuple[str, float, int, str], Cell]:
+        rows = self._conn.execute(
+            "SELECT strategy, ratio, seed, state, accuracy, loss, train_seconds, reason, bracket FROM cells"
+        )
+        cells = (Cell(*r) for r in rows)
+        return {cell.key: cell for cell in cells}

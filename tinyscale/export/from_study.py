@@ -1,0 +1,97 @@
+"""Exporting a study's answer: the recipe solved from the study's saved fit, optionally trained
+on the study's data, built into a bundle with the study as its provenance
+(``tinyscale export``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyscale.export.bundle import (FORMATS, ExportBundle, TrainedWeights, build_export, check_export_path,
+                                     parse_formats, write_export)
+from tinyscale.space.recipe import Recipe
+from tinyscale.study.trial import check_seed
+
+
+def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0) -> TrainedWeights:
+    """Train ``recipe`` for ``steps`` steps on the study's data with the study's trainer settings.
+
+    ``config`` is the study's `tinyscale.study.trial.StudyConfig`; only the step count differs. The
+    data is what the study's trials saw (`tinyscale.study.plan.data_spec`: the same subsets of the
+    same size, folder images decoded at the same size).
+    """
+    from tinyscale.study.executors import worker_data
+    from tinyscale.study.plan import data_spec
+    from tinyscale.train.config import TrainConfig
+    from tinyscale.train.trainer import train_recipe
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"train steps must be a positive integer, got {steps!r}")
+    # The study's own data spec (subset sizes, seed, decode size), as its workers load it.
+    data = worker_data(data_spec(config))
+    if data.num_classes != recipe.num_classes:
+        raise ValueError(f"the study's data has {data.num_classes} classes, the recipe {recipe.num_classes}")
+    kept = {}
+    result = train_recipe(recipe, data, TrainConfig.from_study(config).with_(steps=steps), seed,
+                          on_trained=lambda m: kept.setdefault("model", m))
+    if result.failed or "model" not in kept:
+        raise ValueError(f"training for the export failed: {result.failed}")
+    mean, std = data.mean_std()
+    return TrainedWeights(model=kept["model"], steps=result.steps, accuracy=result.accuracy,
+                          input_mean=tuple(mean), input_std=tuple(std), data=config.data)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_from_study` did: where, the query answer it exported, and the bundle."""
+
+    path: Path | None
+    answer: object  # tinyscale.fit.solve.RecipeAnswer
+    bundle: ExportBundle
+    notes: tuple[str, ...] = field(default=())
+
+
+def export_from_study(
+    study_dir: str | os.PathLike,
+    c: float,
+    out: str | os.PathLike | None,
+    *,
+    formats: tuple[str, ...] | str = FORMATS,
+    train_steps: int = 0,
+    seed: int = 0,
+    force: bool = False,
+) -> ExportResult:
+    """Solve the recipe for ratio ``c`` from the study's saved fit and export it.
+
+    ``out=None`` builds the bundle without writing it (serve it with `archive_bytes`).
+    ``train_steps > 0`` trains the network that long on the study's data first. ``force``
+    replaces an existing export or archive at ``out``; the path is checked before anything is
+    solved or trained.
+    """
+    from tinyscale.fit.gp import FIT_FILE
+    from tinyscale.fit.solve import RecipeSolver
+
+    formats = parse_formats(formats)
+    check_seed(seed)
+    if out is not None:
+        check_export_path(out, force=force)
+    solver = RecipeSolver.load(study_dir)
+    answer = solver.solve(c)
+    trained = None
+    if train_steps:
+        trained = train_for_export(answer.recipe, solver.fit.config, train_steps, seed=seed)
+    fit = solver.fit
+    provenance = {
+        "study": str(Path(study_dir).resolve()),
+        "fit": {
+            "file": FIT_FILE,
+            "created": fit.created,
+            "models": list(fit.data.numbers),
+            "c_range": list(fit.c_range),
+        },
+        "query": answer.to_dict(),
+    }
+    bundle = build_export(answer.recipe, formats=formats, trained=trained, provenance=provenance, seed=seed)
+    path = write_export(bundle, out, force=force) if out is not None else None
+    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.note_texts)
