@@ -256,3 +256,55 @@ def test_stores_written_before_tail_averaging_still_resume():
     del stored["average_tail"]
     assert setting_changes(stored, FAST) == []
     assert setting_changes(stored, FAST.with_(average_tail=0.25)) == ["average_tail: 0.0 then, 0.25 now"]
+
+
+# --------------------------------------------------------------------------- device and precision
+
+
+def test_device_names_resolve_against_what_torch_sees():
+    from tinyscale.train.device import resolve_device
+
+    assert resolve_device("auto", device_count=0) == "cpu"
+    assert resolve_device("auto", device_count=2) == "cuda"
+    assert resolve_device("cuda:1", device_count=2) == "cuda:1"
+    assert resolve_device("cpu", device_count=2) == "cpu"
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        resolve_device("cuda", device_count=0)
+    with pytest.raises(ValueError, match=r"no GPU 2; torch sees 2 \(cuda:0..cuda:1\)"):
+        resolve_device("cuda:2", device_count=2)
+    for bad in ("gpu", "cuda:", "cuda:x", "CPU", ""):
+        with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
+            resolve_device(bad, device_count=1)
+    # This machine's own count: without a GPU, auto is the CPU and cuda is a one-line error.
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == "cpu"
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@pytest.mark.parametrize("field, value", [("device", "gpu"), ("device", "auto"), ("precision", "fp8"),
+                                          ("precision", None)])
+def test_device_and_precision_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_bf16_autocast_trains_in_bf16_and_still_learns(data):
+    fp32 = train_recipe(_recipe(), data, FAST, seed=0)
+    bf16 = train_recipe(_recipe(), data, FAST.with_(precision="bf16"), seed=0)
+    assert bf16.failed is None and bf16.accuracy > 0.6  # chance is 0.25
+    # The same seed and data in another precision: the runs part (bf16 rounds activations).
+    assert (bf16.loss, bf16.train_loss) != (fp32.loss, fp32.train_loss)
+    again = train_recipe(_recipe(), data, FAST.with_(precision="bf16"), seed=0)
+    assert (again.accuracy, again.loss) == (bf16.accuracy, bf16.loss)
+
+
+def test_precision_is_compared_on_resume_and_the_device_is_not():
+    from tinyscale.train.config import comparable_settings, setting_changes
+
+    stored = comparable_settings(FAST)
+    assert "device" not in stored and stored["precision"] == "fp32"
+    assert setting_changes(stored, FAST.with_(device="cuda:1")) == []
+    assert setting_changes(stored, FAST.with_(precision="bf16")) == ["precision: 'fp32' then, 'bf16' now"]
+    del stored["precision"]  # a store written before precisions existed trained in fp32
+    assert setting_changes(stored, FAST) == []

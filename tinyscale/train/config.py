@@ -10,6 +10,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
+from tinyscale.train.device import PRECISIONS, check_device_name
+
 OPTIMIZERS = ("sgd", "rmsprop", "rmsprop-tf", "adamw")
 
 
@@ -59,6 +61,12 @@ class TrainConfig:
     # products and gathers (tinyscale/space/smallmap.py): same values up to float summation order,
     # 1.5-2x faster steps at the study's resolutions. Off only to measure the difference.
     small_map_kernels: bool = True
+    # Where the run trains (a resolved name: cpu, cuda, cuda:N; `tinyscale.train.device`) and in
+    # what precision (fp32, or bf16/fp16 autocast). Results on another device agree up to float
+    # summation order, as between thread counts, so the device is a runtime setting; the
+    # precision changes what is trained, so it is compared when a study resumes.
+    device: str = "cpu"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_batch_size"):
@@ -81,6 +89,9 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        check_device_name(self.device)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @property
     def warmup_steps(self) -> int:
@@ -103,12 +114,12 @@ class TrainConfig:
 # Settings that change how fast a run goes, not what it trains (results agree up to float
 # summation order, as between thread counts): result stores leave them out when they check that
 # stored runs and new runs are comparable, so a study started before a speed-up still resumes.
-RUNTIME_SETTINGS = frozenset({"threads", "small_map_kernels"})
+RUNTIME_SETTINGS = frozenset({"threads", "small_map_kernels", "device"})
 
 # Settings added after results were first stored, each with the value that trains as versions
 # without it did: a stored setting list (a study's trainer, a comparison's or fidelity check's
 # budget) that lacks one is read as having this value, so older results still resume.
-LATER_SETTINGS = {"zero_init_residual": False, "average_tail": 0.0}
+LATER_SETTINGS = {"zero_init_residual": False, "average_tail": 0.0, "precision": "fp32"}
 
 
 def comparable_settings(config: TrainConfig) -> dict:

@@ -25,6 +25,9 @@ from tinyscale.space.model import build_model
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.smallmap import use_small_map_kernels
 from tinyscale.train.config import TrainConfig
+from tinyscale.train.device import autocast_dtype
+
+SYNC_EVERY = 25  # on a GPU, steps between reads of the training loss (each read waits for the queue)
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -69,11 +72,14 @@ class BatchMaker:
         self.images = images.permute(0, 2, 3, 1).contiguous()
         self.size = self.images.shape[1]
         self.translate, self.flip, self.generator = translate, flip, generator
-        self.scale = (1.0 / (255.0 * torch.tensor(std))).view(1, 1, 1, 3)
-        self.shift = (torch.tensor(mean) / torch.tensor(std)).view(1, 1, 1, 3)
-        self.arange = torch.arange(self.size)
+        device = self.images.device
+        self.scale = (1.0 / (255.0 * torch.tensor(std))).view(1, 1, 1, 3).to(device)
+        self.shift = (torch.tensor(mean) / torch.tensor(std)).view(1, 1, 1, 3).to(device)
+        self.arange = torch.arange(self.size, device=device)
 
     def __call__(self, idx: torch.Tensor, augment: bool) -> torch.Tensor:
+        # Indices and random draws come from CPU generators (the same streams on every device).
+        idx = idx.to(self.images.device)
         x = self.images[idx]  # (B, H, W, 3) uint8
         if augment and (self.translate or self.flip):
             b = len(idx)
@@ -81,12 +87,12 @@ class BatchMaker:
             if self.translate:
                 p = self.translate
                 x = F.pad(x, (0, 0, p, p, p, p))  # zero border on H and W
-                off = torch.randint(0, 2 * p + 1, (2, b, 1), generator=self.generator)
+                off = torch.randint(0, 2 * p + 1, (2, b, 1), generator=self.generator).to(x.device)
                 rows, cols = rows + off[0], cols + off[1]
             if self.flip:
-                flipped = torch.rand(b, 1, generator=self.generator) < 0.5
+                flipped = (torch.rand(b, 1, generator=self.generator) < 0.5).to(x.device)
                 cols = torch.where(flipped, cols.flip(1), cols)
-            x = x[torch.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+            x = x[torch.arange(b, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
         x = x.float().mul_(self.scale).sub_(self.shift)
         return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
 
@@ -189,7 +195,7 @@ def evaluate(model: torch.nn.Module, batches: BatchMaker, labels: torch.Tensor, 
         for start in range(0, n, batch_size):
             idx = torch.arange(start, min(n, start + batch_size))
             logits = model(batches(idx, augment=False))
-            y = labels[idx]
+            y = labels[idx.to(labels.device)]
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
     return correct / n, loss_sum / n
@@ -207,17 +213,25 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    device = torch.device(config.device)
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        # fp32 stays fp32 (TF32 would change results, not only their summation order); the
+        # fastest convolution algorithms for each shape are chosen once per network.
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)
     order_gen = torch.Generator().manual_seed(seed + 1)
     aug_gen = torch.Generator().manual_seed(seed + 2)
 
-    train_images, val_images = data.at(recipe.resolution)
+    # The uint8 images move to the device once per run; batches are gathered and normalised there.
+    train_images, val_images = (x.to(device) for x in data.at(recipe.resolution))
     mean, std = data.mean_std()
     train_batches = BatchMaker(train_images, mean, std, translate=config.translate, flip=config.flip,
                                generator=aug_gen)
     val_batches = BatchMaker(val_images, mean, std)
     order = data_order(len(train_images), config.steps, config.batch_size, order_gen)
-    labels = data.train_labels
+    labels = data.train_labels.to(device)
 
     model = build_model(recipe, dropout=config.dropout, drop_path_rate=config.drop_path_rate)
     if config.zero_init_residual:
@@ -225,10 +239,14 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = config.bn_momentum
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    use_small_map_kernels(model, config.small_map_kernels)
+    # The small-map kernels were written for CPU caches; GPUs run ordinary convolutions.
+    use_small_map_kernels(model, config.small_map_kernels and not on_gpu)
     opt = _optimizer(model, config)
+    cast = autocast_dtype(config.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     model.train()
     tail_start = config.steps - max(1, config.steps // 10)
     tail_losses: list[torch.Tensor] = []
@@ -247,14 +265,20 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         x = train_batches(idx, augment=True)
         if not config.channels_last:
             x = x.contiguous()
-        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=config.label_smoothing)
-        value = loss.item()  # CPU: the step has already run, so this costs no extra wait
-        if not math.isfinite(value):
-            failed = f"training loss became {value} at step {step + 1} of {config.steps} (lr {lr:.3g})"
-            break
+        with torch.autocast(device.type, dtype=cast, enabled=cast is not None):
+            loss = F.cross_entropy(model(x), labels[idx.to(device)], label_smoothing=config.label_smoothing)
+        # On CPU the step has already run, so reading the loss costs nothing; on a GPU it would
+        # wait for the queue every step, so it is read every SYNC_EVERY steps and at the end.
+        if not on_gpu or (step + 1) % SYNC_EVERY == 0 or step + 1 == config.steps:
+            value = loss.item()
+            if not math.isfinite(value):
+                where = f"by step {step + 1}" if on_gpu else f"at step {step + 1}"
+                failed = f"training loss became {value} {where} of {config.steps} (lr {lr:.3g})"
+                break
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         steps_done = step + 1
         if average_start is not None and step >= average_start:
             with torch.no_grad():
@@ -283,7 +307,8 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     if not math.isfinite(val_loss):
         failed = f"held-out loss is {val_loss} after {steps_done} steps"
     elif on_trained is not None:
-        # The receiver (export: ONNX, weights) sees the network as built: ordinary convolutions.
-        on_trained(use_small_map_kernels(model, False).eval())
+        # The receiver (export: ONNX, weights) sees the network as built: ordinary convolutions,
+        # on the CPU.
+        on_trained(use_small_map_kernels(model, False).to("cpu").eval())
     return TrainResult(accuracy, val_loss if math.isfinite(val_loss) else None, steps_done, images_seen,
                        train_seconds, eval_seconds, ips, train_loss, failed)
