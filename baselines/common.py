@@ -1,21 +1,38 @@
 """What every scaling strategy returns, and the MACs-ratio face of the shared step solver.
 
-Each solved strategy moves one scalar knob (φ for compound scaling, or a single multiplier) on
-which the counted MACs are a non-decreasing step function: channels round to multiples of 8,
-repeats to whole blocks, resolution to whole pixels. "Meets c" therefore means the closer of
-the two achievable costs that bracket c, exactly as `tinyscale.space.width.solve_width` does for w.
-The bisection itself lives in `tinyscale.space.steps`, which also solves latency targets.
+Each solved strategy moves one scalar knob (φ for compound scaling, or a single multiplier: a
+`tinyscale.space.steps.Knob`) on which the counted MACs are a non-decreasing step function:
+channels round to multiples of 8, repeats to whole blocks, resolution to whole pixels. "Meets c"
+therefore means the closer of the two achievable costs that bracket c, exactly as
+`tinyscale.space.width.solve_width` does for w. The bisection itself lives in
+`tinyscale.space.steps`, which also solves latency targets; its `StepSolution` becomes the
+public `ScaledRecipe` in one place, `ScaledRecipe.from_solution`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
 
 from tinyscale.space.cost import baseline_macs, macs
 from tinyscale.space.recipe import Recipe
-from tinyscale.space.steps import solve_steps
+from tinyscale.space.steps import Knob, StepSolution, solve_steps
 from tinyscale.space.width import check_ratio
+
+# The rule set of every rule that is about how to split the budget across axes (all but
+# EfficientNet, whose recipes are the published models'): the product's own.
+DEFAULT_RULES = "tinynet"
+
+
+def knob_fields(name: str, value: float) -> dict:
+    """A solved knob as a `ScaledRecipe` reports it: ``{"phi": φ}`` for compound scaling,
+    ``{"s": s}`` for the dWr rules (whose knob is ln s), nothing for a one-axis rule (its recipe
+    shows the axis)."""
+    if name == "phi":
+        return {"phi": value}
+    if name == "ln s":
+        return {"s": math.exp(value)}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,14 @@ class ScaledRecipe:
         """achieved / target - 1 (0 for published recipes)."""
         return 0.0 if self.target is None else self.achieved / self.target - 1.0
 
+    @classmethod
+    def from_solution(cls, strategy: str, solution: StepSolution, knob_name: str = "") -> ScaledRecipe:
+        """A solved rule's result: ``solution`` in ratio units, whose knob is called
+        ``knob_name`` (φ and s become their fields, see `knob_fields`)."""
+        return cls(strategy=strategy, recipe=solution.recipe, target=solution.target, achieved=solution.achieved,
+                   ratio_below=solution.below, ratio_above=solution.above, recipe_below=solution.recipe_below,
+                   recipe_above=solution.recipe_above, **knob_fields(knob_name, solution.knob))
+
     def to_dict(self) -> dict:
         return {
             "strategy": self.strategy,
@@ -62,67 +87,20 @@ class ScaledRecipe:
         }
 
 
-@dataclass(frozen=True)
-class Knob:
-    """A solved rule's one scalar knob, whatever the budget: ``make(t)`` builds the network at
-    t, valid on [lo, hi] with a cost (MACs, latency) non-decreasing in t; ``what`` names the
-    rule and ``low_limit``/``high_limit`` say what stops t at each end, for the out-of-reach
-    error. ``name`` is what t is called in output ("phi", "ln s", "d", "r", "w")."""
+def solve_knob(c: float, knob: Knob) -> StepSolution:
+    """The knob value in [knob.lo, knob.hi] whose counted cost is closest to c times the
+    baseline, in ratio units: `tinyscale.space.steps.solve_steps` on the counted MACs, whose
+    values are then divided by the baseline's MACs.
 
-    make: Callable[[float], Recipe]
-    lo: float
-    hi: float
-    what: str
-    low_limit: str
-    high_limit: str
-    name: str
-
-
-@dataclass(frozen=True)
-class StepSolution:
-    """The solved knob and the two steps around c: ``knob_below``/``knob_above`` build the
-    networks costing ``ratio_below``/``ratio_above`` (both equal ``knob`` on an exact hit);
-    ``knob`` is whichever of them is closer to c."""
-
-    knob: float
-    achieved: float
-    ratio_below: float
-    ratio_above: float
-    knob_below: float
-    knob_above: float
-
-
-def solve_knob(
-    c: float,
-    make: Callable[[float], Recipe],
-    lo: float,
-    hi: float,
-    *,
-    what: str,
-    low_limit: str,
-    high_limit: str,
-) -> StepSolution:
-    """The knob value in [lo, hi] whose counted cost is closest to c times the baseline
-    (`tinyscale.space.steps.solve_steps` on the counted MACs).
-
-    ``make(t)`` must be valid on [lo, hi] and its MACs non-decreasing in t. ``what`` names the
-    strategy and ``low_limit``/``high_limit`` say what stops the knob at each end, for the
-    error raised when c is out of reach.
+    Raises ValueError when c is not a positive finite number or is out of the knob's reach.
     """
     c = check_ratio(c)
-    base = baseline_macs(make(lo))
-    sol = solve_steps(c * base, macs, make, lo, hi, what=what, low_limit=low_limit, high_limit=high_limit,
-                      show=lambda m: f"{m / base:.6g}", name="c=", kind="ratios")
-    return StepSolution(knob=sol.knob, achieved=sol.achieved / base, ratio_below=sol.value_below / base,
-                        ratio_above=sol.value_above / base, knob_below=sol.knob_below, knob_above=sol.knob_above)
+    base = baseline_macs(knob.make(knob.lo))
+    solution = solve_steps(c * base, macs, knob, show=lambda m: f"{m / base:.6g}", prefix="c=", kind="ratios")
+    return solution.per(base, c)
 
 
-def scaled_recipe(strategy: str, c: float, knob: Knob, extra: Callable[[float], dict] = lambda t: {}) -> ScaledRecipe:
+def scaled_recipe(strategy: str, c: float, knob: Knob) -> ScaledRecipe:
     """The rule's recipe at FLOPs ratio c: ``knob`` solved against the counted MACs, with the
-    networks of both adjacent steps; ``extra(t)`` adds the solved knob's own fields (φ, s)."""
-    sol = solve_knob(c, knob.make, knob.lo, knob.hi, what=knob.what, low_limit=knob.low_limit,
-                     high_limit=knob.high_limit)
-    return ScaledRecipe(strategy=strategy, recipe=knob.make(sol.knob), target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
-                        recipe_below=knob.make(sol.knob_below), recipe_above=knob.make(sol.knob_above),
-                        **extra(sol.knob))
+    networks of both adjacent steps and the solved knob's own fields (φ, s)."""
+    return ScaledRecipe.from_solution(strategy, solve_knob(c, knob), knob.name)

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import math
 
-from baselines.common import Knob, ScaledRecipe, scaled_recipe
+from baselines.common import DEFAULT_RULES, ScaledRecipe, scaled_recipe
 from tinyscale.space.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
+from tinyscale.space.steps import Knob
 
-DEFAULT_RULES = "tinynet"
 FAST_ALPHA = 0.8  # the paper's dWr choice
 UNIFORM_ALPHA = 1.0 / 3.0  # d, w², r² take equal shares
 
@@ -125,7 +125,7 @@ def dwr_recipe(c: float, alpha: float = FAST_ALPHA, *, strategy: str | None = No
     """
     alpha = check_alpha(alpha)
     knob = dwr_knob(alpha, strategy=strategy, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
-    return scaled_recipe(strategy or f"dwr(alpha={alpha:g})", c, knob, lambda log_s: {"s": math.exp(log_s)})
+    return scaled_recipe(strategy or f"dwr(alpha={alpha:g})", c, knob)
 
 
 def uniform(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,

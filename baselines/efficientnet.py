@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from baselines.common import Knob, ScaledRecipe, scaled_recipe
+from baselines.common import ScaledRecipe, scaled_recipe
 from tinyscale.space.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
+from tinyscale.space.steps import Knob
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution bases of the compound rule
 PUBLISHED_BASE_RESOLUTION = 224  # the B0 input the B-table resolutions are relative to
@@ -117,4 +118,4 @@ def compound_recipe(c: float, base_resolution: int = 224, num_classes: int = 100
     Raises ValueError if c is not a positive finite number or out of reach (the message gives
     the reachable range and which limit stops it).
     """
-    return scaled_recipe("efficientnet", c, compound_knob(base_resolution, num_classes), lambda phi: {"phi": phi})
+    return scaled_recipe("efficientnet", c, compound_knob(base_resolution, num_classes))

@@ -1,4 +1,4 @@
-"""Single-axis scaling: move only width, only depth or only resolution to meet a FLOPs ratio c.
+"""Single-axis scaling: move only width or only depth to meet a FLOPs ratio c.
 
 These are the naive baselines every compound rule must beat. They are built under TinyNet rules
 by default, the product's own rule set, so that a comparison with its recipes differs only in
@@ -9,24 +9,33 @@ Pass ``rules="efficientnet"`` for the other convention.
 
 from __future__ import annotations
 
-from baselines.common import Knob, ScaledRecipe, scaled_recipe
-from tinyscale.space.recipe import MAX_MULTIPLIER, MAX_RESOLUTION, MIN_RESOLUTION, Recipe
-from tinyscale.space.width import check_ratio, solve_width
+from baselines.common import DEFAULT_RULES, ScaledRecipe, scaled_recipe
+from tinyscale.space.recipe import MAX_MULTIPLIER, Recipe
+from tinyscale.space.steps import Knob, StepSolution
+from tinyscale.space.width import solve_width, width_knob
 
-DEFAULT_RULES = "tinynet"
 # Below this every stage is at its 1-block minimum under either rule set (round(1·d) and
 # ceil(1·d) hold at 1 well before it), so smaller depths build the same network.
 D_MIN = 0.01
 
 
+def width_only_solution(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
+                        num_classes: int = 1000) -> StepSolution:
+    """r = d = 1, w solved against the counted cost by the width solver
+    (`tinyscale.space.width.solve_width`, whose arithmetic is its own), in ratio units."""
+    return solve_width(c, 1.0, 1.0, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
+
+
+def width_only_knob(*, rules: str = DEFAULT_RULES, base_resolution: int = 224, num_classes: int = 1000) -> Knob:
+    """w as the knob of width-only scaling (r = d = 1), for budgets other than a MACs ratio."""
+    return width_knob(1.0, 1.0, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
+
+
 def width_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
                num_classes: int = 1000) -> ScaledRecipe:
     """r = d = 1, w solved against the counted cost (see tinyscale.space.width.solve_width)."""
-    check_ratio(c)
-    sol = solve_width(c, 1.0, 1.0, rules=rules, base_resolution=base_resolution, num_classes=num_classes)
-    return ScaledRecipe(strategy="width", recipe=sol.recipe, target=float(c), achieved=sol.achieved,
-                        ratio_below=sol.ratio_below, ratio_above=sol.ratio_above,
-                        recipe_below=sol.recipe_below, recipe_above=sol.recipe_above)
+    return ScaledRecipe.from_solution(
+        "width", width_only_solution(c, rules=rules, base_resolution=base_resolution, num_classes=num_classes))
 
 
 def depth_knob(*, rules: str = DEFAULT_RULES, base_resolution: int = 224, num_classes: int = 1000) -> Knob:
@@ -37,29 +46,7 @@ def depth_knob(*, rules: str = DEFAULT_RULES, base_resolution: int = 224, num_cl
                 low_limit="1 block per stage, the minimum depth", high_limit=f"d={MAX_MULTIPLIER:g}", name="d")
 
 
-def resolution_knob(*, rules: str = DEFAULT_RULES, base_resolution: int = 224, num_classes: int = 1000) -> Knob:
-    """r as the knob of resolution-only scaling (w = d = 1), in whole input pixels."""
-    template = Recipe(rules=rules, base_resolution=base_resolution, num_classes=num_classes)
-    r_lo = MIN_RESOLUTION / base_resolution
-    # The largest r still inside both limits (up to 4096 px: any r flooring to it is valid).
-    r_hi = min(MAX_MULTIPLIER, (MAX_RESOLUTION + 1 - 1e-6) / base_resolution)
-
-    def make(r: float) -> Recipe:
-        return template.with_(r=r)
-
-    return Knob(make, r_lo, r_hi, what=f"resolution-only scaling ({rules} rules, base {base_resolution} px)",
-                low_limit=f"{MIN_RESOLUTION} px, the network's minimum input",
-                high_limit=f"{make(r_hi).resolution} px", name="r")
-
-
 def depth_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
                num_classes: int = 1000) -> ScaledRecipe:
     """r = w = 1, d solved. Depth alone cannot go below 1 block per stage."""
     return scaled_recipe("depth", c, depth_knob(rules=rules, base_resolution=base_resolution, num_classes=num_classes))
-
-
-def resolution_only(c: float, *, rules: str = DEFAULT_RULES, base_resolution: int = 224,
-                    num_classes: int = 1000) -> ScaledRecipe:
-    """w = d = 1, r solved (in whole input pixels). Cannot go below the minimum input size."""
-    return scaled_recipe("resolution", c,
-                   resolution_knob(rules=rules, base_resolution=base_resolution, num_classes=num_classes))

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from baselines import STRATEGIES, compound_recipe, fast
-from tinyscale.cli import main
-from tinyscale.commands.scale import RULES
+from baselines import RULES, compound_recipe, fast
+from tinyscale.cli import build_parser, main
 
 INSPECT_FIELDS = {"r", "w", "d", "rules", "resolution", "macs", "params", "depths", "widths", "stem", "head", "ratio"}
 SCALE_FIELDS = INSPECT_FIELDS | {"target", "achieved"}
@@ -57,8 +56,11 @@ def test_scale_json_efficientnet(capsys):
     assert data["ratio_below"] <= 0.25 <= data["ratio_above"]
 
 
-def test_scale_offers_every_registered_rule():
-    assert RULES == tuple(STRATEGIES)
+def test_scale_offers_the_registrys_rules_with_their_help():
+    scale = build_parser()._subparsers._group_actions[0].choices["scale"]
+    rule = next(a for a in scale._actions if a.dest == "rule")
+    assert list(rule.choices) == [r.name for r in RULES]
+    assert all(r.help in rule.help for r in RULES)
 
 
 @pytest.mark.parametrize("rule", ["uniform", "fast"])

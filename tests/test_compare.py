@@ -47,6 +47,7 @@ from tinyscale.evaluate.compare import (
     parse_strategies,
     run_comparison,
     strategy_builders,
+    strategy_recipe,
     write_report,
 )
 from tinyscale.space.cost import cost, macs
@@ -55,6 +56,7 @@ from tinyscale.fit.solve import RecipeSolver
 from tinyscale.study.store import Study
 from tinyscale.train.trainer import TrainResult
 from tinyscale.study.trial import StudyConfig
+from tinyscale.space.steps import StepSolution
 from tinyscale.space.width import solve_width
 
 REFERENCE_RATIOS = (0.5, 0.25, 0.125, 0.0625)
@@ -236,6 +238,15 @@ def test_brackets_are_used_only_when_they_straddle_the_target():
     other = lo.with_(base_resolution=64)
     with pytest.raises(ValueError, match="base 64 px"):
         build_recipe("width", lambda t: StrategyRecipe(hi, "", other, hi), c, CONFIG)
+
+
+def test_a_solution_gives_a_strategy_its_steps_only_when_it_has_two():
+    lo, hi = CONFIG.recipe(1.0, 0.5, 1.0), CONFIG.recipe(1.0, 1.0, 1.0)
+    two = StepSolution(target=0.5, achieved=0.62, below=0.31, above=0.62, recipe=hi, recipe_below=lo,
+                       recipe_above=hi, knob=1.0, knob_below=0.5, knob_above=1.0)
+    assert strategy_recipe(two, "n") == StrategyRecipe(hi, "n", lo, hi)
+    # One step (an exact hit, a clamped width): nothing on the other side to interpolate with.
+    assert strategy_recipe(StepSolution.one_step(0.5, 0.62, hi, 1.0), "n") == StrategyRecipe(hi, "n")
 
 
 # ------------------------------------------------------------------------ running, determinism, resume

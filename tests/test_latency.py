@@ -378,17 +378,17 @@ def test_renamed_entry_key_is_refused(saved):
 def test_width_meets_a_latency_target(target_ms):
     target = target_ms * 1000
     sol = L.solve_width_latency(target, 0.8, 0.9, fake_latency_us)
-    assert sol.below_us <= target <= sol.above_us
-    assert sol.achieved_us == fake_latency_us(sol.recipe)
-    assert sol.achieved_us in (sol.below_us, sol.above_us)
-    assert abs(sol.achieved_us - target) == min(target - sol.below_us, sol.above_us - target)
-    assert fake_latency_us(sol.recipe_below) == sol.below_us and fake_latency_us(sol.recipe_above) == sol.above_us
+    assert sol.below <= target <= sol.above
+    assert sol.achieved == fake_latency_us(sol.recipe)
+    assert sol.achieved in (sol.below, sol.above)
+    assert abs(sol.achieved - target) == min(target - sol.below, sol.above - target)
+    assert fake_latency_us(sol.recipe_below) == sol.below and fake_latency_us(sol.recipe_above) == sol.above
     assert (sol.recipe.r, sol.recipe.d) == (0.8, 0.9)
     # The steps are adjacent: no width strictly between them lands strictly between the two latencies.
     wb, wa = sol.recipe_below.w, sol.recipe_above.w
     for w in np.linspace(min(wb, wa), max(wb, wa), 7):
         v = fake_latency_us(sol.recipe.with_(w=float(w)))
-        assert not sol.below_us < v < sol.above_us
+        assert not sol.below < v < sol.above
 
 
 def test_width_solution_is_monotone_in_the_target():
@@ -407,9 +407,9 @@ def test_phi_meets_a_latency_target(target_ms):
     target = target_ms * 1000
     sol, name = scale_latency("efficientnet", target, fake_latency_us)
     assert name == "phi"
-    assert sol.below_us <= target <= sol.above_us
+    assert sol.below <= target <= sol.above
     assert sol.recipe == compound_at_phi(sol.knob)
-    assert sol.achieved_us == fake_latency_us(sol.recipe) and sol.achieved_us in (sol.below_us, sol.above_us)
+    assert sol.achieved == fake_latency_us(sol.recipe) and sol.achieved in (sol.below, sol.above)
     assert sol.recipe.rules == "efficientnet"
 
 
@@ -427,9 +427,9 @@ def test_every_solved_rule_meets_a_latency_target_along_its_own_path(rule):
     for c in (0.55, 0.9):  # targets every rule can reach (depth alone stops at c = 0.45): a little over its networks at these ratios
         target = 1.01 * fake_latency_us(scale(rule, c).recipe)
         sol, _ = scale_latency(rule, target, fake_latency_us)
-        assert sol.below_us <= target <= sol.above_us
-        assert sol.achieved_us == fake_latency_us(sol.recipe) and sol.achieved_us in (sol.below_us, sol.above_us)
-        assert abs(sol.achieved_us - target) <= max(target - sol.below_us, sol.above_us - target)
+        assert sol.below <= target <= sol.above
+        assert sol.achieved == fake_latency_us(sol.recipe) and sol.achieved in (sol.below, sol.above)
+        assert abs(sol.achieved - target) <= max(target - sol.below, sol.above - target)
         c = macs(sol.recipe) / baseline_macs(sol.recipe)
         on_path = scale(rule, c).recipe
         assert build_architecture(on_path) == build_architecture(sol.recipe)

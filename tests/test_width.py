@@ -38,10 +38,10 @@ def test_grid_of_targets(r, d, rules, base, classes):
         sol = solve_width(c, r, d, rules=rules, base_resolution=base, num_classes=classes)
         assert sol.target == c
         assert (sol.recipe.r, sol.recipe.d, sol.recipe.rules) == (r, d, rules)
-        check_closest_step(c, sol.recipe, sol.achieved, sol.ratio_below, sol.ratio_above, ratios)
+        check_closest_step(c, sol.recipe, sol.achieved, sol.below, sol.above, ratios)
         assert sol.relative_error == pytest.approx(sol.achieved / c - 1)
         # Both steps come with the recipe that builds them (only w differs); one is the answer.
-        assert ratio(sol.recipe_below) == sol.ratio_below and ratio(sol.recipe_above) == sol.ratio_above
+        assert ratio(sol.recipe_below) == sol.below and ratio(sol.recipe_above) == sol.above
         assert sol.recipe_below.with_(w=1.0) == sol.recipe_above.with_(w=1.0) == sol.recipe.with_(w=1.0)
         assert sol.recipe in (sol.recipe_below, sol.recipe_above)
         assert len(repr(sol.recipe_below.w)) <= 8 and len(repr(sol.recipe_above.w)) <= 8  # short decimals
@@ -61,7 +61,7 @@ def test_recovers_the_published_tinynet_networks(name):
 
 def test_exact_hit_reports_equal_steps():
     sol = solve_width(1.0, 1.0, 1.0)
-    assert sol.recipe.w == 1.0 and sol.achieved == sol.ratio_below == sol.ratio_above == 1.0
+    assert sol.recipe.w == 1.0 and sol.achieved == sol.below == sol.above == 1.0
     assert sol.recipe_below == sol.recipe_above == sol.recipe
 
 

@@ -5,20 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 
+from baselines.common import DEFAULT_RULES
+from baselines.registry import RULES
 from tinyscale.commands.inspect import add_base_args
 from tinyscale.commands.latency import add_device_arg
 
-RULES = ("efficientnet", "uniform", "fast", "width", "depth", "resolution",
-         "tinynet-a", "tinynet-b", "tinynet-c", "tinynet-d", "tinynet-e")
+
+def rule_help() -> str:
+    """The registry's one-line helps, rules with the same help named together."""
+    groups: list[tuple[list[str], str]] = []
+    for rule in RULES:
+        if groups and groups[-1][1] == rule.help:
+            groups[-1][0].append(rule.name)
+        else:
+            groups.append(([rule.name], rule.help))
+    return ("; ".join(f"{'/'.join(names)}: {text}" for names, text in groups)
+            + f". Solved rules meet the counted MACs, under {DEFAULT_RULES} rules unless said otherwise")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scale", help="the recipe a baseline scaling rule gives at a FLOPs ratio")
-    p.add_argument("--rule", choices=RULES,
-                   help="efficientnet: compound scaling, φ solved; uniform: d, w², r² equal shares of the "
-                        "FLOPs factor; fast: Dollár et al.'s dWr (α=0.8); width/depth/resolution: one axis "
-                        "only (uniform, fast and one-axis under TinyNet rules, all solved against the "
-                        "counted MACs); tinynet-a..e: the published recipe")
+    p.add_argument("--rule", choices=[rule.name for rule in RULES], help=rule_help())
     p.add_argument("--ratio", type=float, default=None,
                    help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
     p.add_argument("--latency-ms", type=float, default=None,
@@ -81,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def run_latency(args: argparse.Namespace) -> int:
     """--rule RULE --latency-ms X --device FILE: the rule's knob solved for the predicted latency
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
@@ -108,8 +114,8 @@ def run_latency(args: argparse.Namespace) -> int:
     if args.json:
         out = s.to_dict()
         out.update(strategy=args.rule, phi=phi, s=s_factor, latency_target_ms=target_ms,
-                   latency_predicted_ms=sol.achieved_us / 1000, latency_below_ms=sol.below_us / 1000,
-                   latency_above_ms=sol.above_us / 1000,
+                   latency_predicted_ms=sol.achieved / 1000, latency_below_ms=sol.below / 1000,
+                   latency_above_ms=sol.above / 1000,
                    latency_measured_ms=None if measured is None else measured.median_ms,
                    device=table.profile.to_dict())
         print(json.dumps(out))
@@ -117,8 +123,8 @@ def run_latency(args: argparse.Namespace) -> int:
     extra = {
         "strategy": args.rule,
         "device": table.profile.describe(),
-        "latency": (f"target {target_ms:g} ms, predicted {sol.achieved_us / 1000:.3f} ms "
-                    f"(adjacent steps {sol.below_us / 1000:.3f} / {sol.above_us / 1000:.3f} ms)"),
+        "latency": (f"target {target_ms:g} ms, predicted {sol.achieved / 1000:.3f} ms "
+                    f"(adjacent steps {sol.below / 1000:.3f} / {sol.above / 1000:.3f} ms)"),
         "measured": measured_line(measured),
     }
     if phi is not None:

@@ -6,7 +6,8 @@ Steps for a target c:
    extrapolating past the data must not propose a resolution nobody tried), and rounded to 4
    decimals (well below one pixel or one block of difference).
 2. w is solved with `tinyscale.space.width.solve_width` so the *counted* MACs meet c as closely as the
-   channel rounding allows; ``ratio_below``/``ratio_above`` are the adjacent achievable ratios.
+   channel rounding allows; the answer keeps that `StepSolution` (``solution``), whose two steps
+   are ``ratio_below``/``ratio_above``, the adjacent achievable ratios.
 3. If no width reaches c at that (r, d) (c below the thinnest network's cost, e.g. far below the
    window, or above the widest's), w is clamped to the end of its range and the answer says so
    (``width_clamped`` plus a note); the achieved ratio is then reported honestly, not c.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from tinyscale.space.cost import baseline_macs, cost
 from tinyscale.space.recipe import Recipe
+from tinyscale.space.steps import StepSolution
 from tinyscale.space.width import W_MAX, W_MIN, check_ratio, reachable_ratios, solve_width
 
 DECIMALS = 4
@@ -64,13 +66,14 @@ class Note:
 
 @dataclass(frozen=True)
 class RecipeAnswer:
-    """The recipe for one target ratio and everything a user needs to trust it."""
+    """The recipe for one target ratio and everything a user needs to trust it.
 
-    target: float
-    recipe: Recipe
-    achieved: float  # counted MACs / baseline MACs
-    ratio_below: float  # achievable ratios bracketing the target (the rounding step)
-    ratio_above: float
+    ``solution`` is the width solved at the fit's (r, d), in ratio units: the target, the
+    recipe, its achieved ratio and the rounding step around the target are its. A width clamped
+    at the end of its range is a solution of one step (`StepSolution.one_step`).
+    """
+
+    solution: StepSolution
     macs: int
     params: int
     r_mean: float  # GP mean before clipping
@@ -83,6 +86,28 @@ class RecipeAnswer:
     width_clamped: bool
     notes: tuple[Note, ...]
     undetermined: tuple[str, ...] = ()  # which of "r", "d" the data do not pin down (see UNDETERMINED_SHARE)
+
+    @property
+    def target(self) -> float:
+        return self.solution.target
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.solution.recipe
+
+    @property
+    def achieved(self) -> float:
+        """Counted MACs / baseline MACs."""
+        return self.solution.achieved
+
+    @property
+    def ratio_below(self) -> float:
+        """The achievable ratios bracketing the target (the rounding step)."""
+        return self.solution.below
+
+    @property
+    def ratio_above(self) -> float:
+        return self.solution.above
 
     @property
     def resolution(self) -> int:
@@ -217,22 +242,17 @@ class RecipeSolver:
             w = W_MIN if c < reach_lo else W_MAX
             recipe = Recipe(r=r, w=w, d=d, **self._context)
             achieved = cost(recipe).macs / self.baseline_macs
-            below = above = achieved
+            solution = StepSolution.one_step(c, achieved, recipe, w)
             notes.append(Note(
                 NoteKind.WIDTH_CLAMPED,
                 f"no width reaches c={c:.4g} at r={r:g}, d={d:g} (widths give {reach_lo:.4g} to {reach_hi:.4g}); "
                 f"w clamped to {w:g}, achieved {achieved:.4g}",
             ))
         else:
-            sol = solve_width(c, r, d, **self._context)
-            recipe, achieved, below, above = sol.recipe, sol.achieved, sol.ratio_below, sol.ratio_above
-        cst = cost(recipe)
+            solution = solve_width(c, r, d, **self._context)
+        cst = cost(solution.recipe)
         return RecipeAnswer(
-            target=c,
-            recipe=recipe,
-            achieved=achieved,
-            ratio_below=below,
-            ratio_above=above,
+            solution=solution,
             macs=cst.macs,
             params=cst.params,
             r_mean=r_mean,
@@ -286,24 +306,41 @@ class RecipeSolver:
         try:
             width = solve_width_latency(target_us, r, d, latency, **self._context)
         except ValueError:
-            return LatencyAnswer(at_c, at_c.recipe, float(target_us), float(latency(at_c.recipe)), False)
-        return LatencyAnswer(at_c, width.recipe, float(target_us), width.achieved_us, True,
-                             width.below_us, width.above_us)
+            as_found = StepSolution.one_step(float(target_us), float(latency(at_c.recipe)), at_c.recipe, at_c.recipe.w)
+            return LatencyAnswer(at_c, as_found, False)
+        return LatencyAnswer(at_c, width, True)
 
 
 @dataclass(frozen=True)
 class LatencyAnswer:
     """A latency query's answer: ``at_ratio`` is the fit's answer at the ratio c whose recipe
-    meets the target, ``recipe`` the final network (w re-solved against the latency at that
-    answer's r and d when ``width_solved``), with its predicted latency and the adjacent steps."""
+    meets the target; ``solution`` (µs) is w re-solved against the latency at that answer's r
+    and d when ``width_solved``, else that answer's recipe as one step. ``recipe`` is the final
+    network, with its predicted latency and, when the width was solved, the adjacent steps."""
 
     at_ratio: RecipeAnswer
-    recipe: Recipe
-    target_us: float
-    predicted_us: float
+    solution: StepSolution
     width_solved: bool
-    below_us: float | None = None
-    above_us: float | None = None
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.solution.recipe
+
+    @property
+    def target_us(self) -> float:
+        return self.solution.target
+
+    @property
+    def predicted_us(self) -> float:
+        return self.solution.achieved
+
+    @property
+    def below_us(self) -> float | None:
+        return self.solution.below if self.width_solved else None
+
+    @property
+    def above_us(self) -> float | None:
+        return self.solution.above if self.width_solved else None
 
     def recipe_answer(self) -> RecipeAnswer:
         """The answer shaped like a ratio query's: ``recipe`` with its own counted ratio, MACs
@@ -311,6 +348,6 @@ class LatencyAnswer:
         achieved ratio), and the fit's r, d bands and notes at the ratio it was found at."""
         cst = cost(self.recipe)
         achieved = cst.macs / baseline_macs(self.recipe)
-        return replace(self.at_ratio, recipe=self.recipe, achieved=achieved, ratio_below=achieved,
-                       ratio_above=achieved, macs=cst.macs, params=cst.params)
+        one_step = StepSolution.one_step(self.at_ratio.target, achieved, self.recipe, self.recipe.w)
+        return replace(self.at_ratio, solution=one_step, macs=cst.macs, params=cst.params)
 

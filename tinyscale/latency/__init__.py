@@ -22,8 +22,7 @@ from tinyscale.latency.grids import (BOX_DEPTHS, CALIBRATION_DEPTHS, DEFAULT_CAL
                                      calibration_recipes, grid_recipes)
 from tinyscale.latency.measure import NETWORK_REPEATS, NETWORK_WARMUP, PART_REPEATS, PART_WARMUP, Measurer
 from tinyscale.latency.parts import Part, parts_of, recipe_parts
-from tinyscale.latency.solve import (MNASNET_BETA, LatencySolution, check_latency_ms, mnasnet_reward, solve_latency,
-                                     solve_width_latency)
+from tinyscale.latency.solve import MNASNET_BETA, check_latency_ms, mnasnet_reward, solve_latency, solve_width_latency
 from tinyscale.latency.study import LATENCY_FILE, keep_with_study, study_table, trial_latencies
 from tinyscale.latency.table import ESTIMATE_NEIGHBOURS, FORMAT, Entry, LatencyTable, Prediction
 from tinyscale.latency.timing import (LatencyStats, check_count, ort_session_options, summarize_samples, time_runs,
@@ -33,7 +32,7 @@ __all__ = [
     "BOX_DEPTHS", "CALIBRATION_DEPTHS", "CORRECTIONS", "DEFAULT_CALIBRATION", "ENGINES", "ESTIMATE_NEIGHBOURS",
     "FAMILY", "FORMAT", "FORMAT_VERSION", "GRIDS", "GRID_DEPTH", "GRID_SIDES", "GRID_WIDTHS", "MIN_GP_POINTS",
     "MNASNET_BETA", "NETWORK_REPEATS", "NETWORK_WARMUP", "PART_REPEATS", "PART_WARMUP", "SMALL_GRID_SIDES",
-    "SMALL_GRID_WIDTHS", "LATENCY_FILE", "Calibration", "CalibrationPoint", "DeviceProfile", "Entry", "LatencySolution",
+    "SMALL_GRID_WIDTHS", "LATENCY_FILE", "Calibration", "CalibrationPoint", "DeviceProfile", "Entry",
     "LatencyStats", "LatencyTable", "Measurer", "Part", "Prediction", "box_recipes", "build_table",
     "calibration_recipes", "check_count", "check_engine", "check_latency_ms", "cpu_model", "engine_version",
     "grid_recipes", "keep_with_study", "mnasnet_reward", "ort_session_options", "parts_of", "recipe_parts",

@@ -7,6 +7,12 @@ resolution to whole pixels. "Meets the target" therefore means the closer of the
 values that bracket it. `baselines.common.solve_knob` asks it in MACs ratios,
 `tinyscale.latency` in microseconds; both get the same bisection and the same short decimals.
 
+`StepSolution` is the one answer to "a target in one measure": the target, the two achievable
+values around it, their recipes and knob values. Every solver returns it (`solve_steps`, the
+width solver `tinyscale.space.width.solve_width`, the baselines' `solve_knob`, the latency
+solvers), and the result types built from one (`baselines.ScaledRecipe`,
+`tinyscale.fit.solve.RecipeAnswer` and `LatencyAnswer`) take their bracket from it.
+
 A measure that is only nearly monotone (a latency table of noisy measurements) still gets a
 bracket: the bisection keeps value(lo) < target <= value(hi) at every step, so the two values it
 returns bracket the target, though another bracketing step may exist elsewhere.
@@ -15,12 +21,28 @@ returns bracket the target, though another bracketing step may exist elsewhere.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from tinyscale.space.recipe import Recipe
 
 Measure = Callable[[Recipe], float]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One scalar knob t that builds a network, whatever the budget: ``make(t)`` is valid on
+    [lo, hi] and the budget's measure (MACs, latency) is non-decreasing in t. ``what`` names
+    the strategy and ``low_limit``/``high_limit`` say what stops t at each end, for the
+    out-of-reach error; ``name`` is what t is called in output ("phi", "ln s", "w", "d", "r")."""
+
+    make: Callable[[float], Recipe]
+    lo: float
+    hi: float
+    what: str
+    low_limit: str
+    high_limit: str
+    name: str
 
 
 def first_reaching(value: Measure, make: Callable[[float], Recipe], target: float, lo: float, hi: float,
@@ -56,44 +78,66 @@ def short_value(value: Measure, make: Callable[[float], Recipe], t: float, lo: f
 
 @dataclass(frozen=True)
 class StepSolution:
-    """The solved knob and the two steps around the target: ``knob_below``/``knob_above`` build
-    the networks of value ``value_below``/``value_above`` (both equal ``knob`` on an exact hit);
-    ``knob`` is whichever of them is closer to the target. Values are in the measure's units."""
+    """A target solved in one measure (a MACs ratio c, or microseconds): ``below`` and
+    ``above`` are the achievable values bracketing ``target`` (both equal ``achieved`` on an
+    exact hit), built by ``recipe_below``/``recipe_above`` at knob values ``knob_below``/
+    ``knob_above``; ``recipe`` (at ``knob``, value ``achieved``) is whichever of the two is
+    closer to the target.
 
-    knob: float
+    A solution built by `one_step` has a single step that need not bracket the target: a knob
+    clamped at the end of its range, or a recipe taken as given."""
+
+    target: float
     achieved: float
-    value_below: float
-    value_above: float
+    below: float
+    above: float
+    recipe: Recipe
+    recipe_below: Recipe
+    recipe_above: Recipe
+    knob: float
     knob_below: float
     knob_above: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.achieved / self.target - 1.0
+
+    @classmethod
+    def one_step(cls, target: float, achieved: float, recipe: Recipe, knob: float) -> StepSolution:
+        """A solution of one step: ``recipe`` (value ``achieved``, at ``knob``) on both sides."""
+        return cls(target=target, achieved=achieved, below=achieved, above=achieved, recipe=recipe,
+                   recipe_below=recipe, recipe_above=recipe, knob=knob, knob_below=knob, knob_above=knob)
+
+    def per(self, unit: float, target: float) -> StepSolution:
+        """The same steps with values divided by ``unit`` (counted MACs per baseline MACs: a
+        ratio c) and ``target`` as asked in the new unit (c itself, which c·unit / unit may
+        miss by an ulp)."""
+        return replace(self, target=target, achieved=self.achieved / unit, below=self.below / unit,
+                       above=self.above / unit)
 
 
 def solve_steps(
     target: float,
     value: Measure,
-    make: Callable[[float], Recipe],
-    lo: float,
-    hi: float,
+    knob: Knob,
     *,
-    what: str,
-    low_limit: str,
-    high_limit: str,
     show: Callable[[float], str] = lambda v: f"{v:.6g}",
-    name: str = "",
+    prefix: str = "",
     kind: str = "values",
 ) -> StepSolution:
-    """The knob in [lo, hi] whose ``value`` is closest to ``target``.
+    """The knob value in [knob.lo, knob.hi] whose ``value`` is closest to ``target``, with both
+    steps around it, in ``value``'s units.
 
-    ``make(t)`` must be valid on [lo, hi] and ``value(make(t))`` non-decreasing in t. ``what``
-    names the strategy, ``low_limit``/``high_limit`` say what stops the knob at each end, and
-    ``show`` formats a value, ``name`` prefixes the target ("c=") and ``kind`` names the values
-    ("ratios"), for the ValueError raised when the target is out of reach.
+    ``value(knob.make(t))`` must be non-decreasing in t. ``show`` formats a value, ``prefix``
+    goes before the target ("c=") and ``kind`` names the values ("ratios"), for the ValueError
+    raised when the target is out of reach (which also names ``knob.what`` and its limits).
     """
+    make, lo, hi = knob.make, knob.lo, knob.hi
     v_lo, v_hi = value(make(lo)), value(make(hi))
     if not v_lo <= target <= v_hi:
         raise ValueError(
-            f"{name}{show(target)} is out of reach for {what}: it gives {kind} from {show(v_lo)} "
-            f"({low_limit}) to {show(v_hi)} ({high_limit})"
+            f"{prefix}{show(target)} is out of reach for {knob.what}: it gives {kind} from {show(v_lo)} "
+            f"({knob.low_limit}) to {show(v_hi)} ({knob.high_limit})"
         )
     if v_lo >= target:
         t_up = t_down = lo
@@ -109,5 +153,7 @@ def solve_steps(
     k_above = short_value(value, make, t_up, t_down if t_down < t_up else lo, hi)
     k_below = k_above if t_down == t_up else short_value(value, make, t_down, lo, t_up)
     t = k_above if above - target <= target - below else k_below
-    return StepSolution(knob=t, achieved=value(make(t)), value_below=below, value_above=above,
-                        knob_below=k_below, knob_above=k_above)
+    recipe = make(t)
+    return StepSolution(target=target, achieved=value(recipe), below=below, above=above, recipe=recipe,
+                        recipe_below=make(k_below), recipe_above=make(k_above), knob=t, knob_below=k_below,
+                        knob_above=k_above)

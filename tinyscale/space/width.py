@@ -3,15 +3,22 @@
 The counted cost is a non-decreasing step function of w (channels are rounded to multiples of
 8), so "meets c" means: of the two achievable costs that bracket c, the closer one. The closed
 form c = r²·d·w² is not used: for small models it misses the counted cost by tens of percent.
+
+`solve_width` answers in ratio units with the step solver's `StepSolution`; its bisection is
+`tinyscale.space.steps.first_reaching` on the integer MACs count. It does not go through
+`solve_steps`: its short width lies strictly inside the step (`solve_steps` also takes the
+width where the step begins: 0.55 rather than 0.553 at c = 0.385), and its out-of-reach message
+names (r, d), so the shared path would change recipes that studies and fits already hold.
+`width_knob` is w as a `Knob` of the shared step solver, for budgets other than a MACs ratio.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from tinyscale.space.cost import baseline_macs, macs
 from tinyscale.space.recipe import MAX_MULTIPLIER, Recipe
+from tinyscale.space.steps import Knob, StepSolution, first_reaching
 
 # Below this every channel count (the 1280 head included) is already at its 8-channel minimum,
 # so smaller widths build the same network.
@@ -20,28 +27,6 @@ W_MAX = MAX_MULTIPLIER
 # Targets beyond these are typos (a missing minus sign in an exponent), not designs.
 MIN_RATIO = 1e-6
 MAX_RATIO = 1e4
-
-
-@dataclass(frozen=True)
-class WidthSolution:
-    """The solved recipe and how close it came.
-
-    ``ratio_below``/``ratio_above`` are the achievable ratios adjacent to the target (equal to
-    ``achieved`` when the target is hit exactly); the target always lies between them.
-    ``recipe_below``/``recipe_above`` build those two ratios (one of them is ``recipe``).
-    """
-
-    recipe: Recipe
-    target: float
-    achieved: float
-    ratio_below: float
-    ratio_above: float
-    recipe_below: Recipe | None = None
-    recipe_above: Recipe | None = None
-
-    @property
-    def relative_error(self) -> float:
-        return self.achieved / self.target - 1.0
 
 
 def check_ratio(c: object) -> float:
@@ -69,25 +54,14 @@ def reachable_ratios(
     return macs(t.with_(w=W_MIN)) / base, macs(t.with_(w=W_MAX)) / base
 
 
-def _first_w_reaching(t: Recipe, target_macs: int, lo: float, hi: float) -> float:
-    """Smallest w in (lo, hi] with macs >= target (macs(lo) < target <= macs(hi))."""
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
-            break
-        if macs(t.with_(w=mid)) >= target_macs:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
 def _step_interval(t: Recipe, w: float, lo: float = W_MIN, hi: float = W_MAX) -> tuple[float, float]:
     """The interval (a, b) of widths around w that build the same cost as w, searched within
-    [lo, hi] (a known step boundary as lo or hi saves a bisection)."""
+    [lo, hi] (a known step boundary as lo or hi saves a bisection): a is the first width
+    reaching that cost, b the first exceeding it."""
     m = macs(t.with_(w=w))
-    a = lo if macs(t.with_(w=lo)) == m else _first_w_reaching(t, m, lo, w)
-    b = hi if macs(t.with_(w=hi)) == m else _first_w_reaching(t, m + 1, w, hi)
+    make = lambda x: t.with_(w=x)  # noqa: E731
+    a = lo if macs(t.with_(w=lo)) == m else first_reaching(macs, make, m, lo, w)
+    b = hi if macs(t.with_(w=hi)) == m else first_reaching(macs, make, m, w, hi, strict=True)
     return a, b
 
 
@@ -111,9 +85,9 @@ def solve_width(
     rules: str = "tinynet",
     base_resolution: int = 224,
     num_classes: int = 1000,
-) -> WidthSolution:
+) -> StepSolution:
     """The width w at which Recipe(r, w, d) costs c times the baseline, as closely as the
-    channel rounding allows.
+    channel rounding allows: a `StepSolution` in ratio units (``knob`` is w).
 
     Raises ValueError when c is not a positive finite number or lies outside what any width
     reaches at this (r, d) (the message gives the reachable range).
@@ -131,7 +105,7 @@ def solve_width(
     if macs(t.with_(w=W_MIN)) >= target_macs:
         w_up = W_MIN
     else:
-        w_up = _first_w_reaching(t, math.ceil(target_macs), W_MIN, W_MAX)
+        w_up = first_reaching(macs, lambda x: t.with_(w=x), math.ceil(target_macs), W_MIN, W_MAX)
     above = macs(t.with_(w=w_up))
     if above == target_macs or w_up == W_MIN:
         below = above
@@ -145,12 +119,16 @@ def solve_width(
         w_below = _short_width(t, below_w, W_MIN, w_up)
     w = w_above if above - target_macs <= target_macs - below else w_below
     recipe = t.with_(w=w)
-    return WidthSolution(
-        recipe=recipe,
-        target=c,
-        achieved=macs(recipe) / base,
-        ratio_below=below / base,
-        ratio_above=above / base,
-        recipe_below=t.with_(w=w_below),
-        recipe_above=t.with_(w=w_above),
-    )
+    return StepSolution(target=c, achieved=macs(recipe) / base, below=below / base, above=above / base,
+                        recipe=recipe, recipe_below=t.with_(w=w_below), recipe_above=t.with_(w=w_above),
+                        knob=w, knob_below=w_below, knob_above=w_above)
+
+
+def width_knob(r: float, d: float, *, rules: str = "tinynet", base_resolution: int = 224,
+               num_classes: int = 1000) -> Knob:
+    """w at fixed (r, d) as a knob of the shared step solver, over [W_MIN, W_MAX]: what a latency
+    target solves (`tinyscale.latency.solve_width_latency`, the baselines' width-only rule)."""
+    t = _template(r, d, rules, base_resolution, num_classes)
+    return Knob(lambda w: t.with_(w=w), W_MIN, W_MAX,
+                what=f"width at r={r:g}, d={d:g} ({rules} rules, base {base_resolution} px)",
+                low_limit=f"w={W_MIN:g}, every channel at its minimum", high_limit=f"w={W_MAX:g}", name="w")

@@ -2,8 +2,9 @@
 scaling rules and single-axis scaling, every strategy trained with the same trainer, budget,
 data and seeds. The modules follow the data flow:
 
-- `strategies`: the strategy registry, and what a target measures (`TargetMeasure`: MACs ratio c
-  or predicted ms).
+- `strategies`: the strategy registry (the GP strategies, and the baselines from
+  `baselines.registry`), what a target measures (`TargetMeasure`: MACs ratio c or predicted ms),
+  and `strategy_recipe`, a solver's `StepSolution` as a strategy's recipe.
 - `settings`: what a comparison asks (`CompareSettings`), parsed and defaulted from a study.
 - `build`: one strategy's recipe at one target, matched or bracketed by two steps (`BuiltRecipe`).
 - `store`: the SQLite store of built recipes and trained cells, resumable (`CompareStore`).
@@ -66,8 +67,7 @@ from tinyscale.evaluate.compare.strategies import (
     StrategyBuilder,
     StrategyRecipe,
     TargetMeasure,
-    gp_answer_recipe,
-    gp_latency_recipe,
+    strategy_recipe,
 )
 from tinyscale.evaluate.compare.tables import comparison_csv, comparison_markdown, comparison_table, margin_table
 
@@ -78,7 +78,7 @@ __all__ = [
     "ComparisonRow", "Margin", "MeanMargin", "ReportPaths", "Strategy", "StrategyBuilder", "StrategyRecipe",
     "TargetMeasure", "assemble_comparison", "build_recipe", "compare_dir", "comparison_csv", "comparison_figure",
     "comparison_markdown", "comparison_table", "default_latency_targets", "default_settings", "default_steps",
-    "gp_answer_recipe", "gp_latency_recipe", "interpolation_weight", "load_comparison", "margin_table",
-    "parse_ratios", "parse_strategies", "read_study_config", "run_comparison", "settings_from_dict",
-    "settings_to_dict", "strategy_builders", "write_png", "write_report",
+    "interpolation_weight", "load_comparison", "margin_table", "parse_ratios", "parse_strategies",
+    "read_study_config", "run_comparison", "settings_from_dict", "settings_to_dict", "strategy_builders",
+    "strategy_recipe", "write_png", "write_report",
 ]

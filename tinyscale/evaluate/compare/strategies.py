@@ -3,11 +3,13 @@
 A strategy (one entry of `REGISTRY`) is a name, a label and colour for tables and plots, and a
 function that, given a study and a `TargetMeasure`, returns its `StrategyBuilder`: target ->
 `StrategyRecipe`. The GP strategies solve their recipe with the study's fit (`gp`) or with
-TinyNet's Pareto fit of the same trials (`gp-pareto`); the others call `baselines`.
+TinyNet's Pareto fit of the same trials (`gp-pareto`) and are defined here; the others are the
+solved rules of the baseline registry (`baselines.registry.RULES`), with its labels and colours.
 
 Under a latency budget the targets are milliseconds predicted on a device table
 (`tinyscale.latency`): the GP solves through `RecipeSolver.solve_latency`, every baseline
-solves its own knob through `baselines.scale_latency`.
+solves its own knob through `baselines.scale_latency`. Every solver answers with a
+`tinyscale.space.steps.StepSolution`, which `strategy_recipe` turns into the builder's result.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from baselines.common import knob_fields
+from baselines.registry import RULES, scale_latency, solve_ratio
 from tinyscale.space.cost import macs
 from tinyscale.space.recipe import Recipe
+from tinyscale.space.steps import StepSolution
 from tinyscale.study.trial import StudyConfig
 
 MATCH_TOLERANCE = 0.02  # |achieved / target - 1| allowed for one recipe to count as matched FLOPs
@@ -101,45 +106,30 @@ class Strategy:
     builder: Callable[[Path, StudyConfig, TargetMeasure], StrategyBuilder]
 
 
-def gp_answer_recipe(answer, context: dict) -> StrategyRecipe:
-    """A `tinyscale.fit.solve.RecipeAnswer` as a strategy's recipe: its notes, and the two width
-    steps around c at the answer's (r, d) when the solved width misses c by more than the
-    tolerance (none when the width was clamped: then no step lies on the other side)."""
-    from tinyscale.space.width import solve_width
-
-    below = above = None
-    if abs(answer.achieved / answer.target - 1.0) > MATCH_TOLERANCE and not answer.width_clamped:
-        sol = solve_width(answer.target, answer.recipe.r, answer.recipe.d, **context)
-        below, above = sol.recipe_below, sol.recipe_above
-    return StrategyRecipe(answer.recipe, "; ".join(answer.note_texts), below, above)
-
-
-def gp_latency_recipe(answer, target_us: float, latency, context: dict) -> StrategyRecipe:
-    """A `tinyscale.fit.solve.LatencyAnswer` as a strategy's recipe: as `gp_answer_recipe`, with the
-    two width steps around the latency target when the solved width misses it by more than
-    the tolerance (none when no width reached it)."""
-    from tinyscale.latency import solve_width_latency
-
-    below = above = None
-    if answer.width_solved and abs(answer.predicted_us / target_us - 1.0) > MATCH_TOLERANCE:
-        sol = solve_width_latency(target_us, answer.recipe.r, answer.recipe.d, latency, **context)
-        below, above = sol.recipe_below, sol.recipe_above
-    return StrategyRecipe(answer.recipe, "; ".join(answer.at_ratio.note_texts), below, above)
+def strategy_recipe(solution: StepSolution, note: str = "") -> StrategyRecipe:
+    """A solved target as a strategy's recipe: the closer step, and the recipes of both steps
+    when there are two (none when one step is all there is: an exact hit, a width clamped at
+    the end of its range, a recipe not solved in this measure)."""
+    if solution.below == solution.above:
+        return StrategyRecipe(solution.recipe, note)
+    return StrategyRecipe(solution.recipe, note, solution.recipe_below, solution.recipe_above)
 
 
 def _solver_builder(solver, config: StudyConfig, measure: TargetMeasure) -> StrategyBuilder:
-    """A fitted `RecipeSolver` as a builder: its answer at c, or at a latency in ms."""
-    context = dict(rules=config.rules, base_resolution=config.base_resolution, num_classes=config.num_classes)
+    """A fitted `RecipeSolver` as a builder: its answer at c, or at a latency in ms, with the
+    fit's notes; the two width steps around the target come with the answer's solution."""
     if measure.kind == "latency":
         latency = measure.latency_us()
 
         def build_latency(ms: float) -> StrategyRecipe:
-            return gp_latency_recipe(solver.solve_latency(ms * 1000.0, latency), ms * 1000.0, latency, context)
+            answer = solver.solve_latency(ms * 1000.0, latency)
+            return strategy_recipe(answer.solution, "; ".join(answer.at_ratio.note_texts))
 
         return build_latency
 
     def build(c: float) -> StrategyRecipe:
-        return gp_answer_recipe(solver.solve(c), context)
+        answer = solver.solve(c)
+        return strategy_recipe(answer.solution, "; ".join(answer.note_texts))
 
     return build
 
@@ -164,59 +154,45 @@ def _gp_pareto_builder(study_dir: Path, config: StudyConfig, measure: TargetMeas
     return _solver_builder(RecipeSolver(fit_scaling(trials, config, method="pareto")), config, measure)
 
 
-def _knob_note(phi: float | None, s: float | None) -> str:
+def _knob_note(knob: str, value: float) -> str:
     """A baseline row's note: its solved φ or s."""
-    return "; ".join(([f"φ={phi:.4g}"] if phi is not None else []) + ([f"s={s:.4g}"] if s is not None else []))
+    fields = knob_fields(knob, value)
+    return "; ".join(([f"φ={fields['phi']:.4g}"] if "phi" in fields else [])
+                     + ([f"s={fields['s']:.4g}"] if "s" in fields else []))
 
 
-def _baseline(function: str, rule: str, *, study_rules: bool = True
-              ) -> Callable[[Path, StudyConfig, TargetMeasure], StrategyBuilder]:
-    """A registry builder for ``baselines.<function>(c, ...)`` in the study's context, or for
-    ``baselines.scale_latency(rule, ...)`` under a latency budget. With ``study_rules`` the
-    recipe is built under the study's rule set (rules about how to split the budget); without,
-    under the baseline's own (EfficientNet's, as the TF reference does)."""
+def _baseline(rule: str) -> Callable[[Path, StudyConfig, TargetMeasure], StrategyBuilder]:
+    """A registry builder for baseline ``rule`` in the study's context: its knob solved for a
+    ratio c (`baselines.registry.solve_ratio`) or a latency in ms (`baselines.scale_latency`),
+    under the study's rule set (EfficientNet keeps its own, as the TF reference does)."""
 
     def builder(study_dir: Path, config: StudyConfig, measure: TargetMeasure = MACS) -> StrategyBuilder:
-        import baselines
-
-        kwargs: dict = dict(base_resolution=config.base_resolution, num_classes=config.num_classes)
-        if study_rules:
-            kwargs["rules"] = config.rules
+        context = dict(rules=config.rules, base_resolution=config.base_resolution, num_classes=config.num_classes)
         if measure.kind == "latency":
             latency = measure.latency_us()
 
             def build_latency(ms: float) -> StrategyRecipe:
-                sol, knob = baselines.scale_latency(rule, ms * 1000.0, latency, **kwargs)
-                fields = baselines.knob_fields(knob, sol.knob)
-                note = _knob_note(fields.get("phi"), fields.get("s")) or f"{knob}={sol.knob:.4g}"
-                return StrategyRecipe(sol.recipe, note, sol.recipe_below, sol.recipe_above)
+                solution, knob = scale_latency(rule, ms * 1000.0, latency, **context)
+                return strategy_recipe(solution, _knob_note(knob, solution.knob) or f"{knob}={solution.knob:.4g}")
 
             return build_latency
-        solve = getattr(baselines, function)
 
         def build(c: float) -> StrategyRecipe:
-            result = solve(c, **kwargs)
-            return StrategyRecipe(result.recipe, _knob_note(result.phi, result.s), result.recipe_below,
-                                  result.recipe_above)
+            solution, knob = solve_ratio(rule, c, **context)
+            return strategy_recipe(solution, _knob_note(knob, solution.knob))
 
         return build
 
     return builder
 
 
-# The strategies `tinyscale compare` knows, in table order. Adding one is one entry here.
+# The strategies `tinyscale compare` knows, in table order: the two GP strategies, then every
+# solved baseline rule of the registry (a published recipe has no target to match).
 REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("gp", "GP recipe (this study's fit)", "#d62728", _gp_builder),
     Strategy("gp-pareto", "GP on Pareto models (TinyNet's method)", "#e377c2", _gp_pareto_builder),
-    Strategy("efficientnet", "EfficientNet compound (φ solved)", "#1f77b4",
-             _baseline("compound_recipe", "efficientnet", study_rules=False)),
-    Strategy("uniform", "uniform compound (d, w², r² equal shares)", "#17becf", _baseline("uniform", "uniform")),
-    Strategy("fast", "fast dWr (Dollár et al., α = 0.8)", "#8c564b", _baseline("fast", "fast")),
-    Strategy("width", "width only", "#2ca02c", _baseline("width_only", "width")),
-    Strategy("depth", "depth only", "#9467bd", _baseline("depth_only", "depth")),
-    Strategy("resolution", "resolution only", "#ff7f0e", _baseline("resolution_only", "resolution")),
+    *(Strategy(rule.name, rule.label, rule.color, _baseline(rule.name)) for rule in RULES if not rule.published),
 )}
 STRATEGIES: tuple[str, ...] = tuple(REGISTRY)
 STRATEGY_LABELS: dict[str, str] = {name: s.label for name, s in REGISTRY.items()}
-DEFAULT_STRATEGIES: tuple[str, ...] = ("gp", "gp-pareto", "efficientnet", "uniform", "fast", "width", "depth",
-                                       "resolution")
+DEFAULT_STRATEGIES: tuple[str, ...] = STRATEGIES
