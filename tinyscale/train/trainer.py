@@ -68,9 +68,11 @@ class BatchMaker:
 
     def __init__(self, images: torch.Tensor, mean, std, *, translate: int = 0, flip: bool = False,
                  generator: torch.Generator | None = None) -> None:
-        # NHWC uint8 once, so a gather yields channels-last batches directly.
-        self.images = images.permute(0, 2, 3, 1).contiguous()
-        self.size = self.images.shape[1]
+        # The images stay as given (N, C, H, W: possibly a read-only map of the decoded cache,
+        # shared by every worker); each batch is gathered and made channels-last (NHWC) here,
+        # so no second copy of the split is held.
+        self.images = images
+        self.size = images.shape[2]
         self.translate, self.flip, self.generator = translate, flip, generator
         device = self.images.device
         self.scale = (1.0 / (255.0 * torch.tensor(std))).view(1, 1, 1, 3).to(device)
@@ -80,7 +82,7 @@ class BatchMaker:
     def __call__(self, idx: torch.Tensor, augment: bool) -> torch.Tensor:
         # Indices and random draws come from CPU generators (the same streams on every device).
         idx = idx.to(self.images.device)
-        x = self.images[idx]  # (B, H, W, 3) uint8
+        x = self.images[idx].permute(0, 2, 3, 1).contiguous()  # (B, H, W, 3) uint8
         if augment and (self.translate or self.flip):
             b = len(idx)
             rows = cols = self.arange.expand(b, -1)
