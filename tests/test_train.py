@@ -308,3 +308,26 @@ def test_precision_is_compared_on_resume_and_the_device_is_not():
     assert setting_changes(stored, FAST.with_(precision="bf16")) == ["precision: 'fp32' then, 'bf16' now"]
     del stored["precision"]  # a store written before precisions existed trained in fp32
     assert setting_changes(stored, FAST) == []
+
+
+def test_resizing_each_batch_trains_exactly_as_the_resized_copy(data, monkeypatch):
+    # A dataset too large for a resized copy per worker is resized batch by batch; the images,
+    # and so the run, must be the same bit for bit (here at 12 px from the 16-px data).
+    import tinyscale.data.datasets as datasets
+
+    cfg = FAST.with_(steps=12, translate=1, flip=True)
+    copied = train_recipe(_recipe(r=0.75), data, cfg, seed=5)
+    assert data.for_training(12)[2] is None
+    monkeypatch.setattr(datasets, "RESIZED_COPY_LIMIT", 0)
+    train, val, resize_to = data.for_training(12)
+    assert resize_to == 12 and train.shape[-1] == 16  # the decoded images, resized per batch
+    per_batch = train_recipe(_recipe(r=0.75), data, cfg, seed=5)
+    assert (per_batch.accuracy, per_batch.loss, per_batch.train_loss) == (copied.accuracy, copied.loss,
+                                                                          copied.train_loss)
+
+
+def test_a_worker_keeps_one_resized_copy_at_a_time(data):
+    first = data.at(12)[0]
+    assert data.at(12)[0].data_ptr() == first.data_ptr()  # kept while the resolution is the same
+    data.at(8)
+    assert 12 not in data._by_resolution and 8 in data._by_resolution

@@ -25,6 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tinyscale.data.cache import cache_dir, decode_cached
+from tinyscale.limits import MAX_IMAGE_PIXELS
+
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -40,6 +43,10 @@ FASHION_MNIST_FILES = {
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 DEFAULT_DECODE_SIZE = 64
+# A worker keeps one resized copy of the splits (the resolution it trains now) up to this size;
+# a larger dataset is resized batch by batch (`ImageData.for_training`), which costs about 3 ms
+# per 64 images (64 -> 48 px, one core): a few per cent of a step.
+RESIZED_COPY_LIMIT = 256 * 2**20
 _RESIZE_CHUNK = 4096  # images resized per interpolate call (bounds the float32 working set)
 
 
@@ -93,13 +100,28 @@ class ImageData:
         return self._by_resolution["mean_std"]
 
     def at(self, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(train, val) images at ``resolution`` px, uint8 (N, 3, res, res); resized once, cached."""
+        """(train, val) images at ``resolution`` px, uint8 (N, 3, res, res); resized once and kept
+        until another resolution is asked for (a worker trains many resolutions in turn, and one
+        copy per resolution would grow without bound)."""
         if resolution not in self._by_resolution:
+            for key in [k for k in self._by_resolution if isinstance(k, int)]:
+                del self._by_resolution[key]
             self._by_resolution[resolution] = (
                 resize_images(self.train_images, resolution), resize_images(self.val_images, resolution)
             )
         train, val = self._by_resolution[resolution]
         return train.expand(-1, 3, -1, -1), val.expand(-1, 3, -1, -1)
+
+    def for_training(self, resolution: int) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+        """(train, val, resize_to): what a run at ``resolution`` gathers its batches from. The
+        resized splits (`at`, ``resize_to`` None) while that copy fits in `RESIZED_COPY_LIMIT`;
+        beyond it the splits as decoded (a shared map of the decoded cache for a large folder)
+        and the resolution each batch is resized to as it is gathered, bit for bit the same
+        images, so a worker holds no copy of a large dataset."""
+        count = len(self.train_images) + len(self.val_images)
+        if self.image_size == resolution or count * self.train_images.shape[1] * resolution**2 <= RESIZED_COPY_LIMIT:
+            return (*self.at(resolution), None)
+        return self.train_images.expand(-1, 3, -1, -1), self.val_images.expand(-1, 3, -1, -1), resolution
 
     def subset(self, train_size: int | None = None, val_size: int | None = None, *, seed: int = 0) -> ImageData:
         """A seeded random subset of each split (None keeps the split whole)."""
@@ -122,7 +144,8 @@ def resize_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
     """uint8 (N, C, H, W) -> uint8 (N, C, res, res), antialiased bilinear (no-op at same size)."""
     if images.shape[-1] == resolution and images.shape[-2] == resolution:
         return images
-    out = torch.empty((images.shape[0], images.shape[1], resolution, resolution), dtype=torch.uint8)
+    out = torch.empty((images.shape[0], images.shape[1], resolution, resolution), dtype=torch.uint8,
+                      device=images.device)
     for start in range(0, len(images), _RESIZE_CHUNK):
         chunk = images[start:start + _RESIZE_CHUNK].float()
         resized = F.interpolate(chunk, size=(resolution, resolution), mode="bilinear", antialias=True,
@@ -145,14 +168,6 @@ def split_validation(images: torch.Tensor, labels: torch.Tensor, fraction: float
 
 
 # ------------------------------------------------------------------------------ Fashion-MNIST
-def cache_dir() -> Path:
-    """Where downloaded data is kept: $TINYSCALE_CACHE, else $XDG_CACHE_HOME/tinyscale, else ~/.cache/tinyscale."""
-    if os.environ.get("TINYSCALE_CACHE"):
-        return Path(os.environ["TINYSCALE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tinyscale"
-
-
 def md5_of(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as fh:
@@ -262,7 +277,10 @@ def _decode(path: Path, size: int) -> torch.Tensor | str:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:  # checked before a pixel is decoded
+                raise ValueError(f"{w} x {h} px is more than the {MAX_IMAGE_PIXELS:,} pixels an image may have")
             im = _to_8bit(im).convert("RGB")
             w, h = im.size
             side = min(w, h)
@@ -287,9 +305,12 @@ def _to_8bit(im):
     if im.mode == "I" or im.mode.startswith("I;16"):
         import numpy as np
 
-        values = np.asarray(im).astype(np.float64)
-        scaled = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled)  # uint8 (H, W): mode L
+        # round(v / 257) in integers ((v + 128) // 257: v / 257 is never k + 0.5), in 4 bytes a
+        # pixel rather than a float64 copy's 8.
+        values = np.clip(np.asarray(im), 0, 65535).astype(np.uint32)
+        values += 128
+        values //= 257
+        return Image.fromarray(values.astype(np.uint8))  # uint8 (H, W): mode L
     return im
 
 
@@ -303,9 +324,12 @@ def _image_files(class_dir: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p, class_dir))
 
 
-def _decode_split(root: Path, class_names: list[str], size: int, *, every_class: bool = False):
+def _decode_split(root: Path, class_names: list[str], size: int, *, every_class: bool = False,
+                  decoded_cache: Path | None = None):
     """Decode the images of each class folder under ``root``; with ``every_class``, a class
-    without a single readable image is an error naming it (it would be a class no trial can learn)."""
+    without a single readable image is an error naming it (it would be a class no trial can learn).
+    With ``decoded_cache`` (a directory), large sets come from the decoded cache there
+    (`tinyscale.data.cache`): the same images, mapped from disk instead of held in RAM."""
     files, labels = [], []
     for idx, name in enumerate(class_names):
         class_files = _image_files(root / name) if (root / name).is_dir() else []
@@ -314,24 +338,38 @@ def _decode_split(root: Path, class_names: list[str], size: int, *, every_class:
                              f"({', '.join(IMAGE_SUFFIXES)}); remove it or add images")
         files += class_files
         labels += [idx] * len(class_files)
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        decoded = list(pool.map(lambda p: _decode(p, size), files))
-    good = [i for i, item in enumerate(decoded) if isinstance(item, torch.Tensor)]
-    skipped = [item for item in decoded if isinstance(item, str)]
+    cached = decode_cached(root, files, labels, class_names, size, _decode,
+                           directory=decoded_cache) if decoded_cache is not None else None
+    if cached is not None:
+        good, skipped_at = cached.used.tolist(), list(cached.skipped)
+        images = torch.from_numpy(cached.images)  # a copy-on-write map: no copy of the pixels
+    else:
+        from PIL import Image
+
+        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            # PIL's own warning about large images comes before our (lower) limit skips them.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            decoded = list(pool.map(lambda p: _decode(p, size), files))
+        good = [i for i, item in enumerate(decoded) if isinstance(item, torch.Tensor)]
+        skipped_at = [(i, item) for i, item in enumerate(decoded) if isinstance(item, str)]
+        images = torch.stack([decoded[i] for i in good]) if good else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    skipped = [why for _, why in skipped_at]
     if every_class:
         readable = {labels[i] for i in good}
         dead = [name for idx, name in enumerate(class_names) if idx not in readable]
         if dead:
-            first = next(item for item, label in zip(decoded, labels)
-                         if isinstance(item, str) and class_names[label] == dead[0])
+            first = next(why for i, why in skipped_at if class_names[labels[i]] == dead[0])
             raise ValueError(f"no readable images in class folder {root / dead[0]}"
                              f"{f' (and {len(dead) - 1} more)' if len(dead) > 1 else ''}; first: {first}")
-    images = torch.stack([decoded[i] for i in good]) if good else torch.empty((0, 3, size, size), dtype=torch.uint8)
     return images, torch.tensor([labels[i] for i in good], dtype=torch.long), skipped
 
 
-def load_folder(path: Path, *, seed: int = 0, val_fraction: float = 0.1, decode_size: int = DEFAULT_DECODE_SIZE) -> ImageData:
-    """A class-per-folder dataset: ``path/train/<class>/*`` (or ``path/<class>/*``), optional ``path/val/<class>/*``."""
+def load_folder(path: Path, *, seed: int = 0, val_fraction: float = 0.1, decode_size: int = DEFAULT_DECODE_SIZE,
+                decoded_cache: Path | None = None) -> ImageData:
+    """A class-per-folder dataset: ``path/train/<class>/*`` (or ``path/<class>/*``), optional ``path/val/<class>/*``.
+
+    ``decoded_cache``: a directory of decoded datasets (`tinyscale.data.cache`) to read large
+    sets from (and build there on first use); None decodes in RAM."""
     if not path.exists():
         raise ValueError(f"no dataset at {path}: the path does not exist")
     if not path.is_dir():
@@ -350,11 +388,13 @@ def load_folder(path: Path, *, seed: int = 0, val_fraction: float = 0.1, decode_
                        - set(class_names))
         if extra:
             raise ValueError(f"{val_root} has classes that train/ lacks: {', '.join(extra)}")
-    train_images, train_labels, skipped = _decode_split(train_root, class_names, decode_size, every_class=True)
+    train_images, train_labels, skipped = _decode_split(train_root, class_names, decode_size, every_class=True,
+                                                        decoded_cache=decoded_cache)
     if len(train_images) == 0:
         raise ValueError(f"no readable images under {train_root}" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     if val_root is not None:
-        val_images, val_labels, val_skipped = _decode_split(val_root, class_names, decode_size)
+        val_images, val_labels, val_skipped = _decode_split(val_root, class_names, decode_size,
+                                                            decoded_cache=decoded_cache)
         skipped += val_skipped
         if len(val_images) == 0:
             raise ValueError(f"no readable images under {val_root}")
@@ -396,12 +436,14 @@ def generate_data(*, num_classes: int = 10, train_size: int = 640, val_size: int
 
 # ------------------------------------------------------------------------------ entry point
 def load_data(spec: str, *, seed: int = 0, train_size: int | None = None, val_size: int | None = None,
-              val_fraction: float = 0.1, decode_size: int = DEFAULT_DECODE_SIZE, download: bool = True) -> ImageData:
+              val_fraction: float = 0.1, decode_size: int = DEFAULT_DECODE_SIZE, download: bool = True,
+              decoded_cache: Path | None = None) -> ImageData:
     """The dataset named by ``spec``: "fashion-mnist", "generated", or a class-per-folder path.
 
     ``train_size``/``val_size`` take seeded random subsets; ``val_fraction`` is the hold-out
     used when a folder dataset has no ``val/``; ``decode_size`` is the side folder images are
-    decoded to (resolutions above it are upsampled).
+    decoded to (resolutions above it are upsampled); ``decoded_cache`` is where a large folder
+    dataset's decoded images are kept (see `load_folder`).
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"data must be 'fashion-mnist', 'generated' or a dataset path, got {spec!r}")
@@ -410,7 +452,8 @@ def load_data(spec: str, *, seed: int = 0, train_size: int | None = None, val_si
     elif spec == "generated":
         data = generate_data(seed=seed)
     else:
-        data = load_folder(Path(spec).expanduser(), seed=seed, val_fraction=val_fraction, decode_size=decode_size)
+        data = load_folder(Path(spec).expanduser(), seed=seed, val_fraction=val_fraction, decode_size=decode_size,
+                           decoded_cache=decoded_cache)
     if train_size is not None or val_size is not None:
         data = data.subset(train_size, val_size, seed=seed)
     return data

@@ -53,10 +53,13 @@ class DataSpec:
     decode_size: int = 64
 
     def load(self):
+        from tinyscale.data.cache import cache_root
         from tinyscale.data.datasets import load_data
 
+        # A large folder dataset is decoded once into the decoded cache on disk, which every
+        # worker then maps (one copy in the page cache, whatever the number of workers).
         return load_data(self.spec, seed=self.seed, train_size=self.train_size, val_size=self.val_size,
-                         decode_size=self.decode_size)
+                         decode_size=self.decode_size, decoded_cache=cache_root())
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ _DATA_CACHE: dict[DataSpec, object] = {}
 
 
 def worker_data(spec: DataSpec):
-    """The data for ``spec``, loaded once per process."""
+    """The data for ``spec``, loaded once per process (a large folder dataset: mapped from the
+    decoded cache, which the driver's `check_data` builds before any worker starts)."""
     if spec not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one study's data per worker at a time
         _DATA_CACHE[spec] = spec.load()

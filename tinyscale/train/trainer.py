@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from tinyscale.data.datasets import ImageData
+from tinyscale.data.datasets import ImageData, resize_images
 from tinyscale.space.model import build_model
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.smallmap import use_small_map_kernels
@@ -67,12 +67,13 @@ class BatchMaker:
     """Turns sample indices into a normalised, augmented float batch (channels-last NCHW)."""
 
     def __init__(self, images: torch.Tensor, mean, std, *, translate: int = 0, flip: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, resize_to: int | None = None) -> None:
         # The images stay as given (N, C, H, W: possibly a read-only map of the decoded cache,
         # shared by every worker); each batch is gathered and made channels-last (NHWC) here,
         # so no second copy of the split is held.
-        self.images = images
-        self.size = images.shape[2]
+        # ``resize_to``: each batch is resized as it is gathered (`ImageData.for_training`).
+        self.images, self.resize_to = images, resize_to
+        self.size = resize_to or images.shape[2]
         self.translate, self.flip, self.generator = translate, flip, generator
         device = self.images.device
         self.scale = (1.0 / (255.0 * torch.tensor(std))).view(1, 1, 1, 3).to(device)
@@ -82,7 +83,10 @@ class BatchMaker:
     def __call__(self, idx: torch.Tensor, augment: bool) -> torch.Tensor:
         # Indices and random draws come from CPU generators (the same streams on every device).
         idx = idx.to(self.images.device)
-        x = self.images[idx].permute(0, 2, 3, 1).contiguous()  # (B, H, W, 3) uint8
+        x = self.images[idx]
+        if self.resize_to is not None:
+            x = resize_images(x, self.resize_to)
+        x = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, 3) uint8
         if augment and (self.translate or self.flip):
             b = len(idx)
             rows = cols = self.arange.expand(b, -1)
@@ -227,11 +231,12 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     aug_gen = torch.Generator().manual_seed(seed + 2)
 
     # The uint8 images move to the device once per run; batches are gathered and normalised there.
-    train_images, val_images = (x.to(device) for x in data.at(recipe.resolution))
+    train_images, val_images, resize_to = data.for_training(recipe.resolution)
+    train_images, val_images = train_images.to(device), val_images.to(device)
     mean, std = data.mean_std()
     train_batches = BatchMaker(train_images, mean, std, translate=config.translate, flip=config.flip,
-                               generator=aug_gen)
-    val_batches = BatchMaker(val_images, mean, std)
+                               generator=aug_gen, resize_to=resize_to)
+    val_batches = BatchMaker(val_images, mean, std, resize_to=resize_to)
     order = data_order(len(train_images), config.steps, config.batch_size, order_gen)
     labels = data.train_labels.to(device)
 
@@ -302,7 +307,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         with torch.no_grad():
             torch._foreach_copy_(params, averaged)
     t1 = time.perf_counter()
-    calibrate_batchnorm(model, BatchMaker(train_images, mean, std), min(config.bn_calibration_images, len(train_images)),
+    calibrate_batchnorm(model, BatchMaker(train_images, mean, std, resize_to=resize_to), min(config.bn_calibration_images, len(train_images)),
                         config.eval_batch_size)
     accuracy, val_loss = evaluate(model, val_batches, data.val_labels, config.eval_batch_size)
     eval_seconds = time.perf_counter() - t1
