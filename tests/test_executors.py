@@ -218,7 +218,10 @@ def test_settings_added_later_resume_at_their_old_value_and_refuse_another(tmp_p
     now = comparable_settings(TrainConfig())
     older = {k: v for k, v in now.items() if k not in LATER_SETTINGS}
     assert setting_changes(older, TrainConfig()) == []
-    changed = TrainConfig().with_(**{k: not v for k, v in LATER_SETTINGS.items()})
+    # Another valid value of each (a setting added later needs one here too).
+    other = {"zero_init_residual": True, "average_tail": 0.25, "precision": "bf16"}
+    assert set(other) == set(LATER_SETTINGS)
+    changed = TrainConfig().with_(**other)
     assert len(setting_changes(older, changed)) == len(LATER_SETTINGS)
 
     study_dir = tmp_path / "s"

@@ -465,6 +465,7 @@ PAIR_JUNK = ["1", "a,b", "nan,1", "1,nan", "2,1", "-1,1", "0,1", "1,2,3", "inf,i
 POSITIVE = ["0", "-1", "-2"]
 # (command prefix, option, junk): junk none of which is a valid value for the option.
 STUDY = ["study", "--data", "generated", "--out", "{tmp}/s", "--trials", "1"]
+LATENCY = ["latency", "--r", "1", "--w", "1", "--d", "1", "--base-resolution", "32", "--num-classes", "10"]
 OPTIONS = [
     (["inspect", "--w", "1", "--d", "1"], "--r", FLOAT_JUNK),
     (["inspect", "--r", "1", "--d", "1"], "--w", FLOAT_JUNK),
@@ -525,6 +526,27 @@ OPTIONS = [
     (["fidelity", "{trials}"], "--threads", INT_JUNK + POSITIVE + ["100000"]),
     (["app", "--study", "{tmp}"], "--port", INT_JUNK + POSITIVE + ["65536"]),
     (["app", "--study", "{tmp}", "--port", "8599"], "--host", ["999.1.1.1", "no such host.invalid", ""]),
+    # Issue 28: every count a user types has an upper bound, every path is checked before any work.
+    (STUDY[:5], "--trials", ["1000000000"]),
+    (STUDY, "--steps", ["1000000000000"]),
+    (STUDY, "--batch-size", ["100000000"]),
+    (["study", "--data", "generated", "--trials", "1"], "--out", ["", " "]),
+    (["compare", "{trials}"], "--seeds", ["100000000"]),
+    (["compare", "{trials}"], "--steps", ["1000000000000"]),
+    (["compare", "{trials}"], "--batch-size", ["100000000"]),
+    (["export", "{study}", "--ratio", "0.3", "--out", "{tmp}/e"], "--train-steps", ["1000000000000"]),
+    (["fidelity", "{trials}"], "--factor", ["1e12"]),
+    (LATENCY, "--batch", INT_JUNK + POSITIVE + ["100000000"]),
+    (LATENCY, "--repeats", INT_JUNK + POSITIVE + ["100000000000"]),
+    (LATENCY, "--warmup", INT_JUNK + ["-1", "100000000000"]),
+    (LATENCY, "--threads", INT_JUNK + POSITIVE + ["100000"]),
+    (LATENCY, "--device", ["{tmp}/missing.json", "/dev/null", "/dev/zero", "{tmp}", "{study}/fit.json"]),
+    (["latency-table", "--out", "{tmp}/t.json"], "--repeats", INT_JUNK + POSITIVE + ["100000000000"]),
+    (["latency-table", "--out", "{tmp}/t.json"], "--part-repeats", INT_JUNK + POSITIVE + ["100000000000"]),
+    (["latency-table", "--out", "{tmp}/t.json"], "--batch", INT_JUNK + POSITIVE + ["100000000"]),
+    (["latency-table", "--out", "{tmp}/t.json"], "--calibration", INT_JUNK + ["100000000000"]),
+    (["latency-table"], "--out", ["", "{tmp}", "{tmp}/no-such-dir/t.json", "{study}/fit.json"]),
+    (["trials", "{trials}"], "--device", ["", "{tmp}/missing.json", "/dev/null", "/dev/zero", "{tmp}"]),
 ]
 
 
@@ -552,6 +574,11 @@ def test_junk_for_every_option_is_one_line_and_no_traceback(capsys, tmp_path, st
     monkeypatch.setattr(ProcessExecutor, "submit", not_reached)
     monkeypatch.setattr("tinyscale.export.from_study.build_export", not_reached)
     monkeypatch.setattr("tinyscale.commands.app.subprocess.Popen", not_reached)
+    from tinyscale.latency import Measurer
+
+    monkeypatch.setattr(Measurer, "measure_recipe", not_reached)
+    monkeypatch.setattr(Measurer, "measure_part", not_reached)
+    monkeypatch.setattr("tinyscale.latency.build_table", not_reached)
     cases = _junk_cases()
     assert len(cases) > 380
     for prefix, option, junk in cases:

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Order is the order of `tinyscale --help`.
-COMMANDS = ("demo", "inspect", "scale", "study", "trials", "fit", "fidelity", "recipe", "export", "compare",
+COMMANDS = ("demo", "inspect", "scale", "data", "study", "trials", "fit", "fidelity", "recipe", "export", "compare",
             "latency", "latency-table", "app")
 
 
@@ -65,12 +65,33 @@ def _silence_stdout() -> None:
         pass
 
 
+def _one_line_warnings(where: str):
+    """How a warning reaches the user while a command runs: one line, ``tinyscale CMD: note:
+    ...``, without the source line Python's default display adds."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"{where}: note: {text}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
-    import sqlite3
+    """Run one command. The exit status is the one contract the README states: 0 done, 2 bad
+    input or a damaged file (the user's to fix), 1 a fault of the machine (disk, permissions,
+    memory), 130 Ctrl-C, 141 the reader of stdout went away; every failure is one line."""
+    import warnings
 
     parser = build_parser()
     args = parser.parse_args(argv)
     where = f"tinyscale {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(where)
+        return _run(args, where)
+
+
+def _run(args: argparse.Namespace, where: str) -> int:
+    import sqlite3
+
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
@@ -89,8 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         # writers remove their temporary files and leave the old ones intact.
         print(f"{where}: error: {_os_error_text(exc)}", file=sys.stderr)
         return 1
+    except sqlite3.OperationalError as exc:  # disk full, I/O, locked, cannot open: the machine's
+        print(f"{where}: error: a study database could not be read or written: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # "malformed", "not a database": a damaged file
+        print(f"{where}: error: a study database is damaged: {exc}", file=sys.stderr)
+        return 2
     except sqlite3.Error as exc:
         print(f"{where}: error: a study database could not be read or written: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{where}: error: out of memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from baselines.registry import SOLVED
 from tinyscale.commands.latency import add_device_arg
 from tinyscale.commands.options import add_execution_options, executor_from
 
 DEFAULT_RATIOS = "0.5,0.25,0.125,0.0625"
-# tinyscale.evaluate.compare.DEFAULT_STRATEGIES, spelled out so the CLI parser does not import the stage.
-DEFAULT_STRATEGIES = "gp,gp-pareto,efficientnet,uniform,fast,width,depth,resolution"
+# tinyscale.evaluate.compare.DEFAULT_STRATEGIES: the GP strategies, named here so that the CLI
+# parser does not import the compare stage, then every solved rule of the baseline registry.
+DEFAULT_STRATEGIES = ",".join(("gp", "gp-pareto", *SOLVED))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from tinyscale.evaluate.compare import (
         compare_dir,
         comparison_markdown,
@@ -55,8 +55,15 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
 
+    from tinyscale.limits import MAX_BATCH, MAX_SEEDS, MAX_STEPS
+    from tinyscale.storage import finite_json
+
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    for option, value, limit in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
+                                 ("--batch-size", args.batch_size, MAX_BATCH)):
+        if value is not None and value > limit:
+            raise ValueError(f"{option} must be at most {limit:,}, got {value:,}")
     budget = args.budget or ("latency" if args.latency_ms is not None else "macs")
     table = None
     if budget == "latency":
@@ -84,8 +91,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         executor.close()
     paths = write_report(comparison, compare_dir(args.study_dir, budget))
+    if comparison.cells_done and not any(row.accuracies for row in comparison.rows):
+        failed = next((row.note for row in comparison.rows if row.failed), "") or "see the report"
+        raise ValueError(f"no run of the comparison gave an accuracy ({comparison.cells_done} finished; "
+                         f"{failed.splitlines()[0]}): {paths.markdown}")
     if args.json:
-        print(json.dumps(comparison_table(comparison)))
+        print(finite_json(comparison_table(comparison)))
     else:
         print(comparison_markdown(comparison))
         print(f"tables: {paths.markdown}  {paths.csv}")

@@ -29,10 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tinyscale.export import export_from_study, parse_formats
     from tinyscale.fit.solve import RecipeSolver
+    from tinyscale.limits import MAX_STEPS
 
     formats = parse_formats(args.format)
     if args.train_steps < 0:
         raise ValueError(f"--train-steps must be 0 or more, got {args.train_steps}")
+    if args.train_steps > MAX_STEPS:
+        raise ValueError(f"--train-steps must be at most {MAX_STEPS:,}, got {args.train_steps:,}")
     c = args.ratio
     if args.macs is not None:
         c = RecipeSolver.load(args.study_dir).ratio_for_macs(args.macs)

@@ -33,13 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from tinyscale.evaluate.fidelity import FIDELITY_FILE, format_fidelity, measure
+    from tinyscale.limits import MAX_STEPS, MAX_TRIALS
+    from tinyscale.storage import finite_json
     from tinyscale.study.store import Study
 
-    Study.open(args.study_dir).close()  # a missing study is one line before any worker starts
+    with Study.open(args.study_dir) as study:  # a missing study is one line before any worker starts
+        steps = study.config.steps
+    for option, value in (("--recipes", args.recipes), ("--noise-trials", args.noise_trials)):
+        if value > MAX_TRIALS:
+            raise ValueError(f"{option} must be at most {MAX_TRIALS:,}, got {value:,}")
+    if args.factor * steps > MAX_STEPS:  # (nan and inf are refused with the other settings)
+        raise ValueError(f"--factor {args.factor:g} trains {args.factor * steps:,.0f} steps; a run may train at most "
+                         f"{MAX_STEPS:,}")
     executor = executor_from(args)
     try:
         result = measure(args.study_dir, recipes=args.recipes, factor=args.factor, replicates=args.replicates,
@@ -48,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         executor.close()
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(finite_json(result.to_dict()))
         return 0
     print(format_fidelity(result, args.study_dir))
     print(f"saved      {Path(args.study_dir) / FIDELITY_FILE}")

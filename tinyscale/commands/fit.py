@@ -39,12 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from tinyscale.evaluate.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
                                              noise_for_fit, stored_dict)
     from tinyscale.fit.gp import fit_scaling, format_fit
+    from tinyscale.storage import FIT_FILE, finite_json
     from tinyscale.study.store import Study
 
     with Study.open(args.study_dir) as study:
@@ -68,26 +68,31 @@ def run(args: argparse.Namespace) -> int:
     fit = fit_scaling(trials, config, method=args.method, k=args.pareto_k, seed=args.seed,
                       source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective,
                       seed_noise=noise)
-    path = fit.save(Path(args.study_dir))
+    # Everything printed is composed before fit.json is replaced, so nothing read back from the
+    # study (a damaged fidelity.json) can fail after it was rewritten.
+    path = Path(args.study_dir) / FIT_FILE
     try:
         agreement = model_agreement(load_fidelity(args.study_dir), fit.trial_accuracy())
     except ValueError:  # an unreadable check: describe_stored says so
         agreement = None
     if args.json:
         lo, hi = fit.c_range
-        print(json.dumps({"fit": str(path), "method": fit.method, "objective": fit.objective, "c_range": [lo, hi], "selected": list(fit.data.numbers),
-                          "diagnostics": fit.diagnostics.to_dict(), "trials": fit.selection_rows,
-                          "fidelity": stored_dict(args.study_dir),
-                          "surface_agreement": None if agreement is None else agreement.to_dict()}))
-        return 0
-    print(format_fit(fit))
-    print(describe_stored(args.study_dir, completed=len(trials)))  # `tinyscale fidelity`'s verdict, if measured
-    if agreement is not None:
-        print(format_model_agreement(agreement))
-    print(f"{'used' if fit.method == 'surface' else 'selected':<10} trials {' '.join(str(n) for n in fit.data.numbers)}")
-    if args.show_trials:
-        for row in sorted(fit.selection_rows, key=lambda r: (r["rank"], r["macs"])):
-            mark = "*" if row["selected"] else " "
-            print(f"  {mark} #{row['number']:<4} c={row['ratio']:<8.4g} acc={row['accuracy']:.4f}  {row['reason']}")
-    print(f"saved      {path}")
+        lines = [finite_json({"fit": str(path), "method": fit.method, "objective": fit.objective, "c_range": [lo, hi],
+                              "selected": list(fit.data.numbers), "diagnostics": fit.diagnostics.to_dict(),
+                              "trials": fit.selection_rows, "fidelity": stored_dict(args.study_dir),
+                              "surface_agreement": None if agreement is None else agreement.to_dict()})]
+    else:
+        lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(trials))]  # the check's verdict
+        if agreement is not None:
+            lines.append(format_model_agreement(agreement))
+        lines.append(f"{'used' if fit.method == 'surface' else 'selected':<10} trials "
+                     f"{' '.join(str(n) for n in fit.data.numbers)}")
+        if args.show_trials:
+            for row in sorted(fit.selection_rows, key=lambda r: (r["rank"], r["macs"])):
+                mark = "*" if row["selected"] else " "
+                lines.append(f"  {mark} #{row['number']:<4} c={row['ratio']:<8.4g} acc={row['accuracy']:.4f}  "
+                             f"{row['reason']}")
+        lines.append(f"saved      {path}")
+    fit.save(path)
+    print("\n".join(lines))
     return 0

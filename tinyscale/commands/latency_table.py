@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed runs per whole network (default 50)")
     p.add_argument("--part-repeats", type=int, default=None, help="timed runs per part (default 25)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true", help="replace an existing file at --out")
     p.set_defaults(func=run)
 
 
@@ -40,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
     from tinyscale.commands.latency import engine_settings, measurer_for
     from tinyscale.latency import PART_REPEATS, build_table
+    from tinyscale.limits import MAX_RUNS
 
+    check_out(args.out, args.force)  # before minutes of timing, not after
+    if args.calibration is not None and args.calibration > MAX_RUNS:
+        raise ValueError(f"--calibration must be at most {MAX_RUNS:,} networks, got {args.calibration:,}")
     engine, threads, batch = engine_settings(args)
     measurer = measurer_for(engine, threads, batch, args)
     if args.part_repeats is not None:
@@ -67,3 +72,19 @@ def _numbers(text: str, kind, option: str) -> list:
     except ValueError:
         raise ValueError(f"{option} takes comma-separated numbers, got {text!r}") from None
 
+
+
+def check_out(out: str, force: bool) -> None:
+    """ValueError when the table could not, or must not, be written to ``out``: empty, a
+    directory, a missing directory, or an existing file (unless ``force``)."""
+    from pathlib import Path
+
+    if not out.strip():
+        raise ValueError("--out is empty: give the file to write the table to")
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"--out {out}: the directory {path.parent} does not exist")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise ValueError(f"--out {out} already exists; choose another file, or pass --force to replace it")

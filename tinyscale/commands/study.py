@@ -92,6 +92,7 @@ def config_from_args(args: argparse.Namespace, stored=None):
 def run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tinyscale.limits import MAX_BATCH, MAX_STEPS, MAX_TRIALS
     from tinyscale.study.driver import run_study
     from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
@@ -100,6 +101,12 @@ def run_command(args: argparse.Namespace) -> int:
     directory = args.resume if isinstance(args.resume, str) else args.out
     if directory is None:
         raise ValueError("give the study directory: --out DIR (new study) or --resume DIR")
+    if not directory.strip():  # "" would be the current directory
+        raise ValueError("the study directory is empty: give --out DIR (new study) or --resume DIR")
+    for option, value, limit in (("--trials", args.trials, MAX_TRIALS), ("--steps", args.steps, MAX_STEPS),
+                                 ("--batch-size", args.batch_size, MAX_BATCH)):
+        if value is not None and value > limit:
+            raise ValueError(f"{option} must be at most {limit:,}, got {value:,}")
     if args.out and isinstance(args.resume, str) and Path(args.out) != Path(args.resume):
         raise ValueError(f"--out {args.out} and --resume {args.resume} name different directories")
     resume = bool(args.resume)

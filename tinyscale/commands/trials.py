@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +48,7 @@ def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from tinyscale.latency import check_latency_ms, study_table
+    from tinyscale.storage import finite_json
     from tinyscale.study.store import Study
 
     table = study_table(args.directory, args.device)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             out = {"config": study.config.to_dict(), "progress": progress.to_dict(), "trials": rows}
             if table is not None:
                 out["device"] = table.profile.to_dict()
-            print(json.dumps(out))
+            print(finite_json(out))
             return 0
         extra = "" if table is None else f" {'lat ms':>7}" + ("" if args.target_ms is None else f" {'reward':>6}")
         print(f"{'#':>4} {'state':<9} {'r':>7} {'w':>6} {'d':>6} {'px':>4} {'MMACs':>8} {'ratio':>6} "

@@ -34,19 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscale.fit.diagnostics import (
-    MIN_MODELS,
-    Band,
-    Diagnostics,
-    Prediction,
-    TrainingData,
-    loo_error,
-    pearson,
-)
-from tinyscale.fit.gpmodels import Z_95, fit_gp, lengthscales, load_state, make_gp, noise_sd, posterior, state_json
+from tinyscale.fit.diagnostics import MIN_MODELS, Band, Diagnostics, Prediction, TrainingData, loo_error, pearson
+from tinyscale.fit.gpmodels import (Z_95, expected_jitter, fit_gp, lengthscales, load_state, make_gp, noise_sd,
+                                    posterior, state_json)
 from tinyscale.fit.pareto import ParetoSelection, front_ranks, objectives, select
-from tinyscale.storage import FIT_FILE, write_text_atomically
 from tinyscale.fit.surface import C_POINTS, AccuracySurface, Ridge
+from tinyscale.limits import MAX_JSON_BYTES, is_exact_int
+from tinyscale.storage import FIT_FILE, loads_json, read_bounded, write_text_atomically
 from tinyscale.study.trial import StudyConfig, Trial, check_seed
 
 FIT_FORMAT = 2  # 2 added the method, the ridge and the accuracy surface; 1 (pareto only) still loads
@@ -161,12 +155,14 @@ class ScalingFit:
     def from_dict(cls, payload: dict) -> ScalingFit:
         if not isinstance(payload, dict) or payload.get("kind") != "tinyscale.ScalingFit":
             raise ValueError("not a tinyscale fit (missing kind 'tinyscale.ScalingFit')")
-        if payload.get("format") not in READABLE_FORMATS:
+        if not any(is_exact_int(payload.get("format"), f) for f in READABLE_FORMATS):
             raise ValueError(f"fit format {payload.get('format')!r} is not one of the supported {READABLE_FORMATS}")
         method = payload.get("method", "pareto")
         if method not in METHODS:
             raise ValueError(f"unknown fit method {method!r}")
         data = TrainingData.from_dict(payload["data"])
+        if not np.all(np.isfinite(data.accuracy)):
+            raise ValueError("training data column accuracy must hold finite numbers")
         ridge = surface = None
         if method == "surface":
             ridge = Ridge.from_dict(payload["ridge"])
@@ -213,8 +209,7 @@ class ScalingFit:
         if not path.is_file():
             raise ValueError(f"no fit file at {path}")
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_dict(payload)
+            return cls.from_dict(loads_json(read_bounded(path, MAX_JSON_BYTES, "fit").decode("utf-8")))
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(
                 f"the fit file {path} is corrupt or from another version ({type(exc).__name__}: {exc}); "
@@ -360,9 +355,13 @@ def fit_scaling(
         n_front = int(np.sum(ranks == 1))
         data = _data_of(sorted(usable, key=lambda t: (t.macs, t.number)))
         _check_spread(data.c, "trials")
-        surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy, seed_noise)
-        ridge = surface.ridge(config, ridge_grid((float(data.c.min()), float(data.c.max()))), seed=seed)
-        surface_diag = surface.diagnostics()
+        if np.ptp(data.accuracy) == 0:
+            warnings.append("every trial has the same accuracy: the surface is flat and its ridge says nothing "
+                            "about r and d; train longer (--steps) or check the data")
+        with expected_jitter():  # posterior samples of the ridge on a fine grid
+            surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy, seed_noise)
+            ridge = surface.ridge(config, ridge_grid((float(data.c.min()), float(data.c.max()))), seed=seed)
+            surface_diag = surface.diagnostics()
         rows = [
             {"number": t.number, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d, "ratio": t.ratio,
              "macs": t.macs, "accuracy": t.accuracy, "rank": int(rank), "selected": True, "niche": None,

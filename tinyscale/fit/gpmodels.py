@@ -10,6 +10,9 @@ its ``state_dict`` as nested lists; `load_state` rebuilds the posterior exactly 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 
 Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -28,10 +31,22 @@ def make_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
+    import warnings
+
+    from botorch.exceptions.warnings import InputDataWarning
+
+    for name, values in (("inputs", x), ("outcomes", y), ("noise variances", yvar)):
+        if values is not None and not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+            raise ValueError(f"the GP's {name} must be finite numbers")  # (botorch's InputDataError otherwise)
     tx = _inputs(x)
     ty = _inputs(np.asarray(y, dtype=np.float64).reshape(-1))
     tvar = None if yvar is None else _inputs(np.asarray(yvar, dtype=np.float64).reshape(-1))
-    return SingleTaskGP(tx, ty, tvar, input_transform=Normalize(d=tx.shape[1]), outcome_transform=Standardize(m=1))
+    with warnings.catch_warnings():
+        # Outcomes are standardised by the transform; botorch still warns when they are all equal,
+        # which `tinyscale.fit.gp` tells the user in its own words.
+        warnings.simplefilter("ignore", InputDataWarning)
+        return SingleTaskGP(tx, ty, tvar, input_transform=Normalize(d=tx.shape[1]),
+                            outcome_transform=Standardize(m=1))
 
 
 def fit_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
@@ -72,10 +87,29 @@ def load_state(model, state: dict):
         value = torch.as_tensor(state[key], dtype=ref.dtype)
         if value.shape != ref.shape:
             raise ValueError(f"hyperparameter {key} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
+        # Finite, but where the model's own value is not (a constraint's upper bound of inf), that value.
+        fixed = ~torch.isfinite(ref)
+        if value.is_floating_point() and (not bool(torch.isfinite(value[~fixed]).all())
+                                          or not torch.equal(value[fixed], ref[fixed])):
+            raise ValueError(f"hyperparameter {key} holds {value.flatten()[:3].tolist()}, not finite numbers")
         tensors[key] = value
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return model
+
+
+@contextlib.contextmanager
+def expected_jitter() -> Iterator[None]:
+    """linear_operator's NumericalWarning ("added jitter to the diagonal") silenced: sampling a
+    posterior on a grid finer than its lengthscale meets nearly singular covariances, which the
+    jitter handles as designed; nothing for the user to act on."""
+    import warnings
+
+    from linear_operator.utils.warnings import NumericalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericalWarning)
+        yield
 
 
 def posterior(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

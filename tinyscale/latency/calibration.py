@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from tinyscale.limits import MAX_CALIBRATION_SLOPE, MAX_LATENCY_US, check_count, check_number
 from tinyscale.space.recipe import Recipe
 
 CORRECTIONS = ("linear", "gp")  # how the sum of parts is corrected to whole networks
@@ -132,12 +133,33 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
         """A calibration as `to_dict` writes it (the GP is refitted from the points when used).
-        KeyError/TypeError/AttributeError on a malformed one, ValueError on a bad kind."""
-        points = tuple(CalibrationPoint(Recipe.from_dict(p["recipe"]), float(p["measured_us"]),
-                                        float(p["summed_us"]), int(p["parts"])) for p in data["points"])
+        KeyError/TypeError/AttributeError on a malformed one, ValueError on a bad kind or a
+        number a fit cannot give: the coefficients must be finite, the slope positive and the
+        rest non-negative (as `fit` makes them), the points' latencies positive, so that no
+        prediction is negative, NaN or infinite."""
+        points = tuple(_point_from_dict(p) for p in data["points"])
         kind = data.get("kind", "linear")
         if kind not in CORRECTIONS:
             raise ValueError(f"calibration kind {kind!r} is not one of {', '.join(CORRECTIONS)}")
         if kind == "gp" and len(points) < MIN_GP_POINTS:
             raise ValueError(f"a gp calibration with {len(points)} points (at least {MIN_GP_POINTS} needed)")
-        return cls(float(data["slope"]), float(data["per_part_us"]), float(data["intercept_us"]), points, kind)
+        slope = check_number("calibration slope", data["slope"], 0, MAX_CALIBRATION_SLOPE)
+        if slope <= 0:
+            raise ValueError(f"calibration slope must be positive, got {slope!r}")
+        return cls(slope, check_number("calibration per_part_us", data["per_part_us"], 0, MAX_LATENCY_US),
+                   check_number("calibration intercept_us", data["intercept_us"], 0, MAX_LATENCY_US), points, kind)
+
+
+def _point_from_dict(data: dict) -> CalibrationPoint:
+    """A stored calibration point, its latencies positive and finite, its part count an integer."""
+    return CalibrationPoint(Recipe.from_dict(data["recipe"]),
+                            _latency("calibration measured_us", data["measured_us"]),
+                            _latency("calibration summed_us", data["summed_us"]),
+                            check_count("calibration parts", data["parts"], 1))
+
+
+def _latency(name: str, value: object) -> float:
+    value = check_number(name, value, 0, MAX_LATENCY_US)
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return value

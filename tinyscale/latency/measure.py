@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from tinyscale.latency.device import DeviceProfile, check_engine
 from tinyscale.latency.parts import Part
 from tinyscale.latency.timing import LatencyStats, check_count, ort_session_options, time_runs, torch_threads
+from tinyscale.limits import MAX_BATCH, MAX_RUNS, MAX_THREADS
 from tinyscale.space.recipe import Recipe
 
 # Whole networks: enough runs that the median is steady to a few percent on a quiet machine.
@@ -48,12 +49,12 @@ class Measurer:
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
-        check_count("threads", self.threads, 1)
-        check_count("batch", self.batch, 1)
-        check_count("warmup", self.warmup, 0)
-        check_count("repeats", self.repeats, 1)
-        check_count("part warmup", self.part_warmup, 0)
-        check_count("part repeats", self.part_repeats, 1)
+        check_count("threads", self.threads, 1, MAX_THREADS)
+        check_count("batch", self.batch, 1, MAX_BATCH)
+        check_count("warmup", self.warmup, 0, MAX_RUNS)
+        check_count("repeats", self.repeats, 1, MAX_RUNS)
+        check_count("part warmup", self.part_warmup, 0, MAX_RUNS)
+        check_count("part repeats", self.part_repeats, 1, MAX_RUNS)
 
     def profile(self) -> DeviceProfile:
         return DeviceProfile.current(self.engine, self.threads, self.batch)

@@ -28,8 +28,10 @@ from tinyscale.latency.calibration import Calibration, CalibrationPoint
 from tinyscale.latency.device import FORMAT_VERSION, DeviceProfile
 from tinyscale.latency.measure import Measurer
 from tinyscale.latency.parts import Part, recipe_parts
-from tinyscale.latency.timing import LatencyStats
+from tinyscale.latency.timing import LatencyStats, check_count
+from tinyscale.limits import MAX_BATCH, MAX_JSON_BYTES, MAX_LATENCY_US, MAX_THREADS, check_number, is_exact_int
 from tinyscale.space.recipe import Recipe
+from tinyscale.storage import loads_json, read_bounded, write_text_atomically
 
 FORMAT = "tinyscale-latency-table"
 # Measured parts a missing part is estimated from (`LatencyTable.estimate`).
@@ -187,8 +189,6 @@ class LatencyTable:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        from tinyscale.storage import write_text_atomically
-
         return write_text_atomically(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
@@ -198,26 +198,35 @@ class LatencyTable:
         if data.get("format") != FORMAT:
             raise ValueError(f"{where}: not a tinyscale latency table (format {data.get('format')!r}, "
                              f"expected {FORMAT!r})")
-        if data.get("format_version") != FORMAT_VERSION:
+        if not is_exact_int(data.get("format_version"), FORMAT_VERSION):
             raise ValueError(f"{where}: format version {data.get('format_version')!r}; this tinyscale reads "
                              f"version {FORMAT_VERSION}: rebuild it with `tinyscale latency-table`")
         missing = [k for k in ("profile", "calibration", "entries") if k not in data]
         if missing:
             raise ValueError(f"{where}: missing {', '.join(repr(k) for k in missing)}")
         profile = DeviceProfile.from_dict(data["profile"], where)
-        if profile.format_version != FORMAT_VERSION:
+        if not is_exact_int(profile.format_version, FORMAT_VERSION):
             raise ValueError(f"{where}: the profile says format version {profile.format_version!r}, "
                              f"this tinyscale reads {FORMAT_VERSION}")
+        measurement = data.get("measurement") or {}
         try:
+            # A table from elsewhere sizes what is allocated here (a batch of inputs) and what is
+            # printed: its counts and latencies are held to the limits a measurement here is.
+            check_count("threads", profile.threads, 1, MAX_THREADS)
+            check_count("batch", profile.batch, 1, MAX_BATCH)
+            if not isinstance(measurement, dict):
+                raise ValueError(f"'measurement' is {measurement!r}, expected an object")
             entries = {}
             for key, raw in data["entries"].items():
                 part = Part.from_dict(raw["part"])
                 if part.key != key:
                     raise ValueError(f"entry {key!r} holds the part {part.key!r}")
-                median = float(raw["median_us"])
-                if not (math.isfinite(median) and median > 0):
+                median = raw["median_us"]
+                if isinstance(median, bool) or not isinstance(median, (int, float)) or not (
+                        math.isfinite(median) and 0 < median <= MAX_LATENCY_US):
                     raise ValueError(f"entry {key!r} has latency {median!r}")
-                entries[key] = Entry(part, median, float(raw["iqr_us"]))
+                entries[key] = Entry(part, float(median), check_number(f"entry {key!r}: iqr_us", raw["iqr_us"], 0,
+                                                                       MAX_LATENCY_US))
             calibration = Calibration.from_dict(data["calibration"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{where}: malformed entries or calibration ({type(exc).__name__}: {exc})") from None
@@ -225,16 +234,24 @@ class LatencyTable:
             raise ValueError(f"{where}: {exc}") from None
         if not entries:
             raise ValueError(f"{where}: the table has no entries")
-        return cls(profile, entries, calibration, dict(data.get("measurement") or {}))
+        return cls(profile, entries, calibration, dict(measurement))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LatencyTable:
+        """The table in the file at ``path`` (ValueError when there is none, or it is not a
+        regular file, larger than `tinyscale.limits.MAX_JSON_BYTES`, or damaged; other OSErrors
+        are the machine's)."""
         path = Path(path)
-        text = path.read_text(encoding="utf-8")  # OSError: the CLI's "machine's to fix" message
         try:
-            data = json.loads(text)
+            raw = read_bounded(path, MAX_JSON_BYTES, "latency table")
+        except FileNotFoundError:
+            raise ValueError(f"no latency table at {path}: build one with `tinyscale latency-table --out FILE`") from None
+        try:
+            data = loads_json(raw.decode("utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON, truncated or corrupt ({exc.msg} at line {exc.lineno})") from None
+        except ValueError as exc:  # not UTF-8, or nested too deeply
+            raise ValueError(f"{path}: not valid JSON, truncated or corrupt ({exc})") from None
         return cls.from_dict(data, str(path))
 
 

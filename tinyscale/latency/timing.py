@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Iterator
 
+from tinyscale import limits
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -49,20 +51,19 @@ def summarize_samples(samples_us: Iterable[float], warmup: int = 0) -> LatencySt
                         runs=len(xs), warmup=warmup)
 
 
-def check_count(name: str, value: object, minimum: int) -> int:
-    """``value`` if it is an integer (not a bool) of at least ``minimum``, else a ValueError
-    naming it: the check of every run, thread, batch and network count here."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-    return value
+def check_count(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``minimum`` (and at most
+    ``maximum``), else a ValueError naming it: the check of every run, thread, batch and network
+    count here (the upper bounds are `tinyscale.limits`')."""
+    return limits.check_count(name, value, minimum, maximum)
 
 
 def time_runs(run: Callable[[], object], *, warmup: int, repeats: int,
               clock: Callable[[], int] = time.perf_counter_ns) -> LatencyStats:
     """Call ``run`` ``warmup`` times untimed, then ``repeats`` times, each timed alone with
     ``clock`` (nanoseconds), and summarise the timed ones."""
-    check_count("warmup", warmup, 0)
-    check_count("repeats", repeats, 1)
+    check_count("warmup", warmup, 0, limits.MAX_RUNS)
+    check_count("repeats", repeats, 1, limits.MAX_RUNS)
     for _ in range(warmup):
         run()
     samples = []

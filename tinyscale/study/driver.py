@@ -13,6 +13,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from tinyscale.limits import MAX_TRIALS
+from tinyscale.storage import SQLITE_SIDE_FILES, TRIALS_FILE
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, Study, StudyLock, StudyProgress, config_differences
@@ -90,12 +92,16 @@ def run_study(
     for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
         if value is not None and (isinstance(value, bool) or not 0 < value < math.inf):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if trials is not None and trials > MAX_TRIALS:
+        raise ValueError(f"trials must be at most {MAX_TRIALS:,}, got {trials!r}")
     # Every check that can fail runs before the directory is created, so a typo leaves nothing
     # behind to trip over on the next try.
     plan = StudyPlan.resolve(config) if config is not None else None
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory} exists and is not a directory")
+    created = not directory.exists()
+    new = not (directory / CONFIG_FILE).exists()
     study = _open_locked(directory, config, resume)
     try:
         target, budget = _budget(study, trials, budget_minutes, resume)
@@ -169,10 +175,25 @@ def run_study(
     try:
         run_jobs(next_trials, record, data=plan.data, executor=executor, release=release, progress=progress,
                  desc="study", unit="trial", total=target, initial=kept, postfix=_postfix(study.progress()))
+        if new and study.stop_reason and not study.trials():
+            # The space held nothing to train (a window too narrow for any network, say): a new
+            # study without a single trial is not left behind to trip over on the next try.
+            study.close()
+            _remove_new_study(directory, created)
+            raise ValueError(f"no trial of the study completed: {study.stop_reason}")
     except BaseException:
         study.close()
         raise
     return study
+
+
+def _remove_new_study(directory: Path, created: bool) -> None:
+    """Remove the files a new study made in ``directory`` (and the directory, if made for it)."""
+    for name in (CONFIG_FILE, TRIALS_FILE, *(TRIALS_FILE + s for s in SQLITE_SIDE_FILES), LOCK_FILE):
+        (directory / name).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _budget(study: Study, trials: int | None, budget_minutes: float | None, resume: bool

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyscale.limits import MAX_BATCH, MAX_STEPS, check_count, check_number
 from tinyscale.study.executors import DataSpec, worker_data
 from tinyscale.study.trial import StudyConfig
 from tinyscale.train.config import TrainConfig, comparable_settings, setting_changes
@@ -50,6 +51,22 @@ def demo_config() -> StudyConfig:
     return StudyConfig(data="fashion-mnist", base_resolution=32, num_classes=10, window=(0.04, 0.6),
                        steps=400, batch_size=64, train_size=None, val_size=5000, seed=0,
                        extra={"zero_init_residual": True})
+
+
+def check_config_numbers(config: StudyConfig) -> None:
+    """ValueError naming the first count or range of ``config`` (one read back from a file) that
+    is not a number of its kind within `tinyscale.limits`: what every trial is sized by."""
+    check_count("steps", config.steps, 1, MAX_STEPS)
+    check_count("batch_size", config.batch_size, 1, MAX_BATCH)
+    for name in ("train_size", "val_size", "init_trials"):
+        if getattr(config, name) is not None:
+            check_count(name, getattr(config, name), 1)
+    for name in ("window", "r_range", "d_range"):
+        pair = getattr(config, name)
+        if len(pair) != 2 or not 0 < check_number(name, pair[0], 0) <= check_number(name, pair[1], 0):
+            raise ValueError(f"{name} must be two numbers 0 < low <= high, got {pair!r}")
+    if not isinstance(config.extra, dict):
+        raise ValueError(f"extra must be an object of trainer settings, got {config.extra!r}")
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -103,6 +120,10 @@ class StudyPlan:
         """Check ``config`` and derive the rest. ``space``: check the search space and sampler
         options too (what a study samples from; commands that only retrain stored recipes skip
         it). ``load``: load the data once and check it against the config."""
+        for name, limit in (("steps", MAX_STEPS), ("batch_size", MAX_BATCH)):
+            value = getattr(config, name)
+            if isinstance(value, (int, float)) and value > limit:  # a config from elsewhere sizes every trial
+                raise ValueError(f"{name} must be at most {limit:,}, got {value:,}")
         if space:
             from tinyscale.study.samplers.base import check_space
 

@@ -29,7 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinyscale.storage import CONFIG_FILE, LOCK_FILE, TRIALS_FILE, differences, write_text_atomically
+from tinyscale.limits import MAX_JSON_BYTES, MAX_TRIALS
+from tinyscale.storage import (CONFIG_FILE, LOCK_FILE, TRIALS_FILE, FileLock, check_not_linked, database_problem,
+                               differences, loads_json, read_bounded, write_text_atomically)
+from tinyscale.study.plan import check_config_numbers
 from tinyscale.study.runner import RunResult
 from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial
 
@@ -95,10 +98,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     if not os.access(path.parent, os.W_OK):
         # A read-only directory (or file system): SQLite cannot create the WAL index beside the
         # database, so open it immutable; nobody can be writing to it there.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=30.0,
-                               isolation_level=None)
-    else:
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)  # explicit transactions
+        return _frozen(path)
+    check_not_linked(path)  # SQLite would write through a link planted in a study from elsewhere
+    return _prepared(sqlite3.connect(path, timeout=30.0, isolation_level=None))  # explicit transactions
+
+
+def _frozen(path: Path) -> sqlite3.Connection:
+    """The database read as it is on disk, immutable (no WAL index, no locks, no writes)."""
+    return _prepared(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=30.0,
+                                     isolation_level=None))
+
+
+def _prepared(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
@@ -129,10 +140,10 @@ def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
 class Study:
     """A study directory. Create it with `Study.create`, open an existing one with `Study.open`."""
 
-    def __init__(self, directory: Path, config: StudyConfig) -> None:
+    def __init__(self, directory: Path, config: StudyConfig, frozen: bool = False) -> None:
         self.directory = directory
         self.config = config
-        self._conn = _connect(directory / TRIALS_FILE)
+        self._conn = (_frozen if frozen else _connect)(directory / TRIALS_FILE)
 
     # ----------------------------------------------------------------------------- lifecycle
     @classmethod
@@ -166,22 +177,30 @@ class Study:
         if not cfg_path.is_file() or not db_path.is_file():
             raise ValueError(f"no study at {directory}: expected {CONFIG_FILE} and {TRIALS_FILE} there")
         try:
-            stored = json.loads(cfg_path.read_text(encoding="utf-8"))
+            stored = loads_json(read_bounded(cfg_path, MAX_JSON_BYTES, "study config").decode("utf-8"))
             if not isinstance(stored, dict):
                 raise ValueError(f"expected a JSON object of settings, got a JSON {type(stored).__name__}")
             config = StudyConfig.from_dict(stored)
             config.recipe(1.0, 1.0, 1.0)
+            check_config_numbers(config)
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"the study at {directory} has an unreadable {CONFIG_FILE}: {exc}") from None
-        try:
-            study = cls(directory, config)
-            study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
-            _upgrade(study._conn)
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{_store_problem(directory, exc)}") from None
-        return study
+        wal = db_path.with_name(db_path.name + "-wal")
+        for frozen in (False, True):
+            try:
+                study = cls(directory, config, frozen)
+                study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
+                _upgrade(study._conn)
+                return study
+            except sqlite3.DatabaseError as exc:
+                # A full disk fails a reader too (no room for SQLite's shared-memory index): with
+                # nothing in the write-ahead log the database file is the whole store, read as is.
+                if frozen or "disk I/O" not in str(exc) or (wal.exists() and wal.stat().st_size > 0):
+                    problem = database_problem(db_path, exc, "")  # the machine's (OSError) or damage
+                    raise (ValueError(f"the study at {directory} has an unreadable {TRIALS_FILE}: {exc}")
+                           if isinstance(problem, ValueError) else problem) from None
 
-    def hold(self, lock: StudyLock) -> None:
+    def hold(self, lock: FileLock) -> None:
         """Keep ``lock`` until this study is closed (the runner's exclusive hold on the directory)."""
         self._lock = lock
 
@@ -208,6 +227,11 @@ class Study:
     def _checked_trial(self, row: sqlite3.Row) -> Trial:
         """A row as a Trial; ValueError when a field is not of its column's type (SQLite stores
         any value in any column, so a damaged or hand-edited store can hold text there)."""
+        if row["state"] not in STATES:
+            raise ValueError(f"state is {row['state']!r}, not one of {', '.join(STATES)}")
+        for key in ("r", "w", "d"):
+            if not _is_finite(row[key]):
+                raise ValueError(f"{key} is {row[key]!r}, not a finite number")
         for key in ("number", "macs", "params", "steps", "images_seen"):
             if row[key] is not None and not isinstance(row[key], int):
                 raise ValueError(f"{key} is {row[key]!r}, not an integer")
@@ -256,7 +280,19 @@ class Study:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row["value"])
+        if row is None:
+            return default
+        try:
+            return loads_json(row["value"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{self.directory / TRIALS_FILE} holds a damaged {key!r} ({exc})") from None
+
+    def _checked_meta(self, key: str, check, default: Any = None) -> Any:
+        """``get_meta`` of a number, ValueError naming it unless ``check(value)`` holds."""
+        value = self.get_meta(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not check(value)):
+            raise ValueError(f"{self.directory / TRIALS_FILE} holds a damaged {key!r} ({value!r})")
+        return value
 
     def progress(self) -> StudyProgress:
         counts = {s: 0 for s in STATES}
@@ -266,13 +302,16 @@ class Study:
             "SELECT number, accuracy FROM trials WHERE state = 'completed' AND accuracy IS NOT NULL "
             "ORDER BY accuracy DESC, number LIMIT 1"
         ).fetchone()
+        if best is not None and not _is_finite(best["accuracy"]):
+            raise ValueError(f"trial {best['number']} in {self.directory / TRIALS_FILE} is damaged: accuracy is "
+                             f"{best['accuracy']!r}, not a finite number")
         return StudyProgress(
             counts=counts,
             best_accuracy=None if best is None else best["accuracy"],
             best_trial=None if best is None else best["number"],
-            target_trials=self.get_meta("target_trials"),
-            budget_minutes=self.get_meta("budget_minutes"),
-            elapsed_seconds=float(self.get_meta("elapsed_seconds", 0.0)),
+            target_trials=self._checked_meta("target_trials", lambda v: isinstance(v, int) and 0 < v <= MAX_TRIALS),
+            budget_minutes=self._checked_meta("budget_minutes", lambda v: 0 < v < math.inf),
+            elapsed_seconds=float(self._checked_meta("elapsed_seconds", lambda v: 0 <= v < math.inf, 0.0)),
         )
 
     # ----------------------------------------------------------------------------- writing
@@ -354,45 +393,18 @@ class Study:
 
 
 class StudyLock:
-    """An exclusive ``flock`` on DIR/study.lock, which records who holds it (pid and host).
+    """The exclusive hold of one process on a study: a `tinyscale.storage.FileLock` on
+    DIR/study.lock, which records who holds it (pid and host)."""
 
-    The kernel releases it when the holder exits, however it ends (kill -9 included), so a
-    stale lock file never blocks anyone."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    @classmethod
-    def acquire(cls, directory: Path) -> StudyLock:
-        import fcntl
-        import socket
-
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
-            raise ValueError(f"the study at {directory} is being run by {holder}; wait for it to finish "
-                             "or stop it, then resume") from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        return cls(fd)
-
-    def release(self) -> None:
-        os.close(self._fd)
+    @staticmethod
+    def acquire(directory: Path) -> FileLock:
+        return FileLock.acquire(Path(directory) / LOCK_FILE, lambda holder: (
+            f"the study at {directory} is being run by {holder}; wait for it to finish or stop it, then resume"))
 
 
-def _store_problem(directory: Path, exc: sqlite3.DatabaseError) -> str:
-    """What a failure to use the study's database means: damage, or the machine (disk, rights)."""
-    text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("disk" in text or "readonly" in text or "open" in text
-                                                      or "locked" in text):
-        return f"cannot use {directory / TRIALS_FILE}: {text} (check the disk space and permissions)"
-    return f"the study at {directory} has an unreadable {TRIALS_FILE}: {text}"
+def _is_finite(value: object) -> bool:
+    """Whether a stored value is a finite number (what SQLite's REAL columns should hold)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _restore_config(directory: Path) -> None:
@@ -412,8 +424,14 @@ def _restore_config(directory: Path) -> None:
         )
     import warnings
 
-    write_text_atomically(directory / CONFIG_FILE,
-                          json.dumps(json.loads(row["value"]), indent=2, sort_keys=True) + "\n")
+    try:
+        copy = loads_json(row["value"])
+    except (TypeError, ValueError):
+        copy = None
+    if not isinstance(copy, dict):
+        raise ValueError(f"{directory} holds {TRIALS_FILE} but no {CONFIG_FILE}, and the copy of it in the database "
+                         f"is damaged: restore {CONFIG_FILE} from a backup")
+    write_text_atomically(directory / CONFIG_FILE, json.dumps(copy, indent=2, sort_keys=True) + "\n")
     warnings.warn(f"{directory / CONFIG_FILE} was missing; rebuilt it from the copy in {TRIALS_FILE}", stacklevel=3)
 
 

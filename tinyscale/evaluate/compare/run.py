@@ -16,6 +16,7 @@ from tinyscale.evaluate.compare.store import STORE_NAME, Cell, CompareStore, com
 from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetMeasure
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
+from tinyscale.storage import loads_json
 from tinyscale.study.trial import StudyConfig
 
 
@@ -129,7 +130,9 @@ def load_comparison(study_dir: str | Path, budget: str = "macs") -> Comparison |
             raw_settings, raw_budget = store.meta("settings"), store.meta("budget")
             if raw_settings is None or raw_budget is None:
                 return None
-            settings = settings_from_dict(json.loads(raw_settings))
-            return assemble_comparison(settings, json.loads(raw_budget), store.recipes(), store.cells())
-    except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError) as exc:
+            settings, budget = settings_from_dict(loads_json(raw_settings)), loads_json(raw_budget)
+            if not isinstance(budget, dict):
+                raise TypeError(f"its budget is {raw_budget!r:.60}, not a JSON object")
+            return assemble_comparison(settings, budget, store.recipes(), store.cells())
+    except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"comparison store {path} is unreadable: {exc}") from None

@@ -5,6 +5,7 @@ each written as soon as its run finishes, so a killed comparison resumes without
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from tinyscale.evaluate.compare.build import BuiltRecipe
 from tinyscale.evaluate.store import TrainerResultStore
-from tinyscale.storage import COMPARE_DIR
+from tinyscale.limits import check_number
+from tinyscale.storage import COMPARE_DIR, loads_json
 from tinyscale.space.recipe import Recipe
 from tinyscale.study.runner import RunResult
 
@@ -143,15 +145,21 @@ class CompareStore(TrainerResultStore):
             )
 
     def recipes(self) -> dict[tuple[str, float], BuiltRecipe]:
-        def load(text: str | None) -> Recipe | None:
-            return None if text is None else Recipe.from_dict(json.loads(text))
-
+        """The built recipes; ValueError naming the row when one is damaged."""
         out = {}
         for strategy, ratio, recipe, achieved, note, below, a_below, above, a_above in self._conn.execute(
             "SELECT strategy, ratio, recipe, achieved, note, below, achieved_below, above, achieved_above FROM recipes"
         ):
-            out[(strategy, ratio)] = BuiltRecipe(strategy, ratio, load(recipe), achieved, note, load(below),
-                                                 load(above), a_below, a_above)
+            try:
+                for value in (ratio, achieved, a_below, a_above):
+                    if value is not None:
+                        check_number("a ratio", value, 0)
+                built = BuiltRecipe(strategy, ratio, _stored_recipe(recipe), achieved, note, _stored_recipe(below),
+                                    _stored_recipe(above), a_below, a_above)
+            except (TypeError, KeyError, ValueError) as exc:
+                raise ValueError(f"{self.path}: the {strategy!r} recipe at {ratio!r} is damaged ({exc}); pass "
+                                 "--restart to rebuild it") from None
+            out[(strategy, ratio)] = built
         return out
 
     def put_cell(self, cell: Cell, recipe: Recipe) -> None:
@@ -163,8 +171,44 @@ class CompareStore(TrainerResultStore):
             )
 
     def cells(self) -> dict[tuple[str, float, int, str], Cell]:
+        """The trained cells; ValueError naming the cell when one is damaged (SQLite keeps any
+        value in any column, so a hand-edited or crafted store can hold text or 1e308 there)."""
         rows = self._conn.execute(
             "SELECT strategy, ratio, seed, state, accuracy, loss, train_seconds, reason, bracket FROM cells"
         )
-        cells = (Cell(*r) for r in rows)
-        return {cell.key: cell for cell in cells}
+        out = {}
+        for row in rows:
+            cell = Cell(*row)
+            problem = _cell_problem(cell)
+            if problem:
+                raise ValueError(f"{self.path}: the cell {cell.strategy!r} at {cell.ratio!r}, seed {cell.seed!r} "
+                                 f"({cell.bracket!r}) is damaged: {problem}; pass --restart to retrain")
+            out[cell.key] = cell
+        return out
+
+
+def _stored_recipe(text: object) -> Recipe | None:
+    if text is None:
+        return None
+    data = loads_json(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"a recipe is a JSON object, got {text!r:.60}")
+    return Recipe.from_dict(data)
+
+
+def _cell_problem(cell: Cell) -> str | None:
+    """Why a stored cell cannot be what `put_cell` wrote, or None."""
+    if cell.state not in ("completed", "failed"):
+        return f"state {cell.state!r}"
+    if cell.bracket not in BRACKETS or not isinstance(cell.strategy, str) or type(cell.seed) is not int:
+        return "its key"
+    if cell.state == "completed" and cell.accuracy is None:
+        return "completed without an accuracy"
+    for name, value, high in (("ratio", cell.ratio, math.inf), ("accuracy", cell.accuracy, 1.0),
+                              ("loss", cell.loss, math.inf), ("train_seconds", cell.train_seconds, math.inf)):
+        if value is not None:
+            try:
+                check_number(name, value, 0, high)
+            except ValueError as exc:
+                return str(exc)
+    return None

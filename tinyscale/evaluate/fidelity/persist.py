@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tinyscale.evaluate.fidelity.records import Fidelity, SeedNoise
 from tinyscale.evaluate.fidelity.verdict import VERDICTS
-from tinyscale.storage import FIDELITY_FILE, NOISE_FILE, write_text_atomically
+from tinyscale.limits import MAX_JSON_BYTES
+from tinyscale.storage import FIDELITY_FILE, NOISE_FILE, loads_json, read_bounded, write_text_atomically
 
 NOISE_CHOICES = ("auto", "measured", "inferred")
 
@@ -28,8 +29,8 @@ def _read_json(path: Path, parse, remedy: str):
     if not path.is_file():
         return None
     try:
-        return parse(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
+        return parse(loads_json(read_bounded(path, MAX_JSON_BYTES, "fidelity result").decode("utf-8")))
+    except (OSError, TypeError, KeyError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path} is unreadable ({exc}); {remedy}") from None
 
 

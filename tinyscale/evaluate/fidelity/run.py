@@ -10,11 +10,12 @@ file atomically once every run is in. The runs of `measure_noise` are the ones `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from tinyscale.evaluate.fidelity.plan import (DEFAULT_FACTOR, DEFAULT_NOISE_TRIA
                                               DEFAULT_REPLICATES, Task, plan_runs)
 from tinyscale.evaluate.fidelity.records import Fidelity, Run, SeedNoise
 from tinyscale.evaluate.fidelity.stats import MIN_TRIALS, pooled_noise
-from tinyscale.evaluate.fidelity.store import FidelityStore
+from tinyscale.evaluate.fidelity.store import STORE_NAME, FidelityStore, fidelity_dir
 from tinyscale.evaluate.fidelity.summary import summarize
+from tinyscale.storage import FIDELITY_LOCK, FileLock, check_not_linked
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 
@@ -62,6 +64,22 @@ def _checkable(study_dir: Path):
         raise ValueError(f"the study at {study_dir} has {len(completed)} completed trial(s); the fidelity check "
                          f"needs at least {MIN_TRIALS} (run more trials with `tinyscale study --resume`)")
     return config, train, completed, everything
+
+
+@contextlib.contextmanager
+def _exclusive(study_dir: Path) -> Iterator[None]:
+    """The check's exclusive hold on ``DIR/fidelity/`` (a `FileLock`): a second check of one
+    study is refused, naming the holder, rather than training every run a second time."""
+    folder = fidelity_dir(study_dir)
+    check_not_linked(folder / STORE_NAME, folder=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock.acquire(folder / FIDELITY_LOCK, lambda holder: (
+        f"the fidelity check of {study_dir} is being run by {holder}; wait for it to finish or stop it, then "
+        "rerun it to resume"))
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: Mapping, *, executor, threads,
@@ -130,23 +148,23 @@ def measure(
     tasks, settings = plan_runs(completed, config, recipes=recipes, factor=factor, replicates=replicates,
                                 noise_trials=noise_trials, all_numbers=[t.number for t in everything])
     by_number = {t.number: t for t in completed}
-    stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
-                      restart=restart, progress=progress, desc="fidelity")
-
-    runs = tuple(stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks)
-    brief = {t.number: float(t.accuracy) for t in completed}
-    c = {t.number: float(t.ratio) for t in completed}
-    long = {r.number: r.accuracy for r in runs if r.kind == "long" and r.state == "completed"}
-    failed = [r for r in runs if r.state == "failed"]
-    try:
-        result = summarize(brief, long, _replicate_groups(runs, brief), c)
-    except ValueError as exc:
-        if failed:
-            raise ValueError(f"{exc} ({len(failed)} of {len(runs)} retrainings failed, e.g. trial "
-                             f"{failed[0].number}: {failed[0].reason})") from None
-        raise
-    result = replace(result, settings=settings, runs=runs, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    save_fidelity(result, study_dir)
+    with _exclusive(study_dir):
+        stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
+                          restart=restart, progress=progress, desc="fidelity")
+        runs = tuple(stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks)
+        brief = {t.number: float(t.accuracy) for t in completed}
+        c = {t.number: float(t.ratio) for t in completed}
+        long = {r.number: r.accuracy for r in runs if r.kind == "long" and r.state == "completed"}
+        failed = [r for r in runs if r.state == "failed"]
+        try:
+            result = summarize(brief, long, _replicate_groups(runs, brief), c)
+        except ValueError as exc:
+            if failed:
+                raise ValueError(f"{exc} ({len(failed)} of {len(runs)} retrainings failed, e.g. trial "
+                                 f"{failed[0].number}: {failed[0].reason})") from None
+            raise
+        result = replace(result, settings=settings, runs=runs, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        save_fidelity(result, study_dir)
     return result
 
 
@@ -168,11 +186,13 @@ def measure_noise(
                          noise_trials=noise_trials, all_numbers=[t.number for t in everything])
     tasks = [t for t in tasks if t.kind == "replicate"]
     by_number = {t.number: t for t in completed}
-    stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
-                      restart=False, progress=progress, desc="seed noise")
-    runs = [stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks]
-    brief = {t.number: float(t.accuracy) for t in completed}
-    sigma, df, groups = pooled_noise(_replicate_groups(runs, brief), {t.number: float(t.ratio) for t in completed})
-    noise = SeedNoise(sigma, df, groups, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    save_noise(noise, study_dir)
+    with _exclusive(study_dir):
+        stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
+                          restart=False, progress=progress, desc="seed noise")
+        runs = [stored[(t.kind, t.number, t.seed, t.steps)][0] for t in tasks]
+        brief = {t.number: float(t.accuracy) for t in completed}
+        sigma, df, groups = pooled_noise(_replicate_groups(runs, brief),
+                                         {t.number: float(t.ratio) for t in completed})
+        noise = SeedNoise(sigma, df, groups, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        save_noise(noise, study_dir)
     return noise

@@ -47,7 +47,7 @@ def format_fidelity(fidelity: Fidelity | None, study_dir: str | os.PathLike = "D
     ]
     if reasons:
         lines += [f"because    {r}" for r in f.reasons]
-    elif f.verdict != "trustworthy":
+    elif f.verdict != "trustworthy" and f.reasons:
         lines.append(f"mainly     {f.reasons[0]}")  # the first reason is the deciding one
     note = stale_note(f, completed)
     if note:
