@@ -186,3 +186,17 @@ def test_normalisation_statistics_cover_all_training_classes():
     mean, std = data.mean_std()
     assert mean == pytest.approx((0.5,) * 3, abs=0.02)
     assert std == pytest.approx((0.5,) * 3, abs=0.02)
+
+
+def test_the_normalisation_of_a_large_dataset_is_computed_without_a_float_copy(monkeypatch):
+    # Past the copy limit mean and std are accumulated by chunks in float64: the same numbers
+    # up to float summation order as the one-pass float32 result small datasets keep.
+    import tinyscale.data.datasets as datasets
+
+    small = generate_data(num_classes=3, train_size=300, val_size=30, size=12, seed=1)
+    one_pass = small.mean_std()
+    large = generate_data(num_classes=3, train_size=300, val_size=30, size=12, seed=1)
+    monkeypatch.setattr(datasets, "RESIZED_COPY_LIMIT", 0)
+    chunked = large.mean_std()
+    for a, b in zip(one_pass, chunked):
+        assert b == pytest.approx(a, rel=1e-6, abs=1e-7)

@@ -21,8 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
+from _cli import cli
 from _fit_fixtures import CONFIG, fitted, synthetic_trials, write_study
-from tinyscale.cli import main
 from tinyscale.export import MANIFEST, WEIGHTS, build_export, export_recipe, load_exported, write_export
 from tinyscale.space.recipe import Recipe
 from tinyscale.study.samplers.base import iter_recipes
@@ -34,15 +34,6 @@ RECIPE = Recipe(r=0.75, w=0.6, d=0.7, base_resolution=32, num_classes=10)
 TINY = StudyConfig(data="generated", base_resolution=32, num_classes=10, window=(0.05, 0.3), steps=2, batch_size=8,
                    train_size=64, val_size=32, extra={"bn_calibration_images": 16})
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, err: str, *words: str) -> None:

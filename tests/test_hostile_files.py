@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from _cli import cli
 from _fit_fixtures import fitted, synthetic_trials, write_study
 from _latency_fixtures import fake_table
-from tinyscale.cli import main
 from tinyscale.export import MANIFEST, WEIGHTS, archive_bytes, build_export, load_exported
 from tinyscale.space.recipe import Recipe
 from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
@@ -38,15 +38,6 @@ RECIPE = Recipe(r=0.75, w=0.6, d=0.7, base_resolution=32, num_classes=10)
 TINY = StudyConfig(data="generated", base_resolution=32, num_classes=10, window=(0.05, 0.3), steps=2, batch_size=8,
                    train_size=64, val_size=32, extra={"bn_calibration_images": 16})
 PRECIOUS = b"someone's file outside the study\n"
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line(code, err: str, expected_code: int, *words: str) -> None:

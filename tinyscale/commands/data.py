@@ -33,9 +33,11 @@ def split_roots(path) -> list:
 def entry_summary(slot) -> dict | None:
     """What the cache entry at ``slot`` holds (None when there is none)."""
     from tinyscale.data.cache import IMAGES, MANIFEST
+    from tinyscale.limits import MAX_JSON_BYTES
+    from tinyscale.storage import read_bounded
 
     try:
-        manifest = json.loads((slot / MANIFEST).read_text())
+        manifest = json.loads(read_bounded(slot / MANIFEST, MAX_JSON_BYTES, "cache manifest"))
     except (OSError, ValueError):
         return None
     size = sum(f.stat().st_size for f in slot.iterdir() if f.is_file())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tinyscale.commands.inspect import add_context_args
 
@@ -90,6 +89,7 @@ def measurer_for(engine: str, threads: int, batch: int, args: argparse.Namespace
 
 def run(args: argparse.Namespace) -> int:
     from tinyscale.space.cost import cost
+    from tinyscale.storage import finite_json
     from tinyscale.latency import LatencyTable
     from tinyscale.space.recipe import Recipe
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         out["measured"] = stats.to_dict()
         out["device"] = measurer.profile().to_dict() if table is None else out["device"]
     if args.json:
-        print(json.dumps(out))
+        print(finite_json(out))
         return 0
     print(f"recipe     r={recipe.r:g}  w={recipe.w:g}  d={recipe.d:g}  ({recipe.rules} rules), "
           f"{recipe.resolution}x{recipe.resolution} px, {out['macs'] / 1e6:.2f}M MACs")

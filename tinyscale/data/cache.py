@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyscale.data.decode_pool import decode_into, default_processes
+from tinyscale.limits import MAX_JSON_BYTES
+from tinyscale.storage import read_bounded
 
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -142,7 +144,7 @@ def read_entry(slot: Path, root: Path, expected: str, records: list[list],
     if not manifest_path.exists():
         return None, None
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(read_bounded(manifest_path, MAX_JSON_BYTES, "cache manifest"))
         if manifest.get("kind") != KIND or manifest.get("format") != CACHE_FORMAT:
             return None, f"has format {manifest.get('format')!r}, this version writes {CACHE_FORMAT}"
         if manifest["fingerprint"] != expected:

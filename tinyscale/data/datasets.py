@@ -91,9 +91,13 @@ class ImageData:
             # A strided sample: folder datasets are class-sorted, so the first images would
             # describe the first classes only.
             step = -(-len(self.train_images) // 10000)
-            x = self.train_images[::step].float().div_(255)
-            mean = x.mean((0, 2, 3)).tolist()
-            std = x.std((0, 2, 3)).clamp_min(1e-3).tolist()
+            sample = self.train_images[::step]
+            if sample.numel() * 4 <= RESIZED_COPY_LIMIT:
+                x = sample.float().div_(255)
+                mean = x.mean((0, 2, 3)).tolist()
+                std = x.std((0, 2, 3)).clamp_min(1e-3).tolist()
+            else:  # a float copy of the sample would be larger than a worker may hold: by chunks
+                mean, std = _chunked_mean_std(sample)
             if len(mean) == 1:
                 mean, std = mean * 3, std * 3
             self._by_resolution["mean_std"] = (tuple(mean), tuple(std))
@@ -138,6 +142,22 @@ class ImageData:
         ti, tl = pick(self.train_images, self.train_labels, train_size, "train")
         vi, vl = pick(self.val_images, self.val_labels, val_size, "val")
         return ImageData(ti, tl, vi, vl, self.class_names, self.source, self.skipped)
+
+
+def _chunked_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (unbiased) std in 0..1 of uint8 (N, C, H, W), accumulated in float64
+    chunk by chunk, so no float copy of the whole sample is made (equal to the one-pass result up
+    to float summation order)."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].double().div_(255)
+        total += x.sum((0, 2, 3))
+        squares += x.square().sum((0, 2, 3))
+    n = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / n
+    var = (squares - n * mean.square()) / max(1, n - 1)
+    return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
 
 
 def resize_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
