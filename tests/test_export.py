@@ -192,3 +192,25 @@ def test_export_decodes_a_folder_dataset_at_the_studys_size(tmp_path, monkeypatc
         train_for_export(config.recipe(0.5, 0.5, 0.5), config, 2)
     (data,) = seen
     assert tuple(data.train_images.shape[1:]) == (3, 16, 16)
+
+
+def test_onnx_check_scales_with_the_logits_and_still_catches_a_wrong_graph(monkeypatch):
+    # A briefly trained network's logits reach the hundreds, where float32 rounding alone is
+    # above 1e-4 in absolute terms: 5 steps on toy data give logits of about 300, about 1e-3 apart.
+    import tinyscale.export.onnx as onnx_writer
+    from tinyscale.data.datasets import generate_data
+    from tinyscale.train.config import TrainConfig
+    from tinyscale.train.trainer import train_recipe
+
+    data = generate_data(num_classes=10, train_size=256, val_size=64, size=32, seed=0)
+    trained = []
+    train_recipe(RECIPE, data, TrainConfig(steps=5, batch_size=64, threads=1), seed=0, on_trained=trained.append)
+    bytes_, diff = onnx_writer.network_onnx(trained[0], RECIPE.resolution, seed=0)
+    assert bytes_ and diff > onnx_writer.ONNX_TOLERANCE  # refused by an absolute 1e-4, as before
+    # A graph that really disagrees still fails, however large the logits.
+    monkeypatch.setattr(onnx_writer, "onnx_max_abs_diff", lambda *a, **k: (0.2, 500.0))
+    with pytest.raises(RuntimeError, match="disagrees"):
+        onnx_writer.network_onnx(trained[0], RECIPE.resolution, seed=0)
+    monkeypatch.setattr(onnx_writer, "onnx_max_abs_diff", lambda *a, **k: (2e-4, 0.5))
+    with pytest.raises(RuntimeError, match="disagrees"):
+        onnx_writer.network_onnx(trained[0], RECIPE.resolution, seed=0)

@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-ONNX_TOLERANCE = 1e-4  # max abs difference allowed between the graph's outputs and the module's
+ONNX_TOLERANCE = 1e-4  # max abs difference of graph vs module outputs, per unit of the largest logit past 1
 EXPORT_EXTRAS = ("onnx", "onnxruntime", "onnxscript")  # what `pip install 'tinyscale[export]'` adds
 
 
@@ -85,9 +85,9 @@ def part_onnx(module, example) -> bytes:
             return dynamo_onnx(module, example, input_names=["x"])
 
 
-def onnx_max_abs_diff(data: bytes, module, inputs, *, input_name: str, output_name: str) -> float:
-    """The largest absolute difference between the graph's output on ``inputs`` (onnxruntime,
-    CPU) and the module's."""
+def onnx_max_abs_diff(data: bytes, module, inputs, *, input_name: str, output_name: str) -> tuple[float, float]:
+    """(the largest absolute difference between the graph's output on ``inputs`` (onnxruntime,
+    CPU) and the module's, the largest absolute output of the module)."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -96,7 +96,7 @@ def onnx_max_abs_diff(data: bytes, module, inputs, *, input_name: str, output_na
     with torch.no_grad():
         expected = module(inputs).numpy()
     got = session.run([output_name], {input_name: inputs.numpy()})[0]
-    return float(np.max(np.abs(got - expected)))
+    return float(np.max(np.abs(got - expected))), float(np.max(np.abs(expected)))
 
 
 def network_onnx(model, resolution: int, seed: int) -> tuple[bytes, float]:
@@ -104,7 +104,7 @@ def network_onnx(model, resolution: int, seed: int) -> tuple[bytes, float]:
 
     Traced on a batch of 2 random images (seeded) and checked on a batch of 3 drawn next from
     the same generator, so the dynamic batch is exercised; a difference over `ONNX_TOLERANCE`
-    is a RuntimeError."""
+    (relative to the largest logit beyond 1) is a RuntimeError."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -113,10 +113,13 @@ def network_onnx(model, resolution: int, seed: int) -> tuple[bytes, float]:
         data = dynamo_onnx(model, example, input_names=["images"], output_names=["logits"],
                            dynamic_shapes=({0: torch.export.Dim("batch")},))
     check = torch.randn(3, 3, resolution, resolution, generator=gen)
-    diff = onnx_max_abs_diff(data, model, check, input_name="images", output_name="logits")
-    if not diff <= ONNX_TOLERANCE:
+    diff, scale = onnx_max_abs_diff(data, model, check, input_name="images", output_name="logits")
+    # float32 rounding grows with the outputs: a briefly trained network's logits reach the
+    # hundreds (536 after 5 steps on toy data, 1.2e-3 apart: 2e-6 relative), so the tolerance is
+    # relative to the largest logit beyond 1.
+    if not diff <= ONNX_TOLERANCE * max(1.0, scale):
         raise RuntimeError(
-            f"the ONNX graph disagrees with the PyTorch module (max abs diff {diff:.3g} > {ONNX_TOLERANCE}); "
-            "nothing was written"
+            f"the ONNX graph disagrees with the PyTorch module (max abs diff {diff:.3g} > {ONNX_TOLERANCE} x "
+            f"{max(1.0, scale):.3g}, the largest logit); nothing was written"
         )
     return data, diff
