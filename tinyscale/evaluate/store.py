@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinyscale.storage import ResultStore
-from tinyscale.train.config import LATER_SETTINGS
+from tinyscale.train.config import LATER_SETTINGS, comparable_settings
 
 
 class TrainerResultStore(ResultStore):
@@ -14,3 +14,13 @@ class TrainerResultStore(ResultStore):
     @staticmethod
     def later_defaults() -> dict:
         return LATER_SETTINGS
+
+
+def trainer_budget(config, train, *, steps: bool = True) -> dict:
+    """What a stored run's accuracy depends on besides its recipe and seed: the study's data and
+    context and every comparable trainer setting of ``train`` (``steps`` left out for a store
+    whose runs train for different lengths, the fidelity check's)."""
+    trainer = {k: v for k, v in comparable_settings(train).items() if steps or k != "steps"}
+    return {"data": config.data, "data_seed": config.seed, "train_size": config.train_size,
+            "val_size": config.val_size, "rules": config.rules, "base_resolution": config.base_resolution,
+            "num_classes": config.num_classes, **trainer}

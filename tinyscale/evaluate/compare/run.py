@@ -14,28 +14,11 @@ from tinyscale.evaluate.compare.results import Comparison, assemble_comparison
 from tinyscale.evaluate.compare.settings import CompareSettings, read_study_config, settings_from_dict, settings_to_dict
 from tinyscale.evaluate.compare.store import STORE_NAME, Cell, CompareStore, compare_dir
 from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetMeasure
+from tinyscale.evaluate.store import trainer_budget
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 from tinyscale.storage import loads_json
 from tinyscale.study.trial import StudyConfig
-
-
-def _budget(config: StudyConfig, train_config) -> dict:
-    """What a cell's accuracy depends on besides recipe and seed: the data and every trainer
-    setting (thread count aside, a runtime choice)."""
-    from tinyscale.train.config import comparable_settings
-
-    trainer = comparable_settings(train_config)
-    return {
-        "data": config.data,
-        "data_seed": config.seed,
-        "train_size": getattr(config, "train_size", None),
-        "val_size": getattr(config, "val_size", None),
-        "rules": config.rules,
-        "base_resolution": config.base_resolution,
-        "num_classes": config.num_classes,
-        **trainer,
-    }
 
 
 def _train_config(config: StudyConfig, settings: CompareSettings):
@@ -83,7 +66,7 @@ def run_comparison(
     if missing:
         raise ValueError(f"no builder for strategies {missing}")
     train_config = _train_config(config, settings)
-    budget = {**_budget(config, train_config), **measure.fingerprint()}
+    budget = {**trainer_budget(config, train_config), **measure.fingerprint()}
 
     with CompareStore.open(study_dir, budget, restart=restart, kind=settings.budget) as store:
         store.set_meta("settings", json.dumps(settings_to_dict(settings)))

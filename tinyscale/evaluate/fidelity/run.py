@@ -26,6 +26,7 @@ from tinyscale.evaluate.fidelity.records import Fidelity, Run, SeedNoise
 from tinyscale.evaluate.fidelity.stats import MIN_TRIALS, pooled_noise
 from tinyscale.evaluate.fidelity.store import STORE_NAME, FidelityStore, fidelity_dir
 from tinyscale.evaluate.fidelity.summary import summarize
+from tinyscale.evaluate.store import trainer_budget
 from tinyscale.storage import FIDELITY_LOCK, FileLock, check_not_linked
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
@@ -33,16 +34,6 @@ from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 
 def _recipe_json(recipe) -> str:
     return json.dumps(recipe.to_dict(), sort_keys=True)
-
-
-def _budget(config, train) -> dict:
-    """What gives a stored run its meaning: the data and every trainer setting but the steps."""
-    from tinyscale.train.config import comparable_settings
-
-    trainer = {k: v for k, v in comparable_settings(train).items() if k != "steps"}
-    return {"data": config.data, "data_seed": config.seed, "train_size": config.train_size,
-            "val_size": config.val_size, "rules": config.rules, "base_resolution": config.base_resolution,
-            "num_classes": config.num_classes, **trainer}
 
 
 def _checkable(study_dir: Path):
@@ -86,7 +77,7 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
              restart: bool, progress: bool, desc: str) -> dict:
     """Train the ``tasks`` not stored yet (resuming), each stored as soon as it finishes;
     returns every stored run: (kind, number, seed, steps) -> (run, recipe JSON)."""
-    with FidelityStore.open(study_dir, _budget(config, train), restart=restart) as store:
+    with FidelityStore.open(study_dir, trainer_budget(config, train, steps=False), restart=restart) as store:
         stored = store.runs()
         todo = []
         for task in tasks:
