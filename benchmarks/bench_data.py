@@ -12,7 +12,12 @@ process, so each one's peak RSS is its own:
   and train a few steps: in RAM vs mapped from the cache (peak, and anonymous vs file pages);
 - training throughput from the map vs from in-RAM tensors (same recipe, seed, steps).
 
+``--parts`` picks some of these (e.g. ``workers-cache`` alone); ``--code DIR`` has the children
+import the tinyscale at DIR instead of this checkout's, for a before/after on the same data and
+cache (e.g. ``git archive HEAD | tar -x -C /tmp/head``, then ``--code /tmp/head``).
+
     .venv/bin/python benchmarks/bench_data.py [--images 20000] [--decode-size 224] [--steps 10]
+        [--parts loads,workers-ram,workers-cache,train] [--code DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("loads", "workers-ram", "workers-cache", "train")
 
 
 # ------------------------------------------------------------------------------ the dataset
@@ -112,7 +118,7 @@ def child(kind: str, dataset: str, decode_size: int, resolution: int, steps: int
 
 def run_children(kind: str, args, cache_dir: str, count: int = 1, extra_env: dict | None = None) -> list[dict]:
     """``count`` children at once, each measuring ``kind``; their JSON results."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TINYSCALE_DATA_CACHE": cache_dir, **(extra_env or {})}
+    env = {**os.environ, "PYTHONPATH": str(args.code), "TINYSCALE_DATA_CACHE": cache_dir, **(extra_env or {})}
     cmd = [sys.executable, __file__, "--child", kind, "--dataset", str(args.dataset), "--decode-size",
            str(args.decode_size), "--resolution", str(args.resolution), "--steps", str(args.steps)]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
@@ -132,16 +138,30 @@ def main() -> None:
     p.add_argument("--decode-size", type=int, default=224, help="decode side in px (default 224)")
     p.add_argument("--resolution", type=int, default=112, help="training input side for the throughput runs")
     p.add_argument("--steps", type=int, default=10, help="training steps per throughput/worker run")
+    p.add_argument("--parts", default=",".join(PARTS), help=f"what to measure, of {','.join(PARTS)} (default all)")
+    p.add_argument("--code", default=str(REPO), help="the checkout whose tinyscale the children import (default this one)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.dataset, args.decode_size, args.resolution, args.steps)))
         return
+    parts = args.parts.split(",")
+    if set(parts) - set(PARTS):
+        raise SystemExit(f"--parts takes some of {','.join(PARTS)}, got {args.parts!r}")
+    args.code = Path(args.code).resolve()
     work = Path(args.dir)
     args.dataset = Path(args.dataset).resolve() if args.dataset else generate(work, args.images, args.classes)
     cache_dir = work / "cache"
-    rows = []
+    print(f"children import tinyscale from {args.code}", flush=True)
+    if "loads" in parts:
+        loads(args, cache_dir)
+    if {"workers-ram", "workers-cache"} & set(parts):
+        workers(args, cache_dir, parts)
+    if "train" in parts:
+        throughput(args, cache_dir)
 
+
+def loads(args, cache_dir: Path) -> None:
     def first_build(processes: int) -> dict:
         shutil.rmtree(cache_dir, ignore_errors=True)
         (res,) = run_children("load", args, str(cache_dir), extra_env={"TINYSCALE_DECODE_PROCESSES": str(processes)})
@@ -157,20 +177,27 @@ def main() -> None:
     for name, res in (("today (in RAM, threads)", today), ("cache, first build, threads", threads),
                       ("cache, first build, 1 process", one),
                       ("cache, first build, 2 processes", two), ("cache hit", hit)):
-        rows.append((name, res))
         print(f"{name:<34} {res['load_seconds']:>8.2f} {res['load_seconds'] / today['load_seconds']:>8.2f}x "
               f"{res['peak_mib']:>13.0f}")
 
+
+def workers(args, cache_dir: Path, parts: list[str]) -> None:
     print(f"\n2 workers loading as a study's workers do, then {args.steps} training steps at {args.resolution} px:")
     print(f"{'':<18} {'peak RSS MiB':>13} {'anon MiB':>9} {'file MiB':>9}   (per worker, at the end)")
-    workers = {name: run_children("worker", args, where, count=2) for name, where in
-               (("today (in RAM)", "off"), ("from the cache", str(cache_dir)))}
-    for name, results in workers.items():
-        for i, res in enumerate(results):
+    modes = [(name, where) for name, where, part in (("today (in RAM)", "off", "workers-ram"),
+                                                     ("from the cache", str(cache_dir), "workers-cache")) if part in parts]
+    results = {name: run_children("worker", args, where, count=2) for name, where in modes}
+    for name, runs in results.items():
+        for i, res in enumerate(runs):
             print(f"{name + f' #{i}':<18} {res['peak_mib']:>13.0f} {res['anon_mib']:>9.0f} {res['file_mib']:>9.0f}")
-    ratio = max(r["peak_mib"] for r in workers["from the cache"]) / max(r["peak_mib"] for r in workers["today (in RAM)"])
-    print(f"peak RSS per worker, cache / today: {ratio:.2f}x (file pages are the shared page cache)")
+    if len(results) == 2:
+        ratio = max(r["peak_mib"] for r in results["from the cache"]) / max(r["peak_mib"] for r in results["today (in RAM)"])
+        print(f"peak RSS per worker, cache / today: {ratio:.2f}x (file pages are the shared page cache)")
+    for rows in sorted(cache_dir.glob("*/rows-*.u8")):  # a held-out split's rows, mapped by both workers
+        print(f"row file {rows.relative_to(cache_dir)}: {rows.stat().st_size / 2**20:,.0f} MiB")
 
+
+def throughput(args, cache_dir: Path) -> None:
     (ram,) = run_children("train", args, "off")
     (mapped,) = run_children("train", args, str(cache_dir))
     print(f"\ntraining {args.steps} steps at {args.resolution} px, batch 32, 1 thread:")

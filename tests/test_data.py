@@ -11,15 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tinyscale.data.datasets import (
-    download_verified,
-    generate_data,
-    load_data,
-    read_idx,
-    resize_images,
-    split_validation,
-    verify_files,
-)
+from tinyscale.data.datasets import generate_data, load_data, resize_images, split_validation
+from tinyscale.data.published import download_verified, read_idx, verify_files
 
 
 def _write_image(path, color, size=(20, 12), mode="RGB"):

@@ -88,15 +88,22 @@ def test_the_cached_images_are_a_shared_map_not_a_copy(tmp_path, cached):
     load_folder(root, decode_size=SIZE, decoded_cache=cached)
     data = load_folder(root, decode_size=SIZE, decoded_cache=cached)
     entry = next(e for e in _entries(cached) if e.name.startswith("train-"))
+    # The tensor's memory is a mapping of the cache file, not a private array.
+    assert _mapped_from(data.train_images) == str((entry / cache.IMAGES).resolve())
+
+
+def _mapped_from(tensor: torch.Tensor) -> str:
+    """The file whose mapping holds ``tensor``'s first and last bytes ('', '[heap]'...: anonymous memory)."""
     maps = Path("/proc/self/maps")
     if not maps.exists():
         pytest.skip("needs Linux's /proc/self/maps")
-    # The tensor's memory is a mapping of the cache file, not a private array (with val/ there
-    # is no split to copy).
-    address = data.train_images.data_ptr()
-    mapped_from = [line.split()[-1] for line in maps.read_text().splitlines()
-                   if int(line.split("-")[0], 16) <= address < int(line.split()[0].split("-")[1], 16)]
-    assert mapped_from == [str((entry / cache.IMAGES).resolve())]
+    regions = [line.split() for line in maps.read_text().splitlines()]
+    found = set()
+    for address in (tensor.data_ptr(), tensor.data_ptr() + tensor.nbytes - 1):
+        found |= {(fields[5] if len(fields) > 5 else "") for fields in regions
+                  if int(fields[0].split("-")[0], 16) <= address < int(fields[0].split("-")[1], 16)}
+    assert len(found) == 1, found
+    return found.pop()
 
 
 def test_a_study_trains_identically_from_the_cache(tmp_path, cached):
@@ -325,3 +332,135 @@ def test_data_command_reports_classes_splits_skips_and_the_cache(tmp_path, cache
     assert "classes  3, decoded at 16 px" in text and "train 21, val 9 (val/)" in text
     assert "broken.png" in text and f"cache    {out['cache'][0]['path']}: 21 images" in text
     assert main(["data", str(tmp_path / "missing")]) == 2
+
+
+# ------------------------------------------------------------------------------ the held-out split of a folder without val/
+def _split_before_issue_27(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int):
+    """`split_validation` as it was when each worker copied the split (commit 796523b), kept here
+    as the reference the shared split must reproduce image for image."""
+    n = len(images)
+    n_val = max(1, round(n * fraction))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+
+def _numbered_folder(root: Path, classes: int = 3, per_class: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat-colour PNGs, the k-th readable file in the loader's order coloured by k (lossless, so
+    it decodes to exactly that colour), plus one unreadable file; the images and labels a
+    loader must decode, in file order, built without decoding anything."""
+    images, labels = [], []
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            colour = (len(images) % 256, 255 - len(images) % 256, 40 * c)
+            Image.new("RGB", (12, 12), colour).save(folder / f"{i:03d}.png")
+            images.append(torch.tensor(colour, dtype=torch.uint8).view(3, 1, 1).expand(3, SIZE, SIZE))
+            labels.append(c)
+    (root / "class1" / "zz-broken.png").write_bytes(b"\x89PNG nope")
+    return torch.stack(images), torch.tensor(labels)
+
+
+@pytest.mark.parametrize("seed, fraction", [(0, 0.1), (3, 0.25), (7, 0.5)])
+def test_the_split_holds_the_images_the_old_split_function_held(tmp_path, cached, seed, fraction):
+    images, labels = _numbered_folder(tmp_path / "ds")
+    (train, train_labels), (val, val_labels) = _split_before_issue_27(images, labels, fraction, seed)
+    for where in (None, cached):  # in memory, and slices of the cache's map
+        with pytest.warns(UserWarning, match="1 unreadable"):
+            data = load_folder(tmp_path / "ds", seed=seed, val_fraction=fraction, decode_size=SIZE,
+                               decoded_cache=where)
+        for name, expected in (("train_images", train), ("train_labels", train_labels), ("val_images", val),
+                               ("val_labels", val_labels)):
+            assert torch.equal(getattr(data, name), expected), (where, name)
+    assert len(list(next(iter(_entries(cached))).glob("rows-*.u8"))) == 1
+
+
+def test_a_held_out_split_is_two_slices_of_one_shared_map(tmp_path, cached, capsys):
+    root = _jpeg_folder(tmp_path / "ds", per_class=12)  # no val/
+    load_folder(root, seed=1, decode_size=SIZE, decoded_cache=cached)  # decodes, and writes the split's rows
+    capsys.readouterr()
+    data = load_folder(root, seed=1, decode_size=SIZE, decoded_cache=cached)
+    assert capsys.readouterr().err == ""  # nothing decoded or written again
+    (entry,) = _entries(cached)
+    (rows,) = entry.glob("rows-*.u8")
+    train, val = data.train_images, data.val_images
+    # One storage, val right after train: no private copy of either split, in this process or any other.
+    assert train.untyped_storage().data_ptr() == val.untyped_storage().data_ptr()
+    assert val.data_ptr() == train.data_ptr() + train.nbytes
+    assert _mapped_from(train) == _mapped_from(val) == str(rows.resolve())
+    assert rows.stat().st_size == (len(train) + len(val)) * 3 * SIZE * SIZE
+    # Another seed is another row file beside it; the first stays.
+    _same_data(load_folder(root, seed=2, decode_size=SIZE), load_folder(root, seed=2, decode_size=SIZE,
+                                                                        decoded_cache=cached))
+    assert len(list(entry.glob("rows-*.u8"))) == 2
+    from tinyscale.cli import main
+
+    capsys.readouterr()
+    assert main(["data", str(root), "--decode-size", str(SIZE), "--cache-dir", str(cached), "--json"]) == 0
+    (described,) = json.loads(capsys.readouterr().out)["cache"]
+    assert (described["split_files"], described["split_bytes"]) == (3, 3 * rows.stat().st_size)  # seeds 1, 2 and 0
+
+
+@pytest.mark.parametrize("how, said", [("truncated", "truncated?"), ("tampered", "sample checksum")])
+def test_a_damaged_row_file_is_detected_and_written_again(tmp_path, cached, capsys, how, said):
+    root = _jpeg_folder(tmp_path / "ds", per_class=12)
+    expected = load_folder(root, seed=1, decode_size=SIZE)
+    load_folder(root, seed=1, decode_size=SIZE, decoded_cache=cached)
+    (entry,) = _entries(cached)
+    (rows,) = entry.glob("rows-*.u8")
+    killed = entry / f".{rows.name}.tmp-1-dead"  # what a write killed half-way leaves
+    killed.write_bytes(b"half")
+    if how == "truncated":
+        os.truncate(rows, rows.stat().st_size - 1)
+    else:
+        with open(rows, "r+b") as fh:  # row 0 is in every sample
+            fh.write(bytes(255 - b for b in fh.read(8)))
+    capsys.readouterr()
+    data = load_folder(root, seed=1, decode_size=SIZE, decoded_cache=cached)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert said in line and line.endswith("writing it again") and rows.name in line
+    _same_data(expected, data)
+    assert not killed.exists() and len(list(entry.glob("rows-*.u8"))) == 1
+
+
+def test_a_row_file_that_cannot_be_written_leaves_the_split_in_memory_with_a_note(tmp_path, cached, capsys,
+                                                                                   monkeypatch):
+    def disk_full(path, images, order):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "write_rows", disk_full)
+    root = _jpeg_folder(tmp_path / "ds", per_class=12)
+    data = load_folder(root, seed=1, decode_size=SIZE, decoded_cache=cached)
+    assert "No space left on device); the split is copied in memory" in capsys.readouterr().err
+    _same_data(load_folder(root, seed=1, decode_size=SIZE), data)
+    assert not _mapped_from(data.train_images).startswith("/")  # private memory, no file behind it
+    assert not list(next(iter(_entries(cached))).glob("*rows-*"))
+
+
+def test_a_compare_on_a_cached_dataset_decodes_nothing_again(tmp_path, cached, capsys, monkeypatch):
+    # What a study leaves in the cache is what every later command maps: a compare (a new
+    # process: no data in memory) finds the entry and the split's rows and decodes no image.
+    import tinyscale.data.datasets as datasets
+    import tinyscale.study.executors as executors
+    from tinyscale.evaluate.compare import CompareSettings, run_comparison
+    from tinyscale.study.plan import StudyPlan
+    from tinyscale.study.store import Study
+    from tinyscale.study.trial import StudyConfig
+
+    monkeypatch.setenv("TINYSCALE_DATA_CACHE", str(cached))
+    decoded = []
+    real = datasets._decode
+    monkeypatch.setattr(datasets, "_decode", lambda path, size: decoded.append(path) or real(path, size))
+    root = _jpeg_folder(tmp_path / "ds", per_class=12)
+    config = StudyConfig(data=str(root), base_resolution=SIZE, num_classes=3, r_range=(0.5, 1.0), steps=2, batch_size=8)
+    StudyPlan.resolve(config)  # the study's own first load
+    assert len(decoded) == 36 and "decoding 36 images" in capsys.readouterr().err
+    with Study.create(tmp_path / "study", config):
+        pass
+    decoded.clear()
+    monkeypatch.setattr(executors, "_DATA_CACHE", {})
+    settings = CompareSettings(ratios=(0.25,), strategies=("uniform",), seeds=(0,), steps=2, batch_size=8, threads=1)
+    comparison = run_comparison(tmp_path / "study", settings, progress=False)
+    assert decoded == [] and "decoding" not in capsys.readouterr().err
+    assert comparison is not None and len(_entries(cached)) == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinyscale.data.datasets import (DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, fashion_mnist_dir,
-                                     load_data)
+from tinyscale.data.datasets import load_data
+from tinyscale.data.published import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, fashion_mnist_dir
 from tinyscale.space.recipe import Recipe
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.trainer import train_recipe

@@ -7,6 +7,7 @@ decode size, in file order, so one entry serves every split seed and validation 
         manifest.json   what was decoded: the files (relative path, size, mtime), the skipped
                         ones with their reason, the class names, shape, a sample checksum, time
         images.u8       the decoded pixels, uint8 (count, 3, size, size), C order, no header
+        rows-<hash>.u8  (only for a split of a folder without val/) the same rows in split order
 
 Why a raw file and not ``.npy``: how many rows there are is known only after decoding (a file
 may turn out unreadable), and a raw file is compacted in place and truncated; the manifest
@@ -28,6 +29,11 @@ renames it into place, so a killed build leaves only a temporary folder that no 
 the second process waits, then finds the first one's entry valid and maps it. Without flock
 (not POSIX) builders race, but only ever rename complete entries into place: the last one stays,
 and a reader that mapped an earlier one keeps its pages.
+
+Rows in another order (`ordered_rows`): a folder without ``val/`` is split by seed, and both
+splits are to be maps too, not a private copy per worker. The entry then also holds
+``rows-<hash>.u8``, its rows in (train, val) order for that split, written once the same way
+(temporary file, fsync, rename, under the entry's lock) and checked the same way on every read.
 
 Location: `cache_root()`: ``$TINYSCALE_DATA_CACHE`` if set (``off`` turns the cache off), else
 ``decoded/`` in `cache_dir()` (``$TINYSCALE_CACHE``, ``$XDG_CACHE_HOME/tinyscale`` or
@@ -76,6 +82,7 @@ class DecodedFiles:
     skipped: tuple[tuple[int, str], ...]
     path: Path | None = None
     decode_seconds: float = 0.0
+    key: str = ""  # the fingerprint the entry was built for
 
 
 def cache_dir() -> Path:
@@ -171,7 +178,7 @@ def read_entry(slot: Path, root: Path, expected: str, records: list[list],
         return None, "fails its sample checksum (the decoded images were changed)"
     skipped_rows = {i for i, _ in skipped}
     used = np.array([i for i in range(len(records)) if i not in skipped_rows], dtype=np.int64)
-    return DecodedFiles(images, used, skipped, slot, float(manifest.get("decode_seconds", 0.0))), None
+    return DecodedFiles(images, used, skipped, slot, float(manifest.get("decode_seconds", 0.0)), expected), None
 
 
 def say(message: str) -> None:
@@ -251,7 +258,7 @@ def install(tmp: Path, slot: Path) -> None:
         pass
 
 
-class _SlotLock:
+class SlotLock:
     """``flock`` on ``<slot>.lock`` (exclusive, blocking); a no-op where flock does not exist."""
 
     def __init__(self, slot: Path) -> None:
@@ -296,7 +303,7 @@ def decode_cached(root: Path, files: Sequence[Path], labels: Sequence[int], clas
     processes = default_processes() if processes is None else processes
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with _SlotLock(slot) as locked:
+        with SlotLock(slot) as locked:
             entry, why_now = read_entry(slot, root, key, records, size)  # another process may have built it meanwhile
             if entry is not None:
                 return entry
@@ -314,3 +321,77 @@ def decode_cached(root: Path, files: Sequence[Path], labels: Sequence[int], clas
     if entry is None:
         raise RuntimeError(f"the decoded cache {slot} just written is not valid: {why}")
     return entry
+
+
+# ------------------------------------------------------------------------------ rows in another order
+ROWS_PREFIX = "rows-"
+_ROWS_CHUNK_BYTES = 64 << 20  # copied per write while a row file is built (bounds the private memory)
+
+
+def read_rows(path: Path, entry: DecodedFiles, order: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The row file at ``path`` when it holds ``entry``'s rows ``order`` (its length, and a
+    sample of rows equal to the entry's), else (None, why); (None, None) when there is none."""
+    shape = (len(order),) + entry.images.shape[1:]
+    actual = path.stat().st_size if path.exists() else None
+    if actual is None:
+        return None, None
+    if actual != int(np.prod(shape)):
+        return None, f"has {actual} bytes, expected {int(np.prod(shape))} (truncated?)"
+    rows = np.memmap(path, dtype=np.uint8, mode="c", shape=shape)
+    sample = sample_rows(len(order))
+    if sample_checksum(rows, sample) != sample_checksum(entry.images, order[sample].tolist()):
+        return None, "fails its sample checksum (its images were changed)"
+    return rows, None
+
+
+def ordered_rows(entry: DecodedFiles, order: Sequence[int]) -> np.ndarray | None:
+    """``entry.images[order]`` without a private copy: a copy-on-write map of a file in the entry
+    that holds those rows in that order, built once (under the entry's lock) and then mapped by
+    every process, as the entry itself is. What makes the held-out split of a folder without
+    ``val/`` one shared copy rather than one per worker: its rows in (train, val) order, each
+    split a slice of the map. The file is named by the entry's fingerprint and the order, is
+    checked like an entry (length, sample rows) and goes with the entry when that is rebuilt.
+    None when it cannot be written (said on stderr): the caller copies the rows in memory."""
+    order = np.asarray(order, dtype=np.int64)
+    if entry.path is None or not len(order) or not len(entry.images):
+        return None
+    if order.min() < 0 or order.max() >= len(entry.images):
+        raise ValueError(f"row order outside the {len(entry.images)} rows of {entry.path}")
+    digest = hashlib.sha256(entry.key.encode() + order.tobytes()).hexdigest()[:16]
+    path = entry.path / f"{ROWS_PREFIX}{digest}.u8"
+    found, why = read_rows(path, entry, order)
+    if found is not None:
+        return found
+    try:
+        with SlotLock(entry.path) as locked:
+            found, why_now = read_rows(path, entry, order)  # another process may have written it meanwhile
+            if found is not None:
+                return found
+            if locked:
+                for leftover in entry.path.glob(f".{ROWS_PREFIX}*.tmp-*"):  # killed writes'
+                    leftover.unlink(missing_ok=True)
+            if why_now or why:
+                say(f"{path} {why_now or why}; writing it again")
+            write_rows(path, entry.images, order)
+    except OSError as exc:
+        say(f"cannot write {path.name} in {entry.path} ({exc.strerror or exc}); the split is copied in memory")
+        return None
+    found, why = read_rows(path, entry, order)
+    if found is None:
+        raise RuntimeError(f"the row file {path} just written is not valid: {why}")
+    return found
+
+
+def write_rows(path: Path, images: np.ndarray, order: np.ndarray) -> None:
+    """``images[order]`` into a new file at ``path``, chunk by chunk; a temporary file renamed into place."""
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    chunk = max(1, _ROWS_CHUNK_BYTES // max(1, images[0].nbytes))
+    try:
+        with open(tmp, "xb") as fh:
+            for start in range(0, len(order), chunk):
+                fh.write(np.ascontiguousarray(images[order[start:start + chunk]]).data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already when it was renamed into place

@@ -1,23 +1,19 @@
-"""Image data for the study: Fashion-MNIST, class-per-folder datasets, and a generated toy set.
+"""Image data for the study: Fashion-MNIST, Imagenette, class-per-folder datasets, and a generated toy set.
 
 Every source is decoded once into uint8 tensors (N, C, H, W) with C = 1 (grayscale) or 3;
 `ImageData.at(resolution)` resizes once per resolution and caches the result, so training
 only gathers, augments and normalises tensors — it never decodes in the loop. Grayscale data
 is handed out as a 3-channel *view* (no copy), because the networks take RGB.
 
-Fashion-MNIST (MIT, Zalando Research) comes from Debian's ``dataset-fashion-mnist`` files when
-installed, else from the user's cache, else it is downloaded once from the official source and
-kept only if every file's MD5 matches the published checksum.
+Where the published datasets (Fashion-MNIST, Imagenette) are found, or downloaded and
+checksummed, is `tinyscale.data.published`; Imagenette is then read as any class folder is.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
-import struct
-import urllib.request
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,22 +21,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tinyscale.data.cache import cache_dir, decode_cached
+from tinyscale.data.cache import DecodedFiles, decode_cached, ordered_rows
+from tinyscale.data.published import (FASHION_MNIST_CLASSES, fashion_mnist_dir, imagenette_classes, imagenette_dir,
+                                      read_idx)
 from tinyscale.limits import MAX_IMAGE_PIXELS
 
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-# The published MD5 of each official .gz (github.com/zalandoresearch/fashion-mnist README).
-# Debian repacks the .gz files (different bytes, same content), so these apply to downloads only.
-FASHION_MNIST_FILES = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-}
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+NAMED_DATASETS = ("fashion-mnist", "imagenette", "generated")  # data specs that are not paths
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 DEFAULT_DECODE_SIZE = 64
 # A worker keeps one resized copy of the splits (the resolution it trains now) up to this size;
@@ -174,103 +160,33 @@ def resize_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return out
 
 
-def split_validation(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int):
-    """A fixed, seeded hold-out: ((train_images, train_labels), (val_images, val_labels))."""
-    n = len(images)
+def split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, seeded hold-out of ``n`` images: (train rows, val rows), each ascending."""
     if not 0 < fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
     n_val = max(1, round(n * fraction))
     if n - n_val < 1:
         raise ValueError(f"{n} image(s) are too few to hold out a validation split")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def split_validation(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int,
+                     entry: DecodedFiles | None = None):
+    """A fixed, seeded hold-out: ((train_images, train_labels), (val_images, val_labels)).
+
+    Copied rows, unless ``images`` are a decoded cache ``entry``'s map (all its rows): then the
+    two splits are slices of one shared map of the entry's rows in (train, val) order
+    (`tinyscale.data.cache.ordered_rows`), the same images without a copy in each process."""
+    train_idx, val_idx = split_indices(len(images), fraction, seed)
+    ordered = None if entry is None else ordered_rows(entry, torch.cat([train_idx, val_idx]).numpy())
+    if ordered is None:
+        return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+    both = torch.from_numpy(ordered)  # a copy-on-write map: no copy of the pixels
+    return (both[:len(train_idx)], labels[train_idx]), (both[len(train_idx):], labels[val_idx])
 
 
 # ------------------------------------------------------------------------------ Fashion-MNIST
-def md5_of(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_files(directory: Path, checksums: dict[str, str]) -> list[str]:
-    """Problems (missing file, wrong MD5) of the files in ``directory``; empty when all match."""
-    problems = []
-    for name, expected in checksums.items():
-        path = directory / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-        elif (actual := md5_of(path)) != expected:
-            problems.append(f"{name}: MD5 {actual}, expected {expected}")
-    return problems
-
-
-def download_verified(base_url: str, checksums: dict[str, str], directory: Path) -> None:
-    """Download each file to ``directory``; a file is kept only when its MD5 matches.
-
-    Files already present with the right checksum are not fetched again. A mismatch removes the
-    bad file and raises ValueError, so a broken download is never mistaken for the data.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, expected in checksums.items():
-        target = directory / name
-        if target.is_file() and md5_of(target) == expected:
-            continue
-        partial = directory / f".{name}.part"
-        try:
-            with urllib.request.urlopen(base_url + name, timeout=60) as response, open(partial, "wb") as out:
-                while block := response.read(1 << 20):
-                    out.write(block)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise ValueError(f"could not download {base_url + name}: {exc}") from None
-        actual = md5_of(partial)
-        if actual != expected:
-            partial.unlink(missing_ok=True)
-            raise ValueError(f"downloaded {name} has MD5 {actual}, expected {expected}; not kept")
-        os.replace(partial, target)
-
-
-def read_idx(path: Path, expected_magic: int) -> torch.Tensor:
-    """An IDX file (gzip-compressed) as a uint8 tensor of its declared shape."""
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path} is too short to be an IDX file")
-    magic, count = struct.unpack(">II", raw[:8])
-    if magic != expected_magic:
-        raise ValueError(f"{path} has IDX magic {magic:#x}, expected {expected_magic:#x}")
-    ndim = magic & 0xFF
-    dims = (count,) + struct.unpack(f">{ndim - 1}I", raw[8:4 + 4 * ndim])
-    header = 4 + 4 * ndim
-    expected_bytes = 1
-    for dim in dims:
-        expected_bytes *= dim
-    if len(raw) - header != expected_bytes:
-        raise ValueError(f"{path} holds {len(raw) - header} bytes of data, its header declares {expected_bytes}")
-    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
-
-
-def fashion_mnist_dir(download: bool = True) -> Path:
-    """A directory holding the four Fashion-MNIST files (Debian's, the cache, or a fresh download)."""
-    names = list(FASHION_MNIST_FILES)
-    candidates = []
-    if os.environ.get("TINYSCALE_FASHION_MNIST"):
-        candidates.append(Path(os.environ["TINYSCALE_FASHION_MNIST"]))
-    candidates += [DEBIAN_FASHION_MNIST, cache_dir() / "fashion-mnist"]
-    for directory in candidates:
-        if all((directory / n).is_file() for n in names):
-            return directory
-    if not download:
-        raise ValueError("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist) and downloads are off")
-    target = cache_dir() / "fashion-mnist"
-    download_verified(FASHION_MNIST_URL, FASHION_MNIST_FILES, target)
-    return target
-
-
 def load_fashion_mnist(download: bool = True) -> ImageData:
     directory = fashion_mnist_dir(download)
 
@@ -289,6 +205,16 @@ def load_fashion_mnist(download: bool = True) -> ImageData:
         images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"),
         FASHION_MNIST_CLASSES, source=f"fashion-mnist ({directory})",
     )
+
+
+def load_imagenette(*, download: bool = True, decode_size: int = DEFAULT_DECODE_SIZE,
+                    decoded_cache: Path | None = None, directory: Path | None = None) -> ImageData:
+    """Imagenette (``directory``, else found or downloaded by `imagenette_dir`) with its own
+    ``val/`` as the held-out split and the same labels whether its folders are WordNet ids or
+    class names."""
+    directory = imagenette_dir(download) if directory is None else directory
+    return load_folder(directory, decode_size=decode_size, decoded_cache=decoded_cache,
+                       classes=imagenette_classes(directory), name=f"imagenette ({directory})")
 
 
 # ------------------------------------------------------------------------------ class folders
@@ -349,7 +275,8 @@ def _decode_split(root: Path, class_names: list[str], size: int, *, every_class:
     """Decode the images of each class folder under ``root``; with ``every_class``, a class
     without a single readable image is an error naming it (it would be a class no trial can learn).
     With ``decoded_cache`` (a directory), large sets come from the decoded cache there
-    (`tinyscale.data.cache`): the same images, mapped from disk instead of held in RAM."""
+    (`tinyscale.data.cache`): the same images, mapped from disk instead of held in RAM.
+    (images, labels, skip reasons, the cache entry or None)."""
     files, labels = [], []
     for idx, name in enumerate(class_names):
         class_files = _image_files(root / name) if (root / name).is_dir() else []
@@ -381,51 +308,58 @@ def _decode_split(root: Path, class_names: list[str], size: int, *, every_class:
             first = next(why for i, why in skipped_at if class_names[labels[i]] == dead[0])
             raise ValueError(f"no readable images in class folder {root / dead[0]}"
                              f"{f' (and {len(dead) - 1} more)' if len(dead) > 1 else ''}; first: {first}")
-    return images, torch.tensor([labels[i] for i in good], dtype=torch.long), skipped
+    return images, torch.tensor([labels[i] for i in good], dtype=torch.long), skipped, cached
 
 
 def load_folder(path: Path, *, seed: int = 0, val_fraction: float = 0.1, decode_size: int = DEFAULT_DECODE_SIZE,
-                decoded_cache: Path | None = None) -> ImageData:
+                decoded_cache: Path | None = None, classes: Sequence[tuple[str, str]] | None = None,
+                name: str | None = None) -> ImageData:
     """A class-per-folder dataset: ``path/train/<class>/*`` (or ``path/<class>/*``), optional ``path/val/<class>/*``.
 
     ``decoded_cache``: a directory of decoded datasets (`tinyscale.data.cache`) to read large
-    sets from (and build there on first use); None decodes in RAM."""
+    sets from (and build there on first use); None decodes in RAM. ``classes``: (folder, class
+    name) pairs in label order (a published dataset's own order); None takes every class folder
+    in name order. ``name``: how messages name the dataset (its path by default)."""
     if not path.exists():
         raise ValueError(f"no dataset at {path}: the path does not exist")
     if not path.is_dir():
         raise ValueError(f"{path} is not a directory; expected train/<class>/ image folders")
     train_root = path / "train" if (path / "train").is_dir() else path
     val_root = path / "val" if (path / "val").is_dir() else None
-    class_names = sorted(p.name for p in train_root.iterdir()
+    if classes is None:
+        folders = sorted(p.name for p in train_root.iterdir()
                          if p.is_dir() and p.name not in ("train", "val") and not p.name.startswith("."))
-    if len(class_names) < 2:
+        class_names = folders
+    else:
+        folders, class_names = [folder for folder, _ in classes], [label for _, label in classes]
+    if len(folders) < 2:
         raise ValueError(
-            f"{train_root} has {len(class_names)} class folder(s); a dataset needs at least 2 "
+            f"{train_root} has {len(folders)} class folder(s); a dataset needs at least 2 "
             f"(layout: train/<class>/*.jpg|png, optional val/<class>/)"
         )
     if val_root is not None:
         extra = sorted(set(p.name for p in val_root.iterdir() if p.is_dir() and not p.name.startswith("."))
-                       - set(class_names))
+                       - set(folders))
         if extra:
             raise ValueError(f"{val_root} has classes that train/ lacks: {', '.join(extra)}")
-    train_images, train_labels, skipped = _decode_split(train_root, class_names, decode_size, every_class=True,
-                                                        decoded_cache=decoded_cache)
+    train_images, train_labels, skipped, entry = _decode_split(train_root, folders, decode_size, every_class=True,
+                                                               decoded_cache=decoded_cache)
     if len(train_images) == 0:
         raise ValueError(f"no readable images under {train_root}" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     if val_root is not None:
-        val_images, val_labels, val_skipped = _decode_split(val_root, class_names, decode_size,
-                                                            decoded_cache=decoded_cache)
+        val_images, val_labels, val_skipped, _ = _decode_split(val_root, folders, decode_size,
+                                                               decoded_cache=decoded_cache)
         skipped += val_skipped
         if len(val_images) == 0:
             raise ValueError(f"no readable images under {val_root}")
     else:
         (train_images, train_labels), (val_images, val_labels) = split_validation(
-            train_images, train_labels, val_fraction, seed
+            train_images, train_labels, val_fraction, seed, entry
         )
     if skipped:
         warnings.warn(f"{len(skipped)} unreadable image(s) skipped in {path}; first: {skipped[0]}", stacklevel=2)
     return ImageData(train_images, train_labels, val_images, val_labels, tuple(class_names),
-                     source=str(path), skipped=tuple(skipped))
+                     source=name or str(path), skipped=tuple(skipped))
 
 
 # ------------------------------------------------------------------------------ generated
@@ -458,17 +392,21 @@ def generate_data(*, num_classes: int = 10, train_size: int = 640, val_size: int
 def load_data(spec: str, *, seed: int = 0, train_size: int | None = None, val_size: int | None = None,
               val_fraction: float = 0.1, decode_size: int = DEFAULT_DECODE_SIZE, download: bool = True,
               decoded_cache: Path | None = None) -> ImageData:
-    """The dataset named by ``spec``: "fashion-mnist", "generated", or a class-per-folder path.
+    """The dataset named by ``spec``: "fashion-mnist", "imagenette", "generated", or a
+    class-per-folder path.
 
     ``train_size``/``val_size`` take seeded random subsets; ``val_fraction`` is the hold-out
     used when a folder dataset has no ``val/``; ``decode_size`` is the side folder images are
     decoded to (resolutions above it are upsampled); ``decoded_cache`` is where a large folder
-    dataset's decoded images are kept (see `load_folder`).
+    dataset's decoded images are kept (see `load_folder`); ``download``: whether a published
+    dataset found nowhere may be downloaded.
     """
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"data must be 'fashion-mnist', 'generated' or a dataset path, got {spec!r}")
+        raise ValueError(f"data must be one of {', '.join(NAMED_DATASETS)} or a dataset path, got {spec!r}")
     if spec == "fashion-mnist":
         data = load_fashion_mnist(download=download)
+    elif spec == "imagenette":
+        data = load_imagenette(download=download, decode_size=decode_size, decoded_cache=decoded_cache)
     elif spec == "generated":
         data = generate_data(seed=seed)
     else:
