@@ -95,6 +95,9 @@ class Diagnostics:
         )
 
 
+MAX_MULTIPLIER = 1e3  # the largest r, w, d or c a fit file may hold (B7 is c = 39 of B0)
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """The selected models the GPs were fitted on, cheapest first."""
@@ -111,6 +114,10 @@ class TrainingData:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingData:
+        for k in ("c", "r", "w", "d", "accuracy"):
+            if not isinstance(data[k], list) or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                                    for v in data[k]):
+                raise ValueError(f"training data column {k} must be a list of numbers")
         arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("c", "r", "w", "d", "accuracy")}
         numbers = tuple(int(n) for n in data["numbers"])
         lengths = {len(numbers), *(a.shape[0] for a in arrays.values())}
@@ -119,8 +126,12 @@ class TrainingData:
         if len(numbers) < MIN_MODELS:
             raise ValueError(f"training data holds {len(numbers)} models, fewer than {MIN_MODELS}")
         for k in ("c", "r", "w", "d"):
-            if not np.all(np.isfinite(arrays[k])) or np.any(arrays[k] <= 0):
-                raise ValueError(f"training data column {k} must hold positive finite numbers")
+            # A multiplier or ratio of B0 beyond MAX_MULTIPLIER is no network anyone trains; a
+            # crafted 1e308 would otherwise pass as finite and overflow every solve after it.
+            if not np.all(np.isfinite(arrays[k])) or np.any(arrays[k] <= 0) or np.any(arrays[k] > MAX_MULTIPLIER):
+                raise ValueError(f"training data column {k} must hold positive numbers up to {MAX_MULTIPLIER:g}")
+        if not np.all((arrays["accuracy"] >= 0) & (arrays["accuracy"] <= 1)):
+            raise ValueError("training data column accuracy must hold fractions from 0 to 1")
         return cls(numbers=numbers, **arrays)
 
 

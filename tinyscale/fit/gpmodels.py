@@ -73,6 +73,17 @@ def state_json(model) -> dict:
     return {k: v.detach().cpu().tolist() for k, v in model.state_dict().items()}
 
 
+MAX_RAW = 1e6
+
+
+def _numbers_only(value) -> bool:
+    """Whether a saved hyperparameter (a number or nested lists of them) holds only numbers
+    (JSON's true would pass as 1.0)."""
+    if isinstance(value, list):
+        return all(_numbers_only(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_state(model, state: dict):
     """``model`` (an unfitted GP on the right training data) with the saved hyperparameters
     ``state`` (nested lists), in eval mode; ValueError when keys or shapes do not match."""
@@ -84,14 +95,20 @@ def load_state(model, state: dict):
         raise ValueError(f"hyperparameters do not match the GP (missing {missing}, unexpected {extra})")
     tensors = {}
     for key, ref in current.items():
+        if ref.is_floating_point() and not _numbers_only(state[key]):
+            raise ValueError(f"hyperparameter {key} holds something other than numbers")
         value = torch.as_tensor(state[key], dtype=ref.dtype)
         if value.shape != ref.shape:
             raise ValueError(f"hyperparameter {key} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
         # Finite, but where the model's own value is not (a constraint's upper bound of inf), that value.
+        # Raw hyperparameters live in log-like spaces (softplus, log r): beyond MAX_RAW they are
+        # no fitted value, and a crafted 1e308 would overflow every prediction made with it.
         fixed = ~torch.isfinite(ref)
         if value.is_floating_point() and (not bool(torch.isfinite(value[~fixed]).all())
+                                          or bool((value[~fixed].abs() > MAX_RAW).any())
                                           or not torch.equal(value[fixed], ref[fixed])):
-            raise ValueError(f"hyperparameter {key} holds {value.flatten()[:3].tolist()}, not finite numbers")
+            raise ValueError(f"hyperparameter {key} holds {value.flatten()[:3].tolist()}, not finite numbers "
+                             f"within +-{MAX_RAW:g}")
         tensors[key] = value
     model.load_state_dict(tensors, strict=True)
     model.eval()
