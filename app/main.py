@@ -28,7 +28,7 @@ def study_dir_from_args() -> Path:
 
 
 def device_paths_from_env() -> list[str]:
-    """Latency tables to offer besides the study's: $TINYSCALE_DEVICES (`tinyscale app --device`)."""
+    """Latency tables to offer besides the study's: $TINYSCALE_DEVICES (`tinyscale app --latency-table`)."""
     return [p for p in os.environ.get(DEVICES_ENV, "").split(os.pathsep) if p]
 
 
@@ -71,7 +71,7 @@ def no_study_page(study_dir: Path) -> None:
 def status_panel(study_dir: Path, n_completed_shown: int) -> None:
     """Trial counts, best so far, progress and failures, and the acquisition's next proposals;
     re-run every few seconds while the study is still running, and the whole page when a new
-    trial completes."""
+    run completes (``n_completed_shown``: the completed runs, every rung, the page was drawn with)."""
     from tinyscale.study.samplers.botorch import proposed_by_acquisition
     from tinyscale.study.store import Study
 
@@ -80,6 +80,7 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
             progress = study.progress()
             failed = study.trials("failed")
             upcoming = study.trials("pending") + study.trials("running")
+            runs_done = len(study.runs("completed"))
     except ValueError as exc:
         st.error(str(exc))
         return
@@ -106,7 +107,7 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
         with st.expander(f"{len(failed)} failed trial(s)"):
             st.dataframe([{"trial": t.number, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d,
                            "reason": t.reason} for t in failed], hide_index=True)
-    if counts.get("completed", 0) != n_completed_shown:
+    if runs_done != n_completed_shown:
         st.rerun(scope="app")  # new results: refit and redraw everything
 
 
@@ -210,6 +211,26 @@ def trust_panel(study_dir: Path, n_completed: int, source=None) -> None:
         st.caption(f"{t.note}: `{t.command}`")
 
 
+def rungs_panel(runs, summary, fit_rung: int) -> None:
+    """A halving study's rungs: each one's steps and recipes, how it ranks like the next (the
+    stop rule's rho), and every run with a marker per rung."""
+    from tinyscale.assistant import plots
+    from tinyscale.study.halving import SETTLED_RHO
+
+    st.subheader("Rungs: which recipes were trained longer")
+    st.caption(f"Rung k trains for {summary[0].steps:,} x eta^k steps; the best of a rung at matched cost are "
+               f"promoted. Once two rungs rank the promoted recipes alike (Spearman rho >= {SETTLED_RHO} at "
+               f"matched cost) the study stops lengthening. The recipe above is fitted on rung {fit_rung}.")
+    for col, r in zip(st.columns(len(summary)), summary):
+        a = r.agreement
+        rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)"
+        col.metric(f"rung {r.rung}: {r.steps:,} steps", f"{r.completed} recipes",
+                   delta=("settled" if a is not None and a.settled else None), help=rho or None)
+        if rho:
+            col.caption(rho)
+    st.plotly_chart(plots.rungs_figure(runs, fit_rung), key="rungs")
+
+
 def main() -> None:
     st.set_page_config(page_title="tinyscale design assistant", page_icon="🧊", layout="wide")
     st.title("tinyscale design assistant")
@@ -225,11 +246,17 @@ def main() -> None:
             config = study.config
             trials = study.trials()
             running = study.progress()
+            # A halving study's fit reads one rung (tinyscale.study.halving.fit_rung); the
+            # panels show what the fit reads, the rungs tab shows every run.
+            halving = config.schedule == "halving"
+            fit_trials = study.fit_trials()
+            runs_done = len(study.runs("completed"))
+            rungs = (study.runs(), study.rung_summary(), study.fit_rung()) if halving else None
     except ValueError as exc:
         st.error(f"The study cannot be read. {exc}")
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
         return
-    completed = [t for t in trials if t.state == "completed"]
+    completed = fit_trials
     from tinyscale.assistant.answers import device_tables
 
     devices = device_tables(study_dir, device_paths_from_env())
@@ -238,7 +265,7 @@ def main() -> None:
     active = running.counts.get("running", 0) + running.counts.get("pending", 0)
     unfinished = bool(active or (running.target_trials and running.finished < running.target_trials))
     with st.sidebar:
-        st.fragment(status_panel, run_every=REFRESH_SECONDS if unfinished else None)(study_dir, len(completed))
+        st.fragment(status_panel, run_every=REFRESH_SECONDS if unfinished else None)(study_dir, runs_done)
         devices_panel(devices)
 
     from tinyscale.fit.gp import FIT_FILE
@@ -246,8 +273,8 @@ def main() -> None:
     fit_path = study_dir / FIT_FILE
     stamp = fit_path.stat().st_mtime if fit_path.exists() else 0.0
     try:
-        source = cached_fit(str(study_dir), stamp, len(completed), trials, config)
-        drawn = cached_curves(str(study_dir), stamp, len(completed), source, config)
+        source = cached_fit(str(study_dir), stamp, runs_done, fit_trials, config)
+        drawn = cached_curves(str(study_dir), stamp, runs_done, source, config)
     except ValueError as exc:
         st.warning(f"No recipe curves yet: {exc}.")
         source = None
@@ -259,6 +286,8 @@ def main() -> None:
     else:
         design_panel(study_dir, source, config, drawn, completed, usable_devices)
     trust_panel(study_dir, len(completed), source)
+    if rungs is not None:
+        rungs_panel(*rungs)
 
     names = ["Accuracy vs MACs", *(["Accuracy vs latency"] if usable_devices else []), "Compare", "Trials",
              "Fit diagnostics"]

@@ -765,7 +765,7 @@ def test_a_comparison_at_matched_latency(fitted_study, latency_table, tmp_path):
     targets = default_latency_targets(directory, latency_table)[:2]
     settings = CompareSettings(ratios=targets, strategies=("gp", "efficientnet", "fast"), seeds=(0,), steps=4,
                                batch_size=32, threads=1, budget="latency")
-    with pytest.raises(ValueError, match="needs a device table"):
+    with pytest.raises(ValueError, match="needs a latency table"):
         run_comparison(directory, settings, progress=False)
     comparison = run_comparison(directory, settings, progress=False, table=latency_table)
     assert comparison.complete and (compare_dir(directory, "latency") / "compare.sqlite").exists()
@@ -806,10 +806,10 @@ def test_compare_cli_latency_errors(fitted_study, capsys, tmp_path):
         return code, capsys.readouterr().err
 
     code, err = run("--budget", "latency")
-    assert code == 2 and "needs a device table" in err
+    assert code == 2 and "needs a latency table" in err
     code, err = run("--latency-ms", "3")
-    assert code == 2 and "needs a device table" in err
-    code, err = run("--budget", "latency", "--ratios", "0.5", "--device", str(tmp_path / "none.json"))
+    assert code == 2 and "needs a latency table" in err
+    code, err = run("--budget", "latency", "--ratios", "0.5", "--latency-table", str(tmp_path / "none.json"))
     assert code == 2 and "--ratios sets MACs targets" in err
-    code, err = run("--device", str(tmp_path / "none.json"))
+    code, err = run("--latency-table", str(tmp_path / "none.json"))
     assert code == 2 and "go with --budget latency" in err

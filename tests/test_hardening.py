@@ -420,12 +420,12 @@ def test_misleading_messages(capsys, tmp_path, study_with_fit):  # 21
 
 
 def test_a_store_the_machine_cannot_open_is_not_called_damaged(capsys, tmp_path, monkeypatch):  # 21
-    import tinyscale.study.store
+    import tinyscale.study.database
 
     directory = write_study(tmp_path / "s", synthetic_trials(seed=0)[:4])
-    real = tinyscale.study.store._connect
+    real = tinyscale.study.database.connect
     # What SQLite says when it cannot create its files beside the database (disk, permissions).
-    monkeypatch.setattr(tinyscale.study.store, "_connect", lambda path: real(tmp_path / "gone" / "x.sqlite"))
+    monkeypatch.setattr(tinyscale.study.database, "connect", lambda path: real(tmp_path / "gone" / "x.sqlite"))
     code, _, err = cli(capsys, "trials", directory)
     assert_one_line_error(code, err, "unable to open database file", "disk space and permissions")
     assert "unreadable" not in err
@@ -531,13 +531,13 @@ OPTIONS = [
     (LATENCY, "--repeats", INT_JUNK + POSITIVE + ["100000000000"]),
     (LATENCY, "--warmup", INT_JUNK + ["-1", "100000000000"]),
     (LATENCY, "--threads", INT_JUNK + POSITIVE + ["100000"]),
-    (LATENCY, "--device", ["{tmp}/missing.json", "/dev/null", "/dev/zero", "{tmp}", "{study}/fit.json"]),
+    (LATENCY, "--latency-table", ["{tmp}/missing.json", "/dev/null", "/dev/zero", "{tmp}", "{study}/fit.json"]),
     (["latency-table", "--out", "{tmp}/t.json"], "--repeats", INT_JUNK + POSITIVE + ["100000000000"]),
     (["latency-table", "--out", "{tmp}/t.json"], "--part-repeats", INT_JUNK + POSITIVE + ["100000000000"]),
     (["latency-table", "--out", "{tmp}/t.json"], "--batch", INT_JUNK + POSITIVE + ["100000000"]),
     (["latency-table", "--out", "{tmp}/t.json"], "--calibration", INT_JUNK + ["100000000000"]),
     (["latency-table"], "--out", ["", "{tmp}", "{tmp}/no-such-dir/t.json", "{study}/fit.json"]),
-    (["trials", "{trials}"], "--device", ["", "{tmp}/missing.json", "/dev/null", "/dev/zero", "{tmp}"]),
+    (["trials", "{trials}"], "--latency-table", ["", "{tmp}/missing.json", "/dev/null", "/dev/zero", "{tmp}"]),
 ]
 
 

@@ -315,7 +315,7 @@ def test_a_device_path_that_is_no_table_is_one_line(tmp_path, device):  # 6, 14
     done = _run_limited(f"""
         import sys
         from tinyscale.cli import main
-        sys.exit(main(["trials", {str(tmp_path)!r}, "--device", {str(device)!r}]))
+        sys.exit(main(["trials", {str(tmp_path)!r}, "--latency-table", {str(device)!r}]))
     """, timeout=30)
     assert_one_line(done.returncode, done.stderr, 2, "tinyscale trials: error:", str(device))
 
@@ -374,7 +374,7 @@ def test_a_full_disk_names_the_file(capsys, tmp_path, quick_table_build, monkeyp
         "version-1.0", "version-true"])
 def test_tampered_latency_tables_are_refused(capsys, tmp_path, change):  # 8, 11, 13
     path = _table_file(tmp_path / "t.json", change)
-    code, out, err = cli(capsys, *LATENCY, "--device", path, "--json")
+    code, out, err = cli(capsys, *LATENCY, "--latency-table", path, "--json")
     assert_one_line(code, err, 2, str(path))
     assert out == ""
 
@@ -545,7 +545,7 @@ def test_a_study_database_the_machine_cannot_read_exits_1(capsys, study_dir, mon
     def disk_io(conn):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr("tinyscale.study.store._upgrade", disk_io)
+    monkeypatch.setattr("tinyscale.study.database.upgrade", disk_io)
     for command in ("trials", "fit"):
         code, out, err = cli(capsys, command, study_dir)
         assert_one_line(code, err, 1, "disk I/O error", "disk space and permissions")
@@ -760,3 +760,20 @@ def test_tampered_files_of_every_kind_are_one_line_exit_2_and_touch_nothing_outs
     assert outside.read_bytes() == PRECIOUS
     assert report["peak"] < 2 << 30, f"peak RSS {report['peak'] / 2**30:.1f} GiB"
     assert {how for _, how in kinds} >= {"truncate", "number", "type", "link", "device", "oversized"}
+
+
+@pytest.mark.parametrize("site, value", [(("data", "c", 0), 1e308), (("data", "accuracy", 1), 1e308),
+                                         (("data", "r", 2), True), (("r_state", "mean_module.raw_constant"), 1e308),
+                                         (("d_state", "mean_module.raw_constant"), -1e308)])
+def test_a_fit_file_with_a_finite_but_absurd_number_is_refused(capsys, study_dir, site, value):
+    # Found when a config.json with more fields moved the seeded tampering above onto these
+    # sites: finite numbers no fit writes (1e308, JSON's true) passed as numbers and overflowed
+    # every solve after them, and `recipe` exited 0.
+    data = json.loads((study_dir / "fit.json").read_text())
+    holder = data
+    for key in site[:-1]:
+        holder = holder[key]
+    holder[site[-1]] = value
+    (study_dir / "fit.json").write_text(json.dumps(data))
+    code, _, err = cli(capsys, "recipe", study_dir, "--ratio", "0.3")
+    assert_one_line(code, err, 2, "is corrupt or from another version")

@@ -498,20 +498,20 @@ def fake_stats(self, recipe):
 def test_latency_command_predicts_from_a_table_of_another_device(device_files, capsys, monkeypatch):
     _, elsewhere = device_files
     monkeypatch.setattr(L.Measurer, "measure_recipe", lambda *a: pytest.fail("measured on the wrong device"))
-    code, out, err = run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--device", elsewhere, "--json")
+    code, out, err = run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--latency-table", elsewhere, "--json")
     assert code == 0 and err == ""
     data = json.loads(out)
     table = L.LatencyTable.load(elsewhere)
     assert data["predicted"]["latency_us"] == pytest.approx(table.predict_us(Recipe(0.5, 0.5, 0.5)))
     assert data["measured"] is None and data["device"]["cpu"] == "Some Other CPU 9000"
-    code, out, _ = run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--device", elsewhere)
+    code, out, _ = run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--latency-table", elsewhere)
     assert code == 0 and "predicted" in out and "measured   not here" in out
 
 
 def test_latency_command_measures_here(device_files, capsys, monkeypatch):
     here, _ = device_files
     monkeypatch.setattr(L.Measurer, "measure_recipe", fake_stats)
-    data = json.loads(run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--device", here, "--json")[1])
+    data = json.loads(run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--latency-table", here, "--json")[1])
     assert data["measured"]["median_us"] == 1100.0 and data["predicted"]["latency_us"] > 0
     data = json.loads(run(capsys, "latency", "--r", 0.5, "--w", 0.5, "--d", 0.5, "--threads", 2, "--json")[1])
     assert data["predicted"] is None and data["threads"] == 2 and data["engine"] == "torch"
@@ -538,7 +538,7 @@ def test_latency_command_engine_is_a_choice(capsys):
 
 def test_options_contradicting_the_profile_are_errors(device_files, capsys):
     _, elsewhere = device_files
-    code, _, err = run(capsys, "latency", "--r", 1, "--w", 1, "--d", 1, "--device", elsewhere, "--engine",
+    code, _, err = run(capsys, "latency", "--r", 1, "--w", 1, "--d", 1, "--latency-table", elsewhere, "--engine",
                        "onnxruntime")
     assert code == 2 and "contradicts the device table" in err
 
@@ -546,7 +546,7 @@ def test_options_contradicting_the_profile_are_errors(device_files, capsys):
 def test_a_corrupt_device_file_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "tinyscale-latency-table", "format_')
-    code, _, err = run(capsys, "latency", "--r", 1, "--w", 1, "--d", 1, "--device", bad)
+    code, _, err = run(capsys, "latency", "--r", 1, "--w", 1, "--d", 1, "--latency-table", bad)
     assert code == 2 and "truncated or corrupt" in err and len(err.strip().splitlines()) == 1
 
 
@@ -554,7 +554,7 @@ def test_a_corrupt_device_file_is_one_line(tmp_path, capsys):
 def test_scale_solves_a_rule_for_a_latency(rule, device_files, capsys):
     _, elsewhere = device_files
     table = L.LatencyTable.load(elsewhere)
-    code, out, err = run(capsys, "scale", "--rule", rule, "--latency-ms", 20, "--device", elsewhere, "--json")
+    code, out, err = run(capsys, "scale", "--rule", rule, "--latency-ms", 20, "--latency-table", elsewhere, "--json")
     assert code == 0 and err == ""
     data = json.loads(out)
     assert data["strategy"] == rule
@@ -571,23 +571,23 @@ def test_scale_solves_a_rule_for_a_latency(rule, device_files, capsys):
 
 def test_scale_latency_for_a_one_axis_rule_prints_no_phi(device_files, capsys):
     _, elsewhere = device_files
-    code, out, err = run(capsys, "scale", "--rule", "depth", "--latency-ms", 20, "--device", elsewhere)
+    code, out, err = run(capsys, "scale", "--rule", "depth", "--latency-ms", 20, "--latency-table", elsewhere)
     assert code == 0 and "strategy" in out and "depth" in out and "phi" not in out
 
 
 def test_scale_latency_verifies_on_this_machine(device_files, capsys, monkeypatch):
     here, _ = device_files
     monkeypatch.setattr(L.Measurer, "measure_recipe", fake_stats)
-    code, out, err = run(capsys, "scale", "--rule", "efficientnet", "--latency-ms", 20, "--device", here)
+    code, out, err = run(capsys, "scale", "--rule", "efficientnet", "--latency-ms", 20, "--latency-table", here)
     assert code == 0, err
     assert "measured   1.100 ms median" in out
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--rule", "tinynet-b", "--latency-ms", 5, "--device", "{d}"], "published recipe"),
+    (["--rule", "tinynet-b", "--latency-ms", 5, "--latency-table", "{d}"], "published recipe"),
     (["--rule", "efficientnet", "--latency-ms", 5], "needs both"),
-    (["--rule", "efficientnet", "--latency-ms", 5, "--ratio", 0.5, "--device", "{d}"], "not both"),
-    (["--rule", "efficientnet", "--latency-ms", -5, "--device", "{d}"], "latency budget"),
+    (["--rule", "efficientnet", "--latency-ms", 5, "--ratio", 0.5, "--latency-table", "{d}"], "not both"),
+    (["--rule", "efficientnet", "--latency-ms", -5, "--latency-table", "{d}"], "latency budget"),
 ])
 def test_scale_latency_errors(device_files, capsys, argv, match):
     _, elsewhere = device_files
@@ -602,7 +602,7 @@ def test_recipe_meets_a_latency_on_another_device(study, device_files, capsys, m
     lo = table.predict_us(Recipe(0.35, 0.3, 0.35, base_resolution=32, num_classes=10))
     hi = table.predict_us(Recipe(1.0, 1.0, 1.5, base_resolution=32, num_classes=10))
     target_ms = (lo + hi) / 2 / 1000
-    code, out, err = run(capsys, "recipe", study, "--latency-ms", target_ms, "--device", elsewhere, "--json")
+    code, out, err = run(capsys, "recipe", study, "--latency-ms", target_ms, "--latency-table", elsewhere, "--json")
     assert code == 0, err
     data = json.loads(out)
     recipe = Recipe(data["r"], data["w"], data["d"], base_resolution=32, num_classes=10)
@@ -614,14 +614,14 @@ def test_recipe_meets_a_latency_on_another_device(study, device_files, capsys, m
 def test_recipe_verifies_on_this_machine(study, device_files, capsys, monkeypatch):
     here, _ = device_files
     monkeypatch.setattr(L.Measurer, "measure_recipe", fake_stats)
-    code, out, err = run(capsys, "recipe", study, "--latency-ms", 2, "--device", here)
+    code, out, err = run(capsys, "recipe", study, "--latency-ms", 2, "--latency-table", here)
     assert code == 0, err
     assert "predicted" in out and "measured   1.100 ms median" in out and "MACs" in out
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--latency-ms", 2], "needs --device"),
-    (["--ratio", 0.3, "--device", "x.json"], "--device goes with --latency-ms"),
+    (["--latency-ms", 2], "needs --latency-table"),
+    (["--ratio", 0.3, "--latency-table", "x.json"], "--latency-table goes with --latency-ms"),
 ])
 def test_recipe_latency_errors(study, capsys, argv, match):
     code, out, err = run(capsys, "recipe", study, *argv)
@@ -653,12 +653,12 @@ def test_pareto_selection_with_a_latency_cost_ranks_by_latency():
 
 def test_fit_objective_latency_needs_a_table_and_the_pareto_method(study, device_files, capsys):
     code, _, err = run(capsys, "fit", study, "--method", "pareto", "--objective", "latency")
-    assert code == 2 and "needs a device table" in err
+    assert code == 2 and "needs a latency table" in err
     _, elsewhere = device_files
-    code, _, err = run(capsys, "fit", study, "--objective", "latency", "--device", elsewhere)
+    code, _, err = run(capsys, "fit", study, "--objective", "latency", "--latency-table", elsewhere)
     assert code == 2 and "for the pareto method" in err
-    code, _, err = run(capsys, "fit", study, "--method", "pareto", "--device", elsewhere)
-    assert code == 2 and "--device goes with --objective latency" in err
+    code, _, err = run(capsys, "fit", study, "--method", "pareto", "--latency-table", elsewhere)
+    assert code == 2 and "--latency-table goes with --objective latency" in err
 
 
 def test_fit_objective_latency_selects_on_predicted_latency(tmp_path, device_files, capsys):
@@ -669,7 +669,7 @@ def test_fit_objective_latency_selects_on_predicted_latency(tmp_path, device_fil
     _, elsewhere = device_files
     directory = write_study(tmp_path / "s", synthetic_trials(seed=1))
     code, out, err = run(capsys, "fit", directory, "--method", "pareto", "--pareto-k", 12, "--objective", "latency",
-                         "--device", elsewhere, "--json")
+                         "--latency-table", elsewhere, "--json")
     assert code == 0, err
     data = json.loads(out)
     table = L.LatencyTable.load(elsewhere)
@@ -686,7 +686,7 @@ def test_trials_show_predicted_latency_and_reward(tmp_path, device_files, capsys
     directory = write_study(tmp_path / "s", synthetic_trials(n_good=6, n_decoys=2, seed=1))
     data = json.loads(run(capsys, "trials", directory, "--json")[1])
     assert "latency_ms" not in data["trials"][0] and "device" not in data
-    L.keep_with_study(directory, L.LatencyTable.load(elsewhere))  # what `study --device FILE` does
+    L.keep_with_study(directory, L.LatencyTable.load(elsewhere))  # what `study --latency-table FILE` does
     table = L.LatencyTable.load(directory / L.LATENCY_FILE)
     data = json.loads(run(capsys, "trials", directory, "--json", "--target-ms", 3)[1])
     for row in data["trials"]:
@@ -702,7 +702,7 @@ def test_trials_reward_needs_a_table(tmp_path, capsys):
 
     directory = write_study(tmp_path / "s", synthetic_trials(n_good=6, n_decoys=2, seed=1))
     code, _, err = run(capsys, "trials", directory, "--target-ms", 3)
-    assert code == 2 and "needs a device table" in err
+    assert code == 2 and "needs a latency table" in err
 
 
 def test_study_keeps_a_valid_device_table_and_refuses_a_bad_one(tmp_path, device_files, capsys):
@@ -710,7 +710,7 @@ def test_study_keeps_a_valid_device_table_and_refuses_a_bad_one(tmp_path, device
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     code, _, err = run(capsys, "study", "--data", "generated", "--out", tmp_path / "s", "--trials", 1,
-                       "--device", bad, "--quiet")
+                       "--latency-table", bad, "--quiet")
     assert code == 2 and "not a tinyscale latency table" in err
     assert not (tmp_path / "s" / "config.json").exists()
 

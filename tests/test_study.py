@@ -133,3 +133,59 @@ def test_a_version_1_store_gains_proposed_by_when_opened(tmp_path):
         assert study.trial(0).proposed_by == "sobol"  # stream trials, as every trial was then
         study.start_trial(1, cfg.recipe(0.7, 0.5, 0.5), seed=1, proposed_by="botorch")
         assert study.trial(1).proposed_by == "botorch"
+
+
+def _as_version_2(path) -> None:
+    """Rewrite a store as tinyscale wrote it before version 3 (no device/precision, no rungs)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE trials DROP COLUMN device")
+        conn.execute("ALTER TABLE trials DROP COLUMN precision")
+        conn.execute("DROP TABLE rung_runs")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def test_a_version_2_store_gains_devices_and_rungs_when_opened(tmp_path):
+    cfg = _config()
+    study = Study.create(tmp_path / "s", cfg)
+    study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
+    study.finish_trial(0, FakeResult(0.5))
+    study.close()
+    _as_version_2(tmp_path / "s" / "trials.sqlite")
+    with Study.open(tmp_path / "s") as study:
+        assert study.trial(0).device is None and study.trial(0).accuracy == 0.5 and study.rung_runs() == []
+        study.start_trial(1, cfg.recipe(0.7, 0.5, 0.5), seed=1, device="cpu", precision="fp32")
+        study.finish_trial(1, FakeResult(0.6))
+        assert (study.trial(1).device, study.trial(1).precision) == ("cpu", "fp32")
+        study.start_trial(1, None, seed=1, rung=1, device="cpu", precision="fp32")  # a promotion
+        assert [(t.number, t.rung, t.state) for t in study.rung_runs()] == [(1, 1, "running")]
+    with sqlite3.connect(tmp_path / "s" / "trials.sqlite") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+
+
+def test_a_read_only_version_2_store_is_read_as_it_is(tmp_path, monkeypatch):
+    cfg = _config()
+    with Study.create(tmp_path / "s", cfg) as study:
+        study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
+        study.finish_trial(0, FakeResult(0.5))
+    _as_version_2(tmp_path / "s" / "trials.sqlite")
+    # A directory this user cannot write (root can write anywhere, so say so to the store).
+    monkeypatch.setattr("tinyscale.study.database.os.access", lambda path, mode: False)
+    with Study.open(tmp_path / "s") as study:
+        assert [(t.number, t.rung, t.device) for t in study.runs()] == [(0, 0, None)]
+        assert study.fit_trials()[0].accuracy == 0.5
+    with sqlite3.connect(tmp_path / "s" / "trials.sqlite") as conn:  # untouched: still version 2
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+
+
+def test_each_run_stores_the_device_its_worker_reports(tmp_path):
+    from tinyscale.study.executors import TrialOutcome
+    from tinyscale.study.runner import settle
+
+    run = settle(TrialOutcome(0, FakeResult(0.5), device="cuda", visible_devices="1"))
+    assert run.device == "cuda (CUDA_VISIBLE_DEVICES=1)"
+    assert settle(TrialOutcome(0, None, "boom", device="cpu")).device == "cpu"
+    cfg = _config()
+    with Study.create(tmp_path / "s", cfg) as study:
+        study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0, device="cpu", precision="bf16")
+        study.finish_trial(0, run)
+        assert (study.trial(0).device, study.trial(0).precision) == ("cuda (CUDA_VISIBLE_DEVICES=1)", "bf16")

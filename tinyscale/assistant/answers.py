@@ -291,8 +291,8 @@ class Device:
 
 
 def device_tables(study_dir: str | os.PathLike, extra: list[str] | tuple[str, ...] = ()) -> list[Device]:
-    """The study's own table (``DIR/latency.json``, from `tinyscale study --device`) and the
-    ``extra`` table files (`tinyscale app --device FILE`), each read and validated; a file that
+    """The study's own table (``DIR/latency.json``, from `tinyscale study --latency-table`) and the
+    ``extra`` table files (`tinyscale app --latency-table FILE`), each read and validated; a file that
     is not a valid table comes back with its ``error`` instead."""
     from tinyscale.latency import LATENCY_FILE, LatencyTable
 

@@ -271,3 +271,33 @@ def trace(fig: go.Figure, name: str, axis: str | None = None) -> go.Scatter:
         if t.name == name and (axis is None or t.meta == axis):
             return t
     raise KeyError(f"no trace {name!r}" + (f" in row {axis}" if axis else ""))
+
+
+RUNG_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "hexagon", "cross", "x", "pentagon")
+
+
+def rungs_figure(runs: Sequence[Trial], fit_rung: int) -> go.Figure:
+    """Every completed run of a halving study: accuracy against c, one marker per rung, each
+    promoted recipe's runs joined by a thin line (how much longer training moved it)."""
+    fig = go.Figure()
+    done = [t for t in runs if t.state == "completed"]
+    by_number: dict[int, list[Trial]] = {}
+    for t in done:
+        by_number.setdefault(t.number, []).append(t)
+    for chain in by_number.values():
+        if len(chain) > 1:
+            chain = sorted(chain, key=lambda t: t.rung)
+            fig.add_trace(go.Scatter(x=[t.ratio for t in chain], y=[100 * t.accuracy for t in chain], mode="lines",
+                                     line={"width": 0.6, "color": "rgba(120,120,120,0.5)"}, hoverinfo="skip",
+                                     showlegend=False))
+    for rung in sorted({t.rung for t in done}):
+        at = [t for t in done if t.rung == rung]
+        steps = at[0].steps
+        name = f"rung {rung}" + (f" ({steps:,} steps)" if steps else "") + (" - the fit" if rung == fit_rung else "")
+        fig.add_trace(go.Scatter(
+            x=[t.ratio for t in at], y=[100 * t.accuracy for t in at], mode="markers", name=name,
+            marker={"symbol": RUNG_SYMBOLS[rung % len(RUNG_SYMBOLS)], "size": 7 + 2 * rung},
+            text=[_trial_hover(t, f"rung {rung}") for t in at], hoverinfo="text"))
+    fig.update_layout(xaxis={"title": "FLOPs ratio c", "type": "log"}, yaxis={"title": "held-out top-1 %"},
+                      height=420, margin={"t": 30}, legend={"orientation": "h"})
+    return fig

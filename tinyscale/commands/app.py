@@ -16,6 +16,7 @@ from pathlib import Path
 
 # DEMO_STUDY_DIR (the demo's study, what the app opens by default) and STUDY_ENV (how the page
 # learns its study: Streamlit owns the script's argv) live in a leaf module the page imports too.
+from tinyscale.commands.options import add_latency_table_option, latency_table_paths
 from tinyscale.defaults import DEMO_STUDY_DIR, DEVICES_ENV, STUDY_ENV
 
 DEFAULT_PORT = 8501
@@ -123,11 +124,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"study directory (default: ./{DEMO_STUDY_DIR}, the one `tinyscale demo` creates)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
-    p.add_argument("--device", action="append", default=[], metavar="FILE",
-                   help="a latency table to offer as a budget (repeatable; the study's DIR/latency.json is "
-                        "always offered)")
+    add_latency_table_option(p, "a latency table to offer as a budget (repeatable; the study's DIR/latency.json "
+                                "is always offered)", repeat=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return launch(args.study, port=args.port, host=args.host, devices=args.device)
+    return launch(args.study, port=args.port, host=args.host, devices=latency_table_paths(args))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from baselines.registry import SOLVED
-from tinyscale.commands.latency import add_device_arg
-from tinyscale.commands.options import add_execution_options, executor_from
+from tinyscale.commands.options import (TABLE_HELP, add_execution_options, add_latency_table_option,
+                                       check_execution_options, executor_from, latency_table_path)
 
 DEFAULT_RATIOS = "0.5,0.25,0.125,0.0625"
 # tinyscale.evaluate.compare.DEFAULT_STRATEGIES: the GP strategies, named here so that the CLI
@@ -29,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study_dir", metavar="DIR", help="a study directory with a fit (tinyscale study, tinyscale fit)")
     p.add_argument("--ratios", default=None, help=f"target FLOPs ratios (default {DEFAULT_RATIOS})")
     p.add_argument("--budget", choices=("macs", "latency"), default=None,
-                   help="match MACs (default) or predicted latency on the --device table (implied by --latency-ms)")
+                   help="match MACs (default) or latency predicted on a latency table (implied by --latency-ms)")
     p.add_argument("--latency-ms", default=None,
                    help="with --budget latency: target latencies in ms, e.g. 2,4,8 (default: the fitted recipe's "
                         "predicted latency at each default ratio)")
-    add_device_arg(p)
+    add_latency_table_option(p, f"{TABLE_HELP} (default: the study's DIR/latency.json)", trains=True)
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                    help=f"comma-separated strategy names (default {DEFAULT_STRATEGIES})")
     p.add_argument("--steps", type=int, default=None,
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.limits import MAX_BATCH, MAX_SEEDS, MAX_STEPS
     from tinyscale.storage import finite_json
 
+    table_path = latency_table_path(args, trains=True)
+    check_execution_options(args)  # --device cuda without a GPU: one line before any work
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     for option, value, limit in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
@@ -72,14 +74,14 @@ def run(args: argparse.Namespace) -> int:
 
         if args.ratios is not None:
             raise ValueError("--ratios sets MACs targets; with --budget latency give --latency-ms")
-        table = study_table(args.study_dir, args.device)
+        table = study_table(args.study_dir, table_path)
         if table is None:
-            raise ValueError("--budget latency needs a device table: --device FILE (tinyscale latency-table), "
-                             "or a study kept with one (tinyscale study --device)")
+            raise ValueError("--budget latency needs a latency table: --latency-table FILE (tinyscale latency-table), "
+                             "or a study kept with one (tinyscale study --latency-table)")
         targets = args.latency_ms if args.latency_ms is not None else default_latency_targets(args.study_dir, table)
     else:
-        if args.latency_ms is not None or args.device is not None:
-            raise ValueError("--latency-ms and --device go with --budget latency")
+        if args.latency_ms is not None or table_path is not None:
+            raise ValueError("--latency-ms and --latency-table go with --budget latency")
         targets = args.ratios if args.ratios is not None else DEFAULT_RATIOS
     settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies,
                                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,

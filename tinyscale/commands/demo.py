@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                              f"is: move it aside (mv {out} {out}-old) or pass --out DIR, and run the demo "
                              "again") from None
         with study:
-            trials = study.trials(state="completed")
+            trials = study.fit_trials()
         if noise_for_fit(out) is None and len(trials) >= MIN_TRIALS:
             print(f"demo: measuring seed noise ({DEMO_NOISE_TRIALS} trials retrained with another seed), so the "
                   "accuracy surface averages it away instead of fitting it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.options import add_device_option, device_of
 from tinyscale.commands.recipe import add_target_args
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PATH", help="output directory or .zip/.tar/.tar.gz archive")
     p.add_argument("--format", default="safetensors,onnx", help="comma-separated: safetensors, onnx (default both)")
     p.add_argument("--train-steps", type=int, default=0, help="train this many steps on the study's data (default 0)")
+    add_device_option(p, what="--train-steps trains")
     p.add_argument("--seed", type=int, default=0, help="weight-init / training seed (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing export or archive at PATH")
     p.set_defaults(func=run)
@@ -36,11 +38,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--train-steps must be 0 or more, got {args.train_steps}")
     if args.train_steps > MAX_STEPS:
         raise ValueError(f"--train-steps must be at most {MAX_STEPS:,}, got {args.train_steps:,}")
+    device = "cpu"
+    if args.device is not None and not args.train_steps:
+        raise ValueError("--device goes with --train-steps (an untrained export is built on the CPU)")
+    if args.train_steps:
+        from tinyscale.train.device import resolve_device
+
+        device = resolve_device(device_of(args))  # --device cuda without a GPU: one line before any work
     c = args.ratio
     if args.macs is not None:
         c = RecipeSolver.load(args.study_dir).ratio_for_macs(args.macs)
     result = export_from_study(args.study_dir, c, args.out, formats=formats, train_steps=args.train_steps,
-                               seed=args.seed, force=args.force)
+                               seed=args.seed, force=args.force, device=device)
     a = result.answer
     m = result.bundle.manifest
     print(f"recipe   r={a.recipe.r:g} w={a.recipe.w:g} d={a.recipe.d:g} ({a.recipe.rules}), "

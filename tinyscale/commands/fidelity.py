@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.commands.options import add_execution_options, executor_from
+from tinyscale.commands.options import add_execution_options, check_execution_options, executor_from
 from tinyscale.evaluate.fidelity import DEFAULT_FACTOR, DEFAULT_NOISE_TRIALS, DEFAULT_RECIPES, DEFAULT_REPLICATES
 
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.storage import finite_json
     from tinyscale.study.store import Study
 
+    check_execution_options(args)  # --device cuda without a GPU: one line before any work
     with Study.open(args.study_dir) as study:  # a missing study is one line before any worker starts
         steps = study.config.steps
     for option, value in (("--recipes", args.recipes), ("--noise-trials", args.noise_trials)):

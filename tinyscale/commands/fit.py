@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.options import add_latency_table_option, latency_table_path
 from tinyscale.evaluate.fidelity import NOISE_CHOICES
 from tinyscale.fit.gp import DEFAULT_METHOD, METHODS
 
@@ -25,9 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="method pareto: models to select (default about 1 in 5 trials, at most half)")
     p.add_argument("--objective", choices=("macs", "latency"), default="macs",
                    help="method pareto: the cost the selection minimises beside error (latency: predicted on "
-                        "the study's device table, DIR/latency.json, or --device)")
-    p.add_argument("--device", metavar="FILE", default=None,
-                   help="with --objective latency: a device table instead of the study's")
+                        "the study's latency table, DIR/latency.json, or --latency-table)")
+    add_latency_table_option(p, "with --objective latency: a latency table instead of the study's")
     p.add_argument("--noise", choices=NOISE_CHOICES, default="auto",
                    help="method surface: the observation noise of the accuracy GP. 'measured' fixes it at the "
                         "seed noise `tinyscale fidelity DIR` measured (DIR/fidelity.json, or DIR/seed-noise.json from "
@@ -49,19 +49,22 @@ def run(args: argparse.Namespace) -> int:
 
     with Study.open(args.study_dir) as study:
         config = study.config
-        trials = study.trials(state="completed")
+        trials = study.fit_trials()
+        rungs = study.rung_summary() if config.schedule == "halving" else None
+        fit_rung = study.fit_rung()
     if args.pareto_k is not None and args.method != "pareto":
         raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
     cost = None
     if args.objective == "latency":
         from tinyscale.latency import study_table
 
-        table = study_table(args.study_dir, args.device)
+        table = study_table(args.study_dir, latency_table_path(args))
         if table is None:
-            raise ValueError("--objective latency needs a device table: --device FILE, or a study run with --device")
+            raise ValueError("--objective latency needs a latency table: --latency-table FILE, or a study run "
+                             "with --latency-table")
         cost = lambda t: table.predict_us(t.recipe)  # noqa: E731
-    elif args.device is not None:
-        raise ValueError("--device goes with --objective latency")
+    elif latency_table_path(args) is not None:
+        raise ValueError("--latency-table goes with --objective latency")
     if args.method != "surface" and args.noise == "measured":
         raise ValueError("--noise measured is for --method surface (the accuracy GP)")
     noise = noise_for_fit(args.study_dir, args.noise) if args.method == "surface" else None
@@ -80,9 +83,15 @@ def run(args: argparse.Namespace) -> int:
         lines = [finite_json({"fit": str(path), "method": fit.method, "objective": fit.objective, "c_range": [lo, hi],
                               "selected": list(fit.data.numbers), "diagnostics": fit.diagnostics.to_dict(),
                               "trials": fit.selection_rows, "fidelity": stored_dict(args.study_dir),
-                              "surface_agreement": None if agreement is None else agreement.to_dict()})]
+                              "surface_agreement": None if agreement is None else agreement.to_dict(),
+                              "fit_rung": fit_rung, "rungs": None if rungs is None else [r.to_dict() for r in rungs]})]
     else:
         lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(trials))]  # the check's verdict
+        if rungs is not None:
+            from tinyscale.study.halving import format_rungs
+
+            lines.insert(1, f"rungs      the fit reads rung {fit_rung}'s {len(trials)} recipes\n"
+                            + format_rungs(rungs, fit_rung))
         if agreement is not None:
             lines.append(format_model_agreement(agreement))
         lines.append(f"{'used' if fit.method == 'surface' else 'selected':<10} trials "

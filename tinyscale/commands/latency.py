@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from tinyscale.commands.inspect import add_context_args
+from tinyscale.commands.options import TABLE_HELP, add_latency_table_option, latency_table_path
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """--engine/--threads/--batch (shared with `tinyscale latency-table`); None = the default or
-    the --device profile's."""
+    the --latency-table profile's."""
     p.add_argument("--engine", choices=("torch", "onnxruntime"), default=None,
                    help="torch (eval, channels-last, inference mode) or onnxruntime (the exported ONNX graph); "
                         "default torch")
@@ -17,16 +18,11 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, help="images per inference (default 1)")
 
 
-def add_device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", metavar="FILE", default=None,
-                   help="a latency table (`tinyscale latency-table --out FILE`), possibly measured on another machine")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "latency", help="inference latency of a recipe: measured here, or predicted from a device table",
         description="Measures the built network (warm-up, then timed runs; median and interquartile range) "
-                    "with a fixed thread count. With --device the table predicts it, and it is measured too "
+                    "with a fixed thread count. With --latency-table the table predicts it, and it is measured too "
                     "when the table was measured on this machine with this engine.",
     )
     p.add_argument("--r", type=float, required=True, help="resolution multiplier")
@@ -34,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--d", type=float, required=True, help="depth multiplier")
     add_context_args(p)
     add_engine_args(p)
-    add_device_arg(p)
+    add_latency_table_option(p, TABLE_HELP)
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 10)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs (default 50)")
     p.set_defaults(func=run)
@@ -95,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = Recipe(r=args.r, w=args.w, d=args.d, rules=args.rules, base_resolution=args.base_resolution,
                     num_classes=args.num_classes)
-    table = LatencyTable.load(args.device) if args.device else None
+    table_path = latency_table_path(args)
+    table = LatencyTable.load(table_path) if table_path else None
     engine, threads, batch = engine_settings(args, table)
     measurer = measurer_for(engine, threads, batch, args)  # validates the counts before any work
     out: dict = {"recipe": recipe.to_dict(), "resolution": recipe.resolution, "macs": cost(recipe).macs,
@@ -119,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if out["predicted"] is not None:
         p = out["predicted"]
         est = f", {p['estimated_parts']} of {p['parts']} parts estimated from neighbours" if p["estimated_parts"] else ""
-        print(f"predicted  {p['latency_us'] / 1000:.3f} ms (table {args.device}{est})")
+        print(f"predicted  {p['latency_us'] / 1000:.3f} ms (table {table_path}{est})")
     if out["measured"] is not None:
         m = out["measured"]
         print(f"measured   {m['median_us'] / 1000:.3f} ms median, IQR {m['iqr_us'] / 1000:.3f} ms "

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "latency-table", help="measure this machine's latency table (a portable device profile)",
         description="Times every distinct part (stem, block, head) of a grid of recipes, then whole "
-                    "networks to calibrate the sum, and writes one JSON file to use with --device "
+                    "networks to calibrate the sum, and writes one JSON file to use with --latency-table "
                     "(here or on another machine).",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the table (JSON)")

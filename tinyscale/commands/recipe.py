@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.commands.latency import add_device_arg
+from tinyscale.commands.options import TABLE_HELP, add_latency_table_option, latency_table_path
 
 
 def add_target_args(p: argparse.ArgumentParser, *, latency: bool = False) -> None:
@@ -14,7 +14,7 @@ def add_target_args(p: argparse.ArgumentParser, *, latency: bool = False) -> Non
     target.add_argument("--macs", type=float, help="target MACs (multiply-accumulates), e.g. 2e6")
     if latency:
         target.add_argument("--latency-ms", type=float, default=None,
-                            help="target latency in milliseconds on the --device table")
+                            help="target latency in milliseconds on the --latency-table table")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("study_dir", metavar="DIR", help="a study directory with a fit (tinyscale fit)")
     add_target_args(p, latency=True)
-    add_device_arg(p)
+    add_latency_table_option(p, TABLE_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -42,7 +42,7 @@ def stale_fit_note(study_dir: str, fit) -> str | None:
 
     try:
         with Study.open(study_dir) as study:
-            trials = study.trials(state="completed")
+            trials = study.fit_trials()
     except ValueError:
         return None
     unseen = fit.unseen(trials)
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.latency_ms is not None:
         return run_latency(args)
-    if args.device is not None:
-        raise ValueError("--device goes with --latency-ms")
+    if latency_table_path(args) is not None:
+        raise ValueError("--latency-table goes with --latency-ms")
     solver = RecipeSolver.load(args.study_dir)
     answer = solver.solve(target_ratio(solver, args))
     stale = stale_fit_note(args.study_dir, solver.fit)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_latency(args: argparse.Namespace) -> int:
-    """--latency-ms X --device FILE: the recipe predicted to meet X on that device, verified by
+    """--latency-ms X --latency-table FILE: the recipe predicted to meet X on that device, verified by
     one real measurement when the table was measured on this machine."""
     import json
     import sys
@@ -121,10 +121,11 @@ def run_latency(args: argparse.Namespace) -> int:
     from tinyscale.space.summary import format_summary, summarize
 
     target_ms = check_latency_ms(args.latency_ms)
-    if args.device is None:
-        raise ValueError("--latency-ms needs --device FILE, a latency table of the device "
+    table_path = latency_table_path(args)
+    if table_path is None:
+        raise ValueError("--latency-ms needs --latency-table FILE, a latency table of the device "
                          "(`tinyscale latency-table --out FILE` measures this machine's)")
-    table = LatencyTable.load(args.device)
+    table = LatencyTable.load(table_path)
     solver = RecipeSolver.load(args.study_dir)
     ans = solver.solve_latency(target_ms * 1000.0, table.predict_us)
     stale = stale_fit_note(args.study_dir, solver.fit)

@@ -8,7 +8,7 @@ import json
 from baselines.common import DEFAULT_RULES
 from baselines.registry import RULES
 from tinyscale.commands.inspect import add_base_args
-from tinyscale.commands.latency import add_device_arg
+from tinyscale.commands.options import TABLE_HELP, add_latency_table_option, latency_table_path
 
 
 def rule_help() -> str:
@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", type=float, default=None,
                    help="target FLOPs ratio c vs the unscaled B0 (required except for tinynet-a..e, which ignore it)")
     p.add_argument("--latency-ms", type=float, default=None,
-                   help="instead of --ratio: a latency target in ms on the --device table (any solved rule: its "
+                   help="instead of --ratio: a latency target in ms on the --latency-table table (any solved rule: its "
                         "knob, e.g. EfficientNet's φ, solved for the predicted latency)")
-    add_device_arg(p)
+    add_latency_table_option(p, TABLE_HELP)
     p.add_argument("--table", action="store_true",
                    help="instead of one rule: the scaling table, every solved rule at each of --ratios")
     p.add_argument("--ratios", type=float, nargs="+", default=None,
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return run_table(args)
     if args.rule is None:
         raise ValueError("give --rule RULE (with --ratio C), or --table")
-    if args.latency_ms is not None or args.device is not None:
+    if args.latency_ms is not None or latency_table_path(args) is not None:
         return run_latency(args)
     from tinyscale.space.summary import format_summary, summarize
 
@@ -89,22 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_latency(args: argparse.Namespace) -> int:
-    """--rule RULE --latency-ms X --device FILE: the rule's knob solved for the predicted latency
+    """--rule RULE --latency-ms X --latency-table FILE: the rule's knob solved for the predicted latency
     (measured once too when the table is this machine's, as `recipe --latency-ms` does)."""
     from baselines import SOLVED, knob_fields, scale_latency
     from tinyscale.commands.latency import measure_if_here, measured_line
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.space.summary import format_summary, summarize
 
-    if args.latency_ms is None or args.device is None:
-        raise ValueError("a latency target needs both --latency-ms X and --device FILE")
+    table_path = latency_table_path(args)
+    if args.latency_ms is None or table_path is None:
+        raise ValueError("a latency target needs both --latency-ms X and --latency-table FILE")
     if args.ratio is not None:
         raise ValueError("give --ratio or --latency-ms, not both")
     if args.rule not in SOLVED:
         raise ValueError(f"--latency-ms solves a rule's knob ({', '.join(SOLVED)}); {args.rule!r} is a "
-                         "published recipe with a latency of its own (`tinyscale latency --device`)")
+                         "published recipe with a latency of its own (`tinyscale latency --latency-table`)")
     target_ms = check_latency_ms(args.latency_ms)
-    table = LatencyTable.load(args.device)
+    table = LatencyTable.load(table_path)
     sol, knob_name = scale_latency(args.rule, target_ms * 1000.0, table.predict_us,
                                    base_resolution=args.base_resolution, num_classes=args.num_classes)
     fields = knob_fields(knob_name, sol.knob)

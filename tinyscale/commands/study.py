@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscale.commands.options import add_execution_options, check_execution_options, executor_from
+from tinyscale.commands.options import (add_execution_options, add_latency_table_option, add_precision_option,
+                                       check_execution_options, executor_from, latency_table_path)
 from tinyscale.space.recipe import RULE_SETS
 from tinyscale.study.samplers.base import DEFAULT_INIT_TRIALS
 
@@ -36,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "(the stream's first --init-trials, then a qLogNEHVI acquisition)")
     space.add_argument("--init-trials", type=int,
                        help=f"trials from the stream before botorch steers (--sampler botorch; default {DEFAULT_INIT_TRIALS})")
-    space.add_argument("--steps", type=int, help="training steps per trial")
+    space.add_argument("--steps", type=int, help="training steps per trial (per rung-0 run with --schedule halving)")
+    space.add_argument("--schedule", help="uniform (every trial --steps, default) or halving: rungs of --steps x "
+                                          "--eta^k steps, the best 1/--eta of a rung at matched cost promoted, "
+                                          "lengthening stopped once two rungs rank alike (Spearman rho >= 0.9)")
+    space.add_argument("--eta", type=int, help="halving: the rung's step factor and promotion ratio (default 3)")
+    space.add_argument("--rungs", type=int, help="halving: rungs above rung 0 (default 2: the top trains 9x --steps)")
     space.add_argument("--batch-size", type=int, help="training batch size")
     space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
     space.add_argument("--rules", choices=RULE_SETS, help="rounding rule set (default tinynet)")
@@ -44,20 +50,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     space.add_argument("--train-size", type=int, help="seeded subset of training images (default all)")
     space.add_argument("--val-size", type=int, help="seeded subset of held-out images (default all)")
     space.add_argument("--seed", type=int, help="sampling and training seed (default 0)")
+    add_precision_option(space)
     run = p.add_argument_group("execution (may change between runs)")
     add_execution_options(run, unit="trials")
     run.add_argument("--quiet", dest="no_progress", action="store_true", help="the same as --no-progress")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: train the failed trials again (e.g. after a fault of the machine)")
-    run.add_argument("--device", metavar="FILE", default=None,
-                     help="a latency table (tinyscale latency-table) kept as DIR/latency.json: `trials` and "
-                          "`fit --objective latency` then predict every trial's latency on it")
+    add_latency_table_option(run, "a latency table (tinyscale latency-table) kept as DIR/latency.json: `trials` "
+                                  "and `fit --objective latency` then predict every trial's latency on it", trains=True)
     p.set_defaults(func=run_command)
 
 
 # StudyConfig fields settable from the command line (argparse dest == field name).
 CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "sampler", "init_trials", "steps",
-                  "batch_size", "base_resolution", "rules", "num_classes", "train_size", "val_size", "seed")
+                  "batch_size", "base_resolution", "rules", "num_classes", "train_size", "val_size", "seed",
+                  "schedule", "eta", "rungs")
 
 
 def config_from_args(args: argparse.Namespace, stored=None):
@@ -68,13 +75,20 @@ def config_from_args(args: argparse.Namespace, stored=None):
     from tinyscale.study.trial import StudyConfig
 
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    precision = getattr(args, "precision", None)
     if stored is not None:
+        stored_precision = stored.extra.get("precision", "fp32")
+        if precision not in (None, stored_precision):
+            raise ValueError(f"the study trains in {stored_precision}; resume it with --precision {stored_precision}, "
+                             "or start a new study (--out) to train in another precision")
         if given.get("sampler", stored.sampler) != stored.sampler:
             raise ValueError(f"the study was sampled with --sampler {stored.sampler}; resume it with that sampler, "
                              "or start a new study (--out) to use another")
         return replace(stored, **given)
     if given.get("sampler") == "botorch" and "init_trials" not in given:
         given["init_trials"] = DEFAULT_INIT_TRIALS
+    if precision not in (None, "fp32"):  # fp32 is the trainer's default: a study in it stores no setting
+        given["extra"] = {"precision": precision}
     if "data" not in given:
         raise ValueError("--data is required for a new study (fashion-mnist, generated, or a dataset path)")
     if "num_classes" not in given:
@@ -94,9 +108,12 @@ def run_command(args: argparse.Namespace) -> int:
 
     from tinyscale.limits import MAX_BATCH, MAX_STEPS, MAX_TRIALS
     from tinyscale.study.driver import run_study
+    from tinyscale.study.halving import format_rungs
     from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
-    # Execution options first: a bad --threads must not cost a data load, let alone trials.
+    # Execution options first: a bad --threads or --device cuda without a GPU must not cost a
+    # data load, let alone trials.
+    table = latency_table_path(args, trains=True)
     check_execution_options(args)
     directory = args.resume if isinstance(args.resume, str) else args.out
     if directory is None:
@@ -120,10 +137,10 @@ def run_command(args: argparse.Namespace) -> int:
         config = config_from_args(args, stored)
     else:
         config = config_from_args(args)
-    if args.device is not None:
+    if table is not None:
         from tinyscale.latency import LatencyTable, keep_with_study
 
-        keep_with_study(directory, LatencyTable.load(args.device))  # validated before any training
+        keep_with_study(directory, LatencyTable.load(table))  # validated before any training
     executor = executor_from(args)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
@@ -135,6 +152,8 @@ def run_command(args: argparse.Namespace) -> int:
         p = study.progress()
         best = "none" if p.best_trial is None else f"trial {p.best_trial}, accuracy {p.best_accuracy:.4f}"
         print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best {best}")
+        if study.config.schedule == "halving":
+            print(format_rungs(study.rung_summary(), study.fit_rung()))
         if p.counts["completed"] == 0:
             failed = study.trials(state="failed")
             why = (study.stop_reason if study.stop_reason else

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyscale.commands.options import add_latency_table_option, latency_table_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("trials", help="list the trials of a study")
@@ -11,10 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from tinyscale.study.trial import TRIAL_STATES
 
     p.add_argument("--state", choices=TRIAL_STATES, help="only trials in this state")
-    p.add_argument("--device", metavar="FILE", default=None,
-                   help="predict each trial's latency on this device table (default: the study's, if it has one)")
+    add_latency_table_option(p, "predict each trial's latency on this latency table (default: the study's, "
+                                "if it has one)")
     p.add_argument("--target-ms", type=float, default=None,
-                   help="with a device table: also MnasNet's reward ACC·(LAT/T)^-0.07 at latency target T ms")
+                   help="with a latency table: also MnasNet's reward ACC·(LAT/T)^-0.07 at latency target T ms")
     p.add_argument("--json", action="store_true", help="print one JSON object (config, progress, trials)")
     p.set_defaults(func=run)
 
@@ -23,7 +25,7 @@ def trial_dict(trial) -> dict:
     out = {"number": trial.number, "state": trial.state, **trial.recipe.to_dict(),
            "resolution": trial.recipe.resolution}
     for key in ("macs", "params", "ratio", "accuracy", "loss", "steps", "images_seen", "train_seconds",
-                "eval_seconds", "images_per_second", "reason", "proposed_by"):
+                "eval_seconds", "images_per_second", "reason", "proposed_by", "rung", "device", "precision"):
         out[key] = getattr(trial, key)
     return out
 
@@ -32,8 +34,9 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
-    """Trial number -> {"latency_ms", "reward"} on a device table (reward: MnasNet's, at target_ms)."""
+def latency_columns(trials, table, target_ms: float | None, rung: int = 0) -> dict[int, dict]:
+    """Trial number -> {"latency_ms", "reward"} on a device table (reward: MnasNet's, at target_ms,
+    from the accuracy at ``rung``: the rung the fit reads)."""
     from tinyscale.latency import mnasnet_reward, trial_latencies
 
     out = {}
@@ -41,7 +44,7 @@ def latency_columns(trials, table, target_ms: float | None) -> dict[int, dict]:
         out[number] = {"latency_ms": us / 1000.0, "reward": None}
     if target_ms is not None:
         for t in trials:
-            if t.accuracy is not None:
+            if t.accuracy is not None and t.rung == rung:
                 out[t.number]["reward"] = mnasnet_reward(t.accuracy, out[t.number]["latency_ms"], target_ms)
     return out
 
@@ -51,38 +54,49 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.storage import finite_json
     from tinyscale.study.store import Study
 
-    table = study_table(args.directory, args.device)
+    table = study_table(args.directory, latency_table_path(args))
     if args.target_ms is not None:
         check_latency_ms(args.target_ms)
         if table is None:
-            raise ValueError("--target-ms needs a device table: --device FILE, or a study run with --device")
+            raise ValueError("--target-ms needs a latency table: --latency-table FILE, or a study run with "
+                             "--latency-table")
     with Study.open(args.directory) as study:
-        trials = study.trials(args.state)
+        halving = study.config.schedule == "halving"
+        # A halving study lists every run: each recipe's rung-0 trial, then its promoted runs.
+        trials = study.runs(args.state) if halving else study.trials(args.state)
         progress = study.progress()
-        lat = {} if table is None else latency_columns(trials, table, args.target_ms)
+        fit_rung = study.fit_rung()
+        lat = {} if table is None else latency_columns(trials, table, args.target_ms, fit_rung)
         if args.json:
             rows = [{**trial_dict(t), **lat.get(t.number, {})} for t in trials]
+            for row in rows:
+                if row["rung"] != fit_rung and "reward" in row:
+                    row["reward"] = None
             out = {"config": study.config.to_dict(), "progress": progress.to_dict(), "trials": rows}
+            if halving:
+                out["rungs"] = [r.to_dict() for r in study.rung_summary()]
+                out["fit_rung"] = study.fit_rung()
             if table is not None:
                 out["device"] = table.profile.to_dict()
             print(finite_json(out))
             return 0
         extra = "" if table is None else f" {'lat ms':>7}" + ("" if args.target_ms is None else f" {'reward':>6}")
-        print(f"{'#':>4} {'state':<9} {'r':>7} {'w':>6} {'d':>6} {'px':>4} {'MMACs':>8} {'ratio':>6} "
+        rung = (lambda t: f" {t.rung:>4}") if halving else (lambda t: "")
+        print(f"{'#':>4}{' rung' if halving else ''} {'state':<9} {'r':>7} {'w':>6} {'d':>6} {'px':>4} {'MMACs':>8} {'ratio':>6} "
               f"{'params':>9} {'acc':>6} {'loss':>6} {'img/s':>7}{extra} {'by':<7}  reason")
         for t in trials:
             cols = ""
             if table is not None:
                 cols = f" {lat[t.number]['latency_ms']:>7.3f}"
                 if args.target_ms is not None:
-                    cols += f" {_fmt(lat[t.number]['reward'], '.4f'):>6}"
-            print(f"{t.number:>4} {t.state:<9} {t.recipe.r:>7.4g} {t.recipe.w:>6.4g} {t.recipe.d:>6.4g} "
+                    cols += f" {_fmt(lat[t.number]['reward'] if t.rung == fit_rung else None, '.4f'):>6}"
+            print(f"{t.number:>4}{rung(t)} {t.state:<9} {t.recipe.r:>7.4g} {t.recipe.w:>6.4g} {t.recipe.d:>6.4g} "
                   f"{t.recipe.resolution:>4} {t.macs / 1e6:>8.2f} {t.ratio:>6.3f} {t.params:>9,} "
                   f"{_fmt(t.accuracy, '.4f'):>6} {_fmt(t.loss, '.3f'):>6} {_fmt(t.images_per_second, '.0f'):>7}"
                   f"{cols} {t.proposed_by or '-':<7}  {t.reason or ''}")
         if table is not None:
             print(f"latency: predicted on {table.profile.describe()}")
-            rewarded = [t for t in trials if lat[t.number]["reward"] is not None]
+            rewarded = [t for t in trials if lat[t.number]["reward"] is not None and t.rung == fit_rung]
             if rewarded:
                 best_t = max(rewarded, key=lambda t: lat[t.number]["reward"])
                 print(f"best MnasNet reward at {args.target_ms:g} ms: #{best_t.number} "
@@ -93,4 +107,8 @@ def run(args: argparse.Namespace) -> int:
         target = "" if progress.target_trials is None else f" of {progress.target_trials}"
         print(f"{progress.finished}{target} finished: {c['completed']} completed, {c['failed']} failed, "
               f"{c['running']} running, {c['pending']} proposed; best {best}")
+        if halving:
+            from tinyscale.study.halving import format_rungs
+
+            print(format_rungs(study.rung_summary(), fit_rung))
     return 0

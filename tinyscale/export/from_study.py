@@ -14,12 +14,13 @@ from tinyscale.space.recipe import Recipe
 from tinyscale.study.trial import check_seed
 
 
-def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0) -> TrainedWeights:
+def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0, device: str = "cpu") -> TrainedWeights:
     """Train ``recipe`` for ``steps`` steps on the study's data with the study's trainer settings.
 
     ``config`` is the study's `tinyscale.study.trial.StudyConfig`; only the step count differs. The
     data is what the study's trials saw (`tinyscale.study.plan.data_spec`: the same subsets of the
-    same size, folder images decoded at the same size).
+    same size, folder images decoded at the same size). ``device`` is where it trains (the weights
+    come back on the CPU).
     """
     from tinyscale.study.executors import worker_data
     from tinyscale.study.plan import data_spec
@@ -33,7 +34,7 @@ def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0) -> Tr
     if data.num_classes != recipe.num_classes:
         raise ValueError(f"the study's data has {data.num_classes} classes, the recipe {recipe.num_classes}")
     kept = {}
-    result = train_recipe(recipe, data, TrainConfig.from_study(config).with_(steps=steps), seed,
+    result = train_recipe(recipe, data, TrainConfig.from_study(config).with_(steps=steps, device=device), seed,
                           on_trained=lambda m: kept.setdefault("model", m))
     if result.failed or "model" not in kept:
         raise ValueError(f"training for the export failed: {result.failed}")
@@ -61,11 +62,12 @@ def export_from_study(
     train_steps: int = 0,
     seed: int = 0,
     force: bool = False,
+    device: str = "cpu",
 ) -> ExportResult:
     """Solve the recipe for ratio ``c`` from the study's saved fit and export it.
 
     ``out=None`` builds the bundle without writing it (serve it with `archive_bytes`).
-    ``train_steps > 0`` trains the network that long on the study's data first. ``force``
+    ``train_steps > 0`` trains the network that long on the study's data first, on ``device``. ``force``
     replaces an existing export or archive at ``out``; the path is checked before anything is
     solved or trained.
     """
@@ -80,7 +82,7 @@ def export_from_study(
     answer = solver.solve(c)
     trained = None
     if train_steps:
-        trained = train_for_export(answer.recipe, solver.fit.config, train_steps, seed=seed)
+        trained = train_for_export(answer.recipe, solver.fit.config, train_steps, seed=seed, device=device)
     fit = solver.fit
     provenance = {
         "study": str(Path(study_dir).resolve()),

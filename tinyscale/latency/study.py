@@ -1,5 +1,5 @@
 """A study's device table: kept beside the study (``DIR/latency.json``, what
-`tinyscale study --device FILE` copies there) and the trials' latencies predicted from it."""
+`tinyscale study --latency-table FILE` copies there) and the trials' latencies predicted from it."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ how many parts were estimated. `LatencyTable.fill` measures the exact parts of g
 instead (lazy, FBNet's exact table) when the device is at hand.
 
 The table file (profile + entries + calibration, JSON, `FORMAT_VERSION`) is portable:
-`tinyscale latency-table --out device.json` on the deployment box, `--device device.json` here.
+`tinyscale latency-table --out device.json` on the deployment box, `--latency-table device.json` here.
 A file of another architecture family, another format version, truncated or missing keys is
 refused with a `ValueError` that says which.
 """

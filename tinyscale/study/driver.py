@@ -15,9 +15,10 @@ from pathlib import Path
 
 from tinyscale.limits import MAX_TRIALS
 from tinyscale.storage import SQLITE_SIDE_FILES, TRIALS_FILE
+from tinyscale.study.halving import SETTLED_RHO, Promotion, by_rung, promotions, rung_steps, settled_rung
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
-from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, Study, StudyLock, StudyProgress, config_differences
+from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
 from tinyscale.study.trial import StudyConfig
 
 
@@ -113,27 +114,40 @@ def run_study(
         study.close()
         raise
     config = study.config
+    halving = config.schedule == "halving"
     retrain = ("pending", "running", "failed") if retry_failed else ("pending", "running")
     kept = sum(1 for t in study.trials() if t.state not in retrain)  # finished and not to be retrained
     study.stop_reason = None  # set when the sampler says the space holds nothing new
     elapsed_before = float(study.get_meta("elapsed_seconds", 0.0))
     session_start = time.monotonic()
-    in_flight: set[int] = set()
-    ended: set[int] = set()  # trials that finished in this run
+    in_flight: set[tuple[int, int]] = set()  # (trial number, rung)
+    ended: set[tuple[int, int]] = set()  # runs that finished in this run
+    said: list[str] = []  # the schedule's last news, printed when it changes
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - session_start
 
+    def job(trial, rung: int) -> Job:
+        seed = trial_seed(config.seed, trial.number)  # a promoted run keeps its recipe's seed: paired
+        train = plan.train if rung == 0 else plan.train.with_(steps=rung_steps(config.steps, config.eta, rung))
+        study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed, rung=rung,
+                          device=train.device, precision=train.precision)
+        in_flight.add((trial.number, rung))
+        return Job((trial.number, rung), trial.recipe, seed, train)
+
     def next_trials(free: int, log) -> list[Job]:
-        """Up to ``free`` trials to train now: first those a previous run proposed or started
-        but did not finish (trained as stored), then new proposals, stored before they train."""
+        """Up to ``free`` runs to train now: first those a previous run proposed or started but
+        did not finish (trained as stored), then promotions (halving schedule), then new
+        proposals, stored before they train."""
         if budget is not None and elapsed() >= budget * 60:
             return []
         trials = study.trials()
-        # Numbers that finished in this run are not retried again (a retried trial that fails
-        # again stays failed).
-        todo = [t for t in trials if t.state in retrain and t.number not in in_flight and t.number not in ended
-                and (target is None or t.number < target)][:free]
+        # Runs that finished in this run are not retried again (a retried run that fails again
+        # stays failed).
+        todo = [(t, t.rung) for t in study.runs() if t.state in retrain and (t.number, t.rung) not in in_flight
+                and (t.number, t.rung) not in ended and (target is None or t.number < target)][:free]
+        if halving and len(todo) < free:
+            todo += [(study.trial(p.number), p.rung) for p in _promotions(study, log, said)][:free - len(todo)]
         if len(todo) < free and study.stop_reason is None:
             taken = {t.number for t in trials}
             numbers: list[int] = []
@@ -150,31 +164,29 @@ def run_study(
                 if batch.stop_reason:
                     study.stop_reason = batch.stop_reason
                     log(f"study: stopping early: {batch.stop_reason}")
-                todo += [study.trial(p.number) for p in batch.proposals]
-        jobs = []
-        for trial in todo:
-            seed = trial_seed(config.seed, trial.number)
-            study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed)
-            in_flight.add(trial.number)
-            jobs.append(Job(trial.number, trial.recipe, seed, plan.train))
-        return jobs
+                todo += [(study.trial(p.number), 0) for p in batch.proposals]
+        return [job(trial, rung) for trial, rung in todo]
 
     def record(job: Job, run: RunResult) -> str:
-        study.finish_trial(job.key, run)
+        number, rung = job.key
+        study.finish_trial(number, run, rung=rung)
         in_flight.discard(job.key)
         ended.add(job.key)
         study.set_meta("elapsed_seconds", elapsed())
-        return _postfix(study.progress())
+        return _postfix(study)
 
     def release(jobs: list[Job]) -> None:
-        # The trials in flight go back to pending, not left looking as if they were still
+        # The runs in flight go back to pending, not left looking as if they were still
         # running; a resume trains them as stored.
         with contextlib.suppress(sqlite3.Error):  # the store itself failed: a resume treats 'running' alike
-            study.release_trials([job.key for job in jobs])
+            for rung in {job.key[1] for job in jobs}:
+                study.release_trials([job.key[0] for job in jobs if job.key[1] == rung], rung=rung)
 
     try:
         run_jobs(next_trials, record, data=plan.data, executor=executor, release=release, progress=progress,
-                 desc="study", unit="trial", total=target, initial=kept, postfix=_postfix(study.progress()))
+                 desc="study", unit="run" if halving else "trial", total=None if halving else target,
+                 initial=kept if not halving else len([t for t in study.runs() if t.state not in retrain]),
+                 postfix=_postfix(study))
         if new and study.stop_reason and not study.trials():
             # The space held nothing to train (a window too narrow for any network, say): a new
             # study without a single trial is not left behind to trip over on the next try.
@@ -228,6 +240,28 @@ def _check_trainer(study: Study, plan: StudyPlan) -> None:
                        "resume it with the tinyscale version that started it, or start a new study")
 
 
-def _postfix(p: StudyProgress) -> str:
+def _postfix(study: Study) -> str:
+    p = study.progress()
     best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
-    return f"best acc {best}, failed {p.counts.get('failed', 0)}"
+    text = f"best acc {best}, failed {p.counts.get('failed', 0)}"
+    if study.config.schedule == "halving":
+        rungs = study.rung_summary()
+        text = f"rungs {'/'.join(str(r.completed) for r in rungs)}, " + text
+    return text
+
+
+def _promotions(study: Study, log, said: list[str]) -> list[Promotion]:
+    """The promotions due now; logs the stop rule's verdict when it changes."""
+    c = study.config
+    results = study.rung_results()
+    started: dict[int, set[int]] = {}
+    for t in study.rung_runs():
+        started.setdefault(t.rung, set()).add(t.number)
+    settled = settled_rung(by_rung(results), c.rungs)
+    news = "" if settled is None else (
+        f"study: rung {settled} ({rung_steps(c.steps, c.eta, settled):,} steps) ranks as rung {settled + 1} does "
+        f"(rho >= {SETTLED_RHO}); no longer lengthening, more recipes instead")
+    if news and news not in said:
+        said.append(news)
+        log(news)
+    return promotions(results, started, eta=c.eta, top=c.rungs)

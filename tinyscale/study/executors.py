@@ -6,7 +6,10 @@ Executors only compute; the study driver (`tinyscale.study.driver.run_study`) is
 persists results, so a worker that dies never leaves a half-written trial behind.
 
 Each worker loads the data once (kept in a per-process cache keyed by `DataSpec`) and then
-trains many recipes; the cores are shared out so that workers x threads = cores.
+trains many recipes; the cores are shared out so that workers x threads = cores. On GPUs
+(`place_local`, `ray_gpu_share`) each local worker is pinned to one GPU by its own
+``CUDA_VISIBLE_DEVICES`` (so it trains on ``cuda``, which is its GPU), K workers per GPU with
+``--trials-per-gpu K``; Ray actors reserve 1/K of a GPU each and Ray pins them the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
+
+from tinyscale.study.placement import check_placement, check_ray_device, ray_gpu_share
+from tinyscale.train.device import check_device_name
 
 EXECUTORS = ("local", "ray")
 MAX_POOL_BREAKS = 3
@@ -78,6 +84,8 @@ class TrialOutcome:
     number: int
     result: object | None  # a TrainResult, or None when the task raised
     error: str | None = None
+    device: str | None = None  # the device the trial was given (cpu, cuda, cuda:N)
+    visible_devices: str | None = None  # the worker's CUDA_VISIBLE_DEVICES (None: unset), naming its GPU
 
 
 _DATA_CACHE: dict[DataSpec, object] = {}
@@ -94,6 +102,7 @@ def worker_data(spec: DataSpec):
 
 def run_task(task: TrialTask) -> TrialOutcome:
     """Train one trial; any exception becomes a failed outcome with its reason (the study goes on)."""
+    where = {"device": task.train.get("device", "cpu"), "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     try:
         from tinyscale.space.recipe import Recipe
         from tinyscale.train.config import TrainConfig
@@ -101,11 +110,39 @@ def run_task(task: TrialTask) -> TrialOutcome:
 
         result = train_recipe(Recipe.from_dict(task.recipe), worker_data(task.data), TrainConfig(**task.train),
                               task.seed)
-        return TrialOutcome(task.number, result)
+        return TrialOutcome(task.number, result, **where)
     except Exception as exc:  # noqa: BLE001 - a crash of one trial must not end the study
-        last = traceback.extract_tb(exc.__traceback__)[-1:] or [None]
-        where = f" ({os.path.basename(last[0].filename)}:{last[0].lineno})" if last[0] else ""
-        return TrialOutcome(task.number, None, f"{type(exc).__name__}: {exc}{where}")
+        reason = failure_reason(exc)
+    if reason.startswith(OUT_OF_GPU_MEMORY):
+        _release_gpu_memory()  # the failed trial's tensors are gone with its frames: the next trial starts clean
+    return TrialOutcome(task.number, None, reason, **where)
+
+
+OUT_OF_GPU_MEMORY = "out of GPU memory"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why a trial raised ``exc``: out of GPU memory as such (torch's message is
+    a paragraph; its first sentences say how much was asked and free), anything else as its type,
+    message and the line that raised it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    oom = torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    if oom or "CUDA out of memory" in str(exc):
+        sentences = " ".join(str(exc).split()).split(". ")
+        return (f"{OUT_OF_GPU_MEMORY}: {'. '.join(sentences[:3]).rstrip('.')}; give fewer --trials-per-gpu "
+                "or a smaller --batch-size, and --resume --retry-failed trains it again")
+    last = traceback.extract_tb(exc.__traceback__)[-1:] or [None]
+    where = f" ({os.path.basename(last[0].filename)}:{last[0].lineno})" if last[0] else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _release_gpu_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Executor(Protocol):
@@ -119,11 +156,12 @@ class Executor(Protocol):
 
 
 class SequentialExecutor:
-    """Runs each task in this process when its outcome is asked for."""
+    """Runs each task in this process when its outcome is asked for, on ``device``."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, device: str = "cpu") -> None:
         self.slots = 1
         self.threads = threads or available_cores()
+        self.device = check_device_name(device)
         self._queue: deque[TrialTask] = deque()
 
     def submit(self, task: TrialTask) -> None:
@@ -131,28 +169,40 @@ class SequentialExecutor:
 
     def next_outcome(self) -> TrialOutcome:
         task = self._queue.popleft()
-        return run_task(_with_threads(task, self.threads))
+        return run_task(_placed(task, self.threads, self.device))
 
     def close(self) -> None:
         self._queue.clear()
 
 
-def _with_threads(task: TrialTask, threads: int) -> TrialTask:
-    return TrialTask(task.number, task.recipe, task.seed, task.data, {**task.train, "threads": threads})
+def _placed(task: TrialTask, threads: int, device: str) -> TrialTask:
+    """``task`` with the worker's runtime settings (they change speed, not results)."""
+    return TrialTask(task.number, task.recipe, task.seed, task.data,
+                     {**task.train, "threads": threads, "device": device})
 
 
-def _init_process_worker(threads: int) -> None:
+def init_worker(threads: int, gpu_queue=None) -> None:
+    """A worker process starts: its torch threads, and with ``gpu_queue`` its GPU, the next
+    CUDA_VISIBLE_DEVICES value in the queue (set before CUDA starts in this process)."""
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get(timeout=60)
     import torch
 
     torch.set_num_threads(threads)
 
 
 class ProcessExecutor:
-    """``workers`` spawned processes, each with cores // workers torch threads."""
+    """``workers`` spawned processes, each with cores // workers torch threads; with
+    ``visible_devices`` (one CUDA_VISIBLE_DEVICES value per worker), each on its GPU as ``cuda``."""
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
+    def __init__(self, workers: int, threads: int | None = None, *,
+                 visible_devices: tuple[str, ...] | None = None) -> None:
+        if visible_devices is not None and len(visible_devices) != workers:
+            raise ValueError(f"one GPU per worker: {workers} workers, {len(visible_devices)} GPUs given")
         self.slots = workers
         self.threads = threads or threads_per_worker(workers)
+        self.visible_devices = visible_devices
+        self.device = "cpu" if visible_devices is None else "cuda"
         self._pool = None
         self._pending: dict = {}
         self._breaks = 0  # pools broken in a row without one successful outcome
@@ -164,12 +214,20 @@ class ProcessExecutor:
 
             # spawn, not fork: a forked child of a process that already ran torch's OpenMP
             # threads can deadlock.
-            self._pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_process_worker, initargs=(self.threads,))
+            context = multiprocessing.get_context("spawn")
+            gpu_queue = None
+            if self.visible_devices is not None:
+                # The pool starts at most `slots` processes and never replaces one (a broken pool
+                # is replaced whole, with a new queue): each takes one value, one GPU per worker.
+                gpu_queue = context.Queue()
+                for value in self.visible_devices:
+                    gpu_queue.put(value)
+            self._pool = ProcessPoolExecutor(self.slots, mp_context=context, initializer=init_worker,
+                                             initargs=(self.threads, gpu_queue))
         return self._pool
 
     def submit(self, task: TrialTask) -> None:
-        task = _with_threads(task, self.threads)
+        task = _placed(task, self.threads, self.device)
         self._pending[self._ensure_pool().submit(run_task, task)] = task
 
     def next_outcome(self) -> TrialOutcome:
@@ -214,35 +272,51 @@ class RayExecutor:
     """``workers`` Ray actors, each reserving ``threads`` CPUs, loading the data once.
 
     ``address`` is passed to ``ray.init`` (None starts a local Ray instance, "auto" joins the
-    cluster this machine belongs to, "ray://host:10001" connects a client).
+    cluster this machine belongs to, "ray://host:10001" connects a client). On GPUs
+    (`ray_gpu_share`) each actor reserves 1/``trials_per_gpu`` of one, and ``workers=None`` is
+    the cluster's GPUs x ``trials_per_gpu`` (on CPUs: one per core here).
     """
 
-    def __init__(self, workers: int, threads: int | None = None, address: str | None = None,
-                 init_kwargs: dict | None = None) -> None:
+    def __init__(self, workers: int | None, threads: int | None = None, address: str | None = None,
+                 init_kwargs: dict | None = None, *, device: str = "cpu", trials_per_gpu: int | None = None) -> None:
         try:
             import ray
         except ImportError:
             raise ValueError("the Ray executor needs Ray: pip install 'tinyscale[ray]'") from None
         self._ray = ray
-        self.slots = workers
+        check_ray_device(device, trials_per_gpu)  # before Ray starts
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, **(init_kwargs or {}))
             self._owns_ray = True
         else:
             self._owns_ray = False
+        resources = ray.cluster_resources()
+        try:
+            self.device, gpu_share = ray_gpu_share(device, trials_per_gpu, resources.get("GPU", 0))
+        except ValueError:
+            self._actors = []
+            self.close()
+            raise
+        if workers is None:
+            workers = round(resources["GPU"] / gpu_share) if gpu_share else default_workers()
+        self.slots = workers
         if threads is None:
-            threads = threads_per_worker(workers, int(ray.cluster_resources().get("CPU", available_cores())))
+            threads = threads_per_worker(workers, int(resources.get("CPU", available_cores())))
         self.threads = threads
-        actor = ray.remote(num_cpus=threads)(_RayWorker)
-        self._actors = [actor.remote(threads) for _ in range(workers)]
+        self._actor_class = ray.remote(num_cpus=threads, num_gpus=gpu_share)(_RayWorker)
+        self._actors = [self._actor_class.remote(threads) for _ in range(workers)]
         self._idle = list(self._actors)
         self._pending: dict = {}
+
+    def worker_devices(self) -> list[str | None]:
+        """Each actor's CUDA_VISIBLE_DEVICES as Ray set it (None: unset), waiting for them to start."""
+        return self._ray.get([actor.visible_devices.remote() for actor in self._actors])
 
     def submit(self, task: TrialTask) -> None:
         if not self._idle:
             raise RuntimeError("no idle Ray worker: wait for an outcome before submitting more than `slots` tasks")
         actor = self._idle.pop()
-        ref = actor.run.remote(_with_threads(task, self.threads))
+        ref = actor.run.remote(_placed(task, self.threads, self.device))
         self._pending[ref] = (actor, task)
 
     def next_outcome(self) -> TrialOutcome:
@@ -255,7 +329,7 @@ class RayExecutor:
             return outcome
         except ray.exceptions.RayError as exc:
             # The actor (or its node) died: replace it and report this trial as failed.
-            replacement = ray.remote(num_cpus=self.threads)(_RayWorker).remote(self.threads)
+            replacement = self._actor_class.remote(self.threads)
             self._actors = [a for a in self._actors if a is not actor] + [replacement]
             self._idle.append(replacement)
             return TrialOutcome(task.number, None, f"Ray worker failed: {type(exc).__name__}")
@@ -270,10 +344,13 @@ class RayExecutor:
 
 class _RayWorker:
     def __init__(self, threads: int) -> None:
-        _init_process_worker(threads)
+        init_worker(threads)
 
     def run(self, task: TrialTask) -> TrialOutcome:
         return run_task(task)
+
+    def visible_devices(self) -> str | None:
+        return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
 MAX_WORKERS_PER_CORE = 4  # local processes beyond this only thrash
@@ -305,12 +382,21 @@ def check_execution(kind: str, workers: int | None, threads: int | None, address
 
 
 def make_executor(kind: str = "local", workers: int | None = 1, *, address: str | None = None,
-                  threads: int | None = None) -> Executor:
-    """The executor for ``--executor``/``--workers``/``--threads``/``--address`` (validated by
-    `check_execution`; ``workers=None`` is one per core)."""
-    workers = check_execution(kind, workers, threads, address)
+                  threads: int | None = None, device: str = "cpu", gpus: tuple[int, ...] | None = None,
+                  trials_per_gpu: int | None = None) -> Executor:
+    """The executor for ``--executor``/``--workers``/``--threads``/``--address`` and
+    ``--device/--gpus/--trials-per-gpu`` (validated by `check_execution` and `check_placement`;
+    ``workers=None`` is one per core, or on GPUs one per GPU and trial slot)."""
+    placement = check_placement(kind, workers, device, gpus, trials_per_gpu)
     if kind == "ray":
-        return RayExecutor(workers, threads, address)
-    if workers == 1:
-        return SequentialExecutor(threads)
-    return ProcessExecutor(workers, threads)
+        check_execution(kind, workers, threads, address)
+        return RayExecutor(workers, threads, address, device=device, trials_per_gpu=trials_per_gpu)
+    if placement.gpus:
+        workers = len(placement.gpus)
+    workers = check_execution(kind, workers, threads, address)
+    if not placement.gpus:
+        return SequentialExecutor(threads) if workers == 1 else ProcessExecutor(workers, threads)
+    if workers == 1:  # in this process, where CUDA may already run: the GPU by its index
+        return SequentialExecutor(threads, device=f"cuda:{placement.gpus[0]}")
+    return ProcessExecutor(workers, threads,
+                           visible_devices=placement.visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES")))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tinyscale.limits import MAX_BATCH, MAX_STEPS, check_count, check_number
 from tinyscale.study.executors import DataSpec, worker_data
+from tinyscale.study.halving import check_schedule
 from tinyscale.study.trial import StudyConfig
 from tinyscale.train.config import TrainConfig, comparable_settings, setting_changes
 
@@ -69,6 +70,7 @@ def check_config_numbers(config: StudyConfig) -> None:
             raise ValueError(f"{name} must be two numbers 0 < low <= high, got {pair!r}")
     if not isinstance(config.extra, dict):
         raise ValueError(f"extra must be an object of trainer settings, got {config.extra!r}")
+    check_schedule(config.schedule, config.eta, config.rungs, config.steps, MAX_STEPS)
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -126,6 +128,7 @@ class StudyPlan:
             value = getattr(config, name)
             if isinstance(value, (int, float)) and value > limit:  # a config from elsewhere sizes every trial
                 raise ValueError(f"{name} must be at most {limit:,}, got {value:,}")
+        check_schedule(config.schedule, config.eta, config.rungs, config.steps, MAX_STEPS)
         if space:
             from tinyscale.study.samplers.base import check_space
 

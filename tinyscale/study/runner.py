@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tinyscale.space.recipe import Recipe
@@ -53,6 +53,7 @@ class RunResult:
     eval_seconds: float | None = None
     images_per_second: float | None = None
     reason: str | None = None
+    device: str | None = None  # where it trained, as the worker saw it (cuda, with its GPU's name)
 
     @classmethod
     def failure(cls, reason: str) -> RunResult:
@@ -80,10 +81,14 @@ def _finite(value):
 
 
 def settle(outcome: TrialOutcome) -> RunResult:
-    """An executor's outcome as a stored result (a task that raised fails with its error)."""
-    if outcome.result is None:
-        return RunResult.failure(outcome.error or "unknown error")
-    return RunResult.of(outcome.result)
+    """An executor's outcome as a stored result (a task that raised fails with its error), with
+    the device it ran on (a GPU named by the worker's CUDA_VISIBLE_DEVICES)."""
+    run = RunResult.failure(outcome.error or "unknown error") if outcome.result is None else RunResult.of(outcome.result)
+    device = getattr(outcome, "device", None)
+    visible = getattr(outcome, "visible_devices", None)
+    if device and visible and device.startswith("cuda"):
+        device = f"{device} (CUDA_VISIBLE_DEVICES={visible})"
+    return replace(run, device=device)
 
 
 def queue_of(jobs: Sequence[Job]) -> Callable[[int, Callable[[str], None]], list[Job]]:

@@ -30,41 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from tinyscale.limits import MAX_JSON_BYTES, MAX_TRIALS
-from tinyscale.storage import (CONFIG_FILE, LOCK_FILE, TRIALS_FILE, FileLock, check_not_linked, database_problem,
+from tinyscale.storage import (CONFIG_FILE, LOCK_FILE, TRIALS_FILE, FileLock, database_problem,
                                differences, loads_json, read_bounded, write_text_atomically)
+from tinyscale.study import database
+from tinyscale.study.halving import RungResult, RungSummary, fit_rung, summarise
 from tinyscale.study.plan import check_config_numbers
 from tinyscale.study.runner import RunResult
 from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial
 
-SCHEMA_VERSION = 2  # 2 added trials.proposed_by; a version-1 store gains the column when opened
 STATES = TRIAL_STATES
+SCHEMA_VERSION = database.SCHEMA_VERSION
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS trials (
-    number INTEGER PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN (""" + ", ".join(f"'{s}'" for s in TRIAL_STATES) + """)),
-    r REAL NOT NULL,
-    w REAL NOT NULL,
-    d REAL NOT NULL,
-    resolution INTEGER NOT NULL,
-    macs INTEGER NOT NULL,
-    params INTEGER NOT NULL,
-    ratio REAL NOT NULL,
-    accuracy REAL,
-    loss REAL,
-    steps INTEGER,
-    images_seen INTEGER,
-    train_seconds REAL,
-    eval_seconds REAL,
-    images_per_second REAL,
-    reason TEXT,
-    seed INTEGER,
-    started_at REAL,
-    finished_at REAL,
-    proposed_by TEXT
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 @dataclass(frozen=True)
 class StudyProgress:
@@ -94,44 +70,6 @@ class StudyProgress:
         }
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    if not os.access(path.parent, os.W_OK):
-        # A read-only directory (or file system): SQLite cannot create the WAL index beside the
-        # database, so open it immutable; nobody can be writing to it there.
-        return _frozen(path)
-    check_not_linked(path)  # SQLite would write through a link planted in a study from elsewhere
-    return _prepared(sqlite3.connect(path, timeout=30.0, isolation_level=None))  # explicit transactions
-
-
-def _frozen(path: Path) -> sqlite3.Connection:
-    """The database read as it is on disk, immutable (no WAL index, no locks, no writes)."""
-    return _prepared(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=30.0,
-                                     isolation_level=None))
-
-
-def _prepared(conn: sqlite3.Connection) -> sqlite3.Connection:
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
-
-
-def _upgrade(conn: sqlite3.Connection) -> None:
-    """Bring a version-1 store (no ``proposed_by``) to the current schema: its trials all came
-    from the sampling stream, which a NULL ``proposed_by`` means."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
-    if columns and "proposed_by" not in columns:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
-            if "proposed_by" not in columns:  # another process may have upgraded it meanwhile
-                conn.execute("ALTER TABLE trials ADD COLUMN proposed_by TEXT")
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-
-
 def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
     """Fields (as ``name: stored -> asked``) in which two configs differ."""
     return differences(stored.to_dict(), asked.to_dict())
@@ -143,7 +81,7 @@ class Study:
     def __init__(self, directory: Path, config: StudyConfig, frozen: bool = False) -> None:
         self.directory = directory
         self.config = config
-        self._conn = (_frozen if frozen else _connect)(directory / TRIALS_FILE)
+        self._conn = (database.frozen if frozen else database.connect)(directory / TRIALS_FILE)
 
     # ----------------------------------------------------------------------------- lifecycle
     @classmethod
@@ -155,10 +93,10 @@ class Study:
             raise ValueError(f"{directory} already holds a study; resume it instead of creating a new one")
         directory.mkdir(parents=True, exist_ok=True)
         # The database first, the config last: a directory with config.json is a whole study.
-        conn = _connect(directory / TRIALS_FILE)
+        conn = database.connect(directory / TRIALS_FILE)
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(_SCHEMA)
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.executescript(database.SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(database.SCHEMA_VERSION),))
         # A copy of the config, from which `open` rebuilds a deleted config.json.
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (json.dumps(config.to_dict()),))
         conn.close()
@@ -190,7 +128,7 @@ class Study:
             try:
                 study = cls(directory, config, frozen)
                 study._conn.execute("SELECT number FROM trials LIMIT 1").fetchall()
-                _upgrade(study._conn)
+                database.upgrade(study._conn)
                 return study
             except sqlite3.DatabaseError as exc:
                 # A full disk fails a reader too (no room for SQLite's shared-memory index): with
@@ -232,7 +170,7 @@ class Study:
         for key in ("r", "w", "d"):
             if not _is_finite(row[key]):
                 raise ValueError(f"{key} is {row[key]!r}, not a finite number")
-        for key in ("number", "macs", "params", "steps", "images_seen"):
+        for key in ("number", "rung", "macs", "params", "steps", "images_seen"):
             if row[key] is not None and not isinstance(row[key], int):
                 raise ValueError(f"{key} is {row[key]!r}, not an integer")
         for key in ("ratio", "accuracy", "loss", "train_seconds", "eval_seconds", "images_per_second"):
@@ -257,21 +195,64 @@ class Study:
             images_per_second=row["images_per_second"],
             reason=row["reason"],
             proposed_by=row["proposed_by"] if row["proposed_by"] is not None else self.config.sampling,
+            rung=row["rung"],
+            device=_text_or_none(row, "device"),
+            precision=_text_or_none(row, "precision"),
         )
 
     def trials(self, state: str | None = None) -> list[Trial]:
-        """All trials, or those in one state, ordered by number."""
+        """All trials (each recipe's rung-0 run), or those in one state, ordered by number."""
         if state is None:
-            rows = self._conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
+            rows = self._conn.execute("SELECT *, 0 AS rung FROM trials ORDER BY number").fetchall()
         else:
-            if state not in STATES:
-                raise ValueError(f"state must be one of {STATES}, got {state!r}")
-            rows = self._conn.execute("SELECT * FROM trials WHERE state = ? ORDER BY number", (state,)).fetchall()
+            _check_state(state)
+            rows = self._conn.execute("SELECT *, 0 AS rung FROM trials WHERE state = ? ORDER BY number",
+                                      (state,)).fetchall()
         return [self._row_to_trial(r) for r in rows]
 
     def trial(self, number: int) -> Trial | None:
-        row = self._conn.execute("SELECT * FROM trials WHERE number = ?", (number,)).fetchone()
+        row = self._conn.execute("SELECT *, 0 AS rung FROM trials WHERE number = ?", (number,)).fetchone()
         return None if row is None else self._row_to_trial(row)
+
+    def rung_runs(self, state: str | None = None) -> list[Trial]:
+        """The promoted recipes' runs at rungs >= 1 (halving schedule), each as a `Trial` of its
+        rung (the recipe's number, cost and proposer; the rung's result), by rung then number."""
+        if not database.has_rung_runs(self._conn):  # an older store read as it is on disk
+            return []
+        if state is not None:
+            _check_state(state)
+        columns = ", ".join(f"u.{c}" for c in ("number", "rung", "state", *database.RUN_COLUMNS, "device", "precision"))
+        rows = self._conn.execute(
+            f"SELECT {columns}, t.r, t.w, t.d, t.macs, t.params, t.ratio, t.proposed_by FROM rung_runs AS u "
+            "JOIN trials AS t ON t.number = u.number WHERE ? IS NULL OR u.state = ? ORDER BY u.rung, u.number",
+            (state, state)).fetchall()
+        return [self._row_to_trial(r) for r in rows]
+
+    def runs(self, state: str | None = None) -> list[Trial]:
+        """Every run: the trials (rung 0), then the rung runs."""
+        return self.trials(state) + self.rung_runs(state)
+
+    def rung_results(self) -> list[RungResult]:
+        """The completed runs at every rung, as promotion and the stop rule read them."""
+        return [RungResult(t.number, t.rung, t.ratio, t.accuracy, t.recipe.r, t.recipe.d)
+                for t in self.runs("completed")]
+
+    def rung_summary(self) -> list[RungSummary]:
+        """Each rung (halving schedule): its steps, completed recipes, agreement with the next."""
+        c = self.config
+        return summarise(self.rung_results(), steps=c.steps, eta=c.eta, top=c.rungs if c.schedule == "halving" else 0)
+
+    def fit_rung(self) -> int:
+        """The rung whose results the fit uses (`tinyscale.study.halving.fit_rung`; 0 for a
+        uniform study)."""
+        return 0 if self.config.schedule != "halving" else fit_rung(self.rung_results(), self.config.rungs)
+
+    def fit_trials(self) -> list[Trial]:
+        """The completed runs the fit and everything after it read: every completed trial of a
+        uniform study; of a halving study, the recipes completed at its fit rung, with that
+        rung's results (the rung whose ranking the study trusts)."""
+        rung = self.fit_rung()
+        return [t for t in self.runs("completed") if t.rung == rung]
 
     def trial_times(self) -> dict[int, tuple[float | None, float | None]]:
         """number -> (started_at, finished_at), Unix seconds."""
@@ -320,7 +301,7 @@ class Study:
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def _transaction(self):
-        return _Transaction(self._conn)
+        return database.Transaction(self._conn)
 
     def add_proposals(self, proposals) -> None:
         """Store sampler proposals (`tinyscale.study.samplers.base.Proposal`s) as ``pending`` trials, all in
@@ -332,52 +313,66 @@ class Study:
                 self._write_row(p.number, "pending", p.recipe, None, None, p.proposed_by)
 
     def start_trial(self, number: int, recipe, seed: int, proposed_by: str | None = None, *,
-                    retry_failed: bool = False) -> None:
-        """Record that trial ``number`` (this recipe) is being trained now.
+                    retry_failed: bool = False, rung: int = 0, device: str | None = None,
+                    precision: str | None = None) -> None:
+        """Record that trial ``number`` (this recipe) is being trained now, at ``rung`` (>= 1: a
+        promotion under the halving schedule; the recipe is the trial's), on ``device`` in
+        ``precision``.
 
         A row left ``running`` or ``pending`` by an interrupted run is replaced (and a ``failed``
         one with ``retry_failed``), keeping who proposed it unless ``proposed_by`` is given; a
-        completed trial is never overwritten
-        (ValueError), which is what makes resume safe.
+        completed run is never overwritten (ValueError), which is what makes resume safe.
         """
         final = ("completed",) if retry_failed else ("completed", "failed")
+        table, where, key = _run_key(number, rung)
         with self._transaction():
-            row = self._conn.execute("SELECT state, proposed_by FROM trials WHERE number = ?", (number,)).fetchone()
+            row = self._conn.execute(f"SELECT state FROM {table} WHERE {where}", key).fetchone()
             if row is not None and row["state"] in final:
-                raise ValueError(f"trial {number} already finished ({row['state']}); it is not run twice")
+                raise ValueError(f"{_run_name(number, rung)} already finished ({row['state']}); it is not run twice")
+            if rung:
+                if self._conn.execute("SELECT 1 FROM trials WHERE number = ?", (number,)).fetchone() is None:
+                    raise ValueError(f"trial {number} does not exist; only a stored recipe is promoted")
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO rung_runs (number, rung, state, seed, started_at, device, precision) "
+                    "VALUES (?, ?, 'running', ?, ?, ?, ?)", (number, rung, seed, time.time(), device, precision))
+                return
             if proposed_by is None and row is not None:
-                proposed_by = row["proposed_by"]
-            self._write_row(number, "running", recipe, seed, time.time(), proposed_by)
+                proposed_by = self._conn.execute("SELECT proposed_by FROM trials WHERE number = ?",
+                                                 (number,)).fetchone()["proposed_by"]
+            self._write_row(number, "running", recipe, seed, time.time(), proposed_by, device, precision)
 
     def _write_row(self, number: int, state: str, recipe, seed: int | None, started_at: float | None,
-                   proposed_by: str | None) -> None:
+                   proposed_by: str | None, device: str | None = None, precision: str | None = None) -> None:
         from tinyscale.space.cost import baseline_macs, cost
 
         c = cost(recipe)
         self._conn.execute(
             "INSERT OR REPLACE INTO trials (number, state, r, w, d, resolution, macs, params, ratio, seed, "
-            "started_at, proposed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "started_at, proposed_by, device, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (number, state, recipe.r, recipe.w, recipe.d, recipe.resolution, c.macs, c.params,
-             c.macs / baseline_macs(recipe), seed, started_at, proposed_by),
+             c.macs / baseline_macs(recipe), seed, started_at, proposed_by, device, precision),
         )
 
-    def finish_trial(self, number: int, result: Any) -> Trial:
-        """Store the result of a running trial: a `RunResult`, or a trainer result (any object
-        with its fields), read by `RunResult.of` (``failed`` when it carries a reason or its
-        accuracy is not a finite number)."""
+    def finish_trial(self, number: int, result: Any, *, rung: int = 0) -> Trial:
+        """Store the result of a running trial (of its run at ``rung``): a `RunResult`, or a
+        trainer result (any object with its fields), read by `RunResult.of` (``failed`` when it
+        carries a reason or its accuracy is not a finite number)."""
         run = result if isinstance(result, RunResult) else RunResult.of(result)
+        table, where, key = _run_key(number, rung)
         with self._transaction():
-            row = self._conn.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
+            row = self._conn.execute(f"SELECT state FROM {table} WHERE {where}", key).fetchone()
             if row is None or row["state"] != "running":
-                raise ValueError(f"trial {number} is not running (state {None if row is None else row['state']})")
+                raise ValueError(f"{_run_name(number, rung)} is not running "
+                                 f"(state {None if row is None else row['state']})")
             self._conn.execute(
-                "UPDATE trials SET state = ?, accuracy = ?, loss = ?, steps = ?, images_seen = ?, "
-                "train_seconds = ?, eval_seconds = ?, images_per_second = ?, reason = ?, finished_at = ? "
-                "WHERE number = ?",
+                f"UPDATE {table} SET state = ?, accuracy = ?, loss = ?, steps = ?, images_seen = ?, "
+                f"train_seconds = ?, eval_seconds = ?, images_per_second = ?, reason = ?, finished_at = ?, "
+                f"device = COALESCE(?, device) WHERE {where}",
                 (run.state, run.accuracy, run.loss, run.steps, run.images_seen, run.train_seconds,
-                 run.eval_seconds, run.images_per_second, run.reason, time.time(), number),
+                 run.eval_seconds, run.images_per_second, run.reason, time.time(), run.device, *key),
             )
-        trial = self.trial(number)
+        trial = self.trial(number) if not rung else next(
+            t for t in self.rung_runs() if (t.number, t.rung) == (number, rung))
         assert trial is not None
         return trial
 
@@ -385,11 +380,25 @@ class Study:
         """Mark a running trial failed without a result (e.g. its worker crashed)."""
         return self.finish_trial(number, RunResult.failure(reason))
 
-    def release_trials(self, numbers) -> None:
-        """Put running trials back to ``pending`` (their run was interrupted; a resume trains them)."""
+    def release_trials(self, numbers, *, rung: int = 0) -> None:
+        """Put running trials (their runs at ``rung``) back to ``pending``: their run was
+        interrupted; a resume trains them."""
+        table, where, _ = _run_key(0, rung)
         with self._transaction():
-            self._conn.executemany("UPDATE trials SET state = 'pending', started_at = NULL "
-                                   "WHERE number = ? AND state = 'running'", [(n,) for n in numbers])
+            self._conn.executemany(f"UPDATE {table} SET state = 'pending', started_at = NULL "
+                                   f"WHERE {where} AND state = 'running'", [_run_key(n, rung)[2] for n in numbers])
+
+
+def _run_key(number: int, rung: int) -> tuple[str, str, tuple]:
+    """The table, WHERE clause and parameters of trial ``number``'s run at ``rung``."""
+    if isinstance(rung, bool) or not isinstance(rung, int) or rung < 0:
+        raise ValueError(f"rung must be a whole number >= 0, got {rung!r}")
+    return ("trials", "number = ?", (number,)) if rung == 0 else ("rung_runs", "number = ? AND rung = ?",
+                                                                   (number, rung))
+
+
+def _run_name(number: int, rung: int) -> str:
+    return f"trial {number}" + (f" at rung {rung}" if rung else "")
 
 
 class StudyLock:
@@ -402,6 +411,19 @@ class StudyLock:
             f"the study at {directory} is being run by {holder}; wait for it to finish or stop it, then resume"))
 
 
+def _check_state(state: str) -> None:
+    if state not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {state!r}")
+
+
+def _text_or_none(row: sqlite3.Row, key: str) -> str | None:
+    """A text column that older stores lack (None there), checked to be text."""
+    value = row[key] if key in row.keys() else None
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} is {value!r}, not text")
+    return value
+
+
 def _is_finite(value: object) -> bool:
     """Whether a stored value is a finite number (what SQLite's REAL columns should hold)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
@@ -410,7 +432,7 @@ def _is_finite(value: object) -> bool:
 def _restore_config(directory: Path) -> None:
     """Rebuild a deleted config.json from the copy in the database, or say how to recover."""
     try:
-        conn = _connect(directory / TRIALS_FILE)
+        conn = database.connect(directory / TRIALS_FILE)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
         finally:
@@ -433,17 +455,3 @@ def _restore_config(directory: Path) -> None:
                          f"is damaged: restore {CONFIG_FILE} from a backup")
     write_text_atomically(directory / CONFIG_FILE, json.dumps(copy, indent=2, sort_keys=True) + "\n")
     warnings.warn(f"{directory / CONFIG_FILE} was missing; rebuilt it from the copy in {TRIALS_FILE}", stacklevel=3)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -55,12 +55,17 @@ class StudyConfig:
     # init_trials recipes, then an acquisition on the accuracy surface; see tinyscale.study.samplers.base).
     sampler: str = "sobol"
     init_trials: int | None = None  # botorch only
-    steps: int = 300  # training steps per trial
+    steps: int = 300  # training steps per trial (per rung-0 run under the halving schedule)
     batch_size: int = 64
     # Seeded subsets of the data (None = all): brief trials do not need all of a big dataset.
     train_size: int | None = None
     val_size: int | None = None
     extra: dict = field(default_factory=dict)  # trainer settings beyond the above
+    # How trials train: "uniform" (every recipe ``steps`` steps) or "halving" (rungs of
+    # ``steps * eta**k`` steps, k = 0..rungs, the best 1/eta promoted; tinyscale.study.halving).
+    schedule: str = "uniform"
+    eta: int = 3
+    rungs: int = 2
 
     def __post_init__(self) -> None:
         check_seed(self.seed)  # before anything seeds a generator with it
@@ -105,3 +110,8 @@ class Trial:
     images_per_second: float | None = None
     reason: str | None = None  # why a failed trial failed
     proposed_by: str | None = None  # the sampler that chose the recipe ("sobol", "random", "botorch")
+    # The rung this run trained at (0 unless the study trains in rungs: the same recipe, number
+    # and seed trained again for steps * eta**rung steps; tinyscale.study.halving).
+    rung: int = 0
+    device: str | None = None  # where it trained (cpu, cuda, cuda:N); None in stores before version 3
+    precision: str | None = None  # fp32, bf16 or fp16; None in stores before version 3

@@ -58,7 +58,7 @@ def run_comparison(
     study_dir = Path(study_dir)
     config = read_study_config(study_dir)
     if settings.budget == "latency" and table is None:
-        raise ValueError("a latency comparison needs a device table (--device FILE, or a study kept with one)")
+        raise ValueError("a latency comparison needs a latency table (--latency-table FILE, or a study kept with one)")
     measure = TargetMeasure("latency", table) if settings.budget == "latency" else MACS
     if builders is None:
         builders = strategy_builders(study_dir, config, settings.strategies, measure)

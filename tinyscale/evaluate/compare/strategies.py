@@ -150,7 +150,7 @@ def _gp_pareto_builder(study_dir: Path, config: StudyConfig, measure: TargetMeas
     from tinyscale.study.store import Study
 
     with Study.open(study_dir) as study:
-        trials = study.trials(state="completed")
+        trials = study.fit_trials()
     return _solver_builder(RecipeSolver(fit_scaling(trials, config, method="pareto")), config, measure)
 
 

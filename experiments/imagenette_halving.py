@@ -1,0 +1,121 @@
+"""Issue 25's proof: does a study that trains in rungs (``--schedule halving``) give a better
+recipe than a uniform study of the same CPU budget, on a task where the choice matters?
+
+Protocol, fixed on 2026-12-06 before any of these runs (results, whatever they show, in
+benchmarks/RESULTS.md "imagenette"):
+
+- Data: Imagenette, the 128-px copy of the shared folder ($TINYSCALE_IMAGENETTE), all 9,469
+  training and 3,925 held-out images, decoded at 64 px. Base resolution 64: the pilot
+  (shared/reference/imagenette-pilot.md) put the rules ~10 points apart there at c = 1/8, ~5 at
+  base 32. Search space: window 0.04..0.6 of B0 (the demo's: room around 1/16..1/2), r 0.35..1,
+  d 0.35..1.5, Sobol, seed 0. Trainer: the demo's (batch 64, RMSProp 1.5e-3, zero-initialised
+  residual branches).
+- Arms, each 75 minutes of study time on one worker (one core), the two run at the same time
+  on the 2-core machine so that whatever else runs slows both alike:
+  U  ``uniform``: 300 steps per trial (2 epochs; the brief regime today's studies use);
+  H  ``halving``: rung 0 100 steps, eta 3, 2 rungs (100 / 300 / 900 steps).
+- Fit: `tinyscale fit` with its defaults (the accuracy surface) on each; H's fit reads the rung
+  its rule picks (`tinyscale.study.halving.fit_rung`).
+- Compare (`tinyscale compare`), c = 1/2, 1/4, 1/8, 1/16, seeds 0, 1, 2, 3,600 steps per run
+  (4x H's top rung, 24 epochs: out of the brief regime). On H: gp, efficientnet, fast, uniform,
+  and the one-axis rules (width, depth, resolution) where they reach c. On U: gp only, with the
+  same trainer settings and seeds, so U's gp pairs with H's rows by (c, seed).
+- Settled check (the compare must not re-measure the proxy): every fixed rule's accuracy rises
+  with c; and seed 0 at c = 1/4 and 1/16 retrained at 7,200 steps keeps each ratio's ordering
+  of the strategies.
+
+Decision rules (issue 25's targets), all paired by seed, means over the four ratios with the
+standard error over the three seed means:
+1. H's gp beats efficientnet by >= +1.5 points;
+2. H's gp beats U's gp (mean paired margin > 0; say whether by more than 2 SE);
+3. H's margin over efficientnet is >= 70 % of the hindsight oracle's (best strategy per ratio,
+   experiments/compare_ceiling.py);
+4. at no ratio is H's gp more than 2 SE below the best fixed rule there;
+5. H's own verdict agrees: if its stop rule said a rung was settled, the compare's ranking of
+   its recipe against the rules must hold at 2x length (the settled check above).
+
+Resumable: every stage resumes from what OUT holds; rerun the same command.
+
+    export TINYSCALE_IMAGENETTE=../shared/data/imagenette-128
+    .venv/bin/python experiments/imagenette_halving.py study U &   # the two arms at once
+    .venv/bin/python experiments/imagenette_halving.py study H &
+    .venv/bin/python experiments/imagenette_halving.py fit
+    .venv/bin/python experiments/imagenette_halving.py compare     # hours; resumable
+    .venv/bin/python experiments/imagenette_halving.py report
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+MINUTES = 75.0
+RATIOS = "0.5,0.25,0.125,0.0625"
+COMPARE_STEPS = 3600
+SEEDS = 3
+RULES = "gp,efficientnet,fast,uniform,width,depth,resolution"
+
+
+def config(arm: str):
+    from tinyscale.study.trial import StudyConfig
+
+    common = dict(data="imagenette", base_resolution=64, num_classes=10, window=(0.04, 0.6), r_range=(0.35, 1.0),
+                  d_range=(0.35, 1.5), seed=0, batch_size=64, train_size=None, val_size=None,
+                  extra={"zero_init_residual": True})
+    if arm == "U":
+        return StudyConfig(steps=300, schedule="uniform", **common)
+    return StudyConfig(steps=100, schedule="halving", eta=3, rungs=2, **common)
+
+
+def tinyscale(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"tinyscale {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stage", choices=("study", "fit", "compare", "report"))
+    ap.add_argument("arm", nargs="?", choices=("U", "H"))
+    ap.add_argument("--out", default="runs/imagenette-halving")
+    args = ap.parse_args(argv)
+    if not os.environ.get("TINYSCALE_IMAGENETTE"):
+        raise SystemExit("set TINYSCALE_IMAGENETTE to the Imagenette folder (see the docstring)")
+    out = Path(args.out)
+    if args.stage == "study":
+        from tinyscale.study.driver import run_study
+        from tinyscale.study.executors import make_executor
+
+        if args.arm is None:
+            raise SystemExit("study needs the arm: U or H")
+        directory = out / args.arm
+        resume = (directory / "config.json").exists()
+        executor = make_executor("local", 1, threads=1)
+        try:
+            study = run_study(directory, config(args.arm), budget_minutes=MINUTES, resume=resume, executor=executor)
+        finally:
+            executor.close()
+        with study:
+            p = study.progress()
+            print(f"{args.arm}: {p.counts['completed']} trials completed, {p.counts['failed']} failed, "
+                  f"{p.elapsed_seconds / 60:.1f} min of study time")
+    elif args.stage == "fit":
+        for arm in ("U", "H"):
+            print(tinyscale("fit", str(out / arm)))
+    elif args.stage == "compare":
+        common = ("--ratios", RATIOS, "--steps", str(COMPARE_STEPS), "--seeds", str(SEEDS), "--workers", "2")
+        print(tinyscale("compare", str(out / "H"), "--strategies", RULES, *common))
+        print(tinyscale("compare", str(out / "U"), "--strategies", "gp", *common))
+    else:
+        print(tinyscale("trials", str(out / "H")).splitlines()[-4:])
+        print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS,
+                        "--steps", str(COMPARE_STEPS), "--seeds", str(SEEDS)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

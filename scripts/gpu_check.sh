@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The GPU check of issue 26, at most 8 minutes on one H100 (16 cores):
+#   1. a 16-trial Fashion-MNIST study on cuda, one worker;
+#   2. the same study with --trials-per-gpu 4;
+#   3. the same study on the machine's CPU cores (one single-threaded worker per core);
+#   4. accuracy of 4 of its recipes, CUDA against CPU (the studies train the same recipes with the
+#      same seeds), held against seed noise (each retrained twice on CUDA with other seeds).
+# Trial throughput is trials completed per minute of the study's wall time, start-up included.
+# Numbers go to $OUT/gpu_check.json (and the log to $OUT/gpu_check.log) when OUT is set, else
+# to stdout only.
+#
+#   bash scripts/gpu_check.sh             # on a GPU machine
+#   bash scripts/gpu_check.sh --dry-run   # every step on the CPU at toy size (generated data): seconds
+#
+# Without network: the project runs from this checkout (PYTHONPATH), with the torch (CUDA),
+# gpytorch and botorch installed there; Fashion-MNIST's four files are found as the data command
+# says (TINYSCALE_FASHION_MNIST, else .gpu-data/fashion-mnist/ in this checkout if present).
+# Optional: IMAGENETTE=DIR (a 64-px copy with train/ and val/) adds a short Imagenette study on cuda.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ -z "${TINYSCALE_FASHION_MNIST:-}" ] && [ -d .gpu-data/fashion-mnist ]; then
+    export TINYSCALE_FASHION_MNIST="$PWD/.gpu-data/fashion-mnist"
+fi
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")"
+LOG="${OUT:+$OUT/gpu_check.log}"
+LOG="${LOG:-$WORK/gpu_check.log}"
+[ -n "${OUT:-}" ] && mkdir -p "$OUT"
+
+if [ "$DRY" = 1 ]; then
+    DEV=cpu; DATA=(--data generated --base-resolution 16 --r-range 0.5,1.0 --train-size 512 --val-size 128
+                   --batch-size 32)
+    TRIALS=4; STEPS=6; LIMIT=110; K_OPTS=(--workers 2); ONE=(--workers 1)
+else
+    DEV=cuda; DATA=(--data fashion-mnist --base-resolution 32 --val-size 5000)
+    TRIALS=16; STEPS="${STEPS:-300}"; LIMIT=110; K_OPTS=(--trials-per-gpu 4); ONE=()
+fi
+tinyscale() { "$PY" -m tinyscale.cli "$@"; }
+
+# One study, timed; Ctrl-C (SIGINT) at its time limit leaves it resumable and the summary reads
+# what completed. The limits keep the whole check under 8 minutes: 110 + 110 + 170 s of studies,
+# about 30 s of retraining, 60 s for the optional Imagenette study.
+run_study() {
+    local name="$1" limit="$2"; shift 2
+    local start end seconds rc=0
+    start=$(date +%s.%N)
+    timeout -s INT "$limit" "$PY" -m tinyscale.cli study "${DATA[@]}" --out "$WORK/$name" --trials "$TRIALS" \
+        --steps "$STEPS" --quiet "$@" >>"$LOG" 2>&1 || rc=$?
+    end=$(date +%s.%N)
+    seconds=$(awk "BEGIN { print $end - $start }")
+    echo "$name $seconds $rc" >>"$WORK/timings.txt"
+    echo "gpu_check: $name done in $seconds s (exit $rc)"
+}
+
+{
+    echo "== $(date -u +%FT%TZ) gpu_check $([ "$DRY" = 1 ] && echo "(dry run)")"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.device_count())"
+    echo "cores $(nproc)"
+} >>"$LOG" 2>&1
+: >"$WORK/timings.txt"
+
+run_study "cuda_k1" "$LIMIT" --device "$DEV" "${ONE[@]}"
+run_study "cuda_k4" "$LIMIT" --device "$DEV" "${K_OPTS[@]}"
+run_study "cpu_cores" "$((LIMIT + 60))" --device cpu
+if [ -n "${IMAGENETTE:-}" ] && [ "$DRY" = 0 ]; then
+    DATA=(--data "$IMAGENETTE" --base-resolution 64 --train-size 6400 --val-size 2000)
+    TRIALS=8 run_study "imagenette_cuda" 60 --device "$DEV" --trials-per-gpu 4
+fi
+
+# Throughput and the accuracy check, from the studies' stores.
+"$PY" - "$WORK" "$DEV" "$DRY" "${OUT:-}" <<'PYEOF' 2>>"$LOG"
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+from tinyscale.study.executors import worker_data
+from tinyscale.study.plan import StudyPlan, trial_seed
+from tinyscale.study.store import Study
+from tinyscale.train.trainer import train_recipe
+
+work, device, dry, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+report = {"dry_run": dry, "device": device, "studies": {}}
+try:
+    import torch
+
+    report["torch"] = torch.__version__
+    report["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+except Exception as exc:  # noqa: BLE001 - the report says what it could not read
+    report["gpu"] = f"unknown ({exc})"
+
+trials = {}
+for line in (work / "timings.txt").read_text().splitlines():
+    name, seconds, rc = line.split()
+    directory = work / name
+    if not (directory / "config.json").exists():
+        report["studies"][name] = {"exit": int(rc), "completed": 0, "seconds": float(seconds)}
+        continue
+    with Study.open(directory) as study:
+        done = study.trials()
+    completed = [t for t in done if t.state == "completed"]
+    trials[name] = {t.number: t for t in completed}
+    ips = [t.images_per_second for t in completed if t.images_per_second]
+    report["studies"][name] = {
+        "exit": int(rc), "seconds": round(float(seconds), 1), "completed": len(completed),
+        "failed": [t.reason for t in done if t.state == "failed"],
+        "trials_per_minute": round(len(completed) / float(seconds) * 60, 2),
+        "median_images_per_second": round(statistics.median(ips)) if ips else None,
+        "mean_accuracy": round(statistics.mean(t.accuracy for t in completed), 4) if completed else None,
+    }
+studies = report["studies"]
+cpu = studies.get("cpu_cores", {}).get("trials_per_minute")
+for name in ("cuda_k1", "cuda_k4"):
+    if cpu and studies.get(name, {}).get("trials_per_minute"):
+        report[f"speedup_{name}_vs_cpu"] = round(studies[name]["trials_per_minute"] / cpu, 2)
+
+# Accuracy: the same recipe and seed on CUDA and on the CPU, against the spread of two other
+# seeds on CUDA (seed noise). fp32 on both: the kernels differ only in summation order, which a
+# brief run amplifies into differences the size of seed noise, not beyond it.
+common = sorted(set(trials.get("cuda_k1", {})) & set(trials.get("cpu_cores", {})))[:4]
+rows = []
+if common:
+    with Study.open(work / "cuda_k1") as study:
+        config = study.config
+    plan = StudyPlan.resolve(config, space=False, load=False)
+    data = worker_data(plan.data)
+    train = plan.train.with_(device="cuda:0" if device == "cuda" else "cpu")
+    for number in common:
+        seed = trial_seed(config.seed, number)
+        others = [train_recipe(trials["cuda_k1"][number].recipe, data, train, seed + 7919 * k).accuracy
+                  for k in (1, 2)]
+        rows.append({"trial": number, "cuda": trials["cuda_k1"][number].accuracy,
+                     "cpu": trials["cpu_cores"][number].accuracy, "cuda_other_seeds": others})
+if rows:
+    device_gap = math.sqrt(statistics.mean((r["cuda"] - r["cpu"]) ** 2 for r in rows))
+    # Seed-to-seed differences of one recipe (three seeds on CUDA: its pairs).
+    pairs = [(a - b) for r in rows for a, b in ((r["cuda"], r["cuda_other_seeds"][0]),
+                                                (r["cuda"], r["cuda_other_seeds"][1]),
+                                                tuple(r["cuda_other_seeds"]))]
+    seed_gap = math.sqrt(statistics.mean(d * d for d in pairs))
+    report["accuracy"] = {
+        "recipes": rows, "rms_cuda_minus_cpu": round(device_gap, 4), "rms_seed_to_seed": round(seed_gap, 4),
+        # Four recipes: within noise when the device gap is no larger than 1.5x the seed gap.
+        "within_seed_noise": bool(device_gap <= 1.5 * seed_gap + 1e-9),
+    }
+text = json.dumps(report, indent=2)
+print(text)
+if out:
+    Path(out, "gpu_check.json").write_text(text + "\n")
+# A study that stopped at its time limit (timeout's 124) still counts; any other exit is a fault.
+broken = {name: s["exit"] for name, s in studies.items() if s["exit"] not in (0, 124)}
+if broken:
+    sys.exit(f"gpu_check: studies that failed: {broken} (see the log)")
+PYEOF
+echo "gpu_check: studies and log in $WORK${OUT:+; numbers in $OUT/gpu_check.json}"
