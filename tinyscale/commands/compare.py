@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training steps per run (default: 1.5x the study's steps per trial)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the study's)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe: 0..N-1 (default 3)")
+    p.add_argument("--settle-check", action="store_true",
+                   help="also retrain the first seed at two ratios for 2x the steps (DIR/compare-settled/) and say "
+                        "whether the comparison is out of the brief regime: no fixed rule falls as c grows, and "
+                        "the longer runs rank the strategies alike (Spearman rho >= 0.9)")
     add_execution_options(p, restart="discard stored comparison results first")
     p.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
     p.set_defaults(func=run)
@@ -86,10 +90,18 @@ def run(args: argparse.Namespace) -> int:
     settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies,
                                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
                                 threads=args.threads, budget=budget)
+    if args.settle_check and args.steps is not None and 2 * args.steps > MAX_STEPS:
+        raise ValueError(f"--settle-check retrains at 2x --steps, more than {MAX_STEPS:,}")
     executor = executor_from(args)
+    settle = None
     try:
         comparison = run_comparison(args.study_dir, settings, restart=args.restart,
                                     progress=not args.no_progress, executor=executor, table=table)
+        if args.settle_check:
+            from tinyscale.evaluate.compare.settle import run_settle_check
+
+            settle = run_settle_check(args.study_dir, comparison, executor=executor,
+                                      progress=not args.no_progress, table=table)
     finally:
         executor.close()
     paths = write_report(comparison, compare_dir(args.study_dir, budget))
@@ -98,9 +110,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no run of the comparison gave an accuracy ({comparison.cells_done} finished; "
                          f"{failed.splitlines()[0]}): {paths.markdown}")
     if args.json:
-        print(finite_json(comparison_table(comparison)))
+        rows = comparison_table(comparison)
+        # With --settle-check: one object, the rows and the check (without it, the rows as before).
+        print(finite_json(rows if settle is None else {"rows": rows, "settle_check": settle.to_dict()}))
     else:
         print(comparison_markdown(comparison))
+        if settle is not None:
+            from tinyscale.evaluate.compare.settle import format_settle_check
+
+            print(format_settle_check(settle, "c" if budget == "macs" else "ms"))
         print(f"tables: {paths.markdown}  {paths.csv}")
         print(f"plot:   {paths.html}" + (f"  {paths.png}" if paths.png else ""))
         if paths.png_message:

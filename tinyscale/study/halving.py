@@ -34,6 +34,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from tinyscale.ranking import spearman, trend_residuals
+
 SCHEDULES = ("uniform", "halving")
 DEFAULT_ETA = 3  # Hyperband's and ASHA's usual reduction factor
 DEFAULT_RUNGS = 2  # rungs above rung 0: the top rung trains eta**2 = 9x the study's steps
@@ -121,34 +123,11 @@ def matched_cost_scores(results: Sequence[RungResult]) -> dict[int, float]:
     """Each result's accuracy above the trend of its rung's accuracies in log c (number ->
     score): a least-squares quadratic in log c from `QUADRATIC_FROM` results, a line from 3,
     the mean below that."""
-    import numpy as np
-
     if not results:
         return {}
-    x = np.log(np.array([r.ratio for r in results], dtype=np.float64))
-    y = np.array([r.accuracy for r in results], dtype=np.float64)
     degree = 2 if len(results) >= QUADRATIC_FROM else 1 if len(results) >= 3 else 0
-    if np.ptp(x) <= 1e-12:
-        degree = 0  # one cost only: nothing to match, the mean is the trend
-    # Centred and scaled log c keeps the normal equations well conditioned.
-    z = (x - x.mean()) / (x.std() or 1.0)
-    basis = np.vander(z, degree + 1)
-    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
-    residual = y - basis @ coef
+    residual = trend_residuals([math.log(r.ratio) for r in results], [r.accuracy for r in results], degree)
     return {r.number: float(e) for r, e in zip(results, residual)}
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (ties by average rank); None below 3 pairs or when either
-    side is constant."""
-    from scipy.stats import spearmanr
-
-    if len(a) != len(b):
-        raise ValueError(f"spearman needs pairs, got {len(a)} and {len(b)} values")
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    rho = float(spearmanr(a, b).statistic)
-    return rho if math.isfinite(rho) else None
 
 
 def by_rung(results: Iterable[RungResult]) -> dict[int, list[RungResult]]:
@@ -168,20 +147,14 @@ def agreement(lower: Sequence[RungResult], upper: Sequence[RungResult]) -> RungA
     scores plus what the longer run changed beyond a smooth gain: the rung-to-rung gain is
     regressed on log c (bigger networks gain more from longer training), and each recipe's
     residual from that line is how much its shape gained or lost."""
-    import numpy as np
-
     rung = lower[0].rung if lower else (upper[0].rung - 1 if upper else 0)
     low_scores = matched_cost_scores(lower)
     low_acc = {r.number: r.accuracy for r in lower}
     shared = [r for r in upper if r.number in low_scores]
     up_scores: list[float] = []
     if shared:
-        x = np.log(np.array([r.ratio for r in shared], dtype=np.float64))
-        gain = np.array([r.accuracy - low_acc[r.number] for r in shared], dtype=np.float64)
-        degree = 1 if len(shared) >= 3 and np.ptp(x) > 1e-12 else 0
-        basis = np.vander((x - x.mean()) / (x.std() or 1.0), degree + 1)
-        coef, *_ = np.linalg.lstsq(basis, gain, rcond=None)
-        change = gain - basis @ coef
+        change = trend_residuals([math.log(r.ratio) for r in shared],
+                                 [r.accuracy - low_acc[r.number] for r in shared], 1 if len(shared) >= 3 else 0)
         up_scores = [low_scores[r.number] + float(e) for r, e in zip(shared, change)]
     return RungAgreement(
         rung=rung, pairs=len(shared),

@@ -39,6 +39,7 @@ def run_comparison(
     builders: dict[str, StrategyBuilder] | None = None,
     on_cell: Callable[[Cell], None] | None = None,
     table=None,
+    variant: str | None = None,
 ) -> Comparison:
     """Build every strategy's recipe at every ratio, train every missing (strategy, ratio, seed,
     bracket) cell with the study's trainer, data and the settings' budget, and return the
@@ -53,7 +54,7 @@ def run_comparison(
     ``builders`` replaces the strategies' recipe builders (tests use it to inject a strategy).
     Under a latency budget (``settings.budget``) ``table`` is the device's
     `tinyscale.latency.LatencyTable` every recipe is solved and matched on; the comparison is
-    stored in ``DIR/compare-latency``.
+    stored in ``DIR/compare-latency``. A ``variant`` (`compare_dir`) is stored on its own.
     """
     study_dir = Path(study_dir)
     config = read_study_config(study_dir)
@@ -68,7 +69,7 @@ def run_comparison(
     train_config = _train_config(config, settings)
     budget = {**trainer_budget(config, train_config), **measure.fingerprint()}
 
-    with CompareStore.open(study_dir, budget, restart=restart, kind=settings.budget) as store:
+    with CompareStore.open(study_dir, budget, restart=restart, kind=settings.budget, variant=variant) as store:
         store.set_meta("settings", json.dumps(settings_to_dict(settings)))
         parts = {}
         for c in settings.ratios:
@@ -99,17 +100,17 @@ def run_comparison(
         return assemble_comparison(settings, budget, store.recipes(), store.cells())
 
 
-def load_comparison(study_dir: str | Path, budget: str = "macs") -> Comparison | None:
+def load_comparison(study_dir: str | Path, budget: str = "macs", variant: str | None = None) -> Comparison | None:
     """The stored comparison of a study at matched ``budget`` (possibly partial), or None when
     there is none.
 
     Read-only with respect to training: the UI calls this while a comparison may be running.
     """
-    path = compare_dir(study_dir, budget) / STORE_NAME
+    path = compare_dir(study_dir, budget, variant) / STORE_NAME
     if not path.exists():
         return None
     try:
-        with CompareStore.open(study_dir, kind=budget) as store:
+        with CompareStore.open(study_dir, kind=budget, variant=variant) as store:
             raw_settings, raw_budget = store.meta("settings"), store.meta("budget")
             if raw_settings is None or raw_budget is None:
                 return None

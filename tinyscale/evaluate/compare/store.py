@@ -63,10 +63,12 @@ CREATE TABLE IF NOT EXISTS cells (
 """
 
 
-def compare_dir(study_dir: str | Path, budget: str = "macs") -> Path:
+def compare_dir(study_dir: str | Path, budget: str = "macs", variant: str | None = None) -> Path:
     """Where a study's comparison lives: ``DIR/compare`` at matched MACs, ``DIR/compare-latency``
-    at matched latency (two comparisons of one study never share a store)."""
-    return Path(study_dir) / (COMPARE_DIR if budget == "macs" else f"{COMPARE_DIR}-{budget}")
+    at matched latency (two comparisons of one study never share a store); a ``variant`` (the
+    settled check's longer runs: ``settled``) gets its own, ``DIR/compare-settled``."""
+    name = COMPARE_DIR if budget == "macs" else f"{COMPARE_DIR}-{budget}"
+    return Path(study_dir) / (name if variant is None else f"{name}-{variant}")
 
 
 def _recipe_json(recipe: Recipe | None) -> str | None:
@@ -97,10 +99,10 @@ class CompareStore(TrainerResultStore):
 
     @classmethod
     def open(cls, study_dir: str | Path, budget: dict | None = None, *, restart: bool = False,
-             kind: str = "macs") -> CompareStore:
+             kind: str = "macs", variant: str | None = None) -> CompareStore:
         """Open (creating when ``budget`` is given) the store of a study's comparison at matched
-        ``kind`` (`BUDGETS`)."""
-        path = compare_dir(study_dir, kind) / STORE_NAME
+        ``kind`` (`BUDGETS`), or of its ``variant`` (`compare_dir`)."""
+        path = compare_dir(study_dir, kind, variant) / STORE_NAME
         if budget is None and not path.exists():
             raise FileNotFoundError(path)
 

@@ -1,8 +1,8 @@
 """The statistics of the fidelity check, on plain numbers: rank correlation, the trend of accuracy
 in log2 c, the pooled seed noise, and the signal of a study's brief accuracies against that noise.
 
-Pure and fast (numpy; scipy only inside `spearman`, as importing scipy.stats at the top would
-slow the CLI's start-up by more than half a second). `tinyscale.evaluate.fidelity.summary` puts
+Pure and fast (numpy; `spearman` lives in `tinyscale.ranking`, shared with the study's rung
+schedule). `tinyscale.evaluate.fidelity.summary` puts
 these together into a `Fidelity`.
 """
 
@@ -14,27 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyscale.ranking import spearman  # re-exported: the fidelity check's rank correlation
+
 MIN_TRIALS = 5  # completed trials needed: a quadratic in log2 c plus residual degrees of freedom
 MIN_RECIPES = 3  # a rank correlation on fewer points says nothing
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman's ρ: Pearson's correlation of the ranks, ties sharing the average of the ranks
-    they span (`scipy.stats.rankdata`). None when either side has fewer than two distinct values
-    (the correlation is undefined); ValueError when the two sides differ in length.
-
-    Not `scipy.stats.spearmanr`, which differs in the last bit at times: ρ on a few recipes can
-    land exactly on a threshold of the verdict (0.8 on 4 or 5 recipes), where that bit decides."""
-    if len(a) != len(b):
-        raise ValueError(f"spearman needs paired values, got {len(a)} and {len(b)}")
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return None
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(x), rankdata(y)
-    da, db = ra - ra.mean(), rb - rb.mean()
-    return float(np.dot(da, db) / math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db))))
 
 
 def linear_trend(x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
