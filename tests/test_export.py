@@ -214,3 +214,18 @@ def test_onnx_check_scales_with_the_logits_and_still_catches_a_wrong_graph(monke
     monkeypatch.setattr(onnx_writer, "onnx_max_abs_diff", lambda *a, **k: (2e-4, 0.5))
     with pytest.raises(RuntimeError, match="disagrees"):
         onnx_writer.network_onnx(trained[0], RECIPE.resolution, seed=0)
+
+
+def test_a_graph_that_disagrees_is_one_line_and_exit_1_with_nothing_written(tmp_path, monkeypatch, capsys):
+    # The toolchain's fault, not the user's input: like a full disk, exit 1, one line, no traceback.
+    import tinyscale.export.onnx as onnx_writer
+    from tinyscale.cli import main
+
+    study = write_study(tmp_path / "study", [])
+    fitted(1).save(study)
+    monkeypatch.setattr(onnx_writer, "onnx_max_abs_diff", lambda *a, **k: (0.2, 5.0))
+    out = tmp_path / "out.zip"
+    code = main(["export", str(study), "--ratio", "0.3", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "the ONNX graph disagrees with the PyTorch module" in err and not out.exists()

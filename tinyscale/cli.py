@@ -122,6 +122,13 @@ def _run(args: argparse.Namespace, where: str) -> int:
     except MemoryError:
         print(f"{where}: error: out of memory", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        from tinyscale.export.onnx import ExportCheckError
+
+        if not isinstance(exc, ExportCheckError):
+            raise  # a bug: its traceback is what a report needs
+        print(f"{where}: error: {exc}", file=sys.stderr)  # the toolchain's fault, like the machine's
+        return 1
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130

@@ -26,6 +26,11 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+class ExportCheckError(RuntimeError):
+    """The exporter's output failed its check (a graph that disagrees with the module, stray
+    files): a fault of the toolchain, not of the user's input (`tinyscale.cli`: one line, exit 1)."""
+
+
 ONNX_TOLERANCE = 1e-4  # max abs difference of graph vs module outputs, per unit of the largest logit past 1
 EXPORT_EXTRAS = ("onnx", "onnxruntime", "onnxscript")  # what `pip install 'tinyscale[export]'` adds
 
@@ -67,7 +72,7 @@ def dynamo_onnx(module, example, *, input_names: list[str], output_names: list[s
                           input_names=input_names, output_names=output_names, dynamic_shapes=dynamic_shapes)
         extra = [p.name for p in Path(tmp).iterdir() if p.name != path.name]
         if extra:
-            raise RuntimeError(f"the ONNX exporter wrote extra files {extra}; expected one self-contained file")
+            raise ExportCheckError(f"the ONNX exporter wrote extra files {extra}; expected one self-contained file")
         return path.read_bytes()
 
 
@@ -104,7 +109,7 @@ def network_onnx(model, resolution: int, seed: int) -> tuple[bytes, float]:
 
     Traced on a batch of 2 random images (seeded) and checked on a batch of 3 drawn next from
     the same generator, so the dynamic batch is exercised; a difference over `ONNX_TOLERANCE`
-    (relative to the largest logit beyond 1) is a RuntimeError."""
+    (relative to the largest logit beyond 1) is an `ExportCheckError`."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -118,7 +123,7 @@ def network_onnx(model, resolution: int, seed: int) -> tuple[bytes, float]:
     # hundreds (536 after 5 steps on toy data, 1.2e-3 apart: 2e-6 relative), so the tolerance is
     # relative to the largest logit beyond 1.
     if not diff <= ONNX_TOLERANCE * max(1.0, scale):
-        raise RuntimeError(
+        raise ExportCheckError(
             f"the ONNX graph disagrees with the PyTorch module (max abs diff {diff:.3g} > {ONNX_TOLERANCE} x "
             f"{max(1.0, scale):.3g}, the largest logit); nothing was written"
         )
