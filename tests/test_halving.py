@@ -315,3 +315,16 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     for r in summary:
         assert shown[f"rung {r.rung}: {r.steps:,} steps"] == f"{r.completed} recipes"
+
+
+def test_fidelity_says_what_it_measured_on_a_study_in_rungs(tmp_path):
+    from tinyscale.commands.fidelity import halving_note
+
+    with run_study(tmp_path / "h", CFG, trials=27, executor=SyntheticExecutor(), progress=False) as study:
+        fit = study.fit_rung()
+        assert fit > 0
+        note = halving_note(study)
+        assert f"rung-0 trials ({S0:,} steps)" in note and f"reads rung {fit} ({S0 * 3 ** fit:,} steps" in note
+    with run_study(tmp_path / "u", replace(CFG, schedule="uniform"), trials=6, executor=SyntheticExecutor(),
+                   progress=False) as study:
+        assert halving_note(study) is None

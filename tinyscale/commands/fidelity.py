@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     check_execution_options(args)  # --device cuda without a GPU: one line before any work
     with Study.open(args.study_dir) as study:  # a missing study is one line before any worker starts
         steps = study.config.steps
+        rung_note = halving_note(study)
     for option, value in (("--recipes", args.recipes), ("--noise-trials", args.noise_trials)):
         if value > MAX_TRIALS:
             raise ValueError(f"{option} must be at most {MAX_TRIALS:,}, got {value:,}")
@@ -60,5 +61,21 @@ def run(args: argparse.Namespace) -> int:
         print(finite_json(result.to_dict()))
         return 0
     print(format_fidelity(result, args.study_dir))
+    if rung_note:
+        print(rung_note)
     print(f"saved      {Path(args.study_dir) / FIDELITY_FILE}")
     return 0
+
+
+def halving_note(study) -> str | None:
+    """What the check measured on a study that trains in rungs: its rung-0 trials, while the fit
+    reads another rung, whose agreement with the rung below the study's stop rule reports."""
+    if study.config.schedule != "halving":
+        return None
+    fit = study.fit_rung()
+    if fit == 0:
+        return None
+    rung = study.rung_summary()[fit]
+    return (f"rungs      this study trains in rungs: the check measured its rung-0 trials ({study.config.steps:,} "
+            f"steps), while the fit reads rung {fit} ({rung.steps:,} steps, {rung.completed} recipes); how that "
+            f"rung ranks against the one below: `tinyscale trials {study.directory}`")
