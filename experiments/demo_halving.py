@@ -25,21 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
+
+from active_compare import (
+    tinyscale,  # the experiments' one way to run the CLI (scripts import each other by name)
+)
 
 RATIOS = "0.5,0.25,0.125,0.0625"
 COMPARE_STEPS = 4 * 134 * 9
 SEEDS = 3
-
-
-def tinyscale(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"tinyscale {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
 
 
 def main(argv=None) -> int:

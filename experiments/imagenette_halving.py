@@ -48,9 +48,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from active_compare import (
+    tinyscale,  # the experiments' one way to run the CLI (scripts import each other by name)
+)
 
 MINUTES = 75.0
 RATIOS = "0.5,0.25,0.125,0.0625"
@@ -68,13 +70,6 @@ def config(arm: str):
     if arm == "U":
         return StudyConfig(steps=300, schedule="uniform", **common)
     return StudyConfig(steps=100, schedule="halving", eta=3, rungs=2, **common)
-
-
-def tinyscale(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"tinyscale {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
 
 
 def main(argv=None) -> int:
