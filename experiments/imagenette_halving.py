@@ -41,6 +41,7 @@ Resumable: every stage resumes from what OUT holds; rerun the same command.
     .venv/bin/python experiments/imagenette_halving.py study H &
     .venv/bin/python experiments/imagenette_halving.py fit
     .venv/bin/python experiments/imagenette_halving.py compare     # hours; resumable
+    .venv/bin/python experiments/imagenette_halving.py settle      # the settled check, 2x steps
     .venv/bin/python experiments/imagenette_halving.py report
 """
 
@@ -74,7 +75,7 @@ def config(arm: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=("study", "fit", "compare", "report"))
+    ap.add_argument("stage", choices=("study", "fit", "compare", "settle", "report"))
     ap.add_argument("arm", nargs="?", choices=("U", "H"))
     ap.add_argument("--out", default="runs/imagenette-halving")
     args = ap.parse_args(argv)
@@ -102,9 +103,17 @@ def main(argv=None) -> int:
         for arm in ("U", "H"):
             print(tinyscale("fit", str(out / arm)))
     elif args.stage == "compare":
-        common = ("--ratios", RATIOS, "--steps", str(COMPARE_STEPS), "--seeds", str(SEEDS), "--workers", "2")
-        print(tinyscale("compare", str(out / "H"), "--strategies", RULES, *common))
-        print(tinyscale("compare", str(out / "U"), "--strategies", "gp", *common))
+        # Seed by seed, both arms, so that an interrupted run (a session ends) holds the arms'
+        # rows paired at every seed it reached. Same cells as one call with --seeds 3: a cell's
+        # seed is its key, and the store keeps what a call with fewer seeds trained.
+        for seeds in range(1, SEEDS + 1):
+            common = ("--ratios", RATIOS, "--steps", str(COMPARE_STEPS), "--seeds", str(seeds), "--workers", "2")
+            print(tinyscale("compare", str(out / "H"), "--strategies", RULES, *common))
+            print(tinyscale("compare", str(out / "U"), "--strategies", "gp", *common))
+    elif args.stage == "settle":
+        # The protocol's settled check: seed 0 at 1/4 and 1/16 (compare's check ratios) at 2x steps.
+        print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS, "--steps",
+                        str(COMPARE_STEPS), "--seeds", str(SEEDS), "--workers", "2", "--settle-check"))
     else:
         print(tinyscale("trials", str(out / "H")).splitlines()[-4:])
         print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS,
