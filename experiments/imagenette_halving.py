@@ -103,13 +103,15 @@ def main(argv=None) -> int:
         for arm in ("U", "H"):
             print(tinyscale("fit", str(out / arm)))
     elif args.stage == "compare":
-        # Seed by seed, both arms, so that an interrupted run (a session ends) holds the arms'
-        # rows paired at every seed it reached. Same cells as one call with --seeds 3: a cell's
-        # seed is its key, and the store keeps what a call with fewer seeds trained.
+        # Seed by seed, and within a seed the cells of decision rules 1 and 2 first (H's gp and
+        # efficientnet, then U's gp), so that an interrupted run (a session ends) holds paired
+        # rows at every seed it reached. Same cells as one call with --seeds 3: a cell is keyed
+        # by (strategy, c, seed, bracket), and the store keeps what an earlier call trained.
         for seeds in range(1, SEEDS + 1):
             common = ("--ratios", RATIOS, "--steps", str(COMPARE_STEPS), "--seeds", str(seeds), "--workers", "2")
-            print(tinyscale("compare", str(out / "H"), "--strategies", RULES, *common))
+            print(tinyscale("compare", str(out / "H"), "--strategies", "gp,efficientnet", *common))
             print(tinyscale("compare", str(out / "U"), "--strategies", "gp", *common))
+            print(tinyscale("compare", str(out / "H"), "--strategies", RULES, *common))
     elif args.stage == "settle":
         # The protocol's settled check: seed 0 at 1/4 and 1/16 (compare's check ratios) at 2x steps.
         print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS, "--steps",
