@@ -288,3 +288,50 @@ def test_kill_mid_study_then_resume_loses_and_repeats_nothing(tmp_path):
         for number, trial in before.items():
             assert trials[number] == trial
             assert times_after[number] == times_before[number]
+
+
+_ORPHAN_SCRIPT = """
+import multiprocessing, sys, time
+from tinyscale.study.executors import ProcessExecutor
+
+if __name__ == "__main__":
+    # "detached", the control: workers that were not asked to end with this process.
+    executor = ProcessExecutor(1, threads=1, end_with_parent=sys.argv[1] == "attached")
+    executor._ensure_pool().submit(time.sleep, 120)
+    while not multiprocessing.active_children():
+        time.sleep(0.1)
+    print(*[p.pid for p in multiprocessing.active_children()], flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaps counts as ended: PID 1 in a container may not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_end_when_their_study_process_is_killed(tmp_path):
+    # kill -9 of a study or compare must not leave its workers training on, orphaned: each
+    # asked the kernel to end it with its parent. The control (no request) shows the test can fail.
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    survivors = {}
+    for mode in ("attached", "detached"):
+        parent = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, text=True)
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert workers and all(_alive(p) for p in workers)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors[mode] = [p for p in workers if _alive(p)]
+        for pid in survivors[mode]:
+            os.kill(pid, signal.SIGKILL)
+    assert survivors["attached"] == []
+    assert survivors["detached"] != []
