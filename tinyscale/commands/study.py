@@ -18,6 +18,15 @@ def _pair(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _rungs(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="sample and briefly train recipes under a FLOPs window (resumable)")
     p.add_argument("--data", help="fashion-mnist, generated, or a class-per-folder dataset path")
@@ -27,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     budget = p.add_argument_group("budget (either or both; the first reached ends the study)")
     budget.add_argument("--trials", type=int, help="number of trials")
     budget.add_argument("--budget-minutes", type=float, help="study time in minutes")
+    budget.add_argument("--budget-steps", type=int,
+                        help="step-units: training steps summed over every run (of every rung); the same on any machine")
     space = p.add_argument_group("search space and training (fixed when the study is created)")
     space.add_argument("--window", type=_pair, help="FLOPs ratio window LOW,HIGH (default 0.05,1.0)")
     space.add_argument("--r-range", type=_pair, help="resolution multiplier range (default 0.35,1.0)")
@@ -42,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "--eta^k steps, the best 1/--eta of a rung at matched cost promoted, "
                                           "lengthening stopped once two rungs rank alike (Spearman rho >= 0.9)")
     space.add_argument("--eta", type=int, help="halving: the rung's step factor and promotion ratio (default 3)")
-    space.add_argument("--rungs", type=int, help="halving: rungs above rung 0 (default 2: the top trains 9x --steps)")
+    space.add_argument("--rungs", type=_rungs,
+                       help="halving: rungs above rung 0, or auto (default): the most whose 6 recipes at the top "
+                            "(and --eta x as many below) fit the budget, from the first runs' measured cost")
     space.add_argument("--batch-size", type=int, help="training batch size")
     space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
     space.add_argument("--rules", choices=RULE_SETS, help="rounding rule set (default tinynet)")
@@ -75,6 +88,10 @@ def config_from_args(args: argparse.Namespace, stored=None):
     from tinyscale.study.trial import StudyConfig
 
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    if given.get("rungs") == "auto":
+        given["rungs"] = None  # StudyConfig's word for auto
+    elif stored is None and given.get("schedule") == "halving" and "rungs" not in given:
+        given["rungs"] = None  # a new study in rungs chooses them from its budget
     precision = getattr(args, "precision", None)
     if stored is not None:
         stored_precision = stored.extra.get("precision", "fp32")
@@ -121,7 +138,8 @@ def run_command(args: argparse.Namespace) -> int:
     if not directory.strip():  # "" would be the current directory
         raise ValueError("the study directory is empty: give --out DIR (new study) or --resume DIR")
     for option, value, limit in (("--trials", args.trials, MAX_TRIALS), ("--steps", args.steps, MAX_STEPS),
-                                 ("--batch-size", args.batch_size, MAX_BATCH)):
+                                 ("--batch-size", args.batch_size, MAX_BATCH),
+                                 ("--budget-steps", args.budget_steps, MAX_TRIALS * MAX_STEPS)):
         if value is not None and value > limit:
             raise ValueError(f"{option} must be at most {limit:,}, got {value:,}")
     if args.out and isinstance(args.resume, str) and Path(args.out) != Path(args.resume):
@@ -144,7 +162,7 @@ def run_command(args: argparse.Namespace) -> int:
     executor = executor_from(args)
     try:
         study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
-                          resume=resume, executor=executor, progress=not args.no_progress,
+                          budget_steps=args.budget_steps, resume=resume, executor=executor, progress=not args.no_progress,
                           retry_failed=args.retry_failed)
     finally:
         executor.close()

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from tinyscale.limits import MAX_TRIALS
 from tinyscale.storage import SQLITE_SIDE_FILES, TRIALS_FILE
-from tinyscale.study.halving import SETTLED_RHO, Promotion, by_rung, promotions, rung_steps, settled_rung
+from tinyscale.study.halving import (MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs, promotions,
+                                     rung_steps, settled_rung)
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
-from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
+from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
 from tinyscale.study.trial import StudyConfig
 
 
@@ -71,13 +72,18 @@ def run_study(
     *,
     trials: int | None = None,
     budget_minutes: float | None = None,
+    budget_steps: int | None = None,
     resume: bool = False,
     executor=None,
     progress: bool = True,
     retry_failed: bool = False,
 ) -> Study:
-    """Run (or resume) a study until ``trials`` trials have finished or ``budget_minutes`` of
-    study time have passed (whichever comes first; the stored budget when not given).
+    """Run (or resume) a study until ``trials`` trials have finished, ``budget_minutes`` of
+    study time have passed or ``budget_steps`` step-units (training steps summed over every
+    run, of every rung) are spent, whichever comes first (the stored budget when not given).
+    A halving study with ``rungs`` None chooses its rungs from these budgets
+    (`tinyscale.study.halving.choose_rungs`; a budget in minutes once `MIN_PAIRS` rung-0 runs
+    have measured what a run costs) and stores the choice.
 
     Whenever workers are free the sampler proposes recipes for the lowest free trial numbers
     (one per free worker); each proposal is stored before it trains. Numbers already finished
@@ -90,9 +96,11 @@ def run_study(
     """
     from tinyscale.study.samplers import make_sampler
 
-    for name, value in (("trials", trials), ("budget_minutes", budget_minutes)):
+    for name, value in (("trials", trials), ("budget_minutes", budget_minutes), ("budget_steps", budget_steps)):
         if value is not None and (isinstance(value, bool) or not 0 < value < math.inf):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if budget_steps is not None and budget_steps != int(budget_steps):
+        raise ValueError(f"budget_steps must be a whole number of steps, got {budget_steps!r}")
     if trials is not None and trials > MAX_TRIALS:
         raise ValueError(f"trials must be at most {MAX_TRIALS:,}, got {trials!r}")
     # Every check that can fail runs before the directory is created, so a typo leaves nothing
@@ -105,7 +113,7 @@ def run_study(
     new = not (directory / CONFIG_FILE).exists()
     study = _open_locked(directory, config, resume)
     try:
-        target, budget = _budget(study, trials, budget_minutes, resume)
+        target, budget, step_budget = _budget(study, trials, budget_minutes, budget_steps, resume)
         if plan is None:  # resumed without a config: check the stored one before workers start
             plan = StudyPlan.resolve(study.config, space=False)
         _check_trainer(study, plan)
@@ -115,6 +123,7 @@ def run_study(
         raise
     config = study.config
     halving = config.schedule == "halving"
+    slots = executor.slots if executor is not None else 1  # what a budget in minutes buys: minutes x workers
     retrain = ("pending", "running", "failed") if retry_failed else ("pending", "running")
     kept = sum(1 for t in study.trials() if t.state not in retrain)  # finished and not to be retrained
     study.stop_reason = None  # set when the sampler says the space holds nothing new
@@ -126,6 +135,17 @@ def run_study(
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - session_start
+
+    def run_steps(rung: int) -> int:
+        return rung_steps(config.steps, config.eta, rung)
+
+    def step_units_left() -> float:
+        """What the step budget still allows (inf without one): finished runs that will not be
+        retrained and the runs in flight are spent."""
+        if step_budget is None:
+            return math.inf
+        spent = sum(run_steps(t.rung) for t in study.runs() if t.state not in retrain or (t.number, t.rung) in ended)
+        return step_budget - spent - sum(run_steps(rung) for _, rung in in_flight)
 
     def job(trial, rung: int) -> Job:
         seed = trial_seed(config.seed, trial.number)  # a promoted run keeps its recipe's seed: paired
@@ -141,6 +161,9 @@ def run_study(
         proposals, stored before they train."""
         if budget is not None and elapsed() >= budget * 60:
             return []
+        if halving and config.rungs is None and study.get_meta(CHOSEN_RUNGS) is None:
+            _choose_rungs(study, target, budget, step_budget, slots, log)
+        left = step_units_left()
         trials = study.trials()
         # Runs that finished in this run are not retried again (a retried run that fails again
         # stays failed).
@@ -148,6 +171,14 @@ def run_study(
                 and (t.number, t.rung) not in ended and (target is None or t.number < target)][:free]
         if halving and len(todo) < free:
             todo += [(study.trial(p.number), p.rung) for p in _promotions(study, log, said)][:free - len(todo)]
+        affordable = []
+        for trial, rung in todo:  # in priority order, while the step budget lasts
+            if run_steps(rung) <= left:
+                affordable.append((trial, rung))
+                left -= run_steps(rung)
+        todo = affordable
+        if left < math.inf:  # new recipes train at rung 0: as many as the step budget still allows
+            free = min(free, len(todo) + int(left // config.steps))
         if len(todo) < free and study.stop_reason is None:
             taken = {t.number for t in trials}
             numbers: list[int] = []
@@ -208,9 +239,9 @@ def _remove_new_study(directory: Path, created: bool) -> None:
             directory.rmdir()
 
 
-def _budget(study: Study, trials: int | None, budget_minutes: float | None, resume: bool
-            ) -> tuple[int | None, float | None]:
-    """Store a newly given budget and return the study's (target trials, minutes)."""
+def _budget(study: Study, trials: int | None, budget_minutes: float | None, budget_steps: int | None,
+            resume: bool) -> tuple[int | None, float | None, int | None]:
+    """Store a newly given budget and return the study's (target trials, minutes, step-units)."""
     done = study.progress().finished
     if trials is not None and resume and trials < done:
         raise ValueError(f"the study already has {done} finished trials; --trials {trials} asks for fewer "
@@ -219,10 +250,39 @@ def _budget(study: Study, trials: int | None, budget_minutes: float | None, resu
         study.set_meta("target_trials", int(trials))
     if budget_minutes is not None:
         study.set_meta("budget_minutes", float(budget_minutes))
-    target, budget = study.get_meta("target_trials"), study.get_meta("budget_minutes")
-    if target is None and budget is None:
-        raise ValueError("give a budget: a number of trials or minutes")
-    return target, budget
+    if budget_steps is not None:
+        study.set_meta("budget_steps", int(budget_steps))
+    target, budget, steps = (study.get_meta(k) for k in ("target_trials", "budget_minutes", "budget_steps"))
+    if target is None and budget is None and steps is None:
+        raise ValueError("give a budget: a number of trials, minutes or step-units")
+    return target, budget, steps
+
+
+def _choose_rungs(study: Study, target: int | None, budget: float | None, step_budget: int | None, slots: int,
+                  log) -> None:
+    """A halving study with rungs auto: choose its rungs from its budgets and store the choice,
+    or wait (a budget in minutes) until `MIN_PAIRS` rung-0 runs have measured what a run costs."""
+    from tinyscale.limits import MAX_STEPS
+
+    c = study.config
+    cost = None
+    if budget is not None:
+        measured = [t for t in study.trials("completed") if t.train_seconds is not None and t.steps]
+        if len(measured) < MIN_PAIRS:
+            return
+        cost = RunCost(sum(t.train_seconds / t.steps for t in measured) / len(measured),
+                       sum(t.eval_seconds or 0.0 for t in measured) / len(measured))
+    rungs = choose_rungs(steps=c.steps, eta=c.eta, max_steps=MAX_STEPS, trials=target, step_budget=step_budget,
+                         worker_seconds=None if budget is None else budget * 60 * slots, cost=cost)
+    study.set_meta(CHOSEN_RUNGS, rungs)
+    measured_by = "" if cost is None else f" (a run measured at {cost.seconds_per_step * 1000:.1f} ms a step)"
+    if rungs:
+        log(f"study: {rungs} rung{'s' if rungs > 1 else ''} above rung 0, the top training "
+            f"{rung_steps(c.steps, c.eta, rungs):,} steps: the most whose {MIN_PAIRS} recipes at the top (and "
+            f"{c.eta}x as many below) fit the budget{measured_by}")
+    else:
+        log(f"study: the budget fits no rung of {MIN_PAIRS} recipes at {c.steps * c.eta:,} steps{measured_by}: "
+            f"every recipe trains {c.steps:,} steps at rung 0")
 
 
 def _check_trainer(study: Study, plan: StudyPlan) -> None:
@@ -257,11 +317,11 @@ def _promotions(study: Study, log, said: list[str]) -> list[Promotion]:
     started: dict[int, set[int]] = {}
     for t in study.rung_runs():
         started.setdefault(t.rung, set()).add(t.number)
-    settled = settled_rung(by_rung(results), c.rungs)
+    settled = settled_rung(by_rung(results), study.top_rung)
     news = "" if settled is None else (
         f"study: rung {settled} ({rung_steps(c.steps, c.eta, settled):,} steps) ranks as rung {settled + 1} does "
         f"(rho >= {SETTLED_RHO}); no longer lengthening, more recipes instead")
     if news and news not in said:
         said.append(news)
         log(news)
-    return promotions(results, started, eta=c.eta, top=c.rungs)
+    return promotions(results, started, eta=c.eta, top=study.top_rung)

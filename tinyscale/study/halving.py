@@ -102,14 +102,18 @@ class RungSummary:
 
 
 def check_schedule(schedule: object, eta: object, rungs: object, steps: int, max_steps: int) -> None:
-    """ValueError (in the command line's words) when the schedule options make no sense."""
+    """ValueError (in the command line's words) when the schedule options make no sense.
+    ``rungs`` None: chosen by the study from its budget (`choose_rungs`)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     for name, value, high in (("--eta", eta, MAX_ETA), ("--rungs", rungs, MAX_RUNGS)):
+        if name == "--rungs" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or not (2 if name == "--eta" else 1) <= value <= high:
             low = 2 if name == "--eta" else 1
-            raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    if schedule == "halving" and steps * eta ** rungs > max_steps:
+            raise ValueError(f"{name} must be a whole number from {low} to {high}" + (" or auto" if name == "--rungs"
+                             else "") + f", got {value!r}")
+    if schedule == "halving" and rungs is not None and steps * eta ** rungs > max_steps:
         raise ValueError(f"the top rung would train {steps * eta ** rungs:,} steps (--steps {steps} x --eta {eta} "
                          f"^ --rungs {rungs}), more than {max_steps:,}")
 
@@ -117,6 +121,55 @@ def check_schedule(schedule: object, eta: object, rungs: object, steps: int, max
 def rung_steps(steps: int, eta: int, rung: int) -> int:
     """Training steps of a run at ``rung``."""
     return steps * eta ** rung
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What one run costs, measured on a study's first rung-0 runs: seconds per training step
+    and the seconds it spends outside training (evaluation), which do not grow with the rung."""
+
+    seconds_per_step: float
+    fixed_seconds: float
+
+    def at(self, steps: int) -> float:
+        return self.seconds_per_step * steps + self.fixed_seconds
+
+
+def schedule_cost(rungs: int, eta: int, run_cost) -> float:
+    """The cost of the smallest schedule whose top rung the stop rule can judge: `MIN_PAIRS`
+    recipes at rung ``rungs``, ``eta`` x as many at each rung below (the ASHA quotas), where a run
+    at rung k costs ``run_cost(k)``."""
+    return sum(MIN_PAIRS * eta ** (rungs - k) * run_cost(k) for k in range(rungs + 1))
+
+
+def choose_rungs(*, steps: int, eta: int, max_steps: int, trials: int | None = None,
+                 step_budget: int | None = None, worker_seconds: float | None = None,
+                 cost: RunCost | None = None) -> int:
+    """The most rungs above rung 0 (up to `MAX_RUNGS`) whose smallest judged schedule
+    (`schedule_cost`) fits every budget given: ``trials`` recipes at rung 0, ``step_budget``
+    step-units (training steps summed over runs), ``worker_seconds`` (minutes x 60 x workers,
+    with each run's ``cost`` as measured). 0 when not even one lengthening fits: the study
+    trains every recipe at rung 0.
+
+    Why "judged": a rung with fewer than `MIN_PAIRS` recipes cannot tell whether lengthening
+    changed the ranking (the stop rule needs them), so a deeper schedule the budget cannot fill
+    to that depth spends its longest runs on a verdict it cannot reach."""
+    if worker_seconds is not None and cost is None:
+        raise ValueError("a budget in minutes needs the measured cost of a run")
+
+    def fits(rungs: int) -> bool:
+        if steps * eta ** rungs > max_steps:
+            return False
+        if trials is not None and MIN_PAIRS * eta ** rungs > trials:
+            return False
+        if step_budget is not None and schedule_cost(rungs, eta, lambda k: steps * eta ** k) > step_budget:
+            return False
+        return worker_seconds is None or schedule_cost(rungs, eta, lambda k: cost.at(steps * eta ** k)) <= worker_seconds
+
+    rungs = 0
+    while rungs < MAX_RUNGS and fits(rungs + 1):
+        rungs += 1
+    return rungs
 
 
 def matched_cost_scores(results: Sequence[RungResult]) -> dict[int, float]:

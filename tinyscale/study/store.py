@@ -33,13 +33,14 @@ from tinyscale.limits import MAX_JSON_BYTES, MAX_TRIALS
 from tinyscale.storage import (CONFIG_FILE, LOCK_FILE, TRIALS_FILE, FileLock, database_problem,
                                differences, loads_json, read_bounded, write_text_atomically)
 from tinyscale.study import database
-from tinyscale.study.halving import RungResult, RungSummary, fit_rung, summarise
+from tinyscale.study.halving import MAX_RUNGS, RungResult, RungSummary, fit_rung, summarise
 from tinyscale.study.plan import check_config_numbers
 from tinyscale.study.runner import RunResult
 from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial
 
 STATES = TRIAL_STATES
 SCHEMA_VERSION = database.SCHEMA_VERSION
+CHOSEN_RUNGS = "chosen_rungs"  # meta key: the rungs a study with rungs auto chose from its budget
 
 
 @dataclass(frozen=True)
@@ -237,15 +238,30 @@ class Study:
         return [RungResult(t.number, t.rung, t.ratio, t.accuracy, t.recipe.r, t.recipe.d)
                 for t in self.runs("completed")]
 
+    @property
+    def top_rung(self) -> int:
+        """The highest rung a halving study trains: its ``rungs``, or with ``rungs`` None (auto)
+        the number it chose from its budget (`tinyscale.study.halving.choose_rungs`), 0 until it
+        has chosen; 0 for a uniform study."""
+        c = self.config
+        if c.schedule != "halving":
+            return 0
+        if c.rungs is not None:
+            return c.rungs
+        chosen = self.get_meta(CHOSEN_RUNGS, 0)
+        if isinstance(chosen, bool) or not isinstance(chosen, int) or not 0 <= chosen <= MAX_RUNGS:
+            raise ValueError(f"{self.directory / TRIALS_FILE} holds a damaged {CHOSEN_RUNGS!r} ({chosen!r})")
+        return chosen
+
     def rung_summary(self) -> list[RungSummary]:
         """Each rung (halving schedule): its steps, completed recipes, agreement with the next."""
         c = self.config
-        return summarise(self.rung_results(), steps=c.steps, eta=c.eta, top=c.rungs if c.schedule == "halving" else 0)
+        return summarise(self.rung_results(), steps=c.steps, eta=c.eta, top=self.top_rung)
 
     def fit_rung(self) -> int:
         """The rung whose results the fit uses (`tinyscale.study.halving.fit_rung`; 0 for a
         uniform study)."""
-        return 0 if self.config.schedule != "halving" else fit_rung(self.rung_results(), self.config.rungs)
+        return 0 if self.config.schedule != "halving" else fit_rung(self.rung_results(), self.top_rung)
 
     def fit_trials(self) -> list[Trial]:
         """The completed runs the fit and everything after it read: every completed trial of a
