@@ -97,15 +97,19 @@ def test_every_flag_has_its_typed_note(solver):
         assert kinds.count(NoteKind.UNDETERMINED) == len(a.undetermined)
         assert (NoteKind.EXTRAPOLATED in kinds) == a.extrapolated
         assert (NoteKind.WIDTH_CLAMPED in kinds) == a.width_clamped
+        assert kinds.count(NoteKind.BOX_EDGE) == len([e for e in a.edges if not e.limit])
+        assert kinds.count(NoteKind.ARCH_LIMIT) == len([e for e in a.edges if e.limit])
         assert all(isinstance(n.text, str) and n.text for n in a.notes)
         # JSON: the sentences (what existing readers use) and, in parallel, the kinds' names.
         d = json.loads(json.dumps(a.to_dict()))
         assert d["notes"] == [n.text for n in a.notes]
         assert d["note_kinds"] == [k.value for k in kinds]
     # The queries above exercise every kind a Pareto fit can give (width_limited needs the
-    # accuracy surface: tests/test_surface.py).
-    assert seen == set(NoteKind) - {NoteKind.WIDTH_LIMITED}
-    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped", "undetermined", "width_limited"}
+    # accuracy surface: tests/test_surface.py; arch_limit a recipe at one block per stage:
+    # tests/test_edges.py).
+    assert seen == set(NoteKind) - {NoteKind.WIDTH_LIMITED, NoteKind.ARCH_LIMIT}
+    assert {k.value for k in NoteKind} == {"clipped", "extrapolated", "width_clamped", "undetermined", "width_limited",
+                                           "box_edge", "arch_limit"}
 
 
 def test_macs_budget_is_the_same_query_as_its_ratio(solver):

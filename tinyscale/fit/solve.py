@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
+from tinyscale.fit.edges import Edge, recipe_edges
 from tinyscale.space.cost import baseline_macs, cost
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.steps import StepSolution
@@ -45,6 +46,8 @@ class NoteKind(str, Enum):
     WIDTH_CLAMPED = "width_clamped"  # no width reaches c at (r, d); w clamped to its range
     UNDETERMINED = "undetermined"  # r's or d's 95 % band covers most of the sampled range: the data do not pin it
     WIDTH_LIMITED = "width_limited"  # the surface's best (r, d) at c needs a width no trial used; the ridge stops at the explored widths
+    BOX_EDGE = "box_edge"  # r or d at the edge of the sampled box, where a wider box could go on (tinyscale.fit.edges)
+    ARCH_LIMIT = "arch_limit"  # r or d at the architecture's own limit (one block per stage; the smallest input)
 
 
 # An axis whose 95 % band at c covers at least this share of its sampled range (in log) is
@@ -86,6 +89,7 @@ class RecipeAnswer:
     width_clamped: bool
     notes: tuple[Note, ...]
     undetermined: tuple[str, ...] = ()  # which of "r", "d" the data do not pin down (see UNDETERMINED_SHARE)
+    edges: tuple[Edge, ...] = ()  # where r or d sits at the sampled box's edge (`tinyscale.fit.edges`)
 
     @property
     def target(self) -> float:
@@ -141,6 +145,8 @@ class RecipeAnswer:
             "clipped": list(self.clipped),
             "width_clamped": self.width_clamped,
             "undetermined": list(self.undetermined),
+            "edges": [{"axis": e.axis, "side": e.side, "limit": e.limit, "wider": None if e.wider is None else list(e.wider)}
+                      for e in self.edges],
             "notes": list(self.note_texts),
             "note_kinds": [n.kind.value for n in self.notes],  # parallel to "notes"
         }
@@ -222,6 +228,10 @@ class RecipeSolver:
                                   f"{share:.0%} of the sampled range [{lo:g}, {hi:g}], so {name}={values[name]:g} is "
                                   "the fit's guess, not a measured preference"))
         r, d = values["r"], values["d"]
+        # An undetermined axis's value is the fit's guess: its edge says nothing.
+        edges = tuple(e for e in recipe_edges(r, d, cfg.r_range, cfg.d_range, rules=cfg.rules,
+                                              base_resolution=cfg.base_resolution) if e.axis not in undetermined)
+        notes += [Note(NoteKind.ARCH_LIMIT if e.limit else NoteKind.BOX_EDGE, e.text()) for e in edges]
         ridge, surface = self.fit.ridge, self.fit.surface
         limit = 0 if ridge is None or surface is None else ridge.width_limit_at(c)
         if limit:
@@ -265,6 +275,7 @@ class RecipeSolver:
             width_clamped=width_clamped,
             notes=tuple(notes),
             undetermined=tuple(undetermined),
+            edges=edges,
         )
 
     def solve_latency(self, target_us: float, latency) -> LatencyAnswer:

@@ -19,7 +19,8 @@ from tinyscale.study.halving import (MIN_PAIRS, SETTLED_RHO, Promotion, RunCost,
                                      rung_steps, settled_rung)
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
-from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
+from tinyscale.study.store import (CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, box_widening,
+                                   config_differences)
 from tinyscale.study.trial import StudyConfig
 
 
@@ -39,6 +40,17 @@ def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, 
             study.config.data):
         config = replace(config, data=study.config.data)  # the same dataset, spelled another way
     if config is not None and config != study.config:
+        try:
+            widened = box_widening(study.config, config)
+        except ValueError:
+            study.close()
+            raise
+        if widened:
+            entry = study.widen_box(config)
+            print(f"study: the sampled box widened at trial {entry['from_trial']} ("
+                  + "; ".join(f"{k}: {a[0]:g},{a[1]:g} -> {b[0]:g},{b[1]:g}" for k, (a, b) in widened.items())
+                  + "): the trials so far lie inside it; new recipes are drawn from the wider box", flush=True)
+            return study
         diffs = "; ".join(config_differences(study.config, config))
         study.close()
         raise ValueError(f"the study at {directory} was created with a different configuration ({diffs})")

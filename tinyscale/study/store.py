@@ -76,6 +76,28 @@ def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
     return differences(stored.to_dict(), asked.to_dict())
 
 
+BOX_AXES = ("r_range", "d_range")
+BOX_EXTENSIONS = "box_extensions"  # meta key: each widening of the sampled box, in order
+
+
+def box_widening(stored: StudyConfig, asked: StudyConfig) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+    """The axes ``asked`` widens the sampled box on (name -> (stored range, asked range)) when it
+    differs from ``stored`` in nothing else; {} when another field differs too (a different
+    study). ValueError when a range would narrow: trials outside it would lose their meaning."""
+    if any(getattr(stored, f) != getattr(asked, f) for f in stored.to_dict() if f not in BOX_AXES):
+        return {}
+    widened = {}
+    for name in BOX_AXES:
+        (lo, hi), (new_lo, new_hi) = getattr(stored, name), getattr(asked, name)
+        if (lo, hi) == (new_lo, new_hi):
+            continue
+        if new_lo > lo or new_hi < hi:
+            raise ValueError(f"--{name.replace('_', '-')} {new_lo:g},{new_hi:g} narrows the study's {lo:g},{hi:g}: a "
+                             "resumed study's box can only widen (its trials must stay inside it)")
+        widened[name] = ((lo, hi), (new_lo, new_hi))
+    return widened
+
+
 class Study:
     """A study directory. Create it with `Study.create`, open an existing one with `Study.open`."""
 
@@ -138,6 +160,31 @@ class Study:
                     problem = database_problem(db_path, exc, "")  # the machine's (OSError) or damage
                     raise (ValueError(f"the study at {directory} has an unreadable {TRIALS_FILE}: {exc}")
                            if isinstance(problem, ValueError) else problem) from None
+
+    def widen_box(self, wider: StudyConfig) -> dict:
+        """Resume in a wider box (`box_widening`; issue 25 item 6: a ridge at the box's edge is a
+        finding, and new recipes drawn past the edge test it). The trials so far lie inside the
+        new box and keep their meaning. Stored as the config (the database's copy first, then
+        config.json) and as one more entry of the box's history (`box_extensions`)."""
+        widened = box_widening(self.config, wider)
+        if not widened:
+            raise ValueError("widen_box changes only r_range and d_range")
+        entry = {"from_trial": len(self.trials()), **{k: {"from": list(a), "to": list(b)} for k, (a, b) in widened.items()}}
+        with self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (json.dumps(wider.to_dict()),))
+            history = self.box_extensions()
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (BOX_EXTENSIONS, json.dumps(history + [entry])))
+        write_text_atomically(self.directory / CONFIG_FILE, json.dumps(wider.to_dict(), indent=2, sort_keys=True) + "\n")
+        self.config = wider
+        return entry
+
+    def box_extensions(self) -> list[dict]:
+        """Each widening of the sampled box (`widen_box`): the trial count it happened at and each
+        axis's range before and after."""
+        history = self.get_meta(BOX_EXTENSIONS, [])
+        if not isinstance(history, list):
+            raise ValueError(f"{self.directory / TRIALS_FILE} holds a damaged {BOX_EXTENSIONS!r}")
+        return history
 
     def hold(self, lock: FileLock) -> None:
         """Keep ``lock`` until this study is closed (the runner's exclusive hold on the directory)."""
