@@ -48,6 +48,7 @@ Resumable: every stage resumes from what OUT holds; rerun the same command.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -117,10 +118,97 @@ def main(argv=None) -> int:
         print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS, "--steps",
                         str(COMPARE_STEPS), "--seeds", str(SEEDS), "--workers", "2", "--settle-check"))
     else:
-        print(tinyscale("trials", str(out / "H")).splitlines()[-4:])
-        print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS,
-                        "--steps", str(COMPARE_STEPS), "--seeds", str(SEEDS)))
+        report(out)
     return 0
+
+
+FIXED = ("efficientnet", "fast", "uniform", "width", "depth", "resolution")
+
+
+def _paired(by_seed: dict[int, float]) -> tuple[float, float | None, int]:
+    """Mean, standard error and count of per-seed values (SE None below 2 seeds)."""
+    import statistics
+
+    values = list(by_seed.values())
+    if not values:
+        return math.nan, None, 0
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    return statistics.fmean(values), se, len(values)
+
+
+def _over_ratios(per_ratio: dict[float, dict[int, float]]) -> dict[int, float]:
+    """Per seed, the mean over the ratios of a per-(ratio, seed) difference; only seeds present at
+    every ratio given (the decision rules' unit: a seed's mean over the four ratios)."""
+    import statistics
+
+    seeds = set.intersection(*(set(v) for v in per_ratio.values())) if per_ratio else set()
+    return {s: statistics.fmean(v[s] for v in per_ratio.values()) for s in sorted(seeds)}
+
+
+def _fmt(mean: float, se: float | None, n: int) -> str:
+    return f"{100 * mean:+.2f} ± {'n/a' if se is None else f'{100 * se:.2f}'} pp (n = {n} seeds)"
+
+
+def report(out: Path) -> None:
+    """The protocol's five decision rules on whatever cells are stored (a partial comparison
+    reports the ratios and seeds it holds, and says so)."""
+    from tinyscale.evaluate.compare import load_comparison
+
+    h, u = load_comparison(out / "H"), load_comparison(out / "U")
+    if h is None:
+        raise SystemExit("no comparison stored for H yet")
+    ratios = [float(c) for c in RATIOS.split(",")]
+
+    def by_seed(comparison, c, strategy) -> dict[int, float]:
+        row = None if comparison is None else comparison.row(c, strategy)
+        return {} if row is None or not row.accuracies else row.accuracy_by_seed
+
+    def diff(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
+        return {s: a[s] - b[s] for s in a if s in b}
+
+    print("| c | H gp | U gp | efficientnet | best fixed rule | oracle (hindsight best) |")
+    print("|---|---|---|---|---|---|")
+    vs_eff, vs_u, oracle, below_best = {}, {}, {}, []
+    for c in ratios:
+        gp_h, gp_u, eff = by_seed(h, c, "gp"), by_seed(u, c, "gp"), by_seed(h, c, "efficientnet")
+        fixed = {name: by_seed(h, c, name) for name in FIXED if by_seed(h, c, name)}
+        pool = {**fixed, "gp": gp_h, **({"U gp": gp_u} if gp_u else {})}
+
+        def mean(v):
+            return sum(v.values()) / len(v) if v else math.nan
+
+        best_fixed = max(fixed, key=lambda n: mean(fixed[n]), default=None)
+        best = max(pool, key=lambda n: mean(pool[n]) if pool[n] else -1.0)
+        cell = lambda v: "-" if not v else f"{100 * mean(v):.2f} ({len(v)})"  # noqa: E731
+        print(f"| {c:g} | {cell(gp_h)} | {cell(gp_u)} | {cell(eff)} | "
+              f"{'-' if best_fixed is None else best_fixed + ' ' + cell(fixed[best_fixed])} | {best} {cell(pool[best])} |")
+        if gp_h and eff:
+            vs_eff[c] = diff(gp_h, eff)
+            oracle[c] = diff(pool[best], eff)
+        if gp_h and gp_u:
+            vs_u[c] = diff(gp_h, gp_u)
+        if gp_h and best_fixed is not None:
+            m, se, n = _paired(diff(gp_h, fixed[best_fixed]))
+            below_best.append((c, best_fixed, m, se, n))
+    complete = all(c in vs_eff for c in ratios)
+    print(f"\nratios with H gp and efficientnet: {sorted(vs_eff)}{'' if complete else ' (partial: not a decision)'}")
+    m1 = _paired(_over_ratios(vs_eff))
+    print(f"1. H gp - efficientnet, mean over ratios: {_fmt(*m1)}; target >= +1.50: "
+          f"{('met' if m1[0] >= 0.015 else 'missed') if complete else 'not decided (partial)'}")
+    m2 = _paired(_over_ratios(vs_u))
+    print(f"2. H gp - U gp: {_fmt(*m2)}; {'H ahead' if m2[0] > 0 else 'H not ahead'}"
+          + ("" if m2[1] is None else f", {'more' if abs(m2[0]) > 2 * m2[1] else 'less'} than 2 SE"))
+    mo = _paired(_over_ratios(oracle))
+    share = m1[0] / mo[0] if mo[0] > 0 else math.nan
+    print(f"3. oracle - efficientnet: {_fmt(*mo)}; H's share of it {share:.0%} (target >= 70 %)")
+    worst = [(c, name, m, se, n) for c, name, m, se, n in below_best if se is not None and m < -2 * se]
+    for c, name, m, se, n in below_best:
+        print(f"4. at c = {c:g}: H gp - {name} (best fixed rule) {_fmt(m, se, n)}")
+    print(f"4. more than 2 SE below the best fixed rule at: {[c for c, *_ in worst] or 'no ratio'}")
+    with __import__("tinyscale.study.store", fromlist=["Study"]).Study.open(out / "H") as study:
+        settled = [r.rung for r in study.rung_summary() if r.agreement is not None and r.agreement.settled]
+    print(f"5. H's stop rule called rungs settled: {settled or 'none'}"
+          + ("" if settled else " (no settled claim to hold; the compare's own settled check: `settle` stage)"))
 
 
 if __name__ == "__main__":
