@@ -77,5 +77,6 @@ def halving_note(study) -> str | None:
         return None
     rung = study.rung_summary()[fit]
     return (f"rungs      this study trains in rungs: the check measured its rung-0 trials ({study.config.steps:,} "
-            f"steps), while the fit reads rung {fit} ({rung.steps:,} steps, {rung.completed} recipes); how that "
-            f"rung ranks against the one below: `tinyscale trials {study.directory}`")
+            f"steps), while the fit reads rung {fit} ({rung.steps:,} steps, {rung.completed} recipes), whose "
+            f"seed noise is smaller: the fit infers its own rather than use this one; how that rung ranks "
+            f"against the one below: `tinyscale trials {study.directory}`")

@@ -80,6 +80,15 @@ def noise_for_fit(study_dir: str | os.PathLike, choice: str = "auto") -> float |
         raise ValueError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {choice!r}")
     if choice == "inferred":
         return None
+    longer = _fit_reads_longer_runs(study_dir)
+    if longer is not None:
+        # The noise was measured on the study's rung-0 runs; the fit reads longer ones, whose
+        # seed noise is smaller (on the synthetic truth of tests/test_halving.py it shrinks as
+        # 1/sqrt(steps)): fixing the surface at the short runs' noise would smooth real shape away.
+        if choice == "measured":
+            raise ValueError(f"the seed noise of {study_dir} was measured at rung 0 ({longer[1]:,} steps) and the fit "
+                             f"reads rung {longer[0]} ({longer[2]:,} steps): fit with --noise inferred")
+        return None
     measured = load_fidelity(study_dir) or load_noise(study_dir)
     if measured is None or not measured.sigma > 0:
         if choice == "measured":
@@ -88,3 +97,20 @@ def noise_for_fit(study_dir: str | os.PathLike, choice: str = "auto") -> float |
                              "--noise inferred")
         return None
     return float(measured.sigma)
+
+
+def _fit_reads_longer_runs(study_dir: str | os.PathLike) -> tuple[int, int, int] | None:
+    """(fit rung, rung-0 steps, fit rung's steps) when ``study_dir`` trains in rungs and its fit
+    reads a rung above 0 (whose runs are longer than the ones the fidelity check retrains); None
+    otherwise, and for a directory without a readable study."""
+    from tinyscale.study.halving import rung_steps
+    from tinyscale.study.store import Study
+
+    try:
+        study = Study.open(study_dir)
+    except (ValueError, OSError):
+        return None
+    with study:
+        c = study.config
+        rung = study.fit_rung() if c.schedule == "halving" else 0
+    return None if rung == 0 else (rung, c.steps, rung_steps(c.steps, c.eta, rung))
