@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             if halving:
                 out["rungs"] = [r.to_dict() for r in study.rung_summary()]
                 out["fit_rung"] = study.fit_rung()
+            if study.box_extensions():
+                out["box_extensions"] = study.box_extensions()
             if table is not None:
                 out["device"] = table.profile.to_dict()
             print(finite_json(out))
@@ -111,4 +113,8 @@ def run(args: argparse.Namespace) -> int:
             from tinyscale.study.halving import format_rungs
 
             print(format_rungs(study.rung_summary(), fit_rung))
+        for widened in study.box_extensions():
+            print(f"box widened at trial {widened['from_trial']}: " + "; ".join(
+                f"{axis} {w['from'][0]:g},{w['from'][1]:g} -> {w['to'][0]:g},{w['to'][1]:g}"
+                for axis, w in widened.items() if axis != "from_trial"))
     return 0
