@@ -10,9 +10,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
+from _synthetic_halving import SyntheticResult
 
 from tinyscale.study.samplers.botorch import hypervolume, hypervolume_reference
 from tinyscale.cli import main
@@ -28,17 +29,6 @@ CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), wind
                   batch_size=16, train_size=256, val_size=64, extra={"bn_calibration_images": 64},
                   sampler="botorch", init_trials=5, seed=3)
 TRIALS = 7
-
-
-@dataclass(frozen=True)
-class _Result:
-    accuracy: float
-    loss: float = 0.5
-    steps: int = 12
-    images_seen: int = 192
-    train_seconds: float = 0.01
-    eval_seconds: float = 0.01
-    images_per_second: float = 1e4
 
 
 def _accuracy(recipe) -> float:
@@ -60,7 +50,7 @@ class _FakeExecutor:
             raise KeyboardInterrupt
         from tinyscale.space.recipe import Recipe
 
-        self.queue.append(TrialOutcome(task.number, _Result(_accuracy(Recipe.from_dict(task.recipe)))))
+        self.queue.append(TrialOutcome(task.number, SyntheticResult(_accuracy(Recipe.from_dict(task.recipe)), 12, images_seen=192)))
 
     def next_outcome(self):
         return self.queue.pop(0)

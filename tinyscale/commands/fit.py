@@ -8,6 +8,20 @@ import argparse
 from tinyscale.commands.options import add_latency_table_option, latency_table_path
 from tinyscale.evaluate.fidelity import NOISE_CHOICES
 from tinyscale.fit.gp import DEFAULT_METHOD, METHODS
+from tinyscale.fit.multifidelity import RUNG_CHOICES
+
+# What `tinyscale fit` reads of a study that trains in rungs when --from-rungs is not given: every
+# rung (on synthetic halving studies its ridge's true shape gained +0.074 +- 0.025 over the fit
+# rung's alone, held-out seeds; benchmarks/RESULTS.md "halving"). A uniform study has one rung.
+DEFAULT_RUNGS = "all"
+
+
+def default_rungs(config, args: argparse.Namespace) -> str:
+    """What --from-rungs means when not given: every rung of a study in rungs, unless the fit asked for
+    cannot read them (the Pareto method, a measured seed noise); a uniform study's one rung."""
+    if config.schedule != "halving" or args.method != "surface" or args.noise == "measured":
+        return "fit"
+    return DEFAULT_RUNGS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'surface' (default): a GP of held-out accuracy over (log c, log r, log d) on every completed trial; "
         "the curves go through its ridge, the best (r, d) at each c, with bands from posterior samples of "
         "the argmax. Method 'pareto' (TinyNet's): select K well-spread Pareto models (non-dominated sorting "
-        "on accuracy and MACs, then NSGA-III niching) and fit the curves on them.",
+        "on accuracy and MACs, then NSGA-III niching) and fit the curves on them. A study that trains in rungs "
+        "is fitted on every run of every rung by default (--from-rungs).",
     )
     p.add_argument("study_dir", metavar="DIR", help="a study directory (tinyscale study)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
@@ -32,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="method surface: the observation noise of the accuracy GP. 'measured' fixes it at the "
                         "seed noise `tinyscale fidelity DIR` measured (DIR/fidelity.json, or DIR/seed-noise.json from "
                         "the demo), 'inferred' lets the fit choose it, 'auto' (default) is measured when either exists")
+    p.add_argument("--from-rungs", choices=RUNG_CHOICES, default=None,
+                   help="a study that trains in rungs (--schedule halving): 'fit' fits the surface on the one rung "
+                        "the study trusts (the settled rung, else the highest with 5 recipes), 'all' on every run "
+                        "of every rung, with the training length as an input, and reads its ridge at the top rung "
+                        f"(noise inferred); default {DEFAULT_RUNGS} on a study in rungs fitted by the surface with "
+                        "no measured noise asked for, else fit")
     p.add_argument("--seed", type=int, default=0, help="seed of the niching tie-breaks and of the ridge's posterior samples (default 0)")
     p.add_argument("--show-trials", action="store_true", help="also list every trial's front rank and fate")
     p.add_argument("--json", action="store_true", help="print the diagnostics and selection as JSON")
@@ -49,9 +70,17 @@ def run(args: argparse.Namespace) -> int:
 
     with Study.open(args.study_dir) as study:
         config = study.config
-        trials = study.fit_trials()
+        which_rungs = args.from_rungs or default_rungs(config, args)
+        if which_rungs == "all" and config.schedule != "halving":
+            raise ValueError(f"--from-rungs all is for a study that trains in rungs (--schedule halving); "
+                             f"{args.study_dir} trains every recipe once")
+        fit_trials = study.fit_trials()
+        trials = study.runs("completed") if which_rungs == "all" else fit_trials
         rungs = study.rung_summary() if config.schedule == "halving" else None
         fit_rung = study.fit_rung()
+    if which_rungs == "all" and args.noise == "measured":
+        raise ValueError("--noise measured is for --from-rungs fit: the measured seed noise is of rung 0's runs only, "
+                         "and --from-rungs all infers one noise for every rung")
     if args.pareto_k is not None and args.method != "pareto":
         raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
     cost = None
@@ -67,10 +96,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--latency-table goes with --objective latency")
     if args.method != "surface" and args.noise == "measured":
         raise ValueError("--noise measured is for --method surface (the accuracy GP)")
-    noise = noise_for_fit(args.study_dir, args.noise) if args.method == "surface" else None
+    noise = noise_for_fit(args.study_dir, args.noise) if args.method == "surface" and which_rungs == "fit" else None
     fit = fit_scaling(trials, config, method=args.method, k=args.pareto_k, seed=args.seed,
                       source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective,
-                      seed_noise=noise)
+                      seed_noise=noise, from_rungs=which_rungs)
+    across = getattr(fit.surface, "fidelity", None)  # the surface across rungs (None: it read one rung)
+    ridge_rung = across.target if across is not None else max(fit.rungs)
     # Everything printed is composed before fit.json is replaced, so nothing read back from the
     # study (a damaged fidelity.json) can fail after it was rewritten.
     path = Path(args.study_dir) / FIT_FILE
@@ -84,23 +115,31 @@ def run(args: argparse.Namespace) -> int:
                               "selected": list(fit.data.numbers), "diagnostics": fit.diagnostics.to_dict(),
                               "trials": fit.selection_rows, "fidelity": stored_dict(args.study_dir),
                               "surface_agreement": None if agreement is None else agreement.to_dict(),
-                              "fit_rung": fit_rung, "rungs": None if rungs is None else [r.to_dict() for r in rungs]})]
+                              "fit_rung": fit_rung, "rungs": None if rungs is None else [r.to_dict() for r in rungs],
+                              "rungs_read": list(fit.rungs), "ridge_rung": ridge_rung})]
     else:
-        lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(trials))]  # the check's verdict
+        lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(fit_trials))]  # the check's verdict
         if rungs is not None:
             from tinyscale.study.halving import format_rungs
 
-            lines.insert(1, f"rungs      the fit reads rung {fit_rung}'s {len(trials)} recipes\n"
-                            + format_rungs(rungs, fit_rung))
+            if across is None:
+                lines.insert(1, f"rungs      the fit reads rung {fit_rung}'s {len(trials)} recipes\n"
+                                + format_rungs(rungs, fit_rung))
+            else:  # no single rung is read: no rung is marked, the surface's own line says what was
+                lines.insert(1, format_rungs(rungs, fit=-1))
         if agreement is not None:
             lines.append(format_model_agreement(agreement))
-        lines.append(f"{'used' if fit.method == 'surface' else 'selected':<10} trials "
-                     f"{' '.join(str(n) for n in fit.data.numbers)}")
+        if across is None:
+            lines.append(f"{'used' if fit.method == 'surface' else 'selected':<10} trials "
+                         f"{' '.join(str(n) for n in fit.data.numbers)}")
+        else:
+            lines.append(f"used       {len(fit.data.numbers)} runs of {len(set(fit.data.numbers))} recipes: every "
+                         f"completed run of rungs {', '.join(map(str, fit.rungs))}")
         if args.show_trials:
-            for row in sorted(fit.selection_rows, key=lambda r: (r["rank"], r["macs"])):
+            for row in sorted(fit.selection_rows, key=lambda r: (r.get("rung", 0), r["rank"], r["macs"])):
                 mark = "*" if row["selected"] else " "
-                lines.append(f"  {mark} #{row['number']:<4} c={row['ratio']:<8.4g} acc={row['accuracy']:.4f}  "
-                             f"{row['reason']}")
+                run = f"#{row['number']}" + (f"@{row['rung']}" if "rung" in row else "")
+                lines.append(f"  {mark} {run:<5} c={row['ratio']:<8.4g} acc={row['accuracy']:.4f}  {row['reason']}")
         lines.append(f"saved      {path}")
     fit.save(path)
     print("\n".join(lines))

@@ -9,6 +9,10 @@ Two methods give the points the curves are fitted on (``fit_scaling(method=...)`
 - ``pareto`` (the paper's): up to K models selected by non-dominated sorting and NSGA-III
   niching (`tinyscale.fit.pareto`); K defaults to about 1 in 5 trials, as TinyNet kept ~20 of ~100.
 
+A study that trains in rungs is fitted on one rung's runs (``from_rungs="fit"``, the rung the study
+trusts), or, with ``from_rungs="all"``, on every run of every rung by a surface with the training
+length as an input, read at the top rung (`tinyscale.fit.multifidelity`).
+
 Both fits are botorch ``SingleTaskGP``s in log space (x = log c, y = log r or log d): the
 study samples c log-uniformly and the multipliers act multiplicatively, so log-log is where the
 relation is smoothest, and the exponentiated band stays positive. Inputs are normalised
@@ -37,6 +41,7 @@ import numpy as np
 from tinyscale.fit.diagnostics import MIN_MODELS, Band, Diagnostics, Prediction, TrainingData, loo_error, pearson
 from tinyscale.fit.gpmodels import (Z_95, expected_jitter, fit_gp, lengthscales, load_state, make_gp, noise_sd,
                                     posterior, state_json)
+from tinyscale.fit.multifidelity import MultiFidelitySurface, RunFidelity, check_rungs, steps_of
 from tinyscale.fit.pareto import ParetoSelection, front_ranks, objectives, select
 from tinyscale.fit.surface import C_POINTS, AccuracySurface, Ridge
 from tinyscale.limits import MAX_JSON_BYTES, is_exact_int
@@ -76,6 +81,7 @@ class ScalingFit:
     ridge: Ridge | None = None  # method "surface": the best (r, d) per c, with the argmax's band
     surface: AccuracySurface | None = None
     objective: str = "macs"  # what the Pareto selection minimised beside 1 - accuracy
+    rungs: tuple[int, ...] | None = None  # the rungs whose runs the fit read (None: a fit saved before this field)
 
     @property
     def c_range(self) -> tuple[float, float]:
@@ -85,6 +91,9 @@ class ScalingFit:
     def unseen(self, trials: list[Trial]) -> list[int]:
         """Numbers of the usable completed ``trials`` this fit never ranked (finished after it):
         the one rule for "the saved fit is stale"."""
+        if all("rung" in row for row in self.selection_rows):  # one row per run: a run is (number, rung)
+            runs = {(row["number"], row["rung"]) for row in self.selection_rows}
+            return [t.number for t in usable_trials(trials) if (t.number, t.rung) not in runs]
         seen = {row["number"] for row in self.selection_rows}
         return [t.number for t in usable_trials(trials) if t.number not in seen]
 
@@ -147,6 +156,10 @@ class ScalingFit:
             # The measured seed noise the surface's observation noise is fixed at (None: inferred);
             # the fixed-noise GP's variances are not in its state, so loading rebuilds them from it.
             "surface_seed_noise": None if self.surface is None else self.surface.seed_noise,
+            "rungs": None if self.rungs is None else list(self.rungs),
+            # A surface across rungs: each run's rung and the rung its ridge is read at (None: one rung).
+            "surface_fidelity": self.surface.fidelity.to_dict() if isinstance(self.surface, MultiFidelitySurface)
+            else None,
             "diagnostics": self.diagnostics.to_dict(),
             "selection": self.selection_rows,
         }
@@ -166,8 +179,16 @@ class ScalingFit:
         ridge = surface = None
         if method == "surface":
             ridge = Ridge.from_dict(payload["ridge"])
-            surface = AccuracySurface.from_state(data.c, data.r, data.d, data.w, data.accuracy,
-                                                 payload["surface_state"], payload.get("surface_seed_noise"))
+            if payload.get("surface_fidelity") is not None:
+                surface = MultiFidelitySurface.from_state(data.c, data.r, data.d, data.w, data.accuracy,
+                                                          payload["surface_state"],
+                                                          RunFidelity.from_dict(payload["surface_fidelity"]))
+            else:
+                surface = AccuracySurface.from_state(data.c, data.r, data.d, data.w, data.accuracy,
+                                                     payload["surface_state"], payload.get("surface_seed_noise"))
+        rungs = payload.get("rungs")
+        if rungs is not None and (not isinstance(rungs, list) or not all(type(k) is int and k >= 0 for k in rungs)):
+            raise ValueError("the fit's rungs must be a list of whole numbers >= 0")
         fit = cls(
             config=StudyConfig.from_dict(payload["config"]),
             data=data,
@@ -182,6 +203,7 @@ class ScalingFit:
             ridge=ridge,
             surface=surface,
             objective=payload.get("objective", "macs"),
+            rungs=None if rungs is None else tuple(int(k) for k in rungs),
         )
         c, r, d = fit.curve_points()
         fit.r_model = load_state(make_gp(np.log(c), np.log(r)), payload["r_state"])
@@ -281,6 +303,7 @@ def fit_scaling(
     cost=None,
     objective: str = "macs",
     seed_noise: float | None = None,
+    from_rungs: str = "fit",
 ) -> ScalingFit:
     """Fit c -> r and c -> d on a study's trials (see the module doc for the two methods).
 
@@ -294,6 +317,11 @@ def fit_scaling(
 
     ``cost`` (method "pareto"): trial -> positive number the selection minimises instead of
     MACs (a predicted latency), recorded as ``objective``; the curves stay indexed by c.
+
+    ``from_rungs`` (a study that trains in rungs): "fit" when ``trials`` are one rung's runs (the fit
+    rung's, `tinyscale.study.store.Study.fit_trials`), "all" when they are every completed run of
+    every rung (`Study.runs`): the surface is then fitted across rungs and read at the top one
+    (`tinyscale.fit.multifidelity`); runs of one rung only give the one-rung surface.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -308,10 +336,15 @@ def fit_scaling(
         raise ValueError("a measured seed noise is for the surface method (the Pareto GPs fit recipe curves, "
                          "not accuracies)")
     check_seed(seed)
+    check_rungs(from_rungs, config, method, seed_noise)
     completed = [t for t in trials if t.state == "completed"]
     if not completed:
         raise ValueError("the study has no completed trials yet; run or resume it before fitting")
     usable = usable_trials(completed)
+    read = tuple(sorted({t.rung for t in usable}))
+    if from_rungs == "fit" and len(read) > 1:
+        raise ValueError(f"the trials hold runs of rungs {', '.join(map(str, read))}: fit one rung's "
+                         "(Study.fit_trials), or every rung with from_rungs='all'")
     warnings: list[str] = []
     ridge = surface = None
     surface_diag = None
@@ -351,21 +384,32 @@ def fit_scaling(
                 f"only {len(usable)} usable completed trial(s); the accuracy surface needs at least {MIN_MODELS} "
                 f"(run more trials)"
             )
-        ranks = front_ranks(objectives(usable))
+        across = len(read) > 1  # from_rungs "all" on a study with runs above rung 0
+        if across:  # each run ranked among its rung's: accuracies of different lengths do not compare
+            usable = sorted(usable, key=lambda t: (t.rung, t.macs, t.number))
+            ranks = np.concatenate([front_ranks(objectives([t for t in usable if t.rung == k])) for k in read])
+        else:
+            ranks = front_ranks(objectives(usable))
         n_front = int(np.sum(ranks == 1))
-        data = _data_of(sorted(usable, key=lambda t: (t.macs, t.number)))
+        data = _data_of(usable if across else sorted(usable, key=lambda t: (t.macs, t.number)))
         _check_spread(data.c, "trials")
         if np.ptp(data.accuracy) == 0:
             warnings.append("every trial has the same accuracy: the surface is flat and its ridge says nothing "
                             "about r and d; train longer (--steps) or check the data")
         with expected_jitter():  # posterior samples of the ridge on a fine grid
-            surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy, seed_noise)
+            if across:
+                surface = MultiFidelitySurface.fit(data.c, data.r, data.d, data.w, data.accuracy,
+                                                   [t.rung for t in usable])
+            else:
+                surface = AccuracySurface.fit(data.c, data.r, data.d, data.w, data.accuracy, seed_noise)
             ridge = surface.ridge(config, ridge_grid((float(data.c.min()), float(data.c.max()))), seed=seed)
             surface_diag = surface.diagnostics()
         rows = [
             {"number": t.number, "r": t.recipe.r, "w": t.recipe.w, "d": t.recipe.d, "ratio": t.ratio,
              "macs": t.macs, "accuracy": t.accuracy, "rank": int(rank), "selected": True, "niche": None,
              "distance": None, "reason": f"front {int(rank)}: the accuracy surface uses every completed trial"}
+            | ({"rung": t.rung, "steps": t.steps, "reason": f"front {int(rank)} of rung {t.rung}: the accuracy "
+                "surface uses every completed run of every rung"} if across else {})
             for t, rank in zip(usable, ranks)
         ]
         c, r, d = ridge.c, ridge.r, ridge.d
@@ -390,6 +434,7 @@ def fit_scaling(
     return ScalingFit(
         config=config, data=data, r_model=r_model, d_model=d_model, diagnostics=diagnostics, k=k,
         selection_rows=rows, source=source, method=method, ridge=ridge, surface=surface, objective=objective,
+        rungs=read,
     )
 
 
@@ -413,9 +458,12 @@ def format_fit(fit: ScalingFit) -> str:
     lo, hi = fit.c_range
     if fit.method == "surface":
         sd = dg.surface
+        across = isinstance(fit.surface, MultiFidelitySurface)
         lines = [
-            f"method     surface: accuracy GP over (log c, log r, log d) on all {dg.n_models} completed trials "
-            f"({dg.n_front} non-dominated); c from {lo:.4g} to {hi:.4g}",
+            f"method     surface: accuracy GP over (log c, log r, log d{', rung' if across else ''}) on all "
+            f"{dg.n_models} completed {'runs' if across else 'trials'} ({dg.n_front} non-dominated"
+            f"{' within their rung' if across else ''}); c from {lo:.4g} to {hi:.4g}",
+            *([fit.surface.describe(steps_of(fit.config))] if across else []),
             f"surface    lengthscales {sd.lengthscales[0]:.3g} (log c) {sd.lengthscales[1]:.3g} (log r) "
             f"{sd.lengthscales[2]:.3g} (log d); noise sd {sd.noise_sd_points:.2f} points "
             f"({'the seed noise it infers' if sd.noise == 'inferred' else 'fixed at the measured seed noise'}); "

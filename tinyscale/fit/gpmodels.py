@@ -51,6 +51,12 @@ def make_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
 
 def fit_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
     """`make_gp` with its hyperparameters fitted, in eval mode (seeded: reproducible)."""
+    return fit_seeded(lambda: make_gp(x, y, yvar))
+
+
+def fit_seeded(build):
+    """The GP ``build()`` makes, its hyperparameters fitted on the exact marginal likelihood, in
+    eval mode; seeded, so a refit of the same data gives the same model."""
     import warnings
 
     import torch
@@ -59,7 +65,7 @@ def fit_gp(x: np.ndarray, y: np.ndarray, yvar: np.ndarray | None = None):
 
     with torch.random.fork_rng():
         torch.manual_seed(0)  # fit_gpytorch_mll may retry from random restarts
-        model = make_gp(x, y, yvar)
+        model = build()
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # botorch's "data not standardised" hints do not apply in log space

@@ -131,7 +131,8 @@ class SurfaceDiagnostics:
         return cls(**data)
 
 
-def _inputs(c, r, d) -> np.ndarray:
+def log_inputs(c, r, d) -> np.ndarray:
+    """The surface's inputs: (log c, log r, log d), one row per run."""
     return np.stack([np.log(np.asarray(v, dtype=np.float64)).reshape(-1) for v in (c, r, d)], axis=1)
 
 
@@ -178,16 +179,21 @@ class AccuracySurface:
     @classmethod
     def fit(cls, c, r, d, w, accuracy, seed_noise: float | None = None) -> AccuracySurface:
         w = np.asarray(w, dtype=np.float64)
-        x, y = _inputs(c, r, d), logit(accuracy)
+        x, y = log_inputs(c, r, d), logit(accuracy)
         yvar = None if seed_noise is None else logit_noise_var(accuracy, seed_noise)
         return cls(fit_gp(x, y, yvar), x, y, (float(w.min()), float(w.max())), seed_noise)
 
     @classmethod
     def from_state(cls, c, r, d, w, accuracy, state: dict, seed_noise: float | None = None) -> AccuracySurface:
         w = np.asarray(w, dtype=np.float64)
-        x, y = _inputs(c, r, d), logit(accuracy)
+        x, y = log_inputs(c, r, d), logit(accuracy)
         yvar = None if seed_noise is None else logit_noise_var(accuracy, seed_noise)
         return cls(load_state(make_gp(x, y, yvar), state), x, y, (float(w.min()), float(w.max())), seed_noise)
+
+    def features(self, c, r, d) -> np.ndarray:
+        """The GP's inputs for queries at (c, r, d): (n, 3) log c, log r, log d (a surface over
+        several training lengths adds the length it predicts at, `tinyscale.fit.multifidelity`)."""
+        return log_inputs(c, r, d)
 
     def posterior(self, c, r, d) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and sd of the latent log-odds at broadcast (c, r, d)."""
@@ -195,7 +201,7 @@ class AccuracySurface:
 
         c, r, d = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (c, r, d)))
         with torch.no_grad():
-            post = self.model.posterior(torch.as_tensor(_inputs(c, r, d)))
+            post = self.model.posterior(torch.as_tensor(self.features(c, r, d)))
             mean = post.mean.reshape(c.shape).numpy()
             sd = post.variance.clamp_min(0.0).sqrt().reshape(c.shape).numpy()
         return mean, sd
@@ -277,8 +283,8 @@ class AccuracySurface:
             # The mean over the whole grid: the ridge's candidates are the reachable part of it, and
             # the grid's best ignoring the explored widths says whether the ridge is held at the
             # width limit, which the recipe must say (the surface beyond it is a guess).
-            everywhere = self.model.posterior(torch.as_tensor(_inputs(np.full(rr.size, c), rr, dd))).mean.reshape(-1).numpy()
-            post = self.model.posterior(torch.as_tensor(_inputs(np.full(idx.size, c), rr[idx], dd[idx])))
+            everywhere = self.model.posterior(torch.as_tensor(self.features(np.full(rr.size, c), rr, dd))).mean.reshape(-1).numpy()
+            post = self.model.posterior(torch.as_tensor(self.features(np.full(idx.size, c), rr[idx], dd[idx])))
             best = post.rsample(torch.Size([samples])).reshape(samples, idx.size).argmax(dim=1).numpy()
         mean = everywhere[idx]
         free = int(np.argmax(everywhere))
