@@ -529,3 +529,31 @@ def test_the_pages_own_fit_infers_the_noise_when_the_noise_file_is_damaged(tmp_p
     assert f"{study / NOISE_FILE} is unreadable" in source.note and "Using a fresh fit instead" in source.note
     assert "fitted in the app from 16 completed trials" in source.note
     assert (study / NOISE_FILE).read_text(encoding="utf-8") == '{"sigma": "not a number"'  # left as it was
+
+
+def test_seed_noise_measured_at_rung_0_is_not_given_to_a_fit_that_reads_a_longer_rung(tmp_path):
+    # The check retrains at the study's steps (rung 0); a halving study's fit reads a longer rung,
+    # whose noise is smaller. "auto" infers the noise there; "measured" says why it cannot.
+    from _synthetic_halving import CFG, SyntheticExecutor
+
+    from dataclasses import replace
+
+    from tinyscale.evaluate.fidelity import noise_for_fit, save_noise
+    from tinyscale.evaluate.fidelity.records import SeedNoise
+    from tinyscale.evaluate.fidelity.stats import NoiseGroup
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.store import Study
+
+    noise = SeedNoise(0.03, 2, (NoiseGroup(0, 0.1, (0.5, 0.53, 0.47), 0.03),))
+    for schedule in ("halving", "uniform"):
+        directory = tmp_path / schedule
+        run_study(directory, replace(CFG, schedule=schedule), trials=27, executor=SyntheticExecutor(),
+                  progress=False).close()
+        save_noise(noise, directory)
+    with Study.open(tmp_path / "halving") as study:
+        rung = study.fit_rung()
+    assert rung > 0
+    assert noise_for_fit(tmp_path / "halving") is None
+    with pytest.raises(ValueError, match=f"measured at rung 0 .* reads rung {rung}"):
+        noise_for_fit(tmp_path / "halving", "measured")
+    assert noise_for_fit(tmp_path / "uniform") == noise_for_fit(tmp_path / "uniform", "measured") == 0.03

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
+from _synthetic_halving import SyntheticResult
 
 from tinyscale.space.cost import ratio
 from tinyscale.space.recipe import Recipe
@@ -23,17 +24,6 @@ CFG = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), wind
                   batch_size=16, train_size=256, val_size=64, extra={"bn_calibration_images": 64}, seed=3,
                   schedule="halving", eta=3, rungs=None)
 SECONDS_PER_STEP, EVAL_SECONDS = 0.5, 1.0  # what the fake executor reports a run cost (no real time passes)
-
-
-@dataclass(frozen=True)
-class _Result:
-    accuracy: float
-    steps: int
-    loss: float = 0.5
-    images_seen: int = 0
-    train_seconds: float = 0.0
-    eval_seconds: float = EVAL_SECONDS
-    images_per_second: float = 1e4
 
 
 class FakeExecutor:
@@ -53,7 +43,7 @@ class FakeExecutor:
         # Seeded noise that fades with steps: short runs do not rank as long ones (no early "settled").
         noise = 0.05 * math.sqrt(S0 / steps) * random.Random(task.seed * 1_000_003 + steps).gauss(0.0, 1.0)
         acc = 0.6 + 0.05 * math.log(ratio(recipe)) - 0.1 * math.log(recipe.d) ** 2 + noise
-        self.queue.append(TrialOutcome(task.number, _Result(acc, steps, train_seconds=SECONDS_PER_STEP * steps)))
+        self.queue.append(TrialOutcome(task.number, SyntheticResult(acc, steps, train_seconds=SECONDS_PER_STEP * steps, eval_seconds=EVAL_SECONDS)))
 
     def next_outcome(self):
         outcome = self.queue.pop(0)

@@ -19,9 +19,8 @@ from tinyscale.study.halving import (MIN_PAIRS, SETTLED_RHO, Promotion, RunCost,
                                      rung_steps, settled_rung)
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
-from tinyscale.study.store import (CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, box_widening,
-                                   config_differences)
-from tinyscale.study.trial import StudyConfig
+from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
+from tinyscale.study.trial import StudyConfig, box_widening
 
 
 def open_or_create(directory: str | os.PathLike, config: StudyConfig | None, *, resume: bool) -> Study:

@@ -36,7 +36,7 @@ from tinyscale.study import database
 from tinyscale.study.halving import MAX_RUNGS, RungResult, RungSummary, fit_rung, summarise
 from tinyscale.study.plan import check_config_numbers
 from tinyscale.study.runner import RunResult
-from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial
+from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial, box_widening
 
 STATES = TRIAL_STATES
 SCHEMA_VERSION = database.SCHEMA_VERSION
@@ -76,26 +76,7 @@ def config_differences(stored: StudyConfig, asked: StudyConfig) -> list[str]:
     return differences(stored.to_dict(), asked.to_dict())
 
 
-BOX_AXES = ("r_range", "d_range")
 BOX_EXTENSIONS = "box_extensions"  # meta key: each widening of the sampled box, in order
-
-
-def box_widening(stored: StudyConfig, asked: StudyConfig) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
-    """The axes ``asked`` widens the sampled box on (name -> (stored range, asked range)) when it
-    differs from ``stored`` in nothing else; {} when another field differs too (a different
-    study). ValueError when a range would narrow: trials outside it would lose their meaning."""
-    if any(getattr(stored, f) != getattr(asked, f) for f in stored.to_dict() if f not in BOX_AXES):
-        return {}
-    widened = {}
-    for name in BOX_AXES:
-        (lo, hi), (new_lo, new_hi) = getattr(stored, name), getattr(asked, name)
-        if (lo, hi) == (new_lo, new_hi):
-            continue
-        if new_lo > lo or new_hi < hi:
-            raise ValueError(f"--{name.replace('_', '-')} {new_lo:g},{new_hi:g} narrows the study's {lo:g},{hi:g}: a "
-                             "resumed study's box can only widen (its trials must stay inside it)")
-        widened[name] = ((lo, hi), (new_lo, new_hi))
-    return widened
 
 
 class Study:
@@ -179,8 +160,7 @@ class Study:
         return entry
 
     def box_extensions(self) -> list[dict]:
-        """Each widening of the sampled box (`widen_box`): the trial count it happened at and each
-        axis's range before and after."""
+        """Each widening of the sampled box (`widen_box`): from which trial, each axis's ranges."""
         history = self.get_meta(BOX_EXTENSIONS, [])
         if not isinstance(history, list):
             raise ValueError(f"{self.directory / TRIALS_FILE} holds a damaged {BOX_EXTENSIONS!r}")

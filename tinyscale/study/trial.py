@@ -91,6 +91,27 @@ class StudyConfig:
         return cls(**data)
 
 
+BOX_AXES = ("r_range", "d_range")
+
+
+def box_widening(stored: StudyConfig, asked: StudyConfig) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+    """The axes ``asked`` widens the sampled box on (name -> (stored range, asked range)) when it
+    differs from ``stored`` in nothing else; {} when another field differs too (a different
+    study). ValueError when a range would narrow: trials outside it would lose their meaning."""
+    if any(getattr(stored, f) != getattr(asked, f) for f in stored.to_dict() if f not in BOX_AXES):
+        return {}
+    widened = {}
+    for name in BOX_AXES:
+        (lo, hi), (new_lo, new_hi) = getattr(stored, name), getattr(asked, name)
+        if (lo, hi) == (new_lo, new_hi):
+            continue
+        if new_lo > lo or new_hi < hi:
+            raise ValueError(f"--{name.replace('_', '-')} {new_lo:g},{new_hi:g} narrows the study's {lo:g},{hi:g}: a "
+                             "resumed study's box can only widen (its trials must stay inside it)")
+        widened[name] = ((lo, hi), (new_lo, new_hi))
+    return widened
+
+
 @dataclass(frozen=True)
 class Trial:
     """One sampled recipe and what happened when it was trained."""
