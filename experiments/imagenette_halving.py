@@ -34,6 +34,16 @@ standard error over the three seed means:
 5. H's own verdict agrees: if its stop rule said a rung was settled, the compare's ranking of
    its recipe against the rules must hold at 2x length (the settled check above).
 
+Amendment, 2026-12-06 14:10 UTC, before any of its cells was trained (session 10; issue 25
+item 3 made the fit across every rung the default for halving studies, on synthetic evidence):
+- arm Hall: H's study (a copy of its trials) fitted with ``--from-rungs all``; compare gp only,
+  same settings and seeds, so Hall's gp pairs with H's rows by (c, seed). Run after U's gp at
+  each seed, before the other rules. Reported: Hall gp - H gp and Hall gp - efficientnet, mean
+  over the four ratios with SE over seeds (the item-3 claim on real data: it holds if Hall - H
+  > 0, and goes against us if it is below 0 by more than 2 SE). Decision rules 1-5 stay H's.
+- The compare runs seed by seed, within a seed the cells of rules 1 and 2 first (an order, not
+  a change of the cells).
+
 Resumable: every stage resumes from what OUT holds; rerun the same command.
 
     export TINYSCALE_IMAGENETTE=../shared/data/imagenette-128
@@ -101,8 +111,20 @@ def main(argv=None) -> int:
             print(f"{args.arm}: {p.counts['completed']} trials completed, {p.counts['failed']} failed, "
                   f"{p.elapsed_seconds / 60:.1f} min of study time")
     elif args.stage == "fit":
-        for arm in ("U", "H"):
-            print(tinyscale("fit", str(out / arm)))
+        # The protocol's fit (fixed before the first run) is the surface on the fit rung alone;
+        # reading every rung became the default for halving studies later (issue 25 item 3).
+        print(tinyscale("fit", str(out / "U")))
+        print(tinyscale("fit", str(out / "H"), "--from-rungs", "fit"))
+        hall = out / "Hall"  # the amendment's arm: H's trials, fitted across every rung
+        if not (hall / "trials.sqlite").exists():
+            import shutil
+            import sqlite3
+
+            hall.mkdir(parents=True, exist_ok=True)
+            shutil.copy(out / "H" / "config.json", hall / "config.json")
+            with sqlite3.connect(out / "H" / "trials.sqlite") as src, sqlite3.connect(hall / "trials.sqlite") as dst:
+                src.backup(dst)
+        print(tinyscale("fit", str(hall), "--from-rungs", "all"))
     elif args.stage == "compare":
         # Seed by seed, and within a seed the cells of decision rules 1 and 2 first (H's gp and
         # efficientnet, then U's gp), so that an interrupted run (a session ends) holds paired
@@ -112,6 +134,7 @@ def main(argv=None) -> int:
             common = ("--ratios", RATIOS, "--steps", str(COMPARE_STEPS), "--seeds", str(seeds), "--workers", "2")
             print(tinyscale("compare", str(out / "H"), "--strategies", "gp,efficientnet", *common))
             print(tinyscale("compare", str(out / "U"), "--strategies", "gp", *common))
+            print(tinyscale("compare", str(out / "Hall"), "--strategies", "gp", *common))
             print(tinyscale("compare", str(out / "H"), "--strategies", RULES, *common))
     elif args.stage == "settle":
         # The protocol's settled check: seed 0 at 1/4 and 1/16 (compare's check ratios) at 2x steps.
@@ -191,8 +214,10 @@ def report(out: Path) -> None:
             m, se, n = _paired(diff(gp_h, fixed[best_fixed]))
             below_best.append((c, best_fixed, m, se, n))
     complete = all(c in vs_eff for c in ratios)
-    print(f"\nratios with H gp and efficientnet: {sorted(vs_eff)}{'' if complete else ' (partial: not a decision)'}")
+    print(f"\nratios with H gp and efficientnet: {sorted(vs_eff)}")
     m1 = _paired(_over_ratios(vs_eff))
+    complete = complete and m1[2] == SEEDS  # a decision needs every ratio at every seed
+    print("" if complete else f"partial (fewer than {SEEDS} seeds at every ratio): not a decision")
     print(f"1. H gp - efficientnet, mean over ratios: {_fmt(*m1)}; target >= +1.50: "
           f"{('met' if m1[0] >= 0.015 else 'missed') if complete else 'not decided (partial)'}")
     m2 = _paired(_over_ratios(vs_u))
@@ -205,6 +230,13 @@ def report(out: Path) -> None:
     for c, name, m, se, n in below_best:
         print(f"4. at c = {c:g}: H gp - {name} (best fixed rule) {_fmt(m, se, n)}")
     print(f"4. more than 2 SE below the best fixed rule at: {[c for c, *_ in worst] or 'no ratio'}")
+    hall = load_comparison(out / "Hall")
+    if hall is not None:
+        vs_h = {c: diff(by_seed(hall, c, "gp"), by_seed(h, c, "gp")) for c in ratios if by_seed(hall, c, "gp")}
+        vs_e = {c: diff(by_seed(hall, c, "gp"), by_seed(h, c, "efficientnet")) for c in ratios
+                if by_seed(hall, c, "gp") and by_seed(h, c, "efficientnet")}
+        print(f"amendment: Hall gp - H gp {_fmt(*_paired(_over_ratios(vs_h)))} over ratios {sorted(vs_h)}; "
+              f"Hall gp - efficientnet {_fmt(*_paired(_over_ratios(vs_e)))}")
     with __import__("tinyscale.study.store", fromlist=["Study"]).Study.open(out / "H") as study:
         settled = [r.rung for r in study.rung_summary() if r.agreement is not None and r.agreement.settled]
     print(f"5. H's stop rule called rungs settled: {settled or 'none'}"
