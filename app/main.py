@@ -211,7 +211,7 @@ def trust_panel(study_dir: Path, n_completed: int, source=None) -> None:
         st.caption(f"{t.note}: `{t.command}`")
 
 
-def rungs_panel(runs, summary, fit_rung: int) -> None:
+def rungs_panel(runs, summary, fit_rung: int, read: tuple[int, ...] | None = None) -> None:
     """A halving study's rungs: each one's steps and recipes, how it ranks like the next (the
     stop rule's rho), and every run with a marker per rung."""
     from tinyscale.assistant import plots
@@ -220,7 +220,9 @@ def rungs_panel(runs, summary, fit_rung: int) -> None:
     st.subheader("Rungs: which recipes were trained longer")
     st.caption(f"Rung k trains for {summary[0].steps:,} x eta^k steps; the best of a rung at matched cost are "
                f"promoted. Once two rungs rank the promoted recipes alike (Spearman rho >= {SETTLED_RHO} at "
-               f"matched cost) the study stops lengthening. The recipe above is fitted on rung {fit_rung}.")
+               f"matched cost) the study stops lengthening. The recipe above is fitted "
+               + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {fit_rung}."
+                  if read and len(read) > 1 else f"on rung {fit_rung}."))
     for col, r in zip(st.columns(len(summary)), summary):
         a = r.agreement
         rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)"
@@ -287,7 +289,7 @@ def main() -> None:
         design_panel(study_dir, source, config, drawn, completed, usable_devices)
     trust_panel(study_dir, len(completed), source)
     if rungs is not None:
-        rungs_panel(*rungs)
+        rungs_panel(*rungs, None if source is None else source.solver.fit.rungs)
 
     names = ["Accuracy vs MACs", *(["Accuracy vs latency"] if usable_devices else []), "Compare", "Trials",
              "Fit diagnostics"]
@@ -334,8 +336,11 @@ def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) 
     if answer is not None and fit.surface is not None:
         cut = fit.surface.slice(config, answer.target)
         st.plotly_chart(plots.surface_figure(cut, answer, completed), key="surface")
-        st.caption(f"The accuracy surface (method `surface`, fitted on all {len(fit.data.numbers)} completed "
-                   "trials) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
+        read = fit.rungs or ()
+        fitted_on = (f"{len(fit.data.numbers)} completed runs of {len(set(fit.data.numbers))} recipes across rungs "
+                     f"{', '.join(map(str, read))}, read at the fit's rung" if len(read) > 1
+                     else f"all {len(fit.data.numbers)} completed trials")
+        st.caption(f"The accuracy surface (method `surface`, fitted on {fitted_on}) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
                    "where no width the study explored reaches c. ★ is the best (r, d) on the surface at c, ✕ the "
                    "recipe (the curves through the ridge, so smoother than ★); white dots are trials within 1.5× "
                    "of c with their measured accuracy on hover. " + noise_sentence(fit.diagnostics.surface))

@@ -165,7 +165,8 @@ def test_notes_are_placed_by_kind_not_wording(monkeypatch, fitted_study_dir):
     from tinyscale.fit.solve import Note, NoteKind, RecipeSolver
 
     codes = {NoteKind.CLIPPED: "alpha", NoteKind.EXTRAPOLATED: "beta", NoteKind.WIDTH_CLAMPED: "gamma",
-             NoteKind.UNDETERMINED: "delta", NoteKind.WIDTH_LIMITED: "epsilon"}
+             NoteKind.UNDETERMINED: "delta", NoteKind.WIDTH_LIMITED: "epsilon", NoteKind.BOX_EDGE: "zeta",
+             NoteKind.ARCH_LIMIT: "eta"}
     assert set(codes) == set(NoteKind)
     real_solve = RecipeSolver.solve
 
