@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 import sqlite3
@@ -137,7 +139,9 @@ def test_a_version_1_store_gains_proposed_by_when_opened(tmp_path):
 
 def _as_version_2(path) -> None:
     """Rewrite a store as tinyscale wrote it before version 3 (no device/precision, no rungs)."""
-    with sqlite3.connect(path) as conn:
+    # Closed, not only committed: the last connection's close merges the write-ahead log into the
+    # file (a reader of a read-only directory sees the file alone).
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("ALTER TABLE trials DROP COLUMN device")
         conn.execute("ALTER TABLE trials DROP COLUMN precision")
         conn.execute("DROP TABLE rung_runs")
@@ -189,3 +193,23 @@ def test_each_run_stores_the_device_its_worker_reports(tmp_path):
         study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0, device="cpu", precision="bf16")
         study.finish_trial(0, run)
         assert (study.trial(0).device, study.trial(0).precision) == ("cuda (CUDA_VISIBLE_DEVICES=1)", "bf16")
+
+
+def test_a_read_only_study_whose_log_holds_changes_is_refused_in_one_line(tmp_path, monkeypatch):
+    # A writer still holds the store open (its changes sit in the write-ahead log): an immutable
+    # read of a read-only directory would miss them, or read the file as damaged.
+    cfg = _config()
+    with Study.create(tmp_path / "s", cfg) as study:
+        study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
+    writer = sqlite3.connect(tmp_path / "s" / "trials.sqlite")
+    try:
+        writer.execute("INSERT OR REPLACE INTO meta VALUES ('note', '\"from another writer\"')")
+        writer.commit()
+        assert (tmp_path / "s" / "trials.sqlite-wal").stat().st_size > 0
+        monkeypatch.setattr("tinyscale.study.database.os.access", lambda path, mode: False)
+        with pytest.raises(ValueError, match="cannot be merged in a read-only directory"):
+            Study.open(tmp_path / "s")
+    finally:
+        writer.close()
+    with Study.open(tmp_path / "s") as study:  # closed: merged, and read as it is
+        assert [t.number for t in study.trials()] == [0]

@@ -69,7 +69,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 def connect(path: Path) -> sqlite3.Connection:
     if not os.access(path.parent, os.W_OK):
         # A read-only directory (or file system): SQLite cannot create the WAL index beside the
-        # database, so open it immutable; nobody can be writing to it there.
+        # database, so open it immutable; nobody can be writing to it there. Immutable reads skip
+        # the write-ahead log, so one that still holds changes (a writer that never closed, a copy
+        # taken mid-run) would be read stale or as a damaged file: say so instead.
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise ValueError(f"{path} has changes in {wal.name} that cannot be merged in a read-only directory: "
+                             "open the study where it can be written (copy the directory)")
         return frozen(path)
     check_not_linked(path)  # SQLite would write through a link planted in a study from elsewhere
     return prepared(sqlite3.connect(path, timeout=30.0, isolation_level=None))  # explicit transactions
