@@ -8,7 +8,8 @@ Protocol, fixed on 2026-12-06 before any of these runs (results in benchmarks/RE
   sobol seed 0, 2 workers), its study time measured.
 - H: the same config with ``schedule="halving"``, rung 0 = 134 steps (a third of 400), eta 3,
   2 rungs (134 / 402 / 1,206 steps), and U's measured study time as its budget (2 workers).
-- Both fitted with `tinyscale fit` defaults; `tinyscale compare --strategies gp` on each at
+- Both fitted with `tinyscale fit` defaults (noted 2026-12-06, session 10, still before any run:
+  a halving study's default fit now reads every rung, `--from-rungs all`; H is fitted so); `tinyscale compare --strategies gp` on each at
   c = 1/2, 1/4, 1/8, 1/16, seeds 0, 1, 2, 4,824 steps (4x H's top rung), same trainer, so the two
   gp rows pair by (c, seed).
 - Decision rule: H "does not lose" when the mean paired margin H - U over the four ratios is
