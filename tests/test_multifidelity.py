@@ -174,6 +174,14 @@ def test_cli_fit_reads_every_rung_by_default_and_saves_which(halving_study, caps
     answer = json.loads(capsys.readouterr().out)
     assert answer["achieved"] == pytest.approx(0.25, rel=0.05)
     assert not any("not seen" in note for note in answer["notes"])
+    # What an exported recipe.json records: each recipe once, and every run with its rung.
+    from tinyscale.assistant.answers import export_provenance, load_fit
+
+    source = load_fit(halving_study, fit_trials, CFG)
+    provenance = export_provenance(halving_study, source.solver.solve(0.25), source)["fit"]
+    assert sorted(provenance["models"]) == sorted({t.number for t in runs})
+    assert sorted(map(tuple, provenance["runs"])) == sorted((t.number, t.rung) for t in runs)
+    assert provenance["ridge_rung"] == read[-1]
 
 
 def test_cli_rungs_all_on_a_uniform_study_is_a_one_line_error(tmp_path, capsys):

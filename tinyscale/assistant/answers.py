@@ -131,12 +131,13 @@ def tinynets(config: StudyConfig) -> list:
 def export_provenance(study_dir: str | os.PathLike, answer, source: FitSource) -> dict:
     """What recipe.json records about where a downloaded recipe came from."""
     fit = source.solver.fit
-    return {
-        "study": str(Path(study_dir).resolve()),
-        "fit": {"saved": source.saved, "created": fit.created, "models": list(fit.data.numbers),
-                "c_range": list(fit.c_range)},
-        "query": answer.to_dict(),
-    }
+    record = {"saved": source.saved, "created": fit.created, "models": list(dict.fromkeys(fit.data.numbers)),
+              "c_range": list(fit.c_range)}
+    fidelity = getattr(fit.surface, "fidelity", None)  # a fit across rungs: a recipe's runs at several lengths
+    if fidelity is not None:
+        record["runs"] = [[n, k] for n, k in zip(fit.data.numbers, fidelity.rungs)]
+        record["ridge_rung"] = fidelity.target
+    return {"study": str(Path(study_dir).resolve()), "fit": record, "query": answer.to_dict()}
 
 
 @lru_cache(maxsize=8)
