@@ -195,7 +195,7 @@ def report(out: Path) -> None:
     for c in ratios:
         gp_h, gp_u, eff = by_seed(h, c, "gp"), by_seed(u, c, "gp"), by_seed(h, c, "efficientnet")
         fixed = {name: by_seed(h, c, name) for name in FIXED if by_seed(h, c, name)}
-        pool = {**fixed, "gp": gp_h, **({"U gp": gp_u} if gp_u else {})}
+        pool = {**fixed, "gp": gp_h}  # the protocol's oracle: H's comparison alone (compare_ceiling's pool)
 
         def mean(v):
             return sum(v.values()) / len(v) if v else math.nan
