@@ -160,7 +160,7 @@ def run_study(
 
     def job(trial, rung: int) -> Job:
         seed = trial_seed(config.seed, trial.number)  # a promoted run keeps its recipe's seed: paired
-        train = plan.train if rung == 0 else plan.train.with_(steps=rung_steps(config.steps, config.eta, rung))
+        train = plan.train if rung == 0 else plan.train.with_(steps=run_steps(rung))
         study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed, rung=rung,
                           device=train.device, precision=train.precision)
         in_flight.add((trial.number, rung))
