@@ -234,7 +234,8 @@ def test_settings_added_later_resume_at_their_old_value_and_refuse_another(tmp_p
     older = {k: v for k, v in now.items() if k not in LATER_SETTINGS}
     assert setting_changes(older, TrainConfig()) == []
     # Another valid value of each (a setting added later needs one here too).
-    other = {"zero_init_residual": True, "average_tail": 0.25, "precision": "bf16"}
+    other = {"zero_init_residual": True, "average_tail": 0.25, "precision": "bf16", "lr_schedule": "wsd",
+             "decay_fraction": 0.3}
     assert set(other) == set(LATER_SETTINGS)
     changed = TrainConfig().with_(**other)
     assert len(setting_changes(older, changed)) == len(LATER_SETTINGS)

@@ -144,11 +144,12 @@ def _as_version_2(path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("ALTER TABLE trials DROP COLUMN device")
         conn.execute("ALTER TABLE trials DROP COLUMN precision")
+        conn.execute("ALTER TABLE trials DROP COLUMN start_step")
         conn.execute("DROP TABLE rung_runs")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
 
-def test_a_version_2_store_gains_devices_and_rungs_when_opened(tmp_path):
+def test_a_version_2_store_gains_devices_rungs_and_start_steps_when_opened(tmp_path):
     cfg = _config()
     study = Study.create(tmp_path / "s", cfg)
     study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
@@ -163,7 +164,37 @@ def test_a_version_2_store_gains_devices_and_rungs_when_opened(tmp_path):
         study.start_trial(1, None, seed=1, rung=1, device="cpu", precision="fp32")  # a promotion
         assert [(t.number, t.rung, t.state) for t in study.rung_runs()] == [(1, 1, "running")]
     with sqlite3.connect(tmp_path / "s" / "trials.sqlite") as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+
+
+def _as_version_3(path) -> None:
+    """Rewrite a store as tinyscale wrote it before version 4 (no start_step in either run table)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("ALTER TABLE trials DROP COLUMN start_step")
+        conn.execute("ALTER TABLE rung_runs DROP COLUMN start_step")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+
+def test_a_version_3_store_reads_its_runs_as_from_scratch_and_gains_start_steps(tmp_path, monkeypatch):
+    from tinyscale.study.runner import RunResult
+
+    cfg = _config()
+    with Study.create(tmp_path / "s", cfg) as study:
+        study.start_trial(0, cfg.recipe(0.5, 0.5, 0.5), seed=0)
+        study.finish_trial(0, FakeResult(0.5))
+        study.start_trial(0, None, seed=0, rung=1)
+        study.finish_trial(0, FakeResult(0.6), rung=1)
+    _as_version_3(tmp_path / "s" / "trials.sqlite")
+    with monkeypatch.context() as m:  # read as it is on disk (a read-only directory)
+        m.setattr("tinyscale.study.database.os.access", lambda path, mode: False)
+        with Study.open(tmp_path / "s") as study:
+            assert [(t.rung, t.accuracy, t.start_step) for t in study.runs()] == [(0, 0.5, 0), (1, 0.6, 0)]
+    with Study.open(tmp_path / "s") as study:  # opened for writing: upgraded
+        study.start_trial(0, None, seed=0, rung=2)
+        study.finish_trial(0, RunResult("completed", 0.7, steps=90, start_step=24), rung=2)
+        assert [(t.rung, t.start_step) for t in study.runs()] == [(0, 0), (1, 0), (2, 24)]
+    with sqlite3.connect(tmp_path / "s" / "trials.sqlite") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
 
 
 def test_a_read_only_version_2_store_is_read_as_it_is(tmp_path, monkeypatch):

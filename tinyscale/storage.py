@@ -39,6 +39,7 @@ from typing import ClassVar
 CONFIG_FILE = "config.json"  # the StudyConfig (tinyscale.study.store)
 TRIALS_FILE = "trials.sqlite"  # one row per trial
 LOCK_FILE = "study.lock"  # held (flock) by the one process running the study
+CHECKPOINT_DIR = "checkpoints"  # promoted runs' trunks (tinyscale.train.checkpoint): trial-N-rung-K.pt
 FIT_FILE = "fit.json"  # the scaling fit (tinyscale.fit.gp)
 LATENCY_FILE = "latency.json"  # a study's device table (tinyscale.latency)
 FIDELITY_FILE = "fidelity.json"  # the fidelity check's verdict (tinyscale.evaluate.fidelity)

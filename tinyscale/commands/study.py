@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     space.add_argument("--rungs", type=_rungs,
                        help="halving: rungs above rung 0, or auto (default): the most whose 6 recipes at the top "
                             "(and --eta x as many below) fit the budget, from the first runs' measured cost")
+    space.add_argument("--promote", choices=PROMOTE_CHOICES,
+                       help="halving: a promoted recipe retrains from scratch (cosine lr, default) or continues "
+                            "from its shorter run's checkpoint (warm-up, constant, then decay over the last 20 %%: "
+                            "the steps before the decay are not trained again)")
     space.add_argument("--batch-size", type=int, help="training batch size")
     space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
     space.add_argument("--rules", choices=RULE_SETS, help="rounding rule set (default tinynet)")
@@ -73,6 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "and `fit --objective latency` then predict every trial's latency on it", trains=True)
     p.set_defaults(func=run_command)
 
+
+# --promote: how a promoted run trains, as the trainer's lr schedule (stored in the study's extra).
+PROMOTE_CHOICES = ("retrain", "continue")
+PROMOTE_SCHEDULES = {"retrain": "cosine", "continue": "wsd"}
 
 # StudyConfig fields settable from the command line (argparse dest == field name).
 CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "sampler", "init_trials", "steps",
@@ -93,11 +101,16 @@ def config_from_args(args: argparse.Namespace, stored=None):
     elif stored is None and given.get("schedule") == "halving" and "rungs" not in given:
         given["rungs"] = None  # a new study in rungs chooses them from its budget
     precision = getattr(args, "precision", None)
+    promote = getattr(args, "promote", None)
     if stored is not None:
         stored_precision = stored.extra.get("precision", "fp32")
         if precision not in (None, stored_precision):
             raise ValueError(f"the study trains in {stored_precision}; resume it with --precision {stored_precision}, "
                              "or start a new study (--out) to train in another precision")
+        stored_promote = {v: k for k, v in PROMOTE_SCHEDULES.items()}[stored.extra.get("lr_schedule", "cosine")]
+        if promote not in (None, stored_promote):
+            raise ValueError(f"the study's promoted runs {stored_promote}; resume it with --promote {stored_promote}, "
+                             "or start a new study (--out)")
         if given.get("sampler", stored.sampler) != stored.sampler:
             raise ValueError(f"the study was sampled with --sampler {stored.sampler}; resume it with that sampler, "
                              "or start a new study (--out) to use another")
@@ -106,6 +119,10 @@ def config_from_args(args: argparse.Namespace, stored=None):
         given["init_trials"] = DEFAULT_INIT_TRIALS
     if precision not in (None, "fp32"):  # fp32 is the trainer's default: a study in it stores no setting
         given["extra"] = {"precision": precision}
+    if promote is not None and given.get("schedule") != "halving":
+        raise ValueError("--promote is for --schedule halving (a uniform study promotes nothing)")
+    if promote == "continue":  # retrain is the trainer's default schedule: nothing stored
+        given["extra"] = {**given.get("extra", {}), "lr_schedule": PROMOTE_SCHEDULES[promote]}
     if "data" not in given:
         raise ValueError("--data is required for a new study (fashion-mnist, generated, or a dataset path)")
     if "num_classes" not in given:

@@ -25,7 +25,7 @@ def trial_dict(trial) -> dict:
     out = {"number": trial.number, "state": trial.state, **trial.recipe.to_dict(),
            "resolution": trial.recipe.resolution}
     for key in ("macs", "params", "ratio", "accuracy", "loss", "steps", "images_seen", "train_seconds",
-                "eval_seconds", "images_per_second", "reason", "proposed_by", "rung", "device", "precision"):
+                "eval_seconds", "images_per_second", "reason", "proposed_by", "rung", "device", "precision", "start_step"):
         out[key] = getattr(trial, key)
     return out
 
@@ -113,6 +113,11 @@ def run(args: argparse.Namespace) -> int:
             from tinyscale.study.halving import format_rungs
 
             print(format_rungs(study.rung_summary(), fit_rung))
+            continued = [t for t in trials if t.start_step and t.steps]
+            if continued:
+                print(f"{len(continued)} promoted run{'s' if len(continued) > 1 else ''} continued from the shorter "
+                      f"run's checkpoint: {sum(t.steps - t.start_step for t in continued):,} of their "
+                      f"{sum(t.steps for t in continued):,} steps trained")
         for widened in study.box_extensions():
             print(f"box widened at trial {widened['from_trial']}: " + "; ".join(
                 f"{axis} {w['from'][0]:g},{w['from'][1]:g} -> {w['to'][0]:g},{w['to'][1]:g}"

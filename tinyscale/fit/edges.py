@@ -55,8 +55,7 @@ class Edge:
 def depth_floor(rules: str) -> float:
     """The largest depth multiplier below which every network is the same (one block per stage):
     the smallest d at which some stage of B0 gets a second block."""
-    most = max(stage.repeats for stage in B0_STAGES)
-    lo, hi = 0.0, 1.0  # scale_repeats(most, 1.0) == most > 1; bisect for the step (to 1e-9)
+    lo, hi = 0.0, 1.0  # at d = 1 B0's deepest stages have more than one block; bisect for the step (to 1e-9)
     for _ in range(60):
         mid = (lo + hi) / 2
         if all(scale_repeats(s.repeats, mid, rules) <= 1 for s in B0_STAGES):

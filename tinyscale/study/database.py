@@ -5,6 +5,7 @@ directories) and one transaction helper. `tinyscale.study.store` builds the stud
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 from tinyscale.storage import check_not_linked
 from tinyscale.study.trial import TRIAL_STATES
 
-# 2 added trials.proposed_by; 3 added trials.device/precision and the rung_runs table. An older
-# store gains what it lacks when opened for writing.
-SCHEMA_VERSION = 3
+# 2 added trials.proposed_by; 3 added trials.device/precision and the rung_runs table; 4 added
+# start_step to both run tables. An older store gains what it lacks when opened for writing.
+SCHEMA_VERSION = 4
 
 _STATE = "state TEXT NOT NULL CHECK (state IN (" + ", ".join(f"'{s}'" for s in TRIAL_STATES) + "))"
 # What one run's result and bookkeeping take, in both tables: a trial's rung-0 run and a rung run.
@@ -29,9 +30,12 @@ _RUN = """
     reason TEXT,
     seed INTEGER,
     started_at REAL,
-    finished_at REAL,"""
+    finished_at REAL,
+    start_step INTEGER,"""
 RUN_COLUMNS = ("accuracy", "loss", "steps", "images_seen", "train_seconds", "eval_seconds", "images_per_second",
                "reason")
+# A run's columns added after version 3 (absent from older stores read as they are on disk).
+LATER_RUN_COLUMNS = ("start_step",)
 
 # The runs of promoted recipes (halving schedule) at rungs >= 1: trial ``number``'s recipe
 # trained again, with its seed, for more steps. Rung 0 is the trials table itself.
@@ -93,23 +97,33 @@ def prepared(conn: sqlite3.Connection) -> sqlite3.Connection:
     return conn
 
 
-ADDED_COLUMNS = ("proposed_by", "device", "precision")  # NULL in an older store: the stream, unknown, unknown
+# NULL in an older store: the stream, unknown, unknown; from scratch.
+ADDED_COLUMNS = {"trials": (("proposed_by", "TEXT"), ("device", "TEXT"), ("precision", "TEXT"),
+                            ("start_step", "INTEGER")),
+                 "rung_runs": (("start_step", "INTEGER"),)}
+
+
+def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def upgrade(conn: sqlite3.Connection) -> None:
-    """Bring an older store to the current schema: the trials' columns added since version 1
-    (NULL for old trials: a NULL ``proposed_by`` means the sampling stream) and the rung table.
-    A store opened read-only stays as it is (readers take what is missing as absent)."""
-    def missing() -> list[str]:
-        columns = {row["name"] for row in conn.execute("PRAGMA table_info(trials)")}
-        return [c for c in ADDED_COLUMNS if columns and c not in columns]
+    """Bring an older store to the current schema: the columns added since version 1 (NULL for
+    old runs: a NULL ``proposed_by`` means the sampling stream) and the rung table. A store
+    opened read-only stays as it is (readers take what is missing as absent)."""
+    def missing() -> list[tuple[str, str, str]]:
+        out = []
+        for table, added in ADDED_COLUMNS.items():
+            columns = table_columns(conn, table)
+            out += [(table, c, kind) for c, kind in added if columns and c not in columns]
+        return out
 
     if missing() or not has_rung_runs(conn):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for column in missing():  # another process may have upgraded it meanwhile
-                conn.execute(f"ALTER TABLE trials ADD COLUMN {column} TEXT")
             conn.execute(RUNG_RUNS)
+            for table, column, kind in missing():  # another process may have upgraded it meanwhile
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -137,3 +151,33 @@ class Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def is_finite(value: object) -> bool:
+    """Whether a stored value is a finite number (what SQLite's REAL columns should hold)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def checked_row(row: sqlite3.Row) -> dict:
+    """Check that a run's row holds its columns' types (SQLite stores any value in any column, so
+    a damaged or hand-edited store can hold text there; ValueError naming the field) and return
+    the columns older stores lack (None there): device, precision, start_step."""
+    if row["state"] not in TRIAL_STATES:
+        raise ValueError(f"state is {row['state']!r}, not one of {', '.join(TRIAL_STATES)}")
+    for key in ("r", "w", "d"):
+        if not is_finite(row[key]):
+            raise ValueError(f"{key} is {row[key]!r}, not a finite number")
+    later = {k: row[k] if k in row.keys() else None for k in ("device", "precision", "start_step")}
+    for key, value in (*((k, row[k]) for k in ("number", "rung", "macs", "params", "steps", "images_seen")),
+                       ("start_step", later["start_step"])):
+        if value is not None and not isinstance(value, int):
+            raise ValueError(f"{key} is {value!r}, not an integer")
+    for key in ("ratio", "accuracy", "loss", "train_seconds", "eval_seconds", "images_per_second"):
+        if row[key] is not None and not is_finite(row[key]):
+            raise ValueError(f"{key} is {row[key]!r}, not a finite number")
+    for key in ("device", "precision"):
+        if later[key] is not None and not isinstance(later[key], str):
+            raise ValueError(f"{key} is {later[key]!r}, not text")
+    if row["state"] == "completed" and row["accuracy"] is None:
+        raise ValueError("it is completed but has no accuracy")
+    return later

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyscale.limits import MAX_TRIALS
-from tinyscale.storage import SQLITE_SIDE_FILES, TRIALS_FILE
-from tinyscale.study.halving import (MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs, promotions,
-                                     rung_steps, settled_rung)
+from tinyscale.storage import CHECKPOINT_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
+from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs,
+                                     promotions, rung_steps, settled_rung)
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
@@ -134,6 +134,7 @@ def run_study(
         raise
     config = study.config
     halving = config.schedule == "halving"
+    continuing = halving and plan.train.trunk_steps is not None  # promoted runs continue from trunks
     slots = executor.slots if executor is not None else 1  # what a budget in minutes buys: minutes x workers
     retrain = ("pending", "running", "failed") if retry_failed else ("pending", "running")
     kept = sum(1 for t in study.trials() if t.state not in retrain)  # finished and not to be retrained
@@ -150,21 +151,34 @@ def run_study(
     def run_steps(rung: int) -> int:
         return rung_steps(config.steps, config.eta, rung)
 
+    def train_config(rung: int):
+        train = plan.train if rung == 0 else plan.train.with_(steps=run_steps(rung))
+        # Continuing (wsd): rung 0's warm-up at every rung, so every rung's trunk lies on one path.
+        return train.with_(warmup=plan.train.warmup_steps) if continuing else train
+
+    def cost_steps(rung: int) -> int:
+        """The steps a run at ``rung`` trains: all of them, or those after its parent's trunk."""
+        return run_steps(rung) - (train_config(rung - 1).trunk_steps if continuing and rung else 0)
+
     def step_units_left() -> float:
         """What the step budget still allows (inf without one): finished runs that will not be
-        retrained and the runs in flight are spent."""
+        retrained (the steps each trained) and the runs in flight are spent."""
         if step_budget is None:
             return math.inf
-        spent = sum(run_steps(t.rung) for t in study.runs() if t.state not in retrain or (t.number, t.rung) in ended)
-        return step_budget - spent - sum(run_steps(rung) for _, rung in in_flight)
+        spent = sum(run_steps(t.rung) - t.start_step for t in study.runs()
+                    if t.state not in retrain or (t.number, t.rung) in ended)
+        return step_budget - spent - sum(cost_steps(rung) for _, rung in in_flight)
 
     def job(trial, rung: int) -> Job:
         seed = trial_seed(config.seed, trial.number)  # a promoted run keeps its recipe's seed: paired
-        train = plan.train if rung == 0 else plan.train.with_(steps=run_steps(rung))
+        train = train_config(rung)
         study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed, rung=rung,
                           device=train.device, precision=train.precision)
         in_flight.add((trial.number, rung))
-        return Job((trial.number, rung), trial.recipe, seed, train)
+        top = config.rungs if config.rungs is not None else study.get_meta(CHOSEN_RUNGS, MAX_RUNGS)
+        return Job((trial.number, rung), trial.recipe, seed, train,
+                   resume_from=str(trunk_path(directory, trial.number, rung - 1)) if continuing and rung else None,
+                   save_trunk=str(trunk_path(directory, trial.number, rung)) if continuing and rung < top else None)
 
     def next_trials(free: int, log) -> list[Job]:
         """Up to ``free`` runs to train now: first those a previous run proposed or started but
@@ -173,7 +187,7 @@ def run_study(
         if budget is not None and elapsed() >= budget * 60:
             return []
         if halving and config.rungs is None and study.get_meta(CHOSEN_RUNGS) is None:
-            _choose_rungs(study, target, budget, step_budget, slots, log)
+            _choose_rungs(study, target, budget, step_budget, slots, log, cost_steps)
         left = step_units_left()
         trials = study.trials()
         # Runs that finished in this run are not retried again (a retried run that fails again
@@ -184,9 +198,9 @@ def run_study(
             todo += [(study.trial(p.number), p.rung) for p in _promotions(study, log, said)][:free - len(todo)]
         affordable = []
         for trial, rung in todo:  # in priority order, while the step budget lasts
-            if run_steps(rung) <= left:
+            if cost_steps(rung) <= left:
                 affordable.append((trial, rung))
-                left -= run_steps(rung)
+                left -= cost_steps(rung)
         todo = affordable
         if left < math.inf:  # new recipes train at rung 0: as many as the step budget still allows
             free = min(free, len(todo) + int(left // config.steps))
@@ -212,6 +226,11 @@ def run_study(
     def record(job: Job, run: RunResult) -> str:
         number, rung = job.key
         study.finish_trial(number, run, rung=rung)
+        # A trunk is read once (by the run at the next rung); a failed run is never promoted.
+        for used in ([job.resume_from] if run.completed else []) + ([] if run.completed else [job.save_trunk]):
+            if used:
+                with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
+                    Path(used).unlink()
         in_flight.discard(job.key)
         ended.add(job.key)
         study.set_meta("elapsed_seconds", elapsed())
@@ -239,6 +258,11 @@ def run_study(
         study.close()
         raise
     return study
+
+
+def trunk_path(directory: Path, number: int, rung: int) -> Path:
+    """Where trial ``number``'s run at ``rung`` keeps its trunk (lr_schedule wsd)."""
+    return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.pt"
 
 
 def _remove_new_study(directory: Path, created: bool) -> None:
@@ -270,7 +294,7 @@ def _budget(study: Study, trials: int | None, budget_minutes: float | None, budg
 
 
 def _choose_rungs(study: Study, target: int | None, budget: float | None, step_budget: int | None, slots: int,
-                  log) -> None:
+                  log, trained_steps) -> None:
     """A halving study with rungs auto: choose its rungs from its budgets and store the choice,
     or wait (a budget in minutes) until `MIN_PAIRS` rung-0 runs have measured what a run costs."""
     from tinyscale.limits import MAX_STEPS
@@ -284,7 +308,8 @@ def _choose_rungs(study: Study, target: int | None, budget: float | None, step_b
         cost = RunCost(sum(t.train_seconds / t.steps for t in measured) / len(measured),
                        sum(t.eval_seconds or 0.0 for t in measured) / len(measured))
     rungs = choose_rungs(steps=c.steps, eta=c.eta, max_steps=MAX_STEPS, trials=target, step_budget=step_budget,
-                         worker_seconds=None if budget is None else budget * 60 * slots, cost=cost)
+                         worker_seconds=None if budget is None else budget * 60 * slots, cost=cost,
+                         trained_steps=trained_steps)
     study.set_meta(CHOSEN_RUNGS, rungs)
     measured_by = "" if cost is None else f" (a run measured at {cost.seconds_per_step * 1000:.1f} ms a step)"
     if rungs:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from tinyscale.study.placement import check_placement, check_ray_device, ray_gpu_share
@@ -77,6 +77,11 @@ class TrialTask:
     seed: int
     data: DataSpec
     train: dict  # TrainConfig fields
+    # Under lr_schedule wsd: the file to keep this run's trunk in, and a shorter run's trunk to
+    # continue from (`tinyscale.train.checkpoint`); paths the worker can reach, or the run
+    # trains from scratch (same result, more steps).
+    resume_from: str | None = None
+    save_trunk: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ def run_task(task: TrialTask) -> TrialOutcome:
         from tinyscale.train.trainer import train_recipe
 
         result = train_recipe(Recipe.from_dict(task.recipe), worker_data(task.data), TrainConfig(**task.train),
-                              task.seed)
+                              task.seed, resume_from=task.resume_from, save_trunk=task.save_trunk)
         return TrialOutcome(task.number, result, **where)
     except Exception as exc:  # noqa: BLE001 - a crash of one trial must not end the study
         reason = failure_reason(exc)
@@ -177,8 +182,7 @@ class SequentialExecutor:
 
 def _placed(task: TrialTask, threads: int, device: str) -> TrialTask:
     """``task`` with the worker's runtime settings (they change speed, not results)."""
-    return TrialTask(task.number, task.recipe, task.seed, task.data,
-                     {**task.train, "threads": threads, "device": device})
+    return replace(task, train={**task.train, "threads": threads, "device": device})
 
 
 def end_with_parent(parent_pid: int | None) -> bool:

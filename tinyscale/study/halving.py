@@ -31,7 +31,7 @@ uninterrupted one would.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tinyscale.ranking import spearman, trend_residuals
@@ -144,27 +144,29 @@ def schedule_cost(rungs: int, eta: int, run_cost) -> float:
 
 def choose_rungs(*, steps: int, eta: int, max_steps: int, trials: int | None = None,
                  step_budget: int | None = None, worker_seconds: float | None = None,
-                 cost: RunCost | None = None) -> int:
+                 cost: RunCost | None = None, trained_steps: Callable[[int], int] | None = None) -> int:
     """The most rungs above rung 0 (up to `MAX_RUNGS`) whose smallest judged schedule
     (`schedule_cost`) fits every budget given: ``trials`` recipes at rung 0, ``step_budget``
     step-units (training steps summed over runs), ``worker_seconds`` (minutes x 60 x workers,
-    with each run's ``cost`` as measured). 0 when not even one lengthening fits: the study
-    trains every recipe at rung 0.
+    with each run's ``cost`` as measured). A run at rung k trains ``trained_steps(k)`` steps
+    (default all its ``steps * eta**k``; fewer when it continues from its parent's trunk). 0 when
+    not even one lengthening fits: the study trains every recipe at rung 0.
 
     Why "judged": a rung with fewer than `MIN_PAIRS` recipes cannot tell whether lengthening
     changed the ranking (the stop rule needs them), so a deeper schedule the budget cannot fill
     to that depth spends its longest runs on a verdict it cannot reach."""
     if worker_seconds is not None and cost is None:
         raise ValueError("a budget in minutes needs the measured cost of a run")
+    trained = trained_steps or (lambda k: steps * eta ** k)
 
     def fits(rungs: int) -> bool:
         if steps * eta ** rungs > max_steps:
             return False
         if trials is not None and MIN_PAIRS * eta ** rungs > trials:
             return False
-        if step_budget is not None and schedule_cost(rungs, eta, lambda k: steps * eta ** k) > step_budget:
+        if step_budget is not None and schedule_cost(rungs, eta, trained) > step_budget:
             return False
-        return worker_seconds is None or schedule_cost(rungs, eta, lambda k: cost.at(steps * eta ** k)) <= worker_seconds
+        return worker_seconds is None or schedule_cost(rungs, eta, lambda k: cost.at(trained(k))) <= worker_seconds
 
     rungs = 0
     while rungs < MAX_RUNGS and fits(rungs + 1):

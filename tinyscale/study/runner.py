@@ -32,10 +32,12 @@ class Job:
     recipe: Recipe
     seed: int
     train: Any  # a tinyscale.train.TrainConfig
+    resume_from: str | None = None  # a shorter run's trunk to continue from (lr_schedule wsd)
+    save_trunk: str | None = None  # where to keep this run's trunk
 
 
 # What a result row keeps of a trainer result besides its accuracy and state.
-MEASURED_FIELDS = ("loss", "steps", "images_seen", "train_seconds", "eval_seconds", "images_per_second")
+MEASURED_FIELDS = ("loss", "steps", "images_seen", "train_seconds", "eval_seconds", "images_per_second", "start_step")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class RunResult:
     images_per_second: float | None = None
     reason: str | None = None
     device: str | None = None  # where it trained, as the worker saw it (cuda, with its GPU's name)
+    start_step: int | None = None  # the trunk's step it continued from; 0 or None = from scratch
 
     @classmethod
     def failure(cls, reason: str) -> RunResult:
@@ -136,7 +139,8 @@ def run_jobs(
             free = executor.slots - len(in_flight)
             for job in source(free, bar.write) if free > 0 else ():
                 in_flight[submitted] = job
-                executor.submit(TrialTask(submitted, job.recipe.to_dict(), job.seed, data, asdict(job.train)))
+                executor.submit(TrialTask(submitted, job.recipe.to_dict(), job.seed, data, asdict(job.train),
+                                          job.resume_from, job.save_trunk))
                 submitted += 1
             if not in_flight:
                 break

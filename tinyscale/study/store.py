@@ -191,21 +191,9 @@ class Study:
             raise ValueError(f"trial {row['number']} in {self.directory / TRIALS_FILE} is damaged: {exc}") from None
 
     def _checked_trial(self, row: sqlite3.Row) -> Trial:
-        """A row as a Trial; ValueError when a field is not of its column's type (SQLite stores
-        any value in any column, so a damaged or hand-edited store can hold text there)."""
-        if row["state"] not in STATES:
-            raise ValueError(f"state is {row['state']!r}, not one of {', '.join(STATES)}")
-        for key in ("r", "w", "d"):
-            if not _is_finite(row[key]):
-                raise ValueError(f"{key} is {row[key]!r}, not a finite number")
-        for key in ("number", "rung", "macs", "params", "steps", "images_seen"):
-            if row[key] is not None and not isinstance(row[key], int):
-                raise ValueError(f"{key} is {row[key]!r}, not an integer")
-        for key in ("ratio", "accuracy", "loss", "train_seconds", "eval_seconds", "images_per_second"):
-            if row[key] is not None and (not isinstance(row[key], (int, float)) or not math.isfinite(row[key])):
-                raise ValueError(f"{key} is {row[key]!r}, not a finite number")
-        if row["state"] == "completed" and row["accuracy"] is None:
-            raise ValueError("it is completed but has no accuracy")
+        """A row as a Trial; ValueError when a field is not of its column's type
+        (`database.checked_row`)."""
+        later = database.checked_row(row)
         recipe = self.config.recipe(row["r"], row["w"], row["d"])
         return Trial(
             number=row["number"],
@@ -224,8 +212,9 @@ class Study:
             reason=row["reason"],
             proposed_by=row["proposed_by"] if row["proposed_by"] is not None else self.config.sampling,
             rung=row["rung"],
-            device=_text_or_none(row, "device"),
-            precision=_text_or_none(row, "precision"),
+            device=later["device"],
+            precision=later["precision"],
+            start_step=later["start_step"] or 0,
         )
 
     def trials(self, state: str | None = None) -> list[Trial]:
@@ -249,7 +238,9 @@ class Study:
             return []
         if state is not None:
             _check_state(state)
-        columns = ", ".join(f"u.{c}" for c in ("number", "rung", "state", *database.RUN_COLUMNS, "device", "precision"))
+        later = [c for c in database.LATER_RUN_COLUMNS if c in database.table_columns(self._conn, "rung_runs")]
+        columns = ", ".join(f"u.{c}" for c in ("number", "rung", "state", *database.RUN_COLUMNS, *later, "device",
+                                               "precision"))
         rows = self._conn.execute(
             f"SELECT {columns}, t.r, t.w, t.d, t.macs, t.params, t.ratio, t.proposed_by FROM rung_runs AS u "
             "JOIN trials AS t ON t.number = u.number WHERE ? IS NULL OR u.state = ? ORDER BY u.rung, u.number",
@@ -326,7 +317,7 @@ class Study:
             "SELECT number, accuracy FROM trials WHERE state = 'completed' AND accuracy IS NOT NULL "
             "ORDER BY accuracy DESC, number LIMIT 1"
         ).fetchone()
-        if best is not None and not _is_finite(best["accuracy"]):
+        if best is not None and not database.is_finite(best["accuracy"]):
             raise ValueError(f"trial {best['number']} in {self.directory / TRIALS_FILE} is damaged: accuracy is "
                              f"{best['accuracy']!r}, not a finite number")
         return StudyProgress(
@@ -410,9 +401,9 @@ class Study:
             self._conn.execute(
                 f"UPDATE {table} SET state = ?, accuracy = ?, loss = ?, steps = ?, images_seen = ?, "
                 f"train_seconds = ?, eval_seconds = ?, images_per_second = ?, reason = ?, finished_at = ?, "
-                f"device = COALESCE(?, device) WHERE {where}",
+                f"device = COALESCE(?, device), start_step = ? WHERE {where}",
                 (run.state, run.accuracy, run.loss, run.steps, run.images_seen, run.train_seconds,
-                 run.eval_seconds, run.images_per_second, run.reason, time.time(), run.device, *key),
+                 run.eval_seconds, run.images_per_second, run.reason, time.time(), run.device, run.start_step, *key),
             )
         trial = self.trial(number) if not rung else next(
             t for t in self.rung_runs() if (t.number, t.rung) == (number, rung))
@@ -457,19 +448,6 @@ class StudyLock:
 def _check_state(state: str) -> None:
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
-
-
-def _text_or_none(row: sqlite3.Row, key: str) -> str | None:
-    """A text column that older stores lack (None there), checked to be text."""
-    value = row[key] if key in row.keys() else None
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{key} is {value!r}, not text")
-    return value
-
-
-def _is_finite(value: object) -> bool:
-    """Whether a stored value is a finite number (what SQLite's REAL columns should hold)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _restore_config(directory: Path) -> None:

@@ -136,3 +136,6 @@ class Trial:
     rung: int = 0
     device: str | None = None  # where it trained (cpu, cuda, cuda:N); None in stores before version 3
     precision: str | None = None  # fp32, bf16 or fp16; None in stores before version 3
+    # The step this run continued from (a shorter run's trunk, lr_schedule wsd); 0 = from scratch.
+    # It trained ``steps - start_step`` steps.
+    start_step: int = 0

@@ -13,6 +13,12 @@ from dataclasses import asdict, dataclass, fields
 from tinyscale.train.device import PRECISIONS, check_device_name
 
 OPTIMIZERS = ("sgd", "rmsprop", "rmsprop-tf", "adamw")
+# "cosine": warm-up, then cosine decay to 0 at the last step. "wsd" (warm-up, stable, decay): warm-up,
+# the constant lr, then a linear decay to 0 over the last ``decay_fraction`` of the steps. Under
+# wsd every step before the decay is the same whatever the run's length, so a run saved where its
+# decay starts (its trunk) can be continued into a longer one: a study in rungs continues its
+# promoted runs instead of retraining them (`tinyscale.train.trainer.train_recipe`).
+LR_SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,10 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-5
     warmup: int | None = None  # warm-up steps; None = 10 % of the steps
+    lr_schedule: str = "cosine"  # see LR_SCHEDULES
+    # wsd: the decay's share of the steps. At least 0.1 so the steps the training loss is read
+    # over (the last 10 %) and a tail average lie in it, after the trunk a continuation starts from.
+    decay_fraction: float = 0.2
     label_smoothing: float = 0.0
     # Light augmentation, off by default: within a few hundred steps it slowed convergence
     # (Fashion-MNIST, 150 steps: 67 % held-out accuracy without, 55 % with translate+flip+
@@ -85,6 +95,13 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not (isinstance(self.average_tail, (int, float)) and 0 <= self.average_tail <= 1):
             raise ValueError(f"average_tail must be a fraction of the steps in [0, 1], got {self.average_tail!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not (isinstance(self.decay_fraction, (int, float)) and 0.1 <= self.decay_fraction <= 0.5):
+            raise ValueError(f"decay_fraction must be a fraction of the steps in [0.1, 0.5], got {self.decay_fraction!r}")
+        if self.lr_schedule == "wsd" and self.average_tail > self.decay_fraction:
+            raise ValueError(f"average_tail {self.average_tail} must lie within the decay (decay_fraction "
+                             f"{self.decay_fraction}) under lr_schedule wsd: a continued run averages only after its trunk")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
@@ -96,6 +113,14 @@ class TrainConfig:
     @property
     def warmup_steps(self) -> int:
         return self.steps // 10 if self.warmup is None else min(self.warmup, self.steps)
+
+    @property
+    def trunk_steps(self) -> int | None:
+        """Under wsd, the step where the decay starts: the trunk a longer run with the same
+        warm-up can continue from. None under cosine (every step depends on the length)."""
+        if self.lr_schedule != "wsd":
+            return None
+        return self.steps - max(1, round(self.decay_fraction * self.steps))
 
     def with_(self, **changes) -> TrainConfig:
         return TrainConfig(**{**asdict(self), **changes})
@@ -119,7 +144,8 @@ RUNTIME_SETTINGS = frozenset({"threads", "small_map_kernels", "device"})
 # Settings added after results were first stored, each with the value that trains as versions
 # without it did: a stored setting list (a study's trainer, a comparison's or fidelity check's
 # budget) that lacks one is read as having this value, so older results still resume.
-LATER_SETTINGS = {"zero_init_residual": False, "average_tail": 0.0, "precision": "fp32"}
+LATER_SETTINGS = {"zero_init_residual": False, "average_tail": 0.0, "precision": "fp32", "lr_schedule": "cosine",
+                  "decay_fraction": 0.2}
 
 
 def comparable_settings(config: TrainConfig) -> dict:

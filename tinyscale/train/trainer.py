@@ -14,6 +14,7 @@ Python, no decoding in the loop. Evaluation runs under ``inference_mode`` in lar
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -24,6 +25,7 @@ from tinyscale.data.datasets import ImageData, resize_images
 from tinyscale.space.model import build_model
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.smallmap import use_small_map_kernels
+from tinyscale.train.checkpoint import TrunkKey, load_trunk, save_trunk
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.device import autocast_dtype
 
@@ -42,16 +44,25 @@ class TrainResult:
     images_per_second: float
     train_loss: float | None = None  # mean training loss over the last 10 % of steps
     failed: str | None = None
+    # The step this run continued from (a saved trunk, `tinyscale.train.checkpoint`); 0 = from
+    # scratch. ``images_seen`` and ``train_seconds`` count only the steps trained here.
+    start_step: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to zero at ``steps``."""
+    """Linear warm-up over ``warmup`` steps, then (cosine) cosine decay to zero at ``steps``, or
+    (wsd) the constant lr until `TrainConfig.trunk_steps` and a linear decay to zero at ``steps``."""
     warmup = config.warmup_steps
+    trunk = config.trunk_steps
+    if trunk is not None and step >= trunk:
+        return config.lr * (config.steps - step) / (config.steps - trunk)
     if step < warmup:
         return config.lr * (step + 1) / warmup
+    if trunk is not None:
+        return config.lr
     span = max(1, config.steps - warmup)
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * (step - warmup) / span))
 
@@ -208,12 +219,18 @@ def evaluate(model: torch.nn.Module, batches: BatchMaker, labels: torch.Tensor, 
 
 
 def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int, *,
-                 on_trained=None) -> TrainResult:
-    """Train ``recipe`` from scratch on ``data`` for ``config.steps`` steps; evaluate on the
-    held-out split. A NaN/inf training loss stops the run and returns it as failed.
+                 on_trained=None, resume_from: str | os.PathLike | None = None,
+                 save_trunk: str | os.PathLike | None = None) -> TrainResult:
+    """Train ``recipe`` on ``data`` for ``config.steps`` steps; evaluate on the held-out split.
+    A NaN/inf training loss stops the run and returns it as failed.
 
     ``on_trained(model)``, if given, receives the trained module after evaluation (in eval
     mode) unless the run failed: the export stage uses it to keep the weights.
+
+    Under ``lr_schedule="wsd"``: ``save_trunk`` names a file to keep this run's trunk in (its
+    state where the decay starts), ``resume_from`` the trunk of a shorter run of the same recipe,
+    seed and settings to continue from (`tinyscale.train.checkpoint`; one that does not match is
+    not used, and the run trains from scratch, to the same result).
     """
     if recipe.num_classes != data.num_classes:
         raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
@@ -254,6 +271,18 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     opt = _optimizer(model, config)
     cast = autocast_dtype(config.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    trunk_key = TrunkKey.of(recipe.to_dict(), seed, config) if config.trunk_steps is not None else None
+    start_step = 0
+    trunk = load_trunk(resume_from, trunk_key, config.trunk_steps) if trunk_key is not None else None
+    if trunk is not None:
+        start_step = trunk["step"]
+        model.load_state_dict(trunk["model"])
+        opt.load_state_dict(trunk["optimizer"])
+        scaler.load_state_dict(trunk["scaler"])
+        aug_gen.set_state(trunk["augment_rng"])
+        torch.set_rng_state(trunk["torch_rng"])
+        if on_gpu and trunk.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(trunk["cuda_rng"])
     model.train()
     tail_start = config.steps - max(1, config.steps // 10)
     tail_losses: list[torch.Tensor] = []
@@ -262,9 +291,11 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     averaged: list[torch.Tensor] | None = None
     n_averaged = 0
     failed = None
-    steps_done = 0
+    steps_done = start_step
     t0 = time.perf_counter()
-    for step in range(config.steps):
+    for step in range(start_step, config.steps):
+        if save_trunk is not None and trunk_key is not None and step == config.trunk_steps:
+            _save_trunk(save_trunk, trunk_key, step, model, opt, scaler, aug_gen, on_gpu)
         lr = lr_at(step, config)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -297,11 +328,12 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         if step >= tail_start:
             tail_losses.append(loss.detach())
     train_seconds = time.perf_counter() - t0
-    images_seen = steps_done * config.batch_size
+    images_seen = max(0, steps_done - start_step) * config.batch_size
     ips = images_seen / train_seconds if train_seconds > 0 else 0.0
     train_loss = float(torch.stack(tail_losses).mean()) if tail_losses else None
     if failed:
-        return TrainResult(None, None, steps_done, images_seen, train_seconds, 0.0, ips, train_loss, failed)
+        return TrainResult(None, None, steps_done, images_seen, train_seconds, 0.0, ips, train_loss, failed,
+                           start_step)
 
     if averaged is not None:
         with torch.no_grad():
@@ -318,4 +350,21 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         # on the CPU.
         on_trained(use_small_map_kernels(model, False).to("cpu").eval())
     return TrainResult(accuracy, val_loss if math.isfinite(val_loss) else None, steps_done, images_seen,
-                       train_seconds, eval_seconds, ips, train_loss, failed)
+                       train_seconds, eval_seconds, ips, train_loss, failed, start_step)
+
+
+def _save_trunk(path, key: TrunkKey, step: int, model, opt, scaler, aug_gen: torch.Generator, on_gpu: bool) -> None:
+    """Keep the state after ``step`` steps (on the CPU, so any device can continue from it)."""
+    def cpu(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().to("cpu", copy=True)
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(cpu(v) for v in value)
+        return value
+
+    save_trunk(path, key, step, {
+        "model": cpu(model.state_dict()), "optimizer": cpu(opt.state_dict()), "scaler": scaler.state_dict(),
+        "augment_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if on_gpu else None})
