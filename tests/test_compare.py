@@ -813,3 +813,21 @@ def test_compare_cli_latency_errors(fitted_study, capsys, tmp_path):
     assert code == 2 and "--ratios sets MACs targets" in err
     code, err = run("--latency-table", str(tmp_path / "none.json"))
     assert code == 2 and "go with --budget latency" in err
+
+
+def test_a_second_process_on_a_comparison_is_refused_naming_the_holder(fitted_study, tmp_path):
+    import os
+
+    from tinyscale.storage import COMPARE_LOCK, FileLock
+
+    directory = tmp_path / "study"
+    shutil.copytree(fitted_study, directory)
+    (directory / "compare").mkdir(exist_ok=True)
+    trained = []
+    with FileLock.held(directory / "compare" / COMPARE_LOCK, lambda holder: "busy"):
+        with pytest.raises(ValueError, match=f"being run by pid {os.getpid()}.*rerun it to resume"):
+            run_comparison(directory, SETTINGS, progress=False, on_cell=trained.append)
+    assert trained == []
+    # Released with its holder: the comparison runs (a latency or settled comparison has its own lock).
+    assert run_comparison(directory, SETTINGS, progress=False, on_cell=trained.append) is not None
+    assert trained

@@ -29,7 +29,7 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,6 +47,7 @@ NOISE_FILE = "seed-noise.json"  # the seed noise alone, when the full check has 
 FIDELITY_DIR = "fidelity"  # the check's retrainings: FIDELITY_DIR/fidelity.sqlite
 FIDELITY_LOCK = "fidelity.lock"  # in FIDELITY_DIR: held (flock) by the one process running the check
 COMPARE_DIR = "compare"  # a comparison at matched MACs; at matched latency: "compare-latency"
+COMPARE_LOCK = "compare.lock"  # in a comparison's folder: held (flock) by the one process training its cells
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a database
 
 
@@ -199,6 +200,16 @@ class FileLock:
 
     def release(self) -> None:
         os.close(self._fd)
+
+    @classmethod
+    @contextlib.contextmanager
+    def held(cls, path: Path, busy: Callable[[str], str]) -> Iterator[FileLock]:
+        """`acquire` for a ``with`` block: released when the block ends, however it ends."""
+        lock = cls.acquire(path, busy)
+        try:
+            yield lock
+        finally:
+            lock.release()
 
 
 def differences(old: Mapping, new: Mapping) -> list[str]:

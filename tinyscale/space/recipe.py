@@ -8,6 +8,7 @@ classes of the classifier.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -110,6 +111,10 @@ class Recipe:
             "base_resolution": self.base_resolution,
             "num_classes": self.num_classes,
         }
+
+    def to_json(self) -> str:
+        """The recipe as result stores keep it (sorted keys, so equal recipes give equal text)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> Recipe:

@@ -4,7 +4,6 @@ each written as soon as its run finishes, so a killed comparison resumes without
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import time
@@ -72,7 +71,7 @@ def compare_dir(study_dir: str | Path, budget: str = "macs", variant: str | None
 
 
 def _recipe_json(recipe: Recipe | None) -> str | None:
-    return None if recipe is None else json.dumps(recipe.to_dict(), sort_keys=True)
+    return None if recipe is None else recipe.to_json()
 
 
 def _stored_schema(conn: sqlite3.Connection) -> int | None:

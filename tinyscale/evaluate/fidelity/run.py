@@ -11,7 +11,6 @@ file atomically once every run is in. The runs of `measure_noise` are the ones `
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -30,10 +29,6 @@ from tinyscale.evaluate.store import trainer_budget
 from tinyscale.storage import FIDELITY_LOCK, FileLock, check_not_linked
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
-
-
-def _recipe_json(recipe) -> str:
-    return json.dumps(recipe.to_dict(), sort_keys=True)
 
 
 def _checkable(study_dir: Path):
@@ -64,13 +59,10 @@ def _exclusive(study_dir: Path) -> Iterator[None]:
     folder = fidelity_dir(study_dir)
     check_not_linked(folder / STORE_NAME, folder=True)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock.acquire(folder / FIDELITY_LOCK, lambda holder: (
-        f"the fidelity check of {study_dir} is being run by {holder}; wait for it to finish or stop it, then "
-        "rerun it to resume"))
-    try:
+    with FileLock.held(folder / FIDELITY_LOCK, lambda holder: (
+            f"the fidelity check of {study_dir} is being run by {holder}; wait for it to finish or stop it, then "
+            "rerun it to resume")):
         yield
-    finally:
-        lock.release()
 
 
 def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: Mapping, *, executor, threads,
@@ -84,7 +76,7 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
             hit = stored.get((task.kind, task.number, task.seed, task.steps))
             if hit is None:
                 todo.append(task)
-            elif hit[1] != _recipe_json(by_number[task.number].recipe):
+            elif hit[1] != by_number[task.number].recipe.to_json():
                 raise ValueError(f"{store.path} holds a run of trial {task.number} with another recipe "
                                  f"(was the study recreated?); pass --restart to retrain")
         if todo:
@@ -94,7 +86,7 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
                 task = job.key
                 stored_run = Run(task.kind, task.number, task.seed, task.steps, run.state, run.accuracy,
                                  run.train_seconds, run.reason)
-                store.put(stored_run, _recipe_json(job.recipe), run.loss if run.completed else None)
+                store.put(stored_run, job.recipe.to_json(), run.loss if run.completed else None)
                 acc = "failed" if run.accuracy is None else f"{100 * run.accuracy:.2f} %"
                 return f"last: {task.kind} #{task.number} {task.steps} steps {acc}"
 
