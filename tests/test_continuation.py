@@ -167,3 +167,22 @@ def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
     assert code == 0, err
     with Study.open(tmp_path / "r") as study:
         assert study.config.extra == {}  # retrain is the trainer's default: nothing stored
+
+
+def test_a_step_budget_counts_the_steps_a_continued_run_trains(tmp_path):
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.executors import SequentialExecutor
+    from tinyscale.study.trial import StudyConfig
+
+    config = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), window=(0.05, 0.8), steps=10,
+                         batch_size=16, train_size=256, val_size=64, seed=3, schedule="halving", eta=3, rungs=1,
+                         extra={"bn_calibration_images": 64, "lr_schedule": "wsd"})
+    budget = 6 * 10 + 2 * 22  # six recipes and two promotions that continue (30 - 8 steps each)
+    with run_study(tmp_path / "s", config, budget_steps=budget, executor=SequentialExecutor(threads=1),
+                   progress=False) as study:
+        runs = study.runs("completed")
+    promoted = [t for t in runs if t.rung]
+    assert promoted and all(t.start_step == 8 for t in promoted)
+    spent = sum(t.steps - t.start_step for t in runs)
+    # Every step-unit spent, none over: counted at 30 steps a promotion would have stopped short.
+    assert spent == budget, [(t.number, t.rung, t.steps, t.start_step) for t in runs]

@@ -70,6 +70,13 @@ def test_schedule_cost_and_choose_rungs_against_hand_computed_budgets():
     assert choose_rungs(steps=100, eta=3, max_steps=899, trials=10_000) == 1
     with pytest.raises(ValueError, match="measured cost"):
         choose_rungs(**pick, worker_seconds=100.0)
+    # Promoted runs that continue from their parent's trunk (at 80 % of its steps) train
+    # 100 x 3^k - 80 x 3^(k-1) steps: R = 2 costs 6 x (9 x 100 + 3 x 220 + 660) = 13,320, which
+    # retraining (16,200) cannot afford.
+    continued = lambda k: 100 * 3 ** k - (80 * 3 ** (k - 1) if k else 0)  # noqa: E731
+    assert schedule_cost(2, 3, continued) == 13_320
+    assert [choose_rungs(**pick, step_budget=b, trained_steps=continued) for b in (13_319, 13_320)] == [1, 2]
+    assert choose_rungs(**pick, step_budget=13_320) == 1
 
 
 def _step_units(study: Study) -> int:
