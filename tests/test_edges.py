@@ -118,3 +118,72 @@ def test_a_study_resumed_in_a_wider_box_keeps_its_trials_and_draws_past_the_edge
                   executor=SyntheticExecutor(), progress=False)
     with Study.open(directory) as study:
         assert study.config.d_range == (0.374, 1.5) and len(study.trials()) == 40
+
+
+def test_a_study_with_widen_box_checks_halfway_and_samples_past_the_edge_it_finds(tmp_path, capsys):
+    from tinyscale.commands.study import BOX_CHECK, run_with_box_check
+
+    # The synthetic truth prefers d = 1 at every c; a box that stops at d = 0.6 puts the ridge on its edge.
+    config = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), d_range=(0.35, 0.6),
+                         window=(0.05, 0.8), steps=10, batch_size=16, train_size=256, val_size=64,
+                         extra={"bn_calibration_images": 64})
+    directory = tmp_path / "s"
+    with run_with_box_check(directory, config, trials=30, executor=SyntheticExecutor(), progress=False,
+                            widen_box=True) as study:
+        trials = study.trials()
+        [entry] = study.box_extensions()
+        check = study.get_meta(BOX_CHECK)
+        assert study.config.d_range == (0.35, 0.9) and study.config.r_range == (0.5, 1.0)
+    out = capsys.readouterr().out
+    assert "box check on 15 runs: d=" in out and "at its highest sampled value 0.6" in out
+    assert entry["from_trial"] == 15 and entry["d_range"] == {"from": [0.35, 0.6], "to": [0.35, 0.9]}
+    assert entry["reason"].startswith("box check on 15 runs")
+    assert check["state"] == "done" and check["wider"] == {"d_range": [0.35, 0.9]}
+    assert {e["axis"] for e in check["edges"]} == {"d"}
+    assert len(trials) == 30 and all(t.recipe.d <= 0.6 for t in trials[:15])
+    assert any(t.recipe.d > 0.6 for t in trials[15:])  # the rest of the budget looked past the edge
+    # Resumed later (no --widen-box needed, a bigger budget): the check is not repeated.
+    with run_with_box_check(directory, None, trials=33, resume=True, executor=SyntheticExecutor(),
+                            progress=False) as study:
+        assert len(study.trials()) == 33 and len(study.box_extensions()) == 1
+    assert "box check" not in capsys.readouterr().out
+
+
+def test_a_box_check_that_finds_no_edge_leaves_the_box(tmp_path, capsys):
+    from tinyscale.commands.study import BOX_CHECK, run_with_box_check
+
+    config = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), d_range=(0.35, 1.5),
+                         window=(0.05, 0.8), steps=10, batch_size=16, train_size=256, val_size=64,
+                         extra={"bn_calibration_images": 64})
+    with run_with_box_check(tmp_path / "s", config, trials=30, executor=SyntheticExecutor(), progress=False,
+                            widen_box=True) as study:
+        assert study.box_extensions() == [] and study.config == config
+        assert study.get_meta(BOX_CHECK)["wider"] == {} and len(study.trials()) == 30
+    assert "the box stays" in capsys.readouterr().out
+
+
+def test_widen_box_on_the_command_line(tmp_path, capsys):
+    from _cli import cli
+
+    out = tmp_path / "s"
+    code, text, err = cli(capsys, "study", "--data", "generated", "--base-resolution", "16", "--r-range", "0.5,1.0",
+                          "--d-range", "0.35,0.6", "--steps", "4", "--batch-size", "16", "--train-size", "128",
+                          "--val-size", "32", "--workers", "1", "--threads", "1", "--quiet", "--out", out,
+                          "--trials", "12", "--widen-box")
+    assert code == 0, err
+    assert "box check on 6 runs:" in text
+    code, fit_text, err = cli(capsys, "fit", out)
+    assert code == 0, err
+    from tinyscale.commands.study import BOX_CHECK
+
+    with Study.open(out) as study:
+        history, check = study.box_extensions(), study.get_meta(BOX_CHECK)
+        assert len(study.trials()) == 12 and check["state"] == "done"
+    # What 4-step runs find is theirs to say; the fit and trials report it, whichever it was.
+    assert len(history) == (1 if check["wider"] else 0)
+    code, trials_text, err = cli(capsys, "trials", out)
+    for entry in history:
+        assert f"box        widened at trial 6: " in fit_text and entry["reason"] in fit_text
+        assert f"box widened at trial 6: " in trials_text and entry["reason"] in trials_text
+    if not history:
+        assert "the box stays" in text and "widened" not in fit_text + trials_text

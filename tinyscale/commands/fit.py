@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         trials = study.runs("completed") if which_rungs == "all" else fit_trials
         rungs = study.rung_summary() if config.schedule == "halving" else None
         fit_rung = study.fit_rung()
+        box_history = study.box_extensions()
     if which_rungs == "all" and args.noise == "measured":
         raise ValueError("--noise measured is for --from-rungs fit: the measured seed noise is of rung 0's runs only, "
                          "and --from-rungs all infers one noise for every rung")
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                               "trials": fit.selection_rows, "fidelity": stored_dict(args.study_dir),
                               "surface_agreement": None if agreement is None else agreement.to_dict(),
                               "fit_rung": fit_rung, "rungs": None if rungs is None else [r.to_dict() for r in rungs],
-                              "rungs_read": list(fit.rungs), "ridge_rung": ridge_rung})]
+                              "rungs_read": list(fit.rungs), "ridge_rung": ridge_rung, "box_extensions": box_history})]
     else:
         lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(fit_trials))]  # the check's verdict
         if rungs is not None:
@@ -140,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
                 mark = "*" if row["selected"] else " "
                 run = f"#{row['number']}" + (f"@{row['rung']}" if "rung" in row else "")
                 lines.append(f"  {mark} {run:<5} c={row['ratio']:<8.4g} acc={row['accuracy']:.4f}  {row['reason']}")
+        from tinyscale.study.trial import describe_box_widening
+
+        # Where the box grew, and why: the recipes' edge notes are of the final box.
+        lines += [f"box        {describe_box_widening(widened)}" for widened in box_history]
         lines.append(f"saved      {path}")
     fit.save(path)
     print("\n".join(lines))

@@ -68,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     space.add_argument("--val-size", type=int, help="seeded subset of held-out images (default all)")
     space.add_argument("--seed", type=int, help="sampling and training seed (default 0)")
     add_precision_option(space)
+    space.add_argument("--widen-box", action="store_true",
+                       help="halfway through the budget, fit the trials so far and, where a recipe at 1/2..1/16 of "
+                            "B0 sits at an edge of --r-range/--d-range that the architecture does not impose, spend "
+                            "the rest of the budget in a box widened past it (the box's history says where and why)")
     run = p.add_argument_group("execution (may change between runs)")
     add_execution_options(run, unit="trials")
     run.add_argument("--quiet", dest="no_progress", action="store_true", help="the same as --no-progress")
@@ -178,9 +182,10 @@ def run_command(args: argparse.Namespace) -> int:
         keep_with_study(directory, LatencyTable.load(table))  # validated before any training
     executor = executor_from(args)
     try:
-        study = run_study(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
-                          budget_steps=args.budget_steps, resume=resume, executor=executor, progress=not args.no_progress,
-                          retry_failed=args.retry_failed)
+        study = run_with_box_check(directory, config, trials=args.trials, budget_minutes=args.budget_minutes,
+                                   budget_steps=args.budget_steps, resume=resume, executor=executor,
+                                   progress=not args.no_progress, retry_failed=args.retry_failed,
+                                   widen_box=args.widen_box)
     finally:
         executor.close()
     with study:
@@ -195,3 +200,62 @@ def run_command(args: argparse.Namespace) -> int:
                    f"every trial failed; the first: {failed[0].reason}" if failed else "no trial ran")
             raise ValueError(f"no trial of the study completed: {why}")
     return 0
+
+
+BOX_CHECK = "box_check"  # study meta: {"state": "planned", "budget": {...}} until the check, then what it found
+
+
+def run_with_box_check(directory, config, *, trials=None, budget_minutes=None, budget_steps=None, resume=False,
+                       executor=None, progress=True, retry_failed=False, widen_box=False):
+    """`run_study`, and with ``widen_box`` (or a study created with it whose check is still to
+    come) the box check halfway: the study runs to half of each budget, `check_box` fits what it
+    has, the box widens past the edges the recipes sit at (`Study.widen_box`, with the check's
+    finding as its reason), and the study spends the rest of its budget. The plan and the full
+    budget are stored first, so an interrupted study resumes into the same check."""
+    from pathlib import Path
+
+    from tinyscale.fit.boxcheck import check_box
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.store import CONFIG_FILE, Study
+
+    def run(config, resume, **budget):
+        return run_study(directory, config, resume=resume, executor=executor, progress=progress,
+                         retry_failed=retry_failed, **budget)
+
+    full = {"trials": trials, "budget_minutes": budget_minutes, "budget_steps": budget_steps}
+    plan = None
+    if (Path(directory) / CONFIG_FILE).exists():
+        with Study.open(directory) as existing:
+            plan, done = existing.get_meta(BOX_CHECK), existing.progress().finished
+            stored = {"trials": existing.get_meta("target_trials"), "budget_minutes": existing.get_meta("budget_minutes"),
+                      "budget_steps": existing.get_meta("budget_steps")}
+    else:
+        done, stored = 0, {}
+    if not (widen_box and plan is None) and (plan is None or plan.get("state") != "planned"):
+        return run(config, resume, **full)  # no check asked, or it is done
+    if plan is None:
+        if all(v is None for v in full.values()):
+            raise ValueError("give a budget: a number of trials, minutes or step-units")
+        plan = {"state": "planned", "budget": full}
+    budget = {k: full[k] if full[k] is not None else plan["budget"].get(k, stored.get(k)) for k in full}
+    half = {"trials": None if budget["trials"] is None else max(1, budget["trials"] // 2),
+            "budget_minutes": None if budget["budget_minutes"] is None else budget["budget_minutes"] / 2,
+            "budget_steps": None if budget["budget_steps"] is None else max(1, budget["budget_steps"] // 2)}
+    if half["trials"] is not None and done >= half["trials"]:
+        half["trials"] = done  # past half already (interrupted after it): the check comes now
+    study = run(config, resume, **half)
+    try:
+        if study.get_meta(BOX_CHECK) is None:
+            study.set_meta(BOX_CHECK, plan)
+        halving = study.config.schedule == "halving"
+        runs = study.runs("completed") if halving else study.fit_trials()
+        check = check_box(runs, study.config, from_rungs="all" if halving else "fit")
+        print(check.text(), flush=True)
+        if check.wider:
+            from dataclasses import replace
+
+            study.widen_box(replace(study.config, **check.wider), reason=check.text())
+        study.set_meta(BOX_CHECK, {"state": "done", "at_trial": len(study.trials()), **check.to_dict()})
+    finally:
+        study.close()
+    return run(None, True, **budget)  # the stored (perhaps widened) config

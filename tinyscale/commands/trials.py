@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{len(continued)} promoted run{'s' if len(continued) > 1 else ''} continued from the shorter "
                       f"run's checkpoint: {sum(t.steps - t.start_step for t in continued):,} of their "
                       f"{sum(t.steps for t in continued):,} steps trained")
+        from tinyscale.study.trial import describe_box_widening
+
         for widened in study.box_extensions():
-            print(f"box widened at trial {widened['from_trial']}: " + "; ".join(
-                f"{axis} {w['from'][0]:g},{w['from'][1]:g} -> {w['to'][0]:g},{w['to'][1]:g}"
-                for axis, w in widened.items() if axis != "from_trial"))
+            print(f"box {describe_box_widening(widened)}")
     return 0

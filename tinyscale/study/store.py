@@ -142,7 +142,7 @@ class Study:
                     raise (ValueError(f"the study at {directory} has an unreadable {TRIALS_FILE}: {exc}")
                            if isinstance(problem, ValueError) else problem) from None
 
-    def widen_box(self, wider: StudyConfig) -> dict:
+    def widen_box(self, wider: StudyConfig, reason: str | None = None) -> dict:
         """Resume in a wider box (`box_widening`; issue 25 item 6: a ridge at the box's edge is a
         finding, and new recipes drawn past the edge test it). The trials so far lie inside the
         new box and keep their meaning. Stored as the config (the database's copy first, then
@@ -150,7 +150,8 @@ class Study:
         widened = box_widening(self.config, wider)
         if not widened:
             raise ValueError("widen_box changes only r_range and d_range")
-        entry = {"from_trial": len(self.trials()), **{k: {"from": list(a), "to": list(b)} for k, (a, b) in widened.items()}}
+        entry = {"from_trial": len(self.trials()), **{k: {"from": list(a), "to": list(b)} for k, (a, b) in widened.items()},
+                 **({"reason": reason} if reason else {})}
         with self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (json.dumps(wider.to_dict()),))
             history = self.box_extensions()

@@ -112,6 +112,13 @@ def box_widening(stored: StudyConfig, asked: StudyConfig) -> dict[str, tuple[tup
     return widened
 
 
+def describe_box_widening(entry: dict) -> str:
+    """One entry of a study's box history (`Study.box_extensions`) as a line of text."""
+    axes = "; ".join(f"{k} {w['from'][0]:g},{w['from'][1]:g} -> {w['to'][0]:g},{w['to'][1]:g}"
+                     for k, w in entry.items() if k in BOX_AXES)
+    return f"widened at trial {entry['from_trial']}: {axes}" + (f" ({entry['reason']})" if entry.get("reason") else "")
+
+
 @dataclass(frozen=True)
 class Trial:
     """One sampled recipe and what happened when it was trained."""
