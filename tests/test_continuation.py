@@ -158,6 +158,7 @@ def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
         assert [t.start_step for t in study.rung_runs()] == [8, 8]
     code, text, err = cli(capsys, "trials", out)
     assert code == 0 and "2 promoted runs continued from the shorter run's checkpoint: 44 of their 60 steps" in text
+    assert f"checkpoints: 4 in {out / 'checkpoints'} (" in text  # the four recipes not promoted
     code, text, err = cli(capsys, "trials", out, "--json")
     assert sorted(t["start_step"] for t in json.loads(text)["trials"]) == [0] * 6 + [8, 8]
     code, _, err = cli(capsys, "study", "--resume", out, "--trials", "7", "--promote", "retrain")

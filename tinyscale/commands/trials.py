@@ -118,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{len(continued)} promoted run{'s' if len(continued) > 1 else ''} continued from the shorter "
                       f"run's checkpoint: {sum(t.steps - t.start_step for t in continued):,} of their "
                       f"{sum(t.steps for t in continued):,} steps trained")
+            from tinyscale.storage import CHECKPOINT_DIR
+
+            kept = sorted((study.directory / CHECKPOINT_DIR).glob("*.pt"))
+            if kept:  # each run not (yet) promoted keeps one; a later promotion may still read it
+                size = sum(p.stat().st_size for p in kept) / 1e6
+                print(f"checkpoints: {len(kept)} in {study.directory / CHECKPOINT_DIR} ({size:,.1f} MB); deleting "
+                      "them frees the space, and a later promotion of their recipes then retrains")
         from tinyscale.study.trial import describe_box_widening
 
         for widened in study.box_extensions():
