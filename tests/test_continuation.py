@@ -150,8 +150,7 @@ def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
     one_line(code, err, "--promote is for --schedule halving")
     assert not (tmp_path / "u").exists()
     out = tmp_path / "h"
-    code, _, err = cli(capsys, "study", *tiny, "--out", out, "--trials", "6", "--schedule", "halving", "--rungs", "1",
-                       "--promote", "continue")
+    code, _, err = cli(capsys, "study", *tiny, "--out", out, "--trials", "6", "--schedule", "halving", "--rungs", "1")
     assert code == 0, err
     with Study.open(out) as study:
         assert study.config.extra == {"lr_schedule": "wsd"}
@@ -168,6 +167,13 @@ def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
     assert code == 0, err
     with Study.open(tmp_path / "r") as study:
         assert study.config.extra == {}  # retrain is the trainer's default: nothing stored
+    # A new study in rungs continues unless told otherwise; a uniform one stores nothing.
+    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "d", "--trials", "1", "--schedule", "halving")
+    assert code == 0, err
+    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "un", "--trials", "1")
+    assert code == 0, err
+    with Study.open(tmp_path / "d") as halving, Study.open(tmp_path / "un") as uniform:
+        assert halving.config.extra == {"lr_schedule": "wsd"} and uniform.config.extra == {}
 
 
 def test_a_step_budget_counts_the_steps_a_continued_run_trains(tmp_path):
