@@ -187,3 +187,31 @@ def test_widen_box_on_the_command_line(tmp_path, capsys):
         assert f"box widened at trial 6: " in trials_text and entry["reason"] in trials_text
     if not history:
         assert "the box stays" in text and "widened" not in fit_text + trials_text
+
+
+def test_an_interrupted_widen_box_study_resumes_into_its_check_and_chooses_rungs_from_the_whole_budget(tmp_path,
+                                                                                                       capsys):
+    from tinyscale.commands.study import BOX_CHECK, run_with_box_check
+    from tinyscale.study.store import CHOSEN_RUNGS
+
+    config = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), d_range=(0.35, 0.6),
+                         window=(0.05, 0.8), steps=10, batch_size=16, train_size=256, val_size=64,
+                         extra={"bn_calibration_images": 64})
+    directory = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):  # killed in the first half
+        run_with_box_check(directory, config, trials=30, executor=SyntheticExecutor(crash_at=7), progress=False,
+                           widen_box=True)
+    with Study.open(directory) as study:
+        assert study.get_meta(BOX_CHECK) == {"state": "planned"} and study.progress().finished == 7
+    # Resumed without the option: the stored plan brings the check at half the budget, once.
+    with run_with_box_check(directory, None, trials=30, resume=True, executor=SyntheticExecutor(),
+                            progress=False) as study:
+        assert study.get_meta(BOX_CHECK)["state"] == "done" and study.box_extensions()[0]["from_trial"] == 15
+    assert capsys.readouterr().out.count("box check on 15 runs") == 1
+    # A study in rungs with rungs auto: 54 recipes buy two rungs, half of them one; the choice is
+    # made from the whole budget, before the check.
+    halving = replace(config, schedule="halving", eta=3, rungs=None)
+    with run_with_box_check(tmp_path / "h", halving, trials=54, executor=SyntheticExecutor(), progress=False,
+                            widen_box=True) as study:
+        assert study.get_meta(CHOSEN_RUNGS) == 2
+        assert study.get_meta(BOX_CHECK)["state"] == "done"

@@ -150,7 +150,6 @@ def run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tinyscale.limits import MAX_BATCH, MAX_STEPS, MAX_TRIALS
-    from tinyscale.study.driver import run_study
     from tinyscale.study.halving import format_rungs
     from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
@@ -215,43 +214,29 @@ def run_with_box_check(directory, config, *, trials=None, budget_minutes=None, b
     """`run_study`, and with ``widen_box`` (or a study created with it whose check is still to
     come) the box check halfway: the study runs to half of each budget, `check_box` fits what it
     has, the box widens past the edges the recipes sit at (`Study.widen_box`, with the check's
-    finding as its reason), and the study spends the rest of its budget. The plan and the full
-    budget are stored first, so an interrupted study resumes into the same check."""
+    finding as its reason), and the study spends the rest of its budget. The plan is stored before
+    the first run, so an interrupted study resumes into the same check."""
     from pathlib import Path
 
     from tinyscale.fit.boxcheck import check_box
     from tinyscale.study.driver import run_study
     from tinyscale.study.store import CONFIG_FILE, Study
 
-    def run(config, resume, **budget):
+    def run(config, resume, until=1.0, meta=None, **budget):
         return run_study(directory, config, resume=resume, executor=executor, progress=progress,
-                         retry_failed=retry_failed, **budget)
+                         retry_failed=retry_failed, until=until, meta=meta, **budget)
 
     full = {"trials": trials, "budget_minutes": budget_minutes, "budget_steps": budget_steps}
     plan = None
     if (Path(directory) / CONFIG_FILE).exists():
         with Study.open(directory) as existing:
-            plan, done = existing.get_meta(BOX_CHECK), existing.progress().finished
-            stored = {"trials": existing.get_meta("target_trials"), "budget_minutes": existing.get_meta("budget_minutes"),
-                      "budget_steps": existing.get_meta("budget_steps")}
-    else:
-        done, stored = 0, {}
+            plan = existing.get_meta(BOX_CHECK)
     if not (widen_box and plan is None) and (plan is None or plan.get("state") != "planned"):
         return run(config, resume, **full)  # no check asked, or it is done
-    if plan is None:
-        if all(v is None for v in full.values()):
-            raise ValueError("give a budget: a number of trials, minutes or step-units")
-        plan = {"state": "planned", "budget": full}
-    budget = {k: full[k] if full[k] is not None else plan["budget"].get(k, stored.get(k)) for k in full}
-    half = {"trials": None if budget["trials"] is None else max(1, budget["trials"] // 2),
-            "budget_minutes": None if budget["budget_minutes"] is None else budget["budget_minutes"] / 2,
-            "budget_steps": None if budget["budget_steps"] is None else max(1, budget["budget_steps"] // 2)}
-    if half["trials"] is not None and done >= half["trials"]:
-        half["trials"] = done  # past half already (interrupted after it): the check comes now
-    study = run(config, resume, **half)
+    # Half of each budget (the budgets, and rungs chosen from them, stay whole), the plan stored
+    # before any run; a study past half already (interrupted after it) comes straight to the check.
+    study = run(config, resume, until=0.5, meta={BOX_CHECK: {"state": "planned"}}, **full)
     try:
-        if study.get_meta(BOX_CHECK) is None:
-            study.set_meta(BOX_CHECK, plan)
         halving = study.config.schedule == "halving"
         runs = study.runs("completed") if halving else study.fit_trials()
         check = check_box(runs, study.config, from_rungs="all" if halving else "fit")
@@ -263,4 +248,4 @@ def run_with_box_check(directory, config, *, trials=None, budget_minutes=None, b
         study.set_meta(BOX_CHECK, {"state": "done", "at_trial": len(study.trials()), **check.to_dict()})
     finally:
         study.close()
-    return run(None, True, **budget)  # the stored (perhaps widened) config
+    return run(None, True, **full)  # the stored (perhaps widened) config and budgets

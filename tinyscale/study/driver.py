@@ -88,6 +88,8 @@ def run_study(
     executor=None,
     progress: bool = True,
     retry_failed: bool = False,
+    until: float = 1.0,
+    meta: dict | None = None,
 ) -> Study:
     """Run (or resume) a study until ``trials`` trials have finished, ``budget_minutes`` of
     study time have passed or ``budget_steps`` step-units (training steps summed over every
@@ -103,7 +105,10 @@ def run_study(
     recipe). Each result is stored by this (driver) process as soon as it arrives. Only one
     process runs a study at a time (its lock, `StudyLock`, is held until the returned study is
     closed). Returns the open `Study`; its ``stop_reason`` says why it ended before its budget,
-    if it did.
+    if it did. ``until`` < 1 stops it once that share of each budget is spent (the box check's
+    halfway point, `tinyscale.commands.study.run_with_box_check`); the budgets stored, and the
+    rungs chosen from them, stay whole. ``meta`` entries the study lacks are stored as it opens,
+    before any run (a plan that an interrupted study must resume into).
     """
     from tinyscale.study.samplers import make_sampler
 
@@ -125,6 +130,11 @@ def run_study(
     study = _open_locked(directory, config, resume)
     try:
         target, budget, step_budget = _budget(study, trials, budget_minutes, budget_steps, resume)
+        for key, value in (meta or {}).items():
+            if study.get_meta(key) is None:
+                study.set_meta(key, value)
+        if not 0 < until <= 1:
+            raise ValueError(f"until must be a share of the budget in (0, 1], got {until!r}")
         if plan is None:  # resumed without a config: check the stored one before workers start
             plan = StudyPlan.resolve(study.config, space=False)
         _check_trainer(study, plan)
@@ -133,6 +143,7 @@ def run_study(
         study.close()
         raise
     config = study.config
+    stop_target = None if target is None else max(1, math.ceil(target * until))
     halving = config.schedule == "halving"
     continuing = halving and plan.train.trunk_steps is not None  # promoted runs continue from trunks
     slots = executor.slots if executor is not None else 1  # what a budget in minutes buys: minutes x workers
@@ -165,9 +176,10 @@ def run_study(
         retrained (the steps each trained) and the runs in flight are spent."""
         if step_budget is None:
             return math.inf
+        stop = step_budget * until
         spent = sum(run_steps(t.rung) - t.start_step for t in study.runs()
                     if t.state not in retrain or (t.number, t.rung) in ended)
-        return step_budget - spent - sum(cost_steps(rung) for _, rung in in_flight)
+        return stop - spent - sum(cost_steps(rung) for _, rung in in_flight)
 
     def job(trial, rung: int) -> Job:
         seed = trial_seed(config.seed, trial.number)  # a promoted run keeps its recipe's seed: paired
@@ -184,7 +196,7 @@ def run_study(
         """Up to ``free`` runs to train now: first those a previous run proposed or started but
         did not finish (trained as stored), then promotions (halving schedule), then new
         proposals, stored before they train."""
-        if budget is not None and elapsed() >= budget * 60:
+        if budget is not None and elapsed() >= budget * 60 * until:
             return []
         if halving and config.rungs is None and study.get_meta(CHOSEN_RUNGS) is None:
             _choose_rungs(study, target, budget, step_budget, slots, log, cost_steps)
@@ -193,7 +205,7 @@ def run_study(
         # Runs that finished in this run are not retried again (a retried run that fails again
         # stays failed).
         todo = [(t, t.rung) for t in study.runs() if t.state in retrain and (t.number, t.rung) not in in_flight
-                and (t.number, t.rung) not in ended and (target is None or t.number < target)][:free]
+                and (t.number, t.rung) not in ended and (stop_target is None or t.number < stop_target)][:free]
         if halving and len(todo) < free:
             todo += [(study.trial(p.number), p.rung) for p in _promotions(study, log, said)][:free - len(todo)]
         affordable = []
@@ -208,7 +220,7 @@ def run_study(
             taken = {t.number for t in trials}
             numbers: list[int] = []
             number = 0
-            while len(numbers) < free - len(todo) and (target is None or number < target):
+            while len(numbers) < free - len(todo) and (stop_target is None or number < stop_target):
                 if number not in taken:
                     numbers.append(number)
                 number += 1
