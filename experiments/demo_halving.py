@@ -20,6 +20,7 @@ Resumable: rerun the same command.
 
     .venv/bin/python experiments/demo_halving.py study U && .venv/bin/python experiments/demo_halving.py study H
     .venv/bin/python experiments/demo_halving.py compare
+    .venv/bin/python experiments/demo_halving.py report    # the decision rule above, from the stored comparisons
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     from tinyscale.study.plan import DEMO_TRIALS, demo_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=("study", "compare"))
+    ap.add_argument("stage", choices=("study", "compare", "report"))
     ap.add_argument("arm", nargs="?", choices=("U", "H"))
     ap.add_argument("--out", default="runs/demo-halving")
     args = ap.parse_args(argv)
@@ -68,10 +69,57 @@ def main(argv=None) -> int:
         with study:
             print(json.dumps(study.progress().to_dict()))
         print(tinyscale("fit", str(directory)))
+    elif args.stage == "report":
+        return report(out)
     else:
         for arm in ("U", "H"):
             print(tinyscale("compare", str(out / arm), "--strategies", "gp", "--ratios", RATIOS, "--steps",
                             str(COMPARE_STEPS), "--seeds", str(SEEDS), "--no-progress"))
+    return 0
+
+
+def report(out: Path) -> int:
+    """The decision rule: the paired margin H - U of the gp recipes (interpolated in log c where
+    bracketed), per seed the mean over the four ratios, then the mean and SE over the seeds."""
+    import math
+
+    from tinyscale.evaluate.compare import load_comparison
+    from tinyscale.study.store import Study
+
+    acc = {}
+    for arm in ("U", "H"):
+        comparison = load_comparison(out / arm)
+        if comparison is None:
+            print(f"{arm}: no comparison stored yet")
+            return 1
+        for c in (float(x) for x in RATIOS.split(",")):
+            row = comparison.row(c, "gp")
+            for seed, value in ({} if row is None else row.accuracy_by_seed).items():
+                acc[(arm, c, seed)] = 100 * value
+    ratios = [float(x) for x in RATIOS.split(",")]
+    seeds = [s for s in range(SEEDS) if all((a, c, s) in acc for a in ("U", "H") for c in ratios)]
+    print("| c | " + " | ".join(f"U seed {s} | H seed {s}" for s in seeds) + " | H - U (mean over seeds) |")
+    print("|---|" + "---|" * (2 * len(seeds) + 1))
+    for c in ratios:
+        diffs = [acc[("H", c, s)] - acc[("U", c, s)] for s in seeds]
+        cells = " | ".join(f"{acc[('U', c, s)]:.2f} | {acc[('H', c, s)]:.2f}" for s in seeds)
+        print(f"| {c:g} | {cells} | {sum(diffs) / len(diffs):+.2f} |" if seeds else f"| {c:g} | |")
+    per_seed = [sum(acc[("H", c, s)] - acc[("U", c, s)] for c in ratios) / len(ratios) for s in seeds]
+    if len(per_seed) < SEEDS:
+        print(f"partial: {len(per_seed)} of {SEEDS} seeds complete; not a decision")
+        return 1
+    mean = sum(per_seed) / len(per_seed)
+    se = math.sqrt(sum((x - mean) ** 2 for x in per_seed) / (len(per_seed) - 1) / len(per_seed))
+    print(f"H - U over the four ratios: {mean:+.2f} +- {se:.2f} points (per-seed means {', '.join(f'{x:+.2f}' for x in per_seed)})")
+    minutes = {}
+    for arm in ("U", "H"):
+        with Study.open(out / arm) as study:
+            minutes[arm] = study.progress().elapsed_seconds / 60
+    loses = mean < -2 * se
+    print(f"study minutes: U {minutes['U']:.2f}, H {minutes['H']:.2f}")
+    print("decision: " + ("H loses to U (more than 2 SE below zero)" if loses else "H does not lose to U")
+          + ("; H replaces the demo's schedule only if its margin is >= 0 and its whole demo stays <= 10 min: "
+             + ("margin >= 0, check the demo's time" if mean >= 0 else "margin < 0: the demo stays uniform")))
     return 0
 
 
