@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyscale.fit.gpmodels import Z_95, fit_seeded, load_state, loo_predictions, make_gp, noise_sd
+from tinyscale.fit.gpmodels import fit_seeded, load_state, make_gp
 from tinyscale.fit.gpmodels import lengthscales as ard_lengthscales
-from tinyscale.fit.surface import AccuracySurface, SurfaceDiagnostics, log_inputs, logit, sigmoid
+from tinyscale.fit.surface import AccuracySurface, log_inputs, logit
 
 # Which runs of a study that trains in rungs the fit reads: "fit", the fit rung's (one run per
 # recipe, `tinyscale.study.store.Study.fit_trials`), or "all", every run of every rung.
@@ -204,25 +204,9 @@ class MultiFidelitySurface(AccuracySurface):
         s = self.fidelity.target / self.fidelity.top
         return np.column_stack([x, np.full(x.shape[0], s)])
 
-    def diagnostics(self) -> SurfaceDiagnostics:
-        """As the one-rung surface's, over every run: the leave-one-out errors are of each run
-        at its own length; lengthscales over (log c, log r, log d)."""
-        acc = sigmoid(self.y)
-        p = float(np.median(acc))
-        noise = noise_sd(self.model)
-        mean, sd = loo_predictions(self.model)
-        err = acc - sigmoid(mean)
-        scales = tuple(float(v) for v in x_lengthscales(self.model, self.fidelity.kind))
-        return SurfaceDiagnostics(
-            n_trials=int(self.y.size),
-            lengthscales=scales,  # type: ignore[arg-type]
-            noise_sd=noise,
-            noise_sd_points=100 * noise * p * (1 - p),
-            loo_rmse_points=float(100 * np.sqrt(np.mean(err**2))),
-            loo_coverage=float(np.mean(np.abs(self.y - mean) <= Z_95 * sd)),
-            spread_points=float(100 * np.std(acc, ddof=1)) if acc.size > 1 else 0.0,
-            noise="inferred",
-        )
+    def x_lengthscales(self) -> np.ndarray:
+        # Of the surface the ridge is read from (the linear truncated kernel's unbiased part).
+        return x_lengthscales(self.model, self.fidelity.kind)
 
     def describe(self, steps_at) -> str:
         """One line for `tinyscale fit`: what was read and where the ridge is; ``steps_at``:

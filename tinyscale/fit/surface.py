@@ -298,7 +298,12 @@ class AccuracySurface:
             out[f"{name}_upper"][k] = math.exp(max(np.quantile(picks, hi_q), math.log(out[name][k])))
 
     # ------------------------------------------------------------------------ diagnostics
+    def x_lengthscales(self) -> np.ndarray:
+        """The fitted lengthscales over (log c, log r, log d), in those units."""
+        return lengthscales(self.model)
+
     def diagnostics(self) -> SurfaceDiagnostics:
+        """Its fit: noise, leave-one-out errors (each run at its own inputs), lengthscales."""
         model = self.model
         acc = sigmoid(self.y)
         p = float(np.median(acc))
@@ -310,7 +315,7 @@ class AccuracySurface:
         err = acc - sigmoid(mean)
         return SurfaceDiagnostics(
             n_trials=int(self.y.size),
-            lengthscales=tuple(float(v) for v in lengthscales(model)),  # type: ignore[arg-type]
+            lengthscales=tuple(float(v) for v in self.x_lengthscales()),  # type: ignore[arg-type]
             noise_sd=noise,
             noise_sd_points=100 * noise * p * (1 - p),  # d sigmoid / dx = p (1 - p)
             loo_rmse_points=float(100 * np.sqrt(np.mean(err**2))),
