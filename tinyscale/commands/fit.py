@@ -16,12 +16,17 @@ from tinyscale.fit.multifidelity import RUNG_CHOICES
 DEFAULT_RUNGS = "all"
 
 
-def default_rungs(config, args: argparse.Namespace) -> str:
+def default_rungs(config, method: str = DEFAULT_METHOD, noise: str = "auto") -> str:
     """What --from-rungs means when not given: every rung of a study in rungs, unless the fit asked for
     cannot read them (the Pareto method, a measured seed noise); a uniform study's one rung."""
-    if config.schedule != "halving" or args.method != "surface" or args.noise == "measured":
+    if config.schedule != "halving" or method != "surface" or noise == "measured":
         return "fit"
     return DEFAULT_RUNGS
+
+
+def runs_read(study, which_rungs: str) -> list:
+    """The runs a fit reading ``which_rungs`` (`RUNG_CHOICES`) of ``study`` is given."""
+    return study.runs("completed") if which_rungs == "all" else study.fit_trials()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
 
     with Study.open(args.study_dir) as study:
         config = study.config
-        which_rungs = args.from_rungs or default_rungs(config, args)
+        which_rungs = args.from_rungs or default_rungs(config, args.method, args.noise)
         if which_rungs == "all" and config.schedule != "halving":
             raise ValueError(f"--from-rungs all is for a study that trains in rungs (--schedule halving); "
                              f"{args.study_dir} trains every recipe once")
-        fit_trials = study.fit_trials()
-        trials = study.runs("completed") if which_rungs == "all" else fit_trials
+        trials = runs_read(study, which_rungs)
+        fit_trials = trials if which_rungs == "fit" else study.fit_trials()
         rungs = study.rung_summary() if config.schedule == "halving" else None
         fit_rung = study.fit_rung()
         box_history = study.box_extensions()

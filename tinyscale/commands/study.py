@@ -218,6 +218,7 @@ def run_with_box_check(directory, config, *, trials=None, budget_minutes=None, b
     the first run, so an interrupted study resumes into the same check."""
     from pathlib import Path
 
+    from tinyscale.commands.fit import default_rungs, runs_read
     from tinyscale.fit.boxcheck import check_box
     from tinyscale.study.driver import run_study
     from tinyscale.study.store import CONFIG_FILE, Study
@@ -237,9 +238,8 @@ def run_with_box_check(directory, config, *, trials=None, budget_minutes=None, b
     # before any run; a study past half already (interrupted after it) comes straight to the check.
     study = run(config, resume, until=0.5, meta={BOX_CHECK: {"state": "planned"}}, **full)
     try:
-        halving = study.config.schedule == "halving"
-        runs = study.runs("completed") if halving else study.fit_trials()
-        check = check_box(runs, study.config, from_rungs="all" if halving else "fit")
+        which_rungs = default_rungs(study.config)  # as `tinyscale fit` reads the study
+        check = check_box(runs_read(study, which_rungs), study.config, from_rungs=which_rungs)
         print(check.text(), flush=True)
         if check.wider:
             from dataclasses import replace
