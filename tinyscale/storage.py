@@ -212,6 +212,18 @@ class FileLock:
             lock.release()
 
 
+@contextlib.contextmanager
+def exclusive_folder(folder: Path, store_name: str, lock_name: str, what: str) -> Iterator[None]:
+    """Hold ``folder`` (made if missing; neither it nor its store ``store_name`` a link) for this
+    process alone, by the `FileLock` ``lock_name`` in it: another process that asks while it is
+    held is refused, naming the holder, rather than training the same runs a second time."""
+    check_not_linked(folder / store_name, folder=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock.held(folder / lock_name, lambda holder: (
+            f"{what} is being run by {holder}; wait for it to finish or stop it, then rerun it to resume")):
+        yield
+
+
 def differences(old: Mapping, new: Mapping) -> list[str]:
     """The keys in which two mappings differ, as ``key: old -> new`` (sorted by key)."""
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]

@@ -17,7 +17,7 @@ from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetM
 from tinyscale.evaluate.store import trainer_budget
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
-from tinyscale.storage import COMPARE_LOCK, FileLock, check_not_linked, loads_json
+from tinyscale.storage import COMPARE_LOCK, exclusive_folder, loads_json
 from tinyscale.study.trial import StudyConfig
 
 
@@ -70,13 +70,8 @@ def run_comparison(
     budget = {**trainer_budget(config, train_config), **measure.fingerprint()}
 
     folder = compare_dir(study_dir, settings.budget, variant)
-    check_not_linked(folder / STORE_NAME, folder=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    # One process trains a comparison's cells: a second is refused, naming the holder, rather than
-    # training every missing cell a second time beside it.
-    busy = (lambda holder: f"the comparison in {folder} is being run by {holder}; wait for it to finish or stop it, "
-            "then rerun it to resume")
-    with FileLock.held(folder / COMPARE_LOCK, busy), \
+    # One process trains a comparison's cells (a second would train every missing cell again).
+    with exclusive_folder(folder, STORE_NAME, COMPARE_LOCK, f"the comparison in {folder}"), \
             CompareStore.open(study_dir, budget, restart=restart, kind=settings.budget, variant=variant) as store:
         store.set_meta("settings", json.dumps(settings_to_dict(settings)))
         parts = {}

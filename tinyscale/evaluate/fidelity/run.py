@@ -26,7 +26,7 @@ from tinyscale.evaluate.fidelity.stats import MIN_TRIALS, pooled_noise
 from tinyscale.evaluate.fidelity.store import STORE_NAME, FidelityStore, fidelity_dir
 from tinyscale.evaluate.fidelity.summary import summarize
 from tinyscale.evaluate.store import trainer_budget
-from tinyscale.storage import FIDELITY_LOCK, FileLock, check_not_linked
+from tinyscale.storage import FIDELITY_LOCK, exclusive_folder
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 
@@ -56,12 +56,7 @@ def _checkable(study_dir: Path):
 def _exclusive(study_dir: Path) -> Iterator[None]:
     """The check's exclusive hold on ``DIR/fidelity/`` (a `FileLock`): a second check of one
     study is refused, naming the holder, rather than training every run a second time."""
-    folder = fidelity_dir(study_dir)
-    check_not_linked(folder / STORE_NAME, folder=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock.held(folder / FIDELITY_LOCK, lambda holder: (
-            f"the fidelity check of {study_dir} is being run by {holder}; wait for it to finish or stop it, then "
-            "rerun it to resume")):
+    with exclusive_folder(fidelity_dir(study_dir), STORE_NAME, FIDELITY_LOCK, f"the fidelity check of {study_dir}"):
         yield
 
 
