@@ -354,17 +354,9 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
 
 
 def _save_trunk(path, key: TrunkKey, step: int, model, opt, scaler, aug_gen: torch.Generator, on_gpu: bool) -> None:
-    """Keep the state after ``step`` steps (on the CPU, so any device can continue from it)."""
-    def cpu(value):
-        if isinstance(value, torch.Tensor):
-            return value.detach().to("cpu", copy=True)
-        if isinstance(value, dict):
-            return {k: cpu(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(cpu(v) for v in value)
-        return value
-
+    """Keep the state after ``step`` steps (serialised now; `load_trunk` maps it to the CPU, so
+    any device can continue from it)."""
     save_trunk(path, key, step, {
-        "model": cpu(model.state_dict()), "optimizer": cpu(opt.state_dict()), "scaler": scaler.state_dict(),
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
         "augment_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state() if on_gpu else None})
