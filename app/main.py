@@ -248,8 +248,9 @@ def main() -> None:
             config = study.config
             trials = study.trials()
             running = study.progress()
-            # A halving study's fit reads one rung (tinyscale.study.halving.fit_rung); the
-            # panels show what the fit reads, the rungs tab shows every run.
+            # A halving study's panels show one run per recipe, at its fit rung
+            # (tinyscale.study.halving.fit_rung); the fit may read every rung (load_fit, as
+            # `tinyscale fit` does), and the rungs tab shows every run.
             halving = config.schedule == "halving"
             fit_trials = study.fit_trials()
             runs_done = len(study.runs("completed"))

@@ -198,3 +198,27 @@ def test_cli_rungs_all_with_measured_noise_is_a_one_line_error(halving_study, ca
     assert main(["fit", str(halving_study), "--from-rungs", "all", "--noise", "measured"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--noise measured is for --from-rungs fit" in err and len(err.splitlines()) == 1
+
+
+def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does(tmp_path):
+    from tinyscale.assistant.answers import load_fit
+
+    directory, config = tmp_path / "h", replace(CFG, seed=11)
+    run_study(directory, config, trials=18, executor=SyntheticExecutor(), progress=False).close()
+    with Study.open(directory) as study:
+        runs, fit_trials = study.runs("completed"), study.fit_trials()
+    assert len({t.rung for t in runs}) > 1 and len(fit_trials) < len(runs)
+    # No saved fit: the page fits what `tinyscale fit` reads by default, every run of every rung.
+    fresh = load_fit(directory, fit_trials, config)
+    assert not fresh.saved and fresh.solver.fit.rungs == tuple(sorted({t.rung for t in runs}))
+    assert fresh.n_models == len(runs) and f"from {len(runs)} completed runs of every rung" in fresh.note
+    assert not (directory / "fit.json").exists()
+    # A saved fit across rungs is stale once any rung gains a run, even one the fit rung lacks.
+    assert main(["fit", str(directory)]) == 0
+    assert load_fit(directory, fit_trials, config).note is None
+    run_study(directory, trials=24, resume=True, executor=SyntheticExecutor(), progress=False).close()
+    with Study.open(directory) as study:
+        newer = len(study.runs("completed")) - len(runs)
+    assert newer > 0
+    note = load_fit(directory, fit_trials, config).note
+    assert note is not None and f"predates {newer} newer completed run(s)" in note

@@ -37,13 +37,16 @@ class FitSource:
 
 def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyConfig) -> FitSource:
     """The solver for a study: its saved fit (``tinyscale fit``) when there is one, else a fit
-    of the completed trials made now (not written to the study).
+    of the completed trials made now (not written to the study), reading what ``tinyscale fit``
+    reads by default: ``trials`` (the study's fit trials), or every run of every rung of a study
+    that trains in rungs (`tinyscale.fit.multifidelity.default_rungs`), read from the study.
 
     Raises ValueError, with the reason in a sentence, when neither is possible (too few
     completed trials, degenerate data).
     """
     from tinyscale.evaluate.fidelity import noise_for_fit
     from tinyscale.fit.gp import FIT_FILE, ScalingFit, fit_scaling
+    from tinyscale.fit.multifidelity import default_rungs
     from tinyscale.fit.solve import RecipeSolver
 
     completed = [t for t in trials if t.state == "completed"]
@@ -55,21 +58,39 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
             saved_problem = str(exc)
         else:
             used = len(fit.data.numbers)
-            newer = len(fit.unseen(completed))
+            # A fit across rungs read runs, not recipes: a new run at any rung is news to it.
+            read = _completed_runs(study_dir, "all") if getattr(fit.surface, "fidelity", None) else completed
+            newer = len(fit.unseen(read))
             note = None
             if newer > 0:
-                note = (f"the saved fit predates {newer} newer completed trial(s); "
+                note = (f"the saved fit predates {newer} newer completed {'run' if read is not completed else 'trial'}(s); "
                         f"run `tinyscale fit {study_dir}` to refit")
             return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
-    try:
-        noise = noise_for_fit(study_dir)  # the measured seed noise (fidelity.json or seed-noise.json), if any
-    except ValueError as exc:  # a damaged file: say so, and let the fit infer the noise
-        noise, saved_problem = None, "; ".join(filter(None, (saved_problem, str(exc))))
-    fit = fit_scaling(trials, config, source=str(study_dir), seed_noise=noise)
-    note = f"fitted in the app from {len(completed)} completed trials (run `tinyscale fit {study_dir}` to save it)"
+    which = default_rungs(config)
+    noise = None
+    if which == "fit":
+        try:
+            noise = noise_for_fit(study_dir)  # the measured seed noise (fidelity.json or seed-noise.json), if any
+        except ValueError as exc:  # a damaged file: say so, and let the fit infer the noise
+            saved_problem = "; ".join(filter(None, (saved_problem, str(exc))))
+        read = completed
+    else:  # the measured seed noise is of rung 0's runs only: a fit across rungs infers its own
+        read = _completed_runs(study_dir, which)
+    fit = fit_scaling(read, config, source=str(study_dir), seed_noise=noise, from_rungs=which)
+    what = "completed trials" if which == "fit" else "completed runs of every rung"
+    note = f"fitted in the app from {len(read)} {what} (run `tinyscale fit {study_dir}` to save it)"
     if saved_problem:
         note = f"{saved_problem}. Using a fresh fit instead: {note}"
     return FitSource(RecipeSolver(fit), saved=False, n_models=len(fit.data.numbers), note=note)
+
+
+def _completed_runs(study_dir: str | os.PathLike, which_rungs: str) -> list:
+    """The runs a fit reading ``which_rungs`` of the study at ``study_dir`` is given."""
+    from tinyscale.fit.multifidelity import runs_read
+    from tinyscale.study.store import Study
+
+    with Study.open(study_dir) as study:
+        return runs_read(study, which_rungs)
 
 
 def curve(solver, config: StudyConfig, points: int = CURVE_POINTS, span: float = SLIDER_SPAN) -> list:

@@ -8,25 +8,7 @@ import argparse
 from tinyscale.commands.options import add_latency_table_option, latency_table_path
 from tinyscale.evaluate.fidelity import NOISE_CHOICES
 from tinyscale.fit.gp import DEFAULT_METHOD, METHODS
-from tinyscale.fit.multifidelity import RUNG_CHOICES
-
-# What `tinyscale fit` reads of a study that trains in rungs when --from-rungs is not given: every
-# rung (on synthetic halving studies its ridge's true shape gained +0.074 +- 0.025 over the fit
-# rung's alone, held-out seeds; benchmarks/RESULTS.md "halving"). A uniform study has one rung.
-DEFAULT_RUNGS = "all"
-
-
-def default_rungs(config, method: str = DEFAULT_METHOD, noise: str = "auto") -> str:
-    """What --from-rungs means when not given: every rung of a study in rungs, unless the fit asked for
-    cannot read them (the Pareto method, a measured seed noise); a uniform study's one rung."""
-    if config.schedule != "halving" or method != "surface" or noise == "measured":
-        return "fit"
-    return DEFAULT_RUNGS
-
-
-def runs_read(study, which_rungs: str) -> list:
-    """The runs a fit reading ``which_rungs`` (`RUNG_CHOICES`) of ``study`` is given."""
-    return study.runs("completed") if which_rungs == "all" else study.fit_trials()
+from tinyscale.fit.multifidelity import DEFAULT_RUNGS, RUNG_CHOICES, default_rungs, runs_read
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -218,7 +218,7 @@ def run_with_box_check(directory, config, *, trials=None, budget_minutes=None, b
     the first run, so an interrupted study resumes into the same check."""
     from pathlib import Path
 
-    from tinyscale.commands.fit import default_rungs, runs_read
+    from tinyscale.fit.multifidelity import default_rungs, runs_read
     from tinyscale.fit.boxcheck import check_box
     from tinyscale.study.driver import run_study
     from tinyscale.study.store import CONFIG_FILE, Study

@@ -45,6 +45,11 @@ from tinyscale.fit.surface import AccuracySurface, log_inputs, logit
 # Which runs of a study that trains in rungs the fit reads: "fit", the fit rung's (one run per
 # recipe, `tinyscale.study.store.Study.fit_trials`), or "all", every run of every rung.
 RUNG_CHOICES = ("fit", "all")
+# What a fit reads of a study that trains in rungs when not told (`tinyscale fit`, the demo, the
+# app's fresh fit, the box check): every rung (on synthetic halving studies its ridge's true shape
+# gained +0.074 +- 0.025 over the fit rung's alone, held-out seeds; benchmarks/RESULTS.md
+# "halving"). A uniform study has one rung.
+DEFAULT_RUNGS = "all"
 KINDS = ("ard", "linear-truncated", "exponential-decay")
 DEFAULT_KIND = "ard"
 FIDELITY_COLUMN = 3  # the inputs are (log c, log r, log d, s)
@@ -58,6 +63,20 @@ def fidelities(rungs, top: int) -> np.ndarray:
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"the top rung of a fit across rungs must be a whole number >= 1, got {top!r}")
     return np.asarray(rungs, dtype=np.float64) / top
+
+
+def default_rungs(config, method: str = "surface", noise: str = "auto") -> str:
+    """What --from-rungs means when not given: every rung of a study in rungs, unless the fit asked for
+    cannot read them (the Pareto method, a measured seed noise); a uniform study's one rung."""
+    if config.schedule != "halving" or method != "surface" or noise == "measured":
+        return "fit"
+    return DEFAULT_RUNGS
+
+
+def runs_read(study, which_rungs: str) -> list:
+    """The runs a fit reading ``which_rungs`` (`RUNG_CHOICES`) of ``study`` (an open
+    `tinyscale.study.store.Study`) is given."""
+    return study.runs("completed") if which_rungs == "all" else study.fit_trials()
 
 
 def check_rungs(from_rungs: object, config, method: str, seed_noise: float | None) -> None:
