@@ -1,4 +1,4 @@
-"""The demo study's trial throughput: the first trials of `demo_config`'s stream trained exactly
+"""The demo study's trial throughput: the first trials of `uniform_demo_config`'s stream trained exactly
 as the study trains them (its steps, data, trainer settings, evaluation on 5,000 held-out images),
 once with every layer an ordinary convolution (`small_map_kernels=False`, the trainer before
 tinyscale/space/smallmap.py) and once as the trainer runs now, alternating which goes first per trial.
@@ -19,7 +19,7 @@ import torch
 
 from tinyscale.study.executors import worker_data
 from tinyscale.study.samplers.base import sample_recipes
-from tinyscale.study.plan import data_spec, demo_config, trial_seed
+from tinyscale.study.plan import data_spec, uniform_demo_config, trial_seed
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.trainer import train_recipe
 
@@ -29,12 +29,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    config = demo_config()
+    config = uniform_demo_config()
     data = worker_data(data_spec(config))
     base = TrainConfig.from_study(config).with_(threads=args.threads)
     arms = {"convs": base.with_(small_map_kernels=False), "ours": base}
     seconds: dict[str, list[float]] = {name: [] for name in arms}
-    print(f"torch {torch.__version__}, {args.threads} thread(s), demo_config: {config.steps} steps, "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), uniform_demo_config: {config.steps} steps, "
           f"batch {config.batch_size}, {config.val_size} held-out images")
     print(f"{'trial':>5} {'r':>5} {'w':>5} {'d':>5} {'s convs':>8} {'s ours':>7} {'acc convs':>9} {'acc ours':>8}")
     for number, recipe in enumerate(sample_recipes(config, args.trials)):

@@ -1,7 +1,7 @@
 """Active sampling: does the botorch sampler reach Sobol's hypervolume with half the trainings? (issue 10)
 
 Protocol, fixed before any outcome was looked at:
-- The demo study (`tinyscale.study.store.demo_config`: Fashion-MNIST at base 32 px, window 0.04-0.6,
+- The demo study (`tinyscale.study.plan.uniform_demo_config`: Fashion-MNIST at base 32 px, window 0.04-0.6,
   400 steps x 64 images on 12,800 training images, 5,000 held out) at study seeds 0, 1, 2, run
   twice per seed: ``--sampler sobol`` for 24 trials (the demo's DEMO_TRIALS) and ``--sampler
   botorch`` (default --init-trials) for 16 trials. Both samplers start from the same stream, so a
@@ -40,7 +40,7 @@ from tinyscale.study.executors import make_executor
 from tinyscale.study.samplers.base import DEFAULT_INIT_TRIALS
 from tinyscale.storage import write_text_atomically
 from tinyscale.study.driver import run_study
-from tinyscale.study.plan import DEMO_TRIALS, demo_config
+from tinyscale.study.plan import DEMO_TRIALS, uniform_demo_config
 from tinyscale.study.store import Study
 from tinyscale.study.trial import StudyConfig
 
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     # The demo's trainer as it was when these studies ran (no zero-gamma): they stay resumable.
-    base = smoke_config() if args.smoke else replace(demo_config(), extra={})
+    base = smoke_config() if args.smoke else replace(uniform_demo_config(), extra={})
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ Protocol, fixed 2026-12-06 (session 11) before any run of this script:
   rounded (r = 0.656 builds 20 px, the study's 0.65625 21 px; the check stopped at trial 22), so
   the recipes are the demo study's stored values (a demo study of this version, /tmp/after3,
   whose ten 400-step top-1 equal the table's); the c check still applies.
-- Data and trainer: the demo's (`demo_config()`: Fashion-MNIST, base 32, all 60,000 training
+- Data and trainer: the demo's (`uniform_demo_config()`: Fashion-MNIST, base 32, all 60,000 training
   images, 5,000 held out, zero-init residuals), one thread, seed 15000 + trial for every arm of a
   recipe (paired; no seed of the yardstick, the study, fidelity or compare).
 - Arms: R400 and R1600, the cosine schedule from scratch (retraining: the warm-up is 10 % of
@@ -50,7 +50,7 @@ import numpy as np
 from tinyscale.ranking import spearman
 from tinyscale.space.cost import ratio
 from tinyscale.study.executors import worker_data
-from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.study.plan import data_spec, uniform_demo_config
 from tinyscale.train.config import TrainConfig
 
 # (trial, r, w, d, c, 6,400-step top-1 %) from RESULTS (session 7, experiments/long_signal.py).
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = demo_config()
+    config = uniform_demo_config()
     recipes = {}
     for trial, r, w, d, c, _ in YARDSTICK:
         recipe = config.recipe(r, w, d)

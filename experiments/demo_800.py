@@ -4,7 +4,7 @@
     .venv/bin/python experiments/demo_800.py --reference demo-study --out runs/demo-800
 
 Protocol, fixed 2026-11-23 (session 4) before any of its runs:
-- the study: `demo_config()` with steps 800, 12 trials (the first 12 of the same Sobol stream,
+- the study: `uniform_demo_config()` with steps 800, 12 trials (the first 12 of the same Sobol stream,
   sampler seed 0, same data, window and zero-gamma trainer), 2 single-thread workers; its default
   fit (the accuracy surface);
 - its recipe is compared exactly as the reference demo study's was: `compare` at 600 steps,
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     from tinyscale.study.executors import make_executor
     from tinyscale.fit.gp import fit_scaling
     from tinyscale.study.driver import run_study
-    from tinyscale.study.plan import demo_config
+    from tinyscale.study.plan import uniform_demo_config
     from tinyscale.study.store import Study
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/demo-800")
     args = ap.parse_args(argv)
     ref, out = Path(args.reference), Path(args.out)
-    config = replace(demo_config(), steps=800)
+    config = replace(uniform_demo_config(), steps=800)
     executor = make_executor("local", 2, threads=1)
     try:
         run_study(out, config, trials=12, resume=out.exists(), executor=executor)

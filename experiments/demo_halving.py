@@ -4,7 +4,7 @@
 Protocol, fixed on 2026-12-06 before any of these runs (results in benchmarks/RESULTS.md
 "halving"):
 
-- U: the demo's study as it is (`tinyscale.study.plan.demo_config`: 24 trials x 400 steps,
+- U: the demo's study as it is (`tinyscale.study.plan.uniform_demo_config`: 24 trials x 400 steps,
   sobol seed 0, 2 workers), its study time measured.
 - H: the same config with ``schedule="halving"``, rung 0 = 134 steps (a third of 400), eta 3,
   2 rungs (134 / 402 / 1,206 steps), and U's measured study time as its budget (2 workers).
@@ -42,7 +42,7 @@ SEEDS = 3
 def main(argv=None) -> int:
     from tinyscale.study.driver import run_study
     from tinyscale.study.executors import default_workers, make_executor
-    from tinyscale.study.plan import DEMO_TRIALS, demo_config
+    from tinyscale.study.plan import DEMO_TRIALS, uniform_demo_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=("study", "compare", "report"))
@@ -56,13 +56,13 @@ def main(argv=None) -> int:
         executor = make_executor("local", default_workers())
         try:
             if args.arm == "U":
-                study = run_study(directory, demo_config(), trials=DEMO_TRIALS, resume=resume, executor=executor)
+                study = run_study(directory, uniform_demo_config(), trials=DEMO_TRIALS, resume=resume, executor=executor)
             else:
                 from tinyscale.study.store import Study
 
                 with Study.open(out / "U") as u:  # U first: its study time is H's budget
                     minutes = u.progress().elapsed_seconds / 60
-                config = replace(demo_config(), schedule="halving", steps=134, eta=3, rungs=2)
+                config = replace(uniform_demo_config(), schedule="halving", steps=134, eta=3, rungs=2)
                 study = run_study(directory, config, budget_minutes=minutes, resume=resume, executor=executor)
         finally:
             executor.close()

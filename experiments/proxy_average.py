@@ -11,7 +11,7 @@ trajectory a seed happens to take, at the cost of one fused running-mean update 
 Protocol, fixed 2026-12-05 (session 7) before any run of this script:
 - 10 recipes: the first 10 of a Sobol stream over the demo's search space with sampler seed 31
   (not 0, 7, 11, 13, 17, 23, 29; no compare seed). Data: the demo's own (all 60,000 training
-  images, its 5,000 held out). Trainer: the demo's (`demo_config`: batch 64, 400 steps, zero-gamma).
+  images, its 5,000 held out). Trainer: the demo's (`uniform_demo_config`: batch 64, 400 steps, zero-gamma).
 - Arms, two training seeds each, A = 9500 + i and B = 9600 + i: ``final`` (the final weights: the
   demo today), ``avg25`` (the average over the last 25 % of the steps), ``avg50`` (the last 50 %).
 - Reported per arm (`proxy_batch.reliability_screen`): seed sd from the A/B pairs, recipe share of
@@ -38,7 +38,7 @@ from proxy_batch import reliability_gain, reliability_screen
 from proxy_data import N_RECIPES
 from proxy_steps import run_parser
 from tinyscale.study.samplers.base import sample_recipes
-from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.study.plan import data_spec, uniform_demo_config
 from tinyscale.train.config import TrainConfig
 
 SAMPLER_SEED = 31
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     ap = run_parser(__doc__, "runs/proxy-average.jsonl")
     args = ap.parse_args(argv)
 
-    demo = demo_config()
+    demo = uniform_demo_config()
     recipes = sample_recipes(replace(demo, seed=SAMPLER_SEED), N_RECIPES)
     base = TrainConfig.from_study(demo).with_(batch_size=64, steps=400, lr=1.5e-3)  # the demo's trainer of this protocol
     arms = {arm: base.with_(average_tail=tail) for arm, tail in ARMS.items()}

@@ -16,7 +16,7 @@ Protocol, fixed 2026-12-05 (session 7) before any run of this script:
   arms 60k/1600/C and D), and the batch-64 arm is its 60k/400/A and B; those 40 rows are copied
   from proxy_data's output when it has them (same recipes, checked row by row; same seeds, data and trainer by construction),
   else trained here. Data: all 60,000 training images, the 10,000-image test set held out (as
-  proxy_data). Trainer: the demo's (`demo_config`: zero-gamma, PyTorch RMSprop, cosine with
+  proxy_data). Trainer: the demo's (`uniform_demo_config`: zero-gamma, PyTorch RMSprop, cosine with
   10 % warm-up).
 - Arms, two training seeds each, A = 7000 + i and B = 7100 + i (proxy_data's):
   ``b64`` batch 64, 400 steps, lr 1.5e-3 (the demo today);
@@ -72,7 +72,7 @@ from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
-from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.study.plan import data_spec, uniform_demo_config
 from tinyscale.train.config import TrainConfig
 
 # arm -> (batch size, steps, lr)
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     if args.stage == "confirm":
         return confirm(args)
 
-    demo = demo_config()
+    demo = uniform_demo_config()
     recipes = sample_recipes(replace(demo, seed=SAMPLER_SEED), N_RECIPES)
     spec = data_spec(replace(demo, train_size=None, val_size=None))
     out = Path(args.out or "runs/proxy-batch.jsonl")
@@ -181,7 +181,7 @@ def reliability_gain(old: dict, new: dict) -> bool:
 
 
 def confirm(args) -> int:
-    demo = demo_config()
+    demo = uniform_demo_config()
     recipes = sample_recipes(replace(demo, seed=CONFIRM_SEED), N_RECIPES)
     base = TrainConfig.from_study(demo)
     arms = {arm: base.with_(batch_size=ARMS[arm][0], steps=ARMS[arm][1], lr=ARMS[arm][2]) for arm in CONFIRM_ARMS}

@@ -7,9 +7,9 @@ network overfits rather than by what it can learn; the demo's fidelity checks fo
 trained on all the data, so that is the reference here.
 
 Protocol, fixed 2026-12-05 (session 5) before any run of this script:
-- 10 recipes: the first 10 of a Sobol stream over the demo's search space (`demo_config`: window
+- 10 recipes: the first 10 of a Sobol stream over the demo's search space (`uniform_demo_config`: window
   0.04-0.6, default r and d ranges) with *sampler seed 13*: not the demo's 0, not the proxy
-  check's 7, not the trainer screen's 11. Trainer: the demo's (`demo_config`, zero-gamma).
+  check's 7, not the trainer screen's 11. Trainer: the demo's (`uniform_demo_config`, zero-gamma).
 - Fashion-MNIST at base 32 px. Held-out: the whole 10,000-image test set for every arm, so all
   arms are scored on the same images. Data arms: ``12k`` = the demo's 12,800-image training
   subset (data seed 0), ``60k`` = all 60,000 training images.
@@ -47,7 +47,7 @@ from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
-from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.study.plan import data_spec, uniform_demo_config
 from tinyscale.train.config import TrainConfig
 
 SAMPLER_SEED, N_RECIPES = 13, 10
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     ap = run_parser(__doc__, "runs/proxy-data.jsonl")
     args = ap.parse_args(argv)
 
-    demo = demo_config()
+    demo = uniform_demo_config()
     recipes = sample_recipes(replace(demo, seed=SAMPLER_SEED), N_RECIPES)
     specs = {arm_name(data, steps, label): data_spec(replace(demo, train_size=DATA_ARMS[data], val_size=None))
              for data, steps, label, _ in RUNS}

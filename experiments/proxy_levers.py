@@ -19,7 +19,7 @@ Protocol, fixed before any run of this script:
   noise over total), Spearman rho of A vs B, and mean top-1.
 - Decision rule: the arm with the smallest seed sd, unless its mean top-1 is more than 1 point
   below ``base``'s (then the next one).
-- Outcome (RESULTS "proxy"): ``zero-gamma``, adopted by the demo study (`demo_config`).
+- Outcome (RESULTS "proxy"): ``zero-gamma``, adopted by the demo study (`uniform_demo_config`).
 
 *Check* (``--stage check --arm NAME``; not run yet for CPU time: the demo study's own fidelity
 check, on recipes and seeds the screen never used, was run instead), blind to the screen's recipes: the proxy check's own 10
@@ -47,7 +47,7 @@ import numpy as np
 from proxy_steps import N_RECIPES, SAMPLER_SEED, load_done, run_arms
 from tinyscale.evaluate.fidelity import spearman
 from tinyscale.study.samplers.base import sample_recipes
-from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.study.plan import data_spec, uniform_demo_config
 from tinyscale.train.config import TrainConfig
 from tinyscale.study.trial import StudyConfig
 
@@ -73,7 +73,7 @@ def pair_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 def screen(args) -> None:
     # The demo's search space; the trainer's defaults (the demo has since adopted zero-gamma).
-    config = replace(demo_config(), seed=SCREEN_SEED, extra={})
+    config = replace(uniform_demo_config(), seed=SCREEN_SEED, extra={})
     recipes = sample_recipes(config, SCREEN_RECIPES)
     spec = data_spec(replace(config, seed=0))
     out = Path(args.out or "runs/proxy-levers.jsonl")

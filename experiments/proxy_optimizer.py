@@ -10,10 +10,10 @@ and 400-step accuracies of one recipe differ by up to 4 points between seeds (pr
 
 Protocol, fixed 2026-12-05 (session 6) before any run of this script, and before the report of
 proxy_data.py was looked at (its 400-step accuracies had scrolled past in its log):
-- 10 recipes: the first 10 of a Sobol stream over the demo's search space (`demo_config`) with
+- 10 recipes: the first 10 of a Sobol stream over the demo's search space (`uniform_demo_config`) with
   *sampler seed 17*: not the demo's 0, the proxy check's 7, the trainer screen's 11 or the data
   lever's 13. No seed of `tinyscale compare` or of the demo study.
-- Data: Fashion-MNIST at base 32 px, the demo's training set as `demo_config()` has it when the
+- Data: Fashion-MNIST at base 32 px, the demo's training set as `uniform_demo_config()` has it when the
   first run starts (12,800 images, or all 60,000 if proxy_data.py's rule adopts them: that rule
   is decided before this script runs) and the demo's 5,000 held-out images; recorded in every
   row, so a resume on other data is refused.
@@ -47,7 +47,7 @@ import numpy as np
 from proxy_levers import pair_stats
 from proxy_steps import load_done, run_arms, run_parser
 from tinyscale.study.samplers.base import sample_recipes
-from tinyscale.study.plan import data_spec, demo_config
+from tinyscale.study.plan import data_spec, uniform_demo_config
 from tinyscale.train.config import TrainConfig
 
 SAMPLER_SEED, N_RECIPES, STEPS = 17, 10, 400
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     ap = run_parser(__doc__, "runs/proxy-optimizer.jsonl")
     args = ap.parse_args(argv)
 
-    demo = demo_config()
+    demo = uniform_demo_config()
     recipes = sample_recipes(replace(demo, seed=SAMPLER_SEED), N_RECIPES)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

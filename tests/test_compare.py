@@ -662,12 +662,19 @@ def test_figure_has_one_line_per_strategy_at_the_macs_its_accuracy_applies_to(fu
         assert paths.png_message.startswith("PNG skipped")
 
 
-def test_default_budget_is_longer_than_the_studys_brief_runs(fitted_study):
+def test_default_budget_is_four_times_the_studys_longest_runs(fitted_study, tmp_path):
     settings = default_settings(fitted_study)
-    assert settings.steps > CONFIG.steps and settings.batch_size == CONFIG.batch_size
+    assert settings.steps == 4 * CONFIG.steps and settings.batch_size == CONFIG.batch_size
     assert settings.ratios == REFERENCE_RATIOS and settings.seeds == (0, 1, 2)
     assert settings.strategies == ("gp", "gp-pareto", "efficientnet", "uniform", "fast", "width", "depth", "resolution")
     assert CLI_DEFAULT_STRATEGIES == ",".join(DEFAULT_STRATEGIES) == ",".join(settings.strategies)
+    # A study in rungs: 4x its top rung's steps (10 x 3^2 = 90), not its brief rung 0's 10.
+    from _synthetic_halving import CFG, SyntheticExecutor
+
+    from tinyscale.study.driver import run_study
+
+    run_study(tmp_path / "h", CFG, trials=2, executor=SyntheticExecutor(), progress=False).close()
+    assert default_settings(tmp_path / "h").steps == 4 * 90 and CFG.steps == 10 and CFG.rungs == 2
 
 
 def test_a_registered_strategy_is_compared_like_the_others(monkeypatch, fitted_study):

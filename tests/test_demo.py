@@ -3,8 +3,6 @@ Fashion-MNIST for minutes; here the demo configuration is swapped for a tiny one
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 import tinyscale.study.driver
@@ -17,38 +15,40 @@ from tinyscale.study.trial import StudyConfig
 
 @pytest.fixture
 def tiny_demo(monkeypatch):
-    config = StudyConfig(data="generated", base_resolution=32, num_classes=10, steps=12, batch_size=16,
-                         window=(0.05, 1.0), seed=0)
+    # The demo's shape at a tiny size: rungs of 4 / 12 / 36 steps, each the best third of the one below.
+    config = StudyConfig(data="generated", base_resolution=32, num_classes=10, steps=4, batch_size=16,
+                         window=(0.05, 1.0), seed=0, schedule="halving", eta=3, rungs=2)
     monkeypatch.setattr(tinyscale.study.plan, "demo_config", lambda: config)
     return config
 
 
 def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--trials", "8", "--workers", "1", "--no-app"]
+    budget = 18 * 4 + 6 * 12 + 2 * 36  # 18 recipes at rung 0, 6 promoted (the stop rule's pairs), 2 to the top
+    argv = ["demo", "--out", str(out), "--budget-steps", str(budget), "--workers", "1", "--no-app"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     with Study.open(out) as study:
         assert study.config == tiny_demo
-        first = study.trials()
-    assert len(first) == 8 and all(t.state in ("completed", "failed") for t in first)
-    fit = json.loads((out / "fit.json").read_text())
-    assert fit  # the solver below reads it back
+        runs = study.runs()
+    assert all(t.state in ("completed", "failed") for t in runs)
+    assert sum(t.steps for t in runs) <= budget and {t.rung for t in runs} == {0, 1, 2}
+    assert "rungs of 4 / 12 / 36 steps" in printed
     solver = RecipeSolver.load(out)
+    # The fit is `tinyscale fit`'s default on a study in rungs: every completed run of every rung,
+    # the noise inferred (a measured seed noise is of rung 0's runs only; none is measured).
+    completed = [t for t in runs if t.state == "completed"]
+    assert sorted(solver.fit.data.numbers) == sorted(t.number for t in completed)
+    assert solver.fit.rungs == (0, 1, 2) and solver.fit.surface.seed_noise is None
+    assert not (out / "seed-noise.json").exists()
     # The table's GP column is the saved fit's answer, not something the command made up.
     for c in ("0.5", "0.25"):
         answer = solver.solve(float(c))
         line = next(line for line in printed.splitlines() if line.startswith(c + " "))
         assert f"r={answer.recipe.r:g} w={answer.recipe.w:g} d={answer.recipe.d:g}" in line
     assert "EfficientNet compound scaling" in printed and "tinyscale app --study" in printed
-    # The seed noise is measured on a few retrained trials and the surface is fixed at it.
-    from tinyscale.evaluate.fidelity import load_noise
 
-    noise = load_noise(out)
-    assert noise is not None and noise.sigma_df == 4 and "measuring seed noise" in printed
-    assert solver.fit.surface.seed_noise == noise.sigma and "fixed at the measured seed noise" in printed
-
-    # Re-running resumes: nothing is trained again (trials and noise replicates are stored).
+    # Re-running resumes: nothing is trained again (every run is stored).
     import tinyscale.study.executors
 
     def no_training(task):
@@ -57,13 +57,15 @@ def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, 
     monkeypatch.setattr(tinyscale.study.executors, "run_task", no_training)
     assert main(argv) == 0
     with Study.open(out) as study:
-        again = study.trials()
-    assert [(t.number, t.state, t.accuracy) for t in again] == [(t.number, t.state, t.accuracy) for t in first]
+        again = study.runs()
+    assert [(t.number, t.rung, t.state, t.accuracy) for t in again] == [(t.number, t.rung, t.state, t.accuracy)
+                                                                         for t in runs]
 
 
-def test_demo_rejects_a_bad_trial_count(tiny_demo, tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "d"), "--trials", "0", "--no-app"]) == 2
-    assert "--trials must be positive" in capsys.readouterr().err
+def test_demo_rejects_a_bad_budget(tiny_demo, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--budget-steps", "0", "--no-app"]) == 2
+    assert "--budget-steps must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_over_an_older_demo_study_is_a_clear_error_that_keeps_it(tiny_demo, tmp_path, capsys, monkeypatch):
@@ -72,8 +74,8 @@ def test_demo_over_an_older_demo_study_is_a_clear_error_that_keeps_it(tiny_demo,
     from tinyscale.study.executors import SequentialExecutor
 
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--trials", "2", "--workers", "1", "--no-app"]
-    tinyscale.study.driver.run_study(out, tiny_demo, trials=2, executor=SequentialExecutor(threads=1), progress=False).close()
+    argv = ["demo", "--out", str(out), "--budget-steps", "8", "--workers", "1", "--no-app"]
+    tinyscale.study.driver.run_study(out, tiny_demo, budget_steps=8, executor=SequentialExecutor(threads=1), progress=False).close()
     with Study.open(out) as study:
         before = [(t.number, t.accuracy) for t in study.trials()]
     capsys.readouterr()

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES,
                    help=f"comma-separated strategy names (default {DEFAULT_STRATEGIES})")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps per run (default: 1.5x the study's steps per trial)")
+                   help="training steps per run (default: 4x the steps of the study's longest runs, its top rung)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the study's)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe: 0..N-1 (default 3)")
     p.add_argument("--settle-check", action="store_true",

@@ -10,12 +10,13 @@
 """
 
 from tinyscale.study.driver import open_or_create, run_study
-from tinyscale.study.plan import DEMO_TRIALS, StudyPlan, check_data, data_spec, demo_config, resolve_data, trial_seed
+from tinyscale.study.plan import (DEMO_BUDGET_STEPS, DEMO_TRIALS, StudyPlan, check_data, data_spec, demo_config,
+                                  resolve_data, trial_seed, uniform_demo_config)
 from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, TRIALS_FILE, Study, StudyLock, StudyProgress
 from tinyscale.study.trial import StudyConfig, Trial
 
 __all__ = [
-    "CONFIG_FILE", "DEMO_TRIALS", "LOCK_FILE", "TRIALS_FILE", "Study", "StudyConfig", "StudyLock", "StudyPlan",
+    "CONFIG_FILE", "DEMO_BUDGET_STEPS", "DEMO_TRIALS", "LOCK_FILE", "TRIALS_FILE", "Study", "StudyConfig", "StudyLock", "StudyPlan",
     "StudyProgress", "Trial", "check_data", "data_spec", "demo_config", "open_or_create", "resolve_data",
-    "run_study", "trial_seed",
+    "run_study", "trial_seed", "uniform_demo_config",
 ]
