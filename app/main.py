@@ -221,8 +221,8 @@ def rungs_panel(runs, summary, fit_rung: int, read: tuple[int, ...] | None = Non
     st.caption(f"Rung k trains for {summary[0].steps:,} x eta^k steps; the best of a rung at matched cost are "
                f"promoted. Once two rungs rank the promoted recipes alike (Spearman rho >= {SETTLED_RHO} at "
                f"matched cost) the study stops lengthening. The recipe above is fitted "
-               + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {fit_rung}."
-                  if read and len(read) > 1 else f"on rung {fit_rung}."))
+               + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {max(read)}, the "
+                  "longest runs." if read and len(read) > 1 else f"on rung {fit_rung}."))
     for col, r in zip(st.columns(len(summary)), summary):
         a = r.agreement
         rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)"
@@ -339,19 +339,24 @@ def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) 
         st.plotly_chart(plots.surface_figure(cut, answer, completed), key="surface")
         read = fit.rungs or ()
         fitted_on = (f"{len(fit.data.numbers)} completed runs of {len(set(fit.data.numbers))} recipes across rungs "
-                     f"{', '.join(map(str, read))}, read at the fit's rung" if len(read) > 1
+                     f"{', '.join(map(str, read))}, read at rung {max(read)}" if len(read) > 1
                      else f"all {len(fit.data.numbers)} completed trials")
         st.caption(f"The accuracy surface (method `surface`, fitted on {fitted_on}) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
                    "where no width the study explored reaches c. ★ is the best (r, d) on the surface at c, ✕ the "
                    "recipe (the curves through the ridge, so smoother than ★); white dots are trials within 1.5× "
-                   "of c with their measured accuracy on hover. " + noise_sentence(fit.diagnostics.surface))
+                   "of c with their measured accuracy on hover. " + noise_sentence(fit.diagnostics.surface, across=len(read) > 1))
 
 
-def noise_sentence(diag) -> str:
-    """Where the surface's observation noise came from, in one sentence."""
+def noise_sentence(diag, across: bool = False) -> str:
+    """Where the surface's observation noise came from, in one sentence (``across``: the surface
+    reads every rung, which cannot take the measured seed noise of rung 0's runs)."""
     if diag.noise == "measured":
         return (f"Its noise is fixed at the seed noise measured by retraining trials with other seeds "
                 f"({diag.noise_sd_points:.2f} points).")
+    if across:
+        return (f"Its noise ({diag.noise_sd_points:.2f} points, one for every rung) was inferred by the fit: a "
+                "measured seed noise is of rung 0's runs only, so a fit across rungs cannot be fixed at it. "
+                "`tinyscale fidelity DIR` still measures it, with the brief runs' rank check.")
     return (f"Its noise ({diag.noise_sd_points:.2f} points) was inferred by the fit, not measured: a value far "
             "below the real seed noise means the surface follows lucky seeds. Measure it with `tinyscale "
             "fidelity DIR`, then `tinyscale fit DIR`.")

@@ -261,8 +261,11 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     # The recipe panel draws (base 16 cannot build TinyNet-E, 7 px: it is left out, not fatal).
     assert not [w.value for w in at.warning if "No recipe curves" in w.value]
     captions = " ".join(c.value for c in at.caption)
-    assert f"fitted on every rung's runs (rungs {', '.join(map(str, fitted['rungs_read']))}) and read at rung {fit_rung}" \
-        in captions
+    # The ridge is read at the longest runs' rung, as `fit` says (not at the fit rung).
+    assert fitted["ridge_rung"] == max(fitted["rungs_read"])
+    assert (f"fitted on every rung's runs (rungs {', '.join(map(str, fitted['rungs_read']))}) and read at rung "
+            f"{fitted['ridge_rung']}, the longest runs") in captions
+    assert f"read at rung {fitted['ridge_rung']})" in captions and "one for every rung) was inferred" in captions
     shown = {m.label: m.value for m in at.metric}
     for r in summary:
         assert shown[f"rung {r.rung}: {r.steps:,} steps"] == f"{r.completed} recipes"
