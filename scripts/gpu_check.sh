@@ -4,7 +4,9 @@
 #   2. the same study with --trials-per-gpu 4;
 #   3. the same study on the machine's CPU cores (one single-threaded worker per core);
 #   4. accuracy of 4 of its recipes, CUDA against CPU (the studies train the same recipes with the
-#      same seeds), held against seed noise (each retrained twice on CUDA with other seeds).
+#      same seeds), held against seed noise (each retrained twice on CUDA with other seeds);
+#   5. a study in rungs on cuda whose promoted runs continue from their checkpoints (--promote
+#      continue): trunks saved on the GPU, loaded on the CPU and moved back (45 s).
 # Trial throughput is trials completed per minute of the study's wall time, start-up included.
 # Numbers go to $OUT/gpu_check.json (and the log to $OUT/gpu_check.log) when OUT is set, else
 # to stdout only.
@@ -45,8 +47,8 @@ fi
 tinyscale() { "$PY" -m tinyscale.cli "$@"; }
 
 # One study, timed; Ctrl-C (SIGINT) at its time limit leaves it resumable and the summary reads
-# what completed. The limits keep the whole check under 8 minutes: 110 + 110 + 170 s of studies,
-# about 30 s of retraining, 60 s for the optional Imagenette study.
+# what completed. The limits keep the whole check under 9 minutes: 110 + 110 + 170 + 45 s of
+# studies, about 30 s of retraining, 60 s for the optional Imagenette study.
 run_study() {
     local name="$1" limit="$2"; shift 2
     local start end seconds rc=0
@@ -70,6 +72,9 @@ run_study() {
 run_study "cuda_k1" "$LIMIT" --device "$DEV" "${ONE[@]}"
 run_study "cuda_k4" "$LIMIT" --device "$DEV" "${K_OPTS[@]}"
 run_study "cpu_cores" "$((LIMIT + 60))" --device cpu
+# Rungs of STEPS/3 and STEPS steps; a third of rung 0 continues to rung 1 from its trunk.
+TRIALS=12 run_study "cuda_continue" 45 --device "$DEV" "${ONE[@]}" --schedule halving --eta 3 --rungs 1 \
+    --promote continue --steps "$(( STEPS > 3 ? STEPS / 3 : 1 ))"
 if [ -n "${IMAGENETTE:-}" ] && [ "$DRY" = 0 ]; then
     DATA=(--data "$IMAGENETTE" --base-resolution 64 --train-size 6400 --val-size 2000)
     TRIALS=8 run_study "imagenette_cuda" 60 --device "$DEV" --trials-per-gpu 4
@@ -118,6 +123,13 @@ for line in (work / "timings.txt").read_text().splitlines():
         "mean_accuracy": round(statistics.mean(t.accuracy for t in completed), 4) if completed else None,
     }
 studies = report["studies"]
+if "cuda_continue" in trials:  # the study in rungs: which promoted runs continued from a trunk
+    with Study.open(work / "cuda_continue") as study:
+        promoted = [t for t in study.runs() if t.rung > 0]
+    studies["cuda_continue"]["promoted_runs"] = {
+        "completed": sum(t.state == "completed" for t in promoted),
+        "continued": sum(t.state == "completed" and t.start_step > 0 for t in promoted),
+        "failed": [t.reason for t in promoted if t.state == "failed"]}
 cpu = studies.get("cpu_cores", {}).get("trials_per_minute")
 for name in ("cuda_k1", "cuda_k4"):
     if cpu and studies.get(name, {}).get("trials_per_minute"):
