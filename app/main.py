@@ -190,12 +190,13 @@ def export_panel(study_dir: Path, answer, source) -> None:
                "served, which takes a few seconds.")
 
 
-def trust_panel(study_dir: Path, n_completed: int, source=None) -> None:
+def trust_panel(study_dir: Path, n_completed: int, source=None, rungs=None) -> None:
     """How far to trust this recipe: `tinyscale fidelity`'s stored verdict, or how to measure it;
-    with the fit (``source``), how its accuracy surface ranks the check's recipes."""
+    with the fit (``source``), how its accuracy surface ranks the check's recipes; with a study
+    in rungs' summaries (``rungs``), what its stop rule found."""
     from tinyscale.assistant.answers import trust
 
-    t = trust(study_dir, n_completed, None if source is None else source.solver.fit.trial_accuracy())
+    t = trust(study_dir, n_completed, None if source is None else source.solver.fit.trial_accuracy(), rungs)
     st.subheader("How far to trust this recipe")
     if t.verdict is None:
         (st.warning if t.note else st.info)(t.summary)
@@ -288,7 +289,7 @@ def main() -> None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
         design_panel(study_dir, source, config, drawn, completed, usable_devices)
-    trust_panel(study_dir, len(completed), source)
+    trust_panel(study_dir, len(completed), source, None if rungs is None else rungs[1])
     if rungs is not None:
         rungs_panel(*rungs, None if source is None else source.solver.fit.rungs)
 

@@ -269,6 +269,25 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     for r in summary:
         assert shown[f"rung {r.rung}: {r.steps:,} steps"] == f"{r.completed} recipes"
+    # The trust panel says what the stop rule found before any fidelity check ran.
+    first = summary[0].agreement
+    assert any(f"The study's stop rule: rung 0 ({summary[0].steps:,} steps) against rung 1: ρ {first.rho:+.2f} over "
+               f"{first.pairs} recipes" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_the_trust_panel_says_whether_the_stop_rule_settled():
+    from tinyscale.assistant.answers import stop_rule_words
+    from tinyscale.study.halving import RungAgreement, RungSummary
+
+    def rungs(rho: float, pairs: int):
+        return [RungSummary(0, 10, 30, RungAgreement(0, pairs, rho, rho)), RungSummary(1, 30, pairs, None)]
+
+    assert stop_rule_words(None) is None and stop_rule_words(rungs(None, 2)) is None  # nothing compared yet
+    words = stop_rule_words(rungs(0.95, MIN_PAIRS))
+    assert "rung 0 (10 steps) against rung 1: ρ +0.95 over" in words and "Rung 0 ranks like the next" in words
+    # A high rho over too few recipes, or enough recipes below the threshold, is not settled.
+    for rho, pairs in ((0.95, MIN_PAIRS - 1), (0.5, MIN_PAIRS)):
+        assert "Not settled" in stop_rule_words(rungs(rho, pairs))
 
 
 def test_fidelity_says_what_it_measured_on_a_study_in_rungs(tmp_path):

@@ -263,20 +263,45 @@ class Trust:
     command: str  # what measures (or re-measures) it
 
 
+def stop_rule_words(rungs) -> str | None:
+    """What a study in rungs measured of its own ranking as runs lengthened (the stop rule's rho
+    between each rung and the next, `tinyscale.study.halving.RungSummary`), in one sentence; None
+    when no rung has been compared with the next yet."""
+    from tinyscale.study.halving import MIN_PAIRS, SETTLED_RHO
+
+    judged = [r for r in rungs or () if r.agreement is not None and r.agreement.rho is not None]
+    if not judged:
+        return None
+    pairs = "; ".join(f"rung {r.rung} ({r.steps:,} steps) against rung {r.rung + 1}: ρ {r.agreement.rho:+.2f} over "
+                      f"{r.agreement.pairs} recipes" for r in judged)
+    settled = [r.rung for r in judged if r.agreement.settled]
+    if settled:
+        return (f"The study's stop rule: {pairs}. Rung {settled[0]} ranks like the next (ρ ≥ {SETTLED_RHO} over "
+                f"≥ {MIN_PAIRS} recipes): longer training stopped changing the ranking there.")
+    return (f"The study's stop rule: {pairs}. Not settled (ρ ≥ {SETTLED_RHO} over ≥ {MIN_PAIRS} recipes): the "
+            "ranking still changed as runs lengthened, so the recipe rests on its longest runs, which no "
+            "longer run has checked.")
+
+
 def trust(study_dir: str | os.PathLike, completed: int | None = None,
-          predicted: dict[int, float] | None = None) -> Trust:
+          predicted: dict[int, float] | None = None, rungs=None) -> Trust:
     """The stored fidelity check of a study, for the page (never raises for a missing or
     damaged file; ``completed``: the study's completed trials now, to flag a stale check;
     ``predicted``: the accuracy surface's accuracy per trial number, `ScalingFit.trial_accuracy`,
-    to show how the surface ranks the check's recipes beside the single brief runs)."""
+    to show how the surface ranks the check's recipes beside the single brief runs; ``rungs``:
+    a study in rungs' `RungSummary` list, whose stop rule is said first)."""
     import tinyscale.evaluate.fidelity as fd
 
     command = f"tinyscale fidelity {study_dir}"
+    stop_rule = stop_rule_words(rungs)
     try:
         f = fd.load_fidelity(study_dir)
     except ValueError as exc:
         return Trust(None, "The stored fidelity check cannot be read.", (), (), str(exc), command)
     if f is None:
+        if stop_rule is not None:  # a study in rungs checks its own ranking as it lengthens
+            return Trust(None, stop_rule + " The command below measures the seed noise and how rung 0's runs "
+                         f"rank against {fd.DEFAULT_FACTOR:g}x longer training.", (), (), None, command)
         return Trust(None, "Not measured yet: whether the study's brief accuracies rank recipes by more than "
                      "seed noise. The command below retrains a few trials with other seeds and about ten "
                      "of them longer, and gives a verdict.", (), (), None, command)
@@ -303,7 +328,8 @@ def trust(study_dir: str | os.PathLike, completed: int | None = None,
                      f"on {agreement.n} of the recipes; their single brief runs: "
                      + ("n/a" if agreement.rho_brief is None else f"{agreement.rho_brief:.2f}")),)
     summary = f"**{f.verdict.capitalize()}**: {f.advice}."
-    return Trust(f.verdict, summary, metrics, f.reasons, fd.stale_note(f, completed), command)
+    reasons = f.reasons if stop_rule is None else (*f.reasons, stop_rule)
+    return Trust(f.verdict, summary, metrics, reasons, fd.stale_note(f, completed), command)
 
 
 # ----------------------------------------------------------------------------------- latency
