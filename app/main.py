@@ -81,22 +81,34 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
             failed = study.trials("failed")
             upcoming = study.trials("pending") + study.trials("running")
             runs_done = len(study.runs("completed"))
+            halving = study.config.schedule == "halving"
     except ValueError as exc:
         st.error(str(exc))
         return
     counts = progress.counts
     st.subheader("Study")
     st.caption(f"`{study_dir}`")
-    cols = st.columns(2)
-    cols[0].metric("completed", counts.get("completed", 0))
-    cols[1].metric("failed", counts.get("failed", 0))
+    if halving:  # a recipe trains once per rung it reaches: recipes and runs differ
+        cols = st.columns(3)
+        cols[0].metric("recipes", counts.get("completed", 0), help="completed at rung 0")
+        cols[1].metric("runs", runs_done, help="completed at every rung")
+        cols[2].metric("failed", counts.get("failed", 0))
+    else:
+        cols = st.columns(2)
+        cols[0].metric("completed", counts.get("completed", 0))
+        cols[1].metric("failed", counts.get("failed", 0))
     if progress.best_accuracy is not None:
-        st.metric("best accuracy so far", f"{progress.best_accuracy:.2%}", help=f"trial {progress.best_trial}")
-    target = progress.target_trials
+        st.metric("best rung-0 accuracy" if halving else "best accuracy so far", f"{progress.best_accuracy:.2%}",
+                  help=f"trial {progress.best_trial}" + ("; longer rungs score higher, so they are compared in "
+                                                         "the Rungs panel" if halving else ""))
+    target, step_budget = progress.target_trials, progress.budget_steps
     if target:
         st.progress(min(1.0, progress.finished / target), text=f"{progress.finished} of {target} trials")
+    elif step_budget:
+        st.progress(min(1.0, progress.steps_spent / step_budget),
+                    text=f"{progress.steps_spent:,} of {step_budget:,} training steps")
     active = counts.get("running", 0) + counts.get("pending", 0)
-    if active or (target and progress.finished < target):
+    if active or progress.budget_open:
         st.caption(f"running: {counts.get('running', 0)} trial(s) in flight; refreshing every {REFRESH_SECONDS} s")
     proposed = [t for t in upcoming if proposed_by_acquisition(t)]
     if proposed:
@@ -267,7 +279,7 @@ def main() -> None:
     usable_devices = [d for d in devices if d.table is not None]
 
     active = running.counts.get("running", 0) + running.counts.get("pending", 0)
-    unfinished = bool(active or (running.target_trials and running.finished < running.target_trials))
+    unfinished = bool(active or running.budget_open)
     with st.sidebar:
         st.fragment(status_panel, run_every=REFRESH_SECONDS if unfinished else None)(study_dir, runs_done)
         devices_panel(devices)

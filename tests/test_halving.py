@@ -269,6 +269,10 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     for r in summary:
         assert shown[f"rung {r.rung}: {r.steps:,} steps"] == f"{r.completed} recipes"
+    # The sidebar counts recipes (rung 0) and runs (every rung) apart.
+    side = {m.label: m.value for m in at.sidebar.metric}
+    assert side["recipes"] == str(summary[0].completed) and side["runs"] == str(len(runs))
+    assert "best rung-0 accuracy" in side
     # The trust panel says what the stop rule found before any fidelity check ran.
     first = summary[0].agreement
     assert any(f"The study's stop rule: rung 0 ({summary[0].steps:,} steps) against rung 1: ρ {first.rho:+.2f} over "
@@ -301,3 +305,23 @@ def test_fidelity_says_what_it_measured_on_a_study_in_rungs(tmp_path):
     with run_study(tmp_path / "u", replace(CFG, schedule="uniform"), trials=6, executor=SyntheticExecutor(),
                    progress=False) as study:
         assert halving_note(study) is None
+
+
+def test_a_step_budget_shows_what_it_has_spent(tmp_path, capsys):
+    from tinyscale.cli import main
+
+    directory = tmp_path / "h"
+    # Half of a 900-step-unit budget (the box check's halfway stop): the budget is open.
+    run_study(directory, CFG, budget_steps=900, until=0.5, executor=SyntheticExecutor(), progress=False).close()
+    with Study.open(directory) as study:
+        half, runs = study.progress(), study.runs()
+    trained = sum(CFG.steps * CFG.eta ** t.rung - t.start_step for t in runs if t.state in ("completed", "failed"))
+    assert half.budget_steps == 900 and half.steps_spent == trained and 0 < trained <= 450
+    assert half.budget_open and half.cheapest_run == CFG.steps
+    assert main(["trials", str(directory)]) == 0
+    assert f"steps: {trained:,} of the budget's 900 trained" in capsys.readouterr().out
+    # The whole budget: spent once less than a rung-0 run is left, whatever the remainder.
+    run_study(directory, budget_steps=900, resume=True, executor=SyntheticExecutor(), progress=False).close()
+    with Study.open(directory) as study:
+        done = study.progress()
+    assert 900 - CFG.steps < done.steps_spent <= 900 and not done.budget_open

@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         target = "" if progress.target_trials is None else f" of {progress.target_trials}"
         print(f"{progress.finished}{target} finished: {c['completed']} completed, {c['failed']} failed, "
               f"{c['running']} running, {c['pending']} proposed; best {best}")
+        if progress.budget_steps:
+            print(f"steps: {progress.steps_spent:,} of the budget's {progress.budget_steps:,} trained "
+                  "(every run of every rung)")
         if halving:
             from tinyscale.study.halving import format_rungs
 

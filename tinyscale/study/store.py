@@ -33,7 +33,7 @@ from tinyscale.limits import MAX_JSON_BYTES, MAX_TRIALS
 from tinyscale.storage import (CONFIG_FILE, LOCK_FILE, TRIALS_FILE, FileLock, database_problem,
                                differences, loads_json, read_bounded, write_text_atomically)
 from tinyscale.study import database
-from tinyscale.study.halving import MAX_RUNGS, RungResult, RungSummary, fit_rung, summarise
+from tinyscale.study.halving import MAX_RUNGS, RungResult, RungSummary, fit_rung, rung_steps, summarise
 from tinyscale.study.plan import check_config_numbers
 from tinyscale.study.runner import RunResult
 from tinyscale.study.trial import TRIAL_STATES, StudyConfig, Trial, box_widening
@@ -53,11 +53,22 @@ class StudyProgress:
     target_trials: int | None
     budget_minutes: float | None
     elapsed_seconds: float
+    budget_steps: int | None = None  # step-units: training steps summed over every run of every rung
+    steps_spent: int = 0  # the step-units the finished runs trained (a continued run: after its trunk)
+    cheapest_run: int = 1  # step-units of a rung-0 run: a step budget with less left is spent
 
     @property
     def finished(self) -> int:
         """Trials that ended, successfully or not."""
         return self.counts.get("completed", 0) + self.counts.get("failed", 0)
+
+    @property
+    def budget_open(self) -> bool:
+        """Whether a budget of trials or step-units is set and none is reached yet (a study stops at
+        the first budget it reaches; minutes pass only while it runs, so they are not judged here)."""
+        reached = [self.finished >= self.target_trials] if self.target_trials else []
+        reached += [self.budget_steps - self.steps_spent < self.cheapest_run] if self.budget_steps else []
+        return bool(reached) and not any(reached)
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +79,8 @@ class StudyProgress:
             "target_trials": self.target_trials,
             "budget_minutes": self.budget_minutes,
             "elapsed_seconds": self.elapsed_seconds,
+            "budget_steps": self.budget_steps,
+            "steps_spent": self.steps_spent,
         }
 
 
@@ -328,6 +341,10 @@ class Study:
             target_trials=self._checked_meta("target_trials", lambda v: isinstance(v, int) and 0 < v <= MAX_TRIALS),
             budget_minutes=self._checked_meta("budget_minutes", lambda v: 0 < v < math.inf),
             elapsed_seconds=float(self._checked_meta("elapsed_seconds", lambda v: 0 <= v < math.inf, 0.0)),
+            budget_steps=self._checked_meta("budget_steps", lambda v: isinstance(v, int) and v > 0),
+            steps_spent=sum(rung_steps(self.config.steps, self.config.eta, t.rung) - t.start_step
+                            for t in self.runs() if t.state in ("completed", "failed")),
+            cheapest_run=self.config.steps,
         )
 
     # ----------------------------------------------------------------------------- writing
