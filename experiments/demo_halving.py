@@ -16,11 +16,22 @@ Protocol, fixed on 2026-12-06 before any of these runs (results in benchmarks/RE
   not below zero by more than 2 SE (SE over the three seed means). H replaces the demo's
   schedule only if the margin is >= 0 and H's whole demo (study, noise, fit) stays <= 10 minutes.
 
+Amendment, 2026-12-06 19:15 UTC (session 12), before any of its runs: is `compare`'s new
+default length (4x the study's top rung: 4,824 steps on H, which is the demo's study since session
+12) out of the brief regime on the demo? (issue 25: "make the default compare length one that
+passes [the settled check] on the demo and on Imagenette"). On H, `tinyscale compare --strategies
+gp,efficientnet,fast,uniform` at the default length (the gp cells above are reused), seeds 0, 1, 2,
+`--settle-check` (seed 0 at c = 1/4 and 1/16 retrained at 9,648 steps). The default passes on the
+demo iff the check says settled (every fixed rule's accuracy rises with c within 2 paired SE, and
+the longer runs rank the four strategies like the comparison's own, Spearman rho >= 0.9). The
+one-axis rules are left out for time (they would double the runs); the result says so.
+
 Resumable: rerun the same command.
 
     .venv/bin/python experiments/demo_halving.py study U && .venv/bin/python experiments/demo_halving.py study H
     .venv/bin/python experiments/demo_halving.py compare
     .venv/bin/python experiments/demo_halving.py report    # the decision rule above, from the stored comparisons
+    .venv/bin/python experiments/demo_halving.py settle    # the amendment: compare's default length, settled?
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from active_compare import (
 
 RATIOS = "0.5,0.25,0.125,0.0625"
 COMPARE_STEPS = 4 * 134 * 9
+SETTLE_STRATEGIES = "gp,efficientnet,fast,uniform"
 SEEDS = 3
 
 
@@ -45,7 +57,7 @@ def main(argv=None) -> int:
     from tinyscale.study.plan import DEMO_TRIALS, uniform_demo_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=("study", "compare", "report"))
+    ap.add_argument("stage", choices=("study", "compare", "report", "settle"))
     ap.add_argument("arm", nargs="?", choices=("U", "H"))
     ap.add_argument("--out", default="runs/demo-halving")
     args = ap.parse_args(argv)
@@ -71,6 +83,9 @@ def main(argv=None) -> int:
         print(tinyscale("fit", str(directory)))
     elif args.stage == "report":
         return report(out)
+    elif args.stage == "settle":  # the amendment: no --steps, so compare's default length
+        print(tinyscale("compare", str(out / "H"), "--strategies", SETTLE_STRATEGIES, "--ratios", RATIOS,
+                        "--seeds", str(SEEDS), "--workers", "2", "--threads", "1", "--settle-check", "--no-progress"))
     else:
         for arm in ("U", "H"):
             print(tinyscale("compare", str(out / arm), "--strategies", "gp", "--ratios", RATIOS, "--steps",
