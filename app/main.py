@@ -357,7 +357,8 @@ def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) 
         st.caption(f"The accuracy surface (method `surface`, fitted on {fitted_on}) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
                    "where no width the study explored reaches c. ★ is the best (r, d) on the surface at c, ✕ the "
                    "recipe (the curves through the ridge, so smoother than ★); white dots are trials within 1.5× "
-                   "of c with their measured accuracy on hover. " + noise_sentence(fit.diagnostics.surface, across=len(read) > 1))
+                   "of c with their measured accuracy on hover. "
+                   + noise_sentence(fit.diagnostics.surface, across=len(read) > 1))
 
 
 def noise_sentence(diag, across: bool = False) -> str:

@@ -75,7 +75,8 @@ def test_demo_over_an_older_demo_study_is_a_clear_error_that_keeps_it(tiny_demo,
 
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--budget-steps", "8", "--workers", "1", "--no-app"]
-    tinyscale.study.driver.run_study(out, tiny_demo, budget_steps=8, executor=SequentialExecutor(threads=1), progress=False).close()
+    tinyscale.study.driver.run_study(out, tiny_demo, budget_steps=8, executor=SequentialExecutor(threads=1),
+                                     progress=False).close()
     with Study.open(out) as study:
         before = [(t.number, t.accuracy) for t in study.trials()]
     capsys.readouterr()

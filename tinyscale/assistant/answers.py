@@ -59,11 +59,11 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
         else:
             used = len(fit.data.numbers)
             # A fit across rungs read runs, not recipes: a new run at any rung is news to it.
-            read = _completed_runs(study_dir, "all") if getattr(fit.surface, "fidelity", None) else completed
-            newer = len(fit.unseen(read))
+            across = getattr(fit.surface, "fidelity", None) is not None
+            newer = len(fit.unseen(_completed_runs(study_dir, "all") if across else completed))
             note = None
             if newer > 0:
-                note = (f"the saved fit predates {newer} newer completed {'run' if read is not completed else 'trial'}(s); "
+                note = (f"the saved fit predates {newer} newer completed {'run' if across else 'trial'}(s); "
                         f"run `tinyscale fit {study_dir}` to refit")
             return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
     which = default_rungs(config)

@@ -16,7 +16,7 @@ from tinyscale.study.store import CONFIG_FILE, LOCK_FILE, TRIALS_FILE, Study, St
 from tinyscale.study.trial import StudyConfig, Trial
 
 __all__ = [
-    "CONFIG_FILE", "DEMO_BUDGET_STEPS", "DEMO_TRIALS", "LOCK_FILE", "TRIALS_FILE", "Study", "StudyConfig", "StudyLock", "StudyPlan",
-    "StudyProgress", "Trial", "check_data", "data_spec", "demo_config", "open_or_create", "resolve_data",
+    "CONFIG_FILE", "DEMO_BUDGET_STEPS", "DEMO_TRIALS", "LOCK_FILE", "TRIALS_FILE", "Study", "StudyConfig", "StudyLock",
+    "StudyPlan", "StudyProgress", "Trial", "check_data", "data_spec", "demo_config", "open_or_create", "resolve_data",
     "run_study", "trial_seed", "uniform_demo_config",
 ]
