@@ -36,7 +36,7 @@ BUDGET_MACS, BUDGET_LATENCY = "MACs ratio", "Latency (ms)"
 
 
 # ----------------------------------------------------------------------------------- cached
-@st.cache_resource(show_spinner="Fitting c → r and c → d on the Pareto models…", max_entries=8)
+@st.cache_resource(show_spinner="Reading the fit (or fitting the accuracy surface and the curves c → r, c → d)…", max_entries=8)
 def cached_fit(study_dir: str, fit_stamp: float, n_completed: int, _trials, _config):
     """Keyed by the fit file's mtime and the completed-trial count: a new trial or a new
     `tinyscale fit` refreshes it, a slider move does not."""
