@@ -65,6 +65,9 @@ def test_demo_runs_study_fit_and_recipe_table_then_resumes(tiny_demo, tmp_path, 
 def test_demo_rejects_a_bad_budget(tiny_demo, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--budget-steps", "0", "--no-app"]) == 2
     assert "--budget-steps must be positive" in capsys.readouterr().err
+    # Less than one rung-0 run (4 steps here) buys nothing: said before anything is created.
+    assert main(["demo", "--out", str(tmp_path / "d"), "--budget-steps", "3", "--no-app"]) == 2
+    assert "a budget of 3 step-units buys no run: one run at rung 0 trains 4 steps" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
 
 

@@ -122,6 +122,9 @@ def run_study(
     # Every check that can fail runs before the directory is created, so a typo leaves nothing
     # behind to trip over on the next try.
     plan = StudyPlan.resolve(config) if config is not None else None
+    if config is not None and budget_steps is not None and budget_steps < config.steps:
+        raise ValueError(f"a budget of {budget_steps:,} step-units buys no run: one run at rung 0 trains "
+                         f"{config.steps:,} steps")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory} exists and is not a directory")
