@@ -721,15 +721,14 @@ def test_cli_errors(fitted_study, unfitted_study, tmp_path, capsys):
     assert load_comparison(fitted_study) is None and load_comparison(unfitted_study) is None
 
 
-def test_cli_says_what_it_will_train_before_it_trains(unfitted_study, tmp_path, capsys):
+def test_cli_progress_says_the_run_length(unfitted_study, tmp_path, capsys):
     directory = tmp_path / "study"
     shutil.copytree(unfitted_study, directory)
     assert main(["compare", str(directory), "--ratios", "0.25", "--strategies", "width", "--seeds", "1",
                  "--threads", "1", "--workers", "1", "--json"]) == 0
     captured = capsys.readouterr()
-    # The default length, 4x the study's runs (8 steps), said on stderr; stdout stays JSON.
-    assert "compare: 1 strategies x 1 targets x 1 seeds, each run 32 steps (default: 4x the steps of the " \
-           "study's longest runs); resumable" in captured.err
+    # The default length, 4x the study's runs (8 steps), on the progress bar (stderr); stdout stays JSON.
+    assert "compare (32 steps a run)" in captured.err
     assert json.loads(captured.out)[0]["strategy"] == "width"
 
 

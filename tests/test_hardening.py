@@ -498,7 +498,7 @@ OPTIONS = [
     (["export", "{study}", "--ratio", "0.3", "--out", "{tmp}/e"], "--train-steps", INT_JUNK + ["-1"]),
     (["export", "{study}", "--ratio", "0.3", "--out", "{tmp}/e"], "--seed", INT_JUNK + ["-1", str(2**70)]),
     (["export", "{study}", "--ratio", "0.3", "--out", "{tmp}/e"], "--format", ["", ",", "tflite", "onnx,x"]),
-    (["demo", "--out", "{tmp}/d"], "--trials", INT_JUNK + POSITIVE),
+    (["demo", "--out", "{tmp}/d"], "--budget-steps", INT_JUNK + POSITIVE + ["133"]),
     (["demo", "--out", "{tmp}/d"], "--workers", INT_JUNK + POSITIVE),
     (["demo", "--out", "{tmp}/d"], "--port", INT_JUNK + POSITIVE + ["65536", "99999"]),
     (["trials", "{trials}"], "--state", ["", "done"]),

@@ -51,7 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tinyscale.evaluate.compare import (
-        STEP_FACTOR,
         compare_dir,
         comparison_markdown,
         comparison_table,
@@ -93,13 +92,6 @@ def run(args: argparse.Namespace) -> int:
                                 threads=args.threads, budget=budget)
     if args.settle_check and args.steps is not None and 2 * args.steps > MAX_STEPS:
         raise ValueError(f"--settle-check retrains at 2x --steps, more than {MAX_STEPS:,}")
-    if not args.no_progress:  # what it is about to train, before the first run (stderr: --json stays clean)
-        import sys
-
-        length = f"{settings.steps:,} steps" + ("" if args.steps is not None else
-                                                  f" (default: {STEP_FACTOR:g}x the steps of the study's longest runs)")
-        print(f"compare: {len(settings.strategies)} strategies x {len(settings.ratios)} targets x "
-              f"{len(settings.seeds)} seeds, each run {length}; resumable", file=sys.stderr)
     executor = executor_from(args)
     settle = None
     try:

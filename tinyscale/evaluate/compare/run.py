@@ -99,7 +99,7 @@ def run_comparison(
 
         jobs = [Job(key, parts[key[:2]][key[3]], key[2], train_config) for key in todo]
         run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=settings.threads,
-                 progress=progress, desc="compare", total=len(todo))
+                 progress=progress, desc=f"compare ({settings.steps:,} steps a run)", total=len(todo))
         return assemble_comparison(settings, budget, store.recipes(), store.cells())
 
 
