@@ -224,18 +224,20 @@ def trust_panel(study_dir: Path, n_completed: int, source=None, rungs=None) -> N
         st.caption(f"{t.note}: `{t.command}`")
 
 
-def rungs_panel(runs, summary, fit_rung: int, read: tuple[int, ...] | None = None) -> None:
+def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
     """A halving study's rungs: each one's steps and recipes, how it ranks like the next (the
     stop rule's rho), and every run with a marker per rung."""
     from tinyscale.assistant import plots
+    from tinyscale.assistant.answers import ridge_rung
     from tinyscale.study.halving import SETTLED_RHO
 
+    read = None if fit is None else fit.rungs
     st.subheader("Rungs: which recipes were trained longer")
     st.caption(f"Rung k trains for {summary[0].steps:,} x eta^k steps; the best of a rung at matched cost are "
                f"promoted. Once two rungs rank the promoted recipes alike (Spearman rho >= {SETTLED_RHO} at "
                f"matched cost) the study stops lengthening. The recipe above is fitted "
-               + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {max(read)}, the "
-                  "longest runs." if read and len(read) > 1 else f"on rung {fit_rung}."))
+               + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {ridge_rung(fit)}, "
+                  "the longest runs." if read and len(read) > 1 else f"on rung {fit_rung}."))
     for col, r in zip(st.columns(len(summary)), summary):
         a = r.agreement
         rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)"
@@ -303,7 +305,7 @@ def main() -> None:
         design_panel(study_dir, source, config, drawn, completed, usable_devices)
     trust_panel(study_dir, len(completed), source, None if rungs is None else rungs[1])
     if rungs is not None:
-        rungs_panel(*rungs, None if source is None else source.solver.fit.rungs)
+        rungs_panel(*rungs, None if source is None else source.solver.fit)
 
     names = ["Accuracy vs MACs", *(["Accuracy vs latency"] if usable_devices else []), "Compare", "Trials",
              "Fit diagnostics"]
@@ -332,7 +334,7 @@ def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) 
     """Slider, recipe, downloads and the r/w/d curves with the slider marked. A fragment: a
     slider move reruns only this, not the study read, the accuracy plot or the tables."""
     from tinyscale.assistant import plots
-    from tinyscale.assistant.answers import fit_models
+    from tinyscale.assistant.answers import fit_models, noise_sentence, ridge_rung
 
     answer = target_controls(source, config, drawn, devices)
     left, right = st.columns([5, 6], gap="large")
@@ -352,28 +354,13 @@ def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) 
         st.plotly_chart(plots.surface_figure(cut, answer, completed), key="surface")
         read = fit.rungs or ()
         fitted_on = (f"{len(fit.data.numbers)} completed runs of {len(set(fit.data.numbers))} recipes across rungs "
-                     f"{', '.join(map(str, read))}, read at rung {max(read)}" if len(read) > 1
+                     f"{', '.join(map(str, read))}, read at rung {ridge_rung(fit)}" if len(read) > 1
                      else f"all {len(fit.data.numbers)} completed trials")
         st.caption(f"The accuracy surface (method `surface`, fitted on {fitted_on}) at this c: contours of the predicted held-out top-1 over resolution and depth, blank "
                    "where no width the study explored reaches c. ★ is the best (r, d) on the surface at c, ✕ the "
                    "recipe (the curves through the ridge, so smoother than ★); white dots are trials within 1.5× "
                    "of c with their measured accuracy on hover. "
                    + noise_sentence(fit.diagnostics.surface, across=len(read) > 1))
-
-
-def noise_sentence(diag, across: bool = False) -> str:
-    """Where the surface's observation noise came from, in one sentence (``across``: the surface
-    reads every rung, which cannot take the measured seed noise of rung 0's runs)."""
-    if diag.noise == "measured":
-        return (f"Its noise is fixed at the seed noise measured by retraining trials with other seeds "
-                f"({diag.noise_sd_points:.2f} points).")
-    if across:
-        return (f"Its noise ({diag.noise_sd_points:.2f} points, one for every rung) was inferred by the fit: a "
-                "measured seed noise is of rung 0's runs only, so a fit across rungs cannot be fixed at it. "
-                "`tinyscale fidelity DIR` still measures it, with the brief runs' rank check.")
-    return (f"Its noise ({diag.noise_sd_points:.2f} points) was inferred by the fit, not measured: a value far "
-            "below the real seed noise means the surface follows lucky seeds. Measure it with `tinyscale "
-            "fidelity DIR`, then `tinyscale fit DIR`.")
 
 
 def target_controls(source, config, drawn, devices=()):

@@ -149,6 +149,28 @@ def tinynets(config: StudyConfig) -> list:
     return out
 
 
+def noise_sentence(diag, across: bool = False) -> str:
+    """Where the surface's observation noise came from, in one sentence (``across``: the surface
+    reads every rung, which cannot take the measured seed noise of rung 0's runs)."""
+    if diag.noise == "measured":
+        return (f"Its noise is fixed at the seed noise measured by retraining trials with other seeds "
+                f"({diag.noise_sd_points:.2f} points).")
+    if across:
+        return (f"Its noise ({diag.noise_sd_points:.2f} points, one for every rung) was inferred by the fit: a "
+                "measured seed noise is of rung 0's runs only, so a fit across rungs cannot be fixed at it. "
+                "`tinyscale fidelity DIR` still measures it, with the brief runs' rank check.")
+    return (f"Its noise ({diag.noise_sd_points:.2f} points) was inferred by the fit, not measured: a value far "
+            "below the real seed noise means the surface follows lucky seeds. Measure it with `tinyscale "
+            "fidelity DIR`, then `tinyscale fit DIR`.")
+
+
+def ridge_rung(fit) -> int:
+    """The rung a fit's ridge is read at: its surface's target rung when it read every rung, else
+    the one rung it read (`tinyscale.fit.gp.ScalingFit`)."""
+    across = getattr(fit.surface, "fidelity", None)
+    return across.target if across is not None else max(fit.rungs, default=0)
+
+
 def export_provenance(study_dir: str | os.PathLike, answer, source: FitSource) -> dict:
     """What recipe.json records about where a downloaded recipe came from."""
     fit = source.solver.fit

@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tinyscale.assistant.answers import ridge_rung
     from tinyscale.evaluate.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
                                              noise_for_fit, stored_dict)
     from tinyscale.fit.gp import fit_scaling, format_fit
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                       source=str(Path(args.study_dir).resolve()), cost=cost, objective=args.objective,
                       seed_noise=noise, from_rungs=which_rungs)
     across = getattr(fit.surface, "fidelity", None)  # the surface across rungs (None: it read one rung)
-    ridge_rung = across.target if across is not None else max(fit.rungs)
+    ridge = ridge_rung(fit)
     # Everything printed is composed before fit.json is replaced, so nothing read back from the
     # study (a damaged fidelity.json) can fail after it was rewritten.
     path = Path(args.study_dir) / FIT_FILE
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                               "trials": fit.selection_rows, "fidelity": stored_dict(args.study_dir),
                               "surface_agreement": None if agreement is None else agreement.to_dict(),
                               "fit_rung": fit_rung, "rungs": None if rungs is None else [r.to_dict() for r in rungs],
-                              "rungs_read": list(fit.rungs), "ridge_rung": ridge_rung, "box_extensions": box_history})]
+                              "rungs_read": list(fit.rungs), "ridge_rung": ridge, "box_extensions": box_history})]
     else:
         lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(fit_trials))]  # the check's verdict
         if rungs is not None:
