@@ -302,7 +302,10 @@ def main() -> None:
     if source is None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
-        design_panel(study_dir, source, config, drawn, completed, usable_devices)
+        from tinyscale.assistant.answers import plotted_runs
+
+        design_panel(study_dir, source, config, drawn, plotted_runs(source, completed, rungs and rungs[0]),
+                     usable_devices)
     trust_panel(study_dir, len(completed), source, None if rungs is None else rungs[1])
     if rungs is not None:
         rungs_panel(*rungs, None if source is None else source.solver.fit)
@@ -331,8 +334,9 @@ def main() -> None:
 
 @st.fragment
 def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) -> None:
-    """Slider, recipe, downloads and the r/w/d curves with the slider marked. A fragment: a
-    slider move reruns only this, not the study read, the accuracy plot or the tables."""
+    """Slider, recipe, downloads and the r/w/d curves with the slider marked (``completed``: one
+    run per recipe, answers.plotted_runs). A fragment: a slider move reruns only this, not the
+    study read, the accuracy plot or the tables."""
     from tinyscale.assistant import plots
     from tinyscale.assistant.answers import fit_models, noise_sentence, ridge_rung
 

@@ -201,18 +201,31 @@ def test_cli_rungs_all_with_measured_noise_is_a_one_line_error(halving_study, ca
 
 
 def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does(tmp_path):
-    from tinyscale.assistant.answers import load_fit
+    from tinyscale.assistant.answers import fit_models, load_fit, plotted_runs
 
     directory, config = tmp_path / "h", replace(CFG, seed=11)
     run_study(directory, config, trials=18, executor=SyntheticExecutor(), progress=False).close()
     with Study.open(directory) as study:
-        runs, fit_trials = study.runs("completed"), study.fit_trials()
+        runs, fit_trials, study_runs = study.runs("completed"), study.fit_trials(), study.runs()
     assert len({t.rung for t in runs}) > 1 and len(fit_trials) < len(runs)
     # No saved fit: the page fits what `tinyscale fit` reads by default, every run of every rung.
     fresh = load_fit(directory, fit_trials, config)
     assert not fresh.saved and fresh.solver.fit.rungs == tuple(sorted({t.rung for t in runs}))
     assert fresh.n_models == len(runs) and f"from {len(runs)} completed runs of every rung" in fresh.note
     assert not (directory / "fit.json").exists()
+    # The r/w/d plot draws every recipe that fit read, once, at its longest run, and marks all of
+    # them as the fit's models (the fit rung's runs alone would leave out the recipes never
+    # promoted that far).
+    drawn = plotted_runs(fresh, fit_trials, study_runs)
+    longest = {n: max(t.rung for t in runs if t.number == n) for n in {t.number for t in runs}}
+    assert sorted((t.number, t.rung) for t in drawn) == sorted(longest.items())
+    assert {t.number for t in fit_models(fresh, drawn)} == set(fresh.solver.fit.data.numbers) == set(longest)
+    assert len(fit_models(fresh, fit_trials)) < len(longest)
+    # A uniform study (no runs) draws the trials it was given; so does a fit of the fit rung alone.
+    assert plotted_runs(fresh, fit_trials, None) == fit_trials
+    assert main(["fit", str(directory), "--from-rungs", "fit", "--method", "pareto"]) == 0
+    one_rung = load_fit(directory, fit_trials, config)
+    assert one_rung.saved and plotted_runs(one_rung, fit_trials, study_runs) == fit_trials
     # A saved fit across rungs is stale once any rung gains a run, even one the fit rung lacks.
     assert main(["fit", str(directory)]) == 0
     assert load_fit(directory, fit_trials, config).note is None

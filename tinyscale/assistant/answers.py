@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -263,6 +264,19 @@ def accuracy_selection(source: FitSource | None, completed: list[Trial]):
     if missing:
         notes.append(f"the fit used trial(s) {', '.join(map(str, missing))}, which the study does not hold as completed")
     return ParetoSelection(entries=tuple(entries), k=fit.k, skipped=tuple(skipped)), ("; ".join(notes) or None)
+
+
+def plotted_runs(source: FitSource, fit_trials: Sequence[Trial], runs: Sequence[Trial] | None) -> list[Trial]:
+    """One run per recipe for the plots of the fit's data: ``fit_trials`` (the fit rung's runs,
+    or every trial of a uniform study), unless the fit read several rungs of ``runs``; then each
+    recipe's completed run at its highest rung, so that every recipe the fit used is drawn."""
+    if not runs or len(source.solver.fit.rungs or ()) < 2:
+        return list(fit_trials)
+    longest: dict[int, Trial] = {}
+    for t in runs:
+        if t.state == "completed" and (t.number not in longest or t.rung > longest[t.number].rung):
+            longest[t.number] = t
+    return [longest[n] for n in sorted(longest)]
 
 
 def fit_models(source: FitSource, trials: list[Trial]) -> list[Trial]:

@@ -66,6 +66,8 @@ def _trial_hover(t: Trial, extra: str = "") -> str:
         f"trial {t.number}<br>{_recipe_hover(t.recipe.r, t.recipe.w, t.recipe.d, t.recipe.resolution)}"
         f"<br>c={t.ratio:.4f}  {t.macs / 1e6:.2f}M MACs  {t.params / 1e6:.3f}M params<br>accuracy {acc}"
     )
+    if t.rung:
+        text += f"<br>rung {t.rung}" + ("" if t.steps is None else f": {t.steps:,} steps")
     if proposed_by_acquisition(t):
         text += "<br>proposed by the botorch acquisition"
     return text + (f"<br>{extra}" if extra else "")
