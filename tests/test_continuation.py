@@ -137,6 +137,7 @@ def test_a_study_in_rungs_continues_its_promoted_runs_to_the_results_of_retraini
 def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
     from _cli import cli
 
+    from tinyscale.study.plan import demo_config
     from tinyscale.study.store import Study
 
     tiny = ["--data", "generated", "--base-resolution", "16", "--r-range", "0.5,1.0", "--steps", "10", "--batch-size",
@@ -150,7 +151,8 @@ def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
     one_line(code, err, "--promote is for --schedule halving")
     assert not (tmp_path / "u").exists()
     out = tmp_path / "h"
-    code, _, err = cli(capsys, "study", *tiny, "--out", out, "--trials", "6", "--schedule", "halving", "--rungs", "1")
+    code, _, err = cli(capsys, "study", *tiny, "--out", out, "--trials", "6", "--schedule", "halving", "--rungs", "1",
+                       "--promote", "continue")
     assert code == 0, err
     with Study.open(out) as study:
         assert study.config.extra == {"lr_schedule": "wsd"}
@@ -167,13 +169,15 @@ def test_promote_is_chosen_when_a_study_in_rungs_is_created(capsys, tmp_path):
     assert code == 0, err
     with Study.open(tmp_path / "r") as study:
         assert study.config.extra == {}  # retrain is the trainer's default: nothing stored
-    # A new study in rungs continues unless told otherwise; a uniform one stores nothing.
+    # A new study in rungs retrains unless told to continue, as the demo's does (its config is
+    # the measured one); a uniform one stores nothing either.
     code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "d", "--trials", "1", "--schedule", "halving")
     assert code == 0, err
     code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "un", "--trials", "1")
     assert code == 0, err
     with Study.open(tmp_path / "d") as halving, Study.open(tmp_path / "un") as uniform:
-        assert halving.config.extra == {"lr_schedule": "wsd"} and uniform.config.extra == {}
+        assert halving.config.extra == uniform.config.extra == {}
+        assert halving.config.extra.get("lr_schedule") == demo_config().extra.get("lr_schedule")
 
 
 def test_a_step_budget_counts_the_steps_a_continued_run_trains(tmp_path):
