@@ -29,7 +29,9 @@ truncated), -0.015 (exponential decay) against -0.054 for the one-rung fit:
 Inputs x are normalised over the runs (``Normalize`` on the three x columns; s already spans
 [0, 1], where the fidelity kernels need it unchanged), outcomes standardised, the observation noise
 inferred (one noise for every rung: the measured seed noise of `tinyscale fidelity` is of the
-rung-0 runs only). Saved like the one-rung surface: the runs and the state dict rebuild it exactly.
+rung-0 runs only; a noise falling with the rung, sigma^2_top * exp(beta (1 - s)), recovered the
+synthetic truth's beta but not a better ridge, -0.0013 +- 0.0011 on held-out seeds, so it was not
+adopted: experiments/multifidelity_fit.py noise). Saved like the one-rung surface: the runs and the state dict rebuild it exactly.
 """
 
 from __future__ import annotations
