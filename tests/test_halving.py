@@ -241,7 +241,15 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
         (t.number, t.rung, t.accuracy) for t in runs)
     assert listed["fit_rung"] == fit_rung and [r["completed"] for r in listed["rungs"]] == [r.completed for r in summary]
     assert main(["trials", str(directory)]) == 0
-    assert f"rung {fit_rung}: {summary[fit_rung].steps:,} steps" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert f"rung {fit_rung}: {summary[fit_rung].steps:,} steps" in text
+    # `fit` reads every rung by default: no rung is called the one it reads, and the ridge's rung is
+    # the highest with runs (what `fit --json` says below), not the fit rung.
+    top = max(r.rung for r in summary if r.completed)
+    assert "<- the fit reads this rung" not in text
+    assert f"finished at rung 0: {summary[0].completed} completed" in text
+    assert (f"the fit reads every rung's runs, its ridge at rung {top} ({summary[top].steps:,} steps, the longest "
+            f"runs); `fit --from-rungs fit` reads rung {fit_rung} alone") in text
     assert main(["fit", str(directory), "--json"]) == 0
     fitted = json.loads(capsys.readouterr().out)
     # By default the fit read every completed run of every rung (tinyscale.fit.multifidelity), each
@@ -250,6 +258,7 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     run_accuracy = {(t.number, t.rung): t.accuracy for t in runs}
     assert all(row["accuracy"] == pytest.approx(run_accuracy[row["number"], row["rung"]]) for row in fitted["trials"])
     assert fitted["fit_rung"] == fit_rung and fitted["rungs_read"] == sorted({t.rung for t in runs})
+    assert fitted["ridge_rung"] == top
 
     from streamlit.testing.v1 import AppTest
 

@@ -195,9 +195,12 @@ def run_command(args: argparse.Namespace) -> int:
     with study:
         p = study.progress()
         best = "none" if p.best_trial is None else f"trial {p.best_trial}, accuracy {p.best_accuracy:.4f}"
-        print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best {best}")
+        at = " at rung 0" if study.config.schedule == "halving" else ""  # the counts and the best are rung 0's
+        print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best{at} {best}")
         if study.config.schedule == "halving":
-            print(format_rungs(study.rung_summary(), study.fit_rung()))
+            from tinyscale.fit.multifidelity import default_rungs
+
+            print(format_rungs(study.rung_summary(), study.fit_rung(), every_rung=default_rungs(study.config) == "all"))
         if p.counts["completed"] == 0:
             failed = study.trials(state="failed")
             why = (study.stop_reason if study.stop_reason else

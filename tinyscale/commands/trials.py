@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         c = progress.counts
         best = "-" if progress.best_trial is None else f"#{progress.best_trial} ({progress.best_accuracy:.4f})"
         target = "" if progress.target_trials is None else f" of {progress.target_trials}"
-        print(f"{progress.finished}{target} finished: {c['completed']} completed, {c['failed']} failed, "
+        at = " at rung 0" if halving else ""  # the counts and the best are the recipes' rung-0 runs
+        print(f"{progress.finished}{target} finished{at}: {c['completed']} completed, {c['failed']} failed, "
               f"{c['running']} running, {c['pending']} proposed; best {best}")
         if progress.budget_steps:
             print(f"steps: {progress.steps_spent:,} of the budget's {progress.budget_steps:,} trained "
@@ -115,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
         if halving:
             from tinyscale.study.halving import format_rungs
 
-            print(format_rungs(study.rung_summary(), fit_rung))
+            from tinyscale.fit.multifidelity import default_rungs
+
+            print(format_rungs(study.rung_summary(), fit_rung, every_rung=default_rungs(study.config) == "all"))
             continued = [t for t in trials if t.start_step and t.steps]
             if continued:
                 print(f"{len(continued)} promoted run{'s' if len(continued) > 1 else ''} continued from the shorter "

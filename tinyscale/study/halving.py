@@ -293,9 +293,17 @@ def summarise(results: Iterable[RungResult], *, steps: int, eta: int, top: int) 
             for k in range(top + 1)]
 
 
-def format_rungs(rungs: Sequence[RungSummary], fit: int) -> str:
+def format_rungs(rungs: Sequence[RungSummary], fit: int, *, every_rung: bool = False) -> str:
     """The rungs, one line each: steps, recipes completed, agreement with the next rung
-    (Spearman's rho at matched cost), and which rung the fit reads."""
+    (Spearman's rho at matched cost), and which rung the fit reads; ``every_rung``: the fit
+    reads every rung's runs (`tinyscale fit`'s default on a study in rungs): no rung is marked,
+    and a last line says where the ridge is read and what the fit rung is."""
+    if every_rung:
+        top = max((r for r in rungs if r.completed), key=lambda r: r.rung, default=None)
+        where = "" if top is None else f", its ridge at rung {top.rung} ({top.steps:,} steps, the longest runs)"
+        return "\n".join([format_rungs(rungs, -1), *(
+            [f"  the fit reads every rung's runs{where}; `fit --from-rungs fit` reads rung {fit} alone, the "
+             "rung whose ranking the study trusts"] if fit >= 0 else [])])
     lines = []
     for r in rungs:
         a = r.agreement
