@@ -68,6 +68,13 @@ def test_a_fixed_rule_that_falls_with_c_is_named_and_a_changed_order_is_caught(t
     assert SettleCheck(1, 2, 0, (), (found[0.25],)).settled
     text = format_settle_check(check)
     assert "not settled" in text and "efficientnet falls from c=0.25 to c=0.5: -10.00 ± 0.00 points" in text
+    # Longer runs that tie every strategy rank nothing: the ratio cannot pass, and says why.
+    tied = _comparison(tmp_path / "tied", [0.25], [0], {(name, 0.25): [0.75] for name in STRATEGIES},
+                       variant="settled", steps=2)
+    (flat,) = reorders(comparison, tied, 0)
+    assert flat.rho is None and not flat.holds and not SettleCheck(1, 2, 0, (), (flat,)).settled
+    assert "c=0.25: rho n/a, every accuracy tied on one side, so it cannot pass" in format_settle_check(
+        SettleCheck(1, 2, 0, (), (flat,)))
 
 
 def test_the_cli_trains_the_longer_reruns_apart_and_reports(tmp_path, capsys):

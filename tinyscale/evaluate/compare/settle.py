@@ -159,7 +159,7 @@ def format_settle_check(check: SettleCheck, symbol: str = "c") -> str:
         if len(r.strategies) < 2:
             lines.append(f"- {symbol}={r.ratio:g}: fewer than two strategies at matched cost to rank")
             continue
-        rho = "n/a" if r.rho is None else f"{r.rho:+.2f}"
+        rho = "n/a, every accuracy tied on one side, so it cannot pass" if r.rho is None else f"{r.rho:+.2f}"
         same = "same order" if r.strategies == r.longer else f"longer: {' > '.join(r.longer)}"
         lines.append(f"- {symbol}={r.ratio:g}: rho {rho} ({' > '.join(r.strategies)}; {same})")
     return "\n".join(lines)
