@@ -245,7 +245,9 @@ def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
                    delta=("settled" if a is not None and a.settled else None), help=rho or None)
         if rho:
             col.caption(rho)
-    st.plotly_chart(plots.rungs_figure(runs, fit_rung), key="rungs")
+    across = bool(read and len(read) > 1)
+    st.plotly_chart(plots.rungs_figure(runs, *((ridge_rung(fit), "the ridge") if across else (fit_rung, "the fit"))),
+                    key="rungs")
 
 
 def main() -> None:

@@ -158,3 +158,19 @@ def test_trials_the_acquisition_proposed_are_marked():
     sampled = plots.trace(fig, plots.TRACE_SAMPLED, "r")
     assert list(sampled.marker.symbol) == ["circle", plots.PROPOSED_SYMBOL]
     assert "botorch" in sampled.text[1] and "botorch" not in sampled.text[0]
+
+
+def test_the_rungs_figure_draws_every_run_and_names_the_marked_rung():
+    recipe = Recipe(r=0.8, w=0.5, d=0.5, base_resolution=32, num_classes=10)
+    runs = [Trial(number=n, state="completed", recipe=recipe, macs=1, params=1, ratio=c, accuracy=a, steps=s, rung=k)
+            for n, k, c, a, s in [(0, 0, 0.1, 0.50, 10), (1, 0, 0.2, 0.60, 10), (2, 0, 0.4, 0.55, 10),
+                                  (1, 1, 0.2, 0.70, 30), (2, 1, 0.4, 0.72, 30), (2, 2, 0.4, 0.80, 90)]]
+    runs.append(Trial(number=3, state="failed", recipe=recipe, macs=1, params=1, ratio=0.3, rung=0))
+    fig = plots.rungs_figure(runs, 2, "the ridge")
+    markers = {t.name: t for t in fig.data if t.mode == "markers"}
+    assert list(markers) == ["rung 0 (10 steps)", "rung 1 (30 steps)", "rung 2 (90 steps) - the ridge"]
+    assert [list(markers[name].y) for name in markers] == [pytest.approx(v) for v in ([50, 60, 55], [70, 72], [80])]
+    # Each promoted recipe's runs are joined, lowest rung first; the failed run is not drawn.
+    lines = sorted([list(t.y) for t in fig.data if t.mode == "lines"], key=len)
+    assert lines == [pytest.approx([60, 70]), pytest.approx([55, 72, 80])]
+    assert "rung 1 (30 steps) - the fit" in [t.name for t in plots.rungs_figure(runs, 1).data]

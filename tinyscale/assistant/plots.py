@@ -278,9 +278,11 @@ def trace(fig: go.Figure, name: str, axis: str | None = None) -> go.Scatter:
 RUNG_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "hexagon", "cross", "x", "pentagon")
 
 
-def rungs_figure(runs: Sequence[Trial], fit_rung: int) -> go.Figure:
+def rungs_figure(runs: Sequence[Trial], fit_rung: int, mark: str = "the fit") -> go.Figure:
     """Every completed run of a halving study: accuracy against c, one marker per rung, each
-    promoted recipe's runs joined by a thin line (how much longer training moved it)."""
+    promoted recipe's runs joined by a thin line (how much longer training moved it); the rung
+    ``fit_rung`` is named in the legend with ``mark`` (the fit's rung, or the rung a fit across
+    rungs reads its ridge at)."""
     fig = go.Figure()
     done = [t for t in runs if t.state == "completed"]
     by_number: dict[int, list[Trial]] = {}
@@ -295,7 +297,7 @@ def rungs_figure(runs: Sequence[Trial], fit_rung: int) -> go.Figure:
     for rung in sorted({t.rung for t in done}):
         at = [t for t in done if t.rung == rung]
         steps = at[0].steps
-        name = f"rung {rung}" + (f" ({steps:,} steps)" if steps else "") + (" - the fit" if rung == fit_rung else "")
+        name = f"rung {rung}" + (f" ({steps:,} steps)" if steps else "") + (f" - {mark}" if rung == fit_rung else "")
         fig.add_trace(go.Scatter(
             x=[t.ratio for t in at], y=[100 * t.accuracy for t in at], mode="markers", name=name,
             marker={"symbol": RUNG_SYMBOLS[rung % len(RUNG_SYMBOLS)], "size": 7 + 2 * rung},
