@@ -384,12 +384,23 @@ def fit_study(tmp_path_factory):
     return write_study(tmp_path_factory.mktemp("fit") / "study", synthetic_trials(seed=1))
 
 
-def test_fit_prints_the_stored_check_or_how_to_measure_it(fit_study, capsys):
+def test_fit_and_recipe_print_the_stored_check_or_how_to_measure_it(fit_study, capsys):
     capsys.readouterr()
     assert main(["fit", str(fit_study)]) == 0
     assert f"fidelity   not measured: run `tinyscale fidelity {fit_study}`" in capsys.readouterr().out
+    assert main(["recipe", str(fit_study), "--ratio", "0.2"]) == 0
+    assert f"fidelity   not measured: run `tinyscale fidelity {fit_study}`" in capsys.readouterr().out
+    assert main(["recipe", str(fit_study), "--ratio", "0.2", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["fidelity_verdict"] is None and answer["stop_rule"] is None  # a uniform study has none
     f = _synthetic("recipe")
     save_fidelity(f, fit_study)
+    # The recipe says what it rests on, as fit does: the stored verdict with its numbers.
+    assert main(["recipe", str(fit_study), "--ratio", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "fidelity   TRUSTWORTHY" in out and f"Spearman ρ = {f.rho:.2f}" in out
+    assert main(["recipe", str(fit_study), "--ratio", "0.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity_verdict"] == f.verdict == "trustworthy"
     assert main(["fit", str(fit_study)]) == 0
     out = capsys.readouterr().out
     assert "fidelity   TRUSTWORTHY" in out and f"Spearman ρ = {f.rho:.2f}" in out

@@ -173,6 +173,11 @@ def test_cli_fit_reads_every_rung_by_default_and_saves_which(halving_study, caps
     assert main(["recipe", str(halving_study), "--ratio", "0.25", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["achieved"] == pytest.approx(0.25, rel=0.05)
+    # What the recipe rests on: no fidelity check, and the stop rule's rho between the rungs.
+    with Study.open(halving_study) as study:
+        rho = study.rung_summary()[0].agreement.rho
+    assert answer["fidelity_verdict"] is None
+    assert answer["stop_rule"].startswith(f"The study's stop rule: rung 0 ({S0} steps) against rung 1: ρ {rho:+.2f}")
     assert not any("not seen" in note for note in answer["notes"])
     # What an exported recipe.json records: each recipe once, and every run with its rung.
     from tinyscale.assistant.answers import export_provenance, load_fit

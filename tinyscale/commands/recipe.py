@@ -76,6 +76,33 @@ def answer_fields(answer) -> dict:
     return out
 
 
+def how_far_to_trust(study_dir: str) -> tuple[str, dict]:
+    """What the recipe rests on, as text and as JSON fields: the stored fidelity check
+    (`tinyscale fidelity`: its verdict, or the command that measures it) and, for a study in
+    rungs, what its stop rule found of its ranking as runs lengthened. Never raises: a missing
+    or unreadable store says so in the text and gives None."""
+    from pathlib import Path
+
+    from tinyscale.assistant.answers import stop_rule_words
+    from tinyscale.evaluate.fidelity import describe_stored, load_fidelity
+    from tinyscale.study.store import TRIALS_FILE, Study
+
+    try:
+        stored = load_fidelity(study_dir)
+    except ValueError:  # describe_stored says why
+        stored = None
+    stop_rule = None
+    if (Path(study_dir) / TRIALS_FILE).exists():
+        try:
+            with Study.open(study_dir) as study:
+                if study.config.schedule == "halving":
+                    stop_rule = stop_rule_words(study.rung_summary())
+        except ValueError as exc:
+            stop_rule = f"the study cannot be read ({exc})"
+    text = describe_stored(study_dir) + ("" if stop_rule is None else f"\nstop rule  {stop_rule}")
+    return text, {"fidelity_verdict": None if stored is None else stored.verdict, "stop_rule": stop_rule}
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -92,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     stale = stale_fit_note(args.study_dir, solver.fit)
     if stale:
         print(f"note: {stale}", file=sys.stderr)
+    trust_text, trust_fields = how_far_to_trust(args.study_dir)
     if args.json:
-        print(json.dumps(answer_fields(answer)))
+        print(json.dumps({**answer_fields(answer), **trust_fields}))
         return 0
     lo, hi = answer.c_range
     extra = {
@@ -106,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     for i, note in enumerate(answer.notes):
         extra[f"note {i + 1}"] = note.text
     print(format_summary(summarize(answer.recipe), extra))
+    print(trust_text)
     return 0
 
 
@@ -143,6 +172,8 @@ def run_latency(args: argparse.Namespace) -> int:
         "width_solved": ans.width_solved,
         "device": table.profile.to_dict(),
     })
+    trust_text, trust_fields = how_far_to_trust(args.study_dir)
+    fields.update(trust_fields)
     if args.json:
         print(json.dumps(fields))
         return 0
@@ -159,4 +190,5 @@ def run_latency(args: argparse.Namespace) -> int:
     for i, note in enumerate(ans.at_ratio.notes):
         extra[f"note {i + 1}"] = note.text
     print(format_summary(summarize(ans.recipe), extra))
+    print(trust_text)
     return 0
