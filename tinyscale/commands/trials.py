@@ -114,9 +114,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"steps: {progress.steps_spent:,} of the budget's {progress.budget_steps:,} trained "
                   "(every run of every rung)")
         if halving:
-            from tinyscale.study.halving import format_rungs
-
             from tinyscale.fit.multifidelity import default_rungs
+            from tinyscale.study.halving import format_rungs
 
             print(format_rungs(study.rung_summary(), fit_rung, every_rung=default_rungs(study.config) == "all"))
             continued = [t for t in trials if t.start_step and t.steps]

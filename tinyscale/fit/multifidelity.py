@@ -31,7 +31,8 @@ Inputs x are normalised over the runs (``Normalize`` on the three x columns; s a
 inferred (one noise for every rung: the measured seed noise of `tinyscale fidelity` is of the
 rung-0 runs only; a noise falling with the rung, sigma^2_top * exp(beta (1 - s)), recovered the
 synthetic truth's beta but not a better ridge, -0.0013 +- 0.0011 on held-out seeds, so it was not
-adopted: experiments/multifidelity_fit.py noise). Saved like the one-rung surface: the runs and the state dict rebuild it exactly.
+adopted: experiments/multifidelity_fit.py noise). Saved like the one-rung surface: the runs and
+the state dict rebuild it exactly.
 """
 
 from __future__ import annotations
