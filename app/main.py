@@ -474,17 +474,17 @@ def latency_tab(completed, source, devices) -> None:
 
 def compare_tab(study_dir: Path) -> None:
     try:
+        from tinyscale.assistant.answers import comparison_words
         from tinyscale.evaluate.compare import comparison_figure, comparison_table, load_comparison
 
         comparisons = {budget: load_comparison(study_dir, budget) for budget in ("macs", "latency")}
+        words = {budget: comparison_words(study_dir, c, "c" if budget == "macs" else "ms")
+                 for budget, c in comparisons.items()}
     except (ImportError, ValueError) as exc:
         st.warning(f"The comparison results cannot be read: {exc}")
         return
     if comparisons["macs"] is None and comparisons["latency"] is None:
-        st.info(f"No comparison yet. `tinyscale compare {study_dir}` trains this study's recipe, the paper's "
-                "Pareto-point GP, EfficientNet, uniform and fast (dWr) compound scaling and single-axis "
-                "baselines at matched FLOPs with the same trainer, data and seeds (`--budget latency`: at "
-                "matched latency on a device table).")
+        st.info(words["macs"])
         return
     for budget, comparison in comparisons.items():
         if comparison is None:
@@ -495,5 +495,7 @@ def compare_tab(study_dir: Path) -> None:
             st.markdown("**At matched FLOPs**")
         st.dataframe(comparison_table(comparison), hide_index=True)
         st.plotly_chart(comparison_figure(comparison), key=f"compare_{budget}")
+        if words[budget]:  # the settled check, as far as its longer re-runs are stored
+            st.markdown(words[budget])
 
 main()

@@ -399,6 +399,13 @@ def test_compare_results_are_shown(monkeypatch, fitted_study_dir):
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     got = [[(t.get("name"), list(t.get("x", [])), list(t.get("y", []))) for t in spec["data"]] for spec in specs]
     assert want in got
+    assert not [m.value for m in at.markdown if "settled check" in m.value]  # never ran: not mentioned
+    # After `compare --settle-check`, the tab gives its verdict as the command printed it.
+    from tinyscale.evaluate.compare.settle import format_settle_check, run_settle_check
+
+    check = run_settle_check(fitted_study_dir, load_comparison(fitted_study_dir), progress=False)
+    at = run_app(monkeypatch, fitted_study_dir)
+    assert format_settle_check(check) in [m.value for m in at.markdown]
 
 
 def test_a_comparison_at_matched_latency_is_shown_beside_the_macs_one(monkeypatch, fitted_study_dir, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 
 import pytest
 
@@ -101,4 +102,23 @@ def test_the_cli_trains_the_longer_reruns_apart_and_reports(tmp_path, capsys):
     # Rerun: nothing is trained again and the verdict is the same.
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["settle_check"] == check
+    # The app reads the same verdict from the stored runs, training nothing; with a re-run's result
+    # missing it gives no verdict, only how many are missing.
+    from tinyscale.assistant.answers import comparison_words
+    from tinyscale.evaluate.compare.settle import stored_settle_check
+
+    comparison = load_comparison(directory)
+    stored, missing = stored_settle_check(directory, comparison)
+    assert stored.to_dict() == check and missing == 0
+    assert comparison_words(directory, comparison) == format_settle_check(stored)
+    with sqlite3.connect(directory / "compare-settled" / "compare.sqlite") as conn:
+        conn.execute("DELETE FROM cells WHERE rowid = (SELECT MIN(rowid) FROM cells)")
+    conn.close()
+    assert stored_settle_check(directory, comparison)[1] == 1
+    assert comparison_words(directory, comparison) == (
+        f"**settled check**: 1 of its 8-step re-runs have no result yet; `tinyscale compare {directory} "
+        "--settle-check` trains them, and the verdict shows here.")
+    # A comparison whose check never ran says nothing of it.
+    shutil.rmtree(directory / "compare-settled")
+    assert stored_settle_check(directory, comparison) is None and comparison_words(directory, comparison) == ""
     shutil.rmtree(directory)

@@ -433,3 +433,23 @@ def latency_selection(source: FitSource | None, completed: list[Trial], table):
     k = (source.solver.fit.k if source is not None else None) or default_pareto_k(len(usable_trials(completed)))
     return select(completed, k, cost=lambda t: table.predict_us(t.recipe))
 
+
+def comparison_words(study_dir: str | os.PathLike, comparison, symbol: str = "c") -> str:
+    """What the Compare tab says under a stored comparison (or, ``comparison`` None, that there
+    is none and how to make one): whether it is out of the brief regime, as far as
+    `compare --settle-check`'s longer re-runs are stored (nothing when they never ran)."""
+    if comparison is None:
+        return (f"No comparison yet. `tinyscale compare {study_dir}` trains this study's recipe, the paper's "
+                "Pareto-point GP, EfficientNet, uniform and fast (dWr) compound scaling and single-axis "
+                "baselines at matched FLOPs with the same trainer, data and seeds (`--budget latency`: at "
+                "matched latency on a device table).")
+    from tinyscale.evaluate.compare.settle import format_settle_check, stored_settle_check
+
+    stored = stored_settle_check(study_dir, comparison)
+    if stored is None:
+        return ""
+    check, missing = stored
+    if missing:
+        return (f"**settled check**: {missing} of its {check.long_steps:,}-step re-runs have no result yet; "
+                f"`tinyscale compare {study_dir} --settle-check` trains them, and the verdict shows here.")
+    return format_settle_check(check, symbol)

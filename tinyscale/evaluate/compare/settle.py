@@ -22,7 +22,7 @@ from pathlib import Path
 
 from baselines.registry import RULES
 from tinyscale.evaluate.compare.results import Comparison
-from tinyscale.evaluate.compare.run import run_comparison
+from tinyscale.evaluate.compare.run import load_comparison, run_comparison
 from tinyscale.evaluate.compare.settings import CompareSettings
 from tinyscale.ranking import spearman
 
@@ -143,6 +143,27 @@ def run_settle_check(study_dir: str | Path, comparison: Comparison, *, executor=
                             variant=VARIANT)
     return SettleCheck(settings.steps, long_settings.steps, seed, tuple(falls_with_c(comparison)),
                        tuple(reorders(comparison, longer, seed)))
+
+
+def stored_settle_check(study_dir: str | Path, comparison: Comparison) -> tuple[SettleCheck, int] | None:
+    """The check as far as its longer re-runs are stored, without training anything (the app
+    reads it while they may still train): the check and how many of the re-runs it needs have
+    no result yet (0: the verdict `run_settle_check` gives); None when no re-run was stored for
+    this comparison's length and first seed."""
+    settings = comparison.settings
+    longer = load_comparison(study_dir, settings.budget, variant=VARIANT)
+    seed = settings.seeds[0]
+    if longer is None or longer.settings.steps != LONG_FACTOR * settings.steps or seed not in longer.settings.seeds:
+        return None
+    missing = 0
+    for c in check_ratios(settings.ratios):
+        for name in settings.strategies:
+            row = longer.row(c, name)
+            if row is None or (row.matched and seed not in row.accuracy_by_seed):
+                missing += 1
+    check = SettleCheck(settings.steps, longer.settings.steps, seed, tuple(falls_with_c(comparison)),
+                        tuple(reorders(comparison, longer, seed)))
+    return check, missing
 
 
 def format_settle_check(check: SettleCheck, symbol: str = "c") -> str:
