@@ -232,12 +232,13 @@ def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
     from tinyscale.study.halving import SETTLED_RHO
 
     read = None if fit is None else fit.rungs
+    across = bool(read and len(read) > 1)  # a fit across rungs: its ridge is read at the top one
     st.subheader("Rungs: which recipes were trained longer")
     st.caption(f"Rung k trains for {summary[0].steps:,} x eta^k steps; the best of a rung at matched cost are "
                f"promoted. Once two rungs rank the promoted recipes alike (Spearman rho >= {SETTLED_RHO} at "
                f"matched cost) the study stops lengthening. The recipe above is fitted "
                + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {ridge_rung(fit)}, "
-                  "the longest runs." if read and len(read) > 1 else f"on rung {fit_rung}."))
+                  "the longest runs." if across else f"on rung {fit_rung}."))
     for col, r in zip(st.columns(len(summary)), summary):
         a = r.agreement
         rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)"
@@ -245,9 +246,8 @@ def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
                    delta=("settled" if a is not None and a.settled else None), help=rho or None)
         if rho:
             col.caption(rho)
-    across = bool(read and len(read) > 1)
-    st.plotly_chart(plots.rungs_figure(runs, *((ridge_rung(fit), "the ridge") if across else (fit_rung, "the fit"))),
-                    key="rungs")
+    mark = (ridge_rung(fit), "the ridge") if across else (fit_rung, "the fit")
+    st.plotly_chart(plots.rungs_figure(runs, *mark), key="rungs")
 
 
 def main() -> None:
@@ -277,7 +277,7 @@ def main() -> None:
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
         return
     completed = fit_trials
-    from tinyscale.assistant.answers import device_tables
+    from tinyscale.assistant.answers import device_tables, plotted_runs
 
     devices = device_tables(study_dir, device_paths_from_env())
     usable_devices = [d for d in devices if d.table is not None]
@@ -304,8 +304,6 @@ def main() -> None:
     if source is None:
         st.info("The recipe panel opens once the study has enough completed trials to fit.")
     else:
-        from tinyscale.assistant.answers import plotted_runs
-
         design_panel(study_dir, source, config, drawn, plotted_runs(source, completed, rungs and rungs[0]),
                      usable_devices)
     trust_panel(study_dir, len(completed), source, None if rungs is None else rungs[1])
