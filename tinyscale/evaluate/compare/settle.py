@@ -141,7 +141,13 @@ def run_settle_check(study_dir: str | Path, comparison: Comparison, *, executor=
                             steps=LONG_FACTOR * settings.steps)
     longer = run_comparison(study_dir, long_settings, progress=progress, executor=executor, table=table,
                             variant=VARIANT)
-    return SettleCheck(settings.steps, long_settings.steps, seed, tuple(falls_with_c(comparison)),
+    return judge(comparison, longer)
+
+
+def judge(comparison: Comparison, longer: Comparison) -> SettleCheck:
+    """The verdict on ``comparison`` given its ``longer`` re-runs of its first seed."""
+    seed = comparison.settings.seeds[0]
+    return SettleCheck(comparison.settings.steps, longer.settings.steps, seed, tuple(falls_with_c(comparison)),
                        tuple(reorders(comparison, longer, seed)))
 
 
@@ -161,9 +167,7 @@ def stored_settle_check(study_dir: str | Path, comparison: Comparison) -> tuple[
             row = longer.row(c, name)
             if row is None or (row.matched and seed not in row.accuracy_by_seed):
                 missing += 1
-    check = SettleCheck(settings.steps, longer.settings.steps, seed, tuple(falls_with_c(comparison)),
-                        tuple(reorders(comparison, longer, seed)))
-    return check, missing
+    return judge(comparison, longer), missing
 
 
 def format_settle_check(check: SettleCheck, symbol: str = "c") -> str:
