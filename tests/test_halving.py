@@ -307,13 +307,15 @@ def test_fidelity_says_what_it_measured_on_a_study_in_rungs(tmp_path):
     from tinyscale.commands.fidelity import halving_note
 
     with run_study(tmp_path / "h", CFG, trials=27, executor=SyntheticExecutor(), progress=False) as study:
-        fit = study.fit_rung()
-        assert fit > 0
-        note = halving_note(study)
-        assert f"rung-0 trials ({S0:,} steps)" in note and f"reads rung {fit} ({S0 * 3 ** fit:,} steps" in note
+        top = max(t.rung for t in study.runs("completed"))
+        assert top == 2
+        note = halving_note(study, top)
+        assert f"measured rung 2 ({S0 * 9:,} steps," in note and "its longest runs, where a fit across" in note
+        note = halving_note(study, 0)
+        assert f"its rung-0 trials ({S0:,} steps)" in note and f"longest runs are rung 2's ({S0 * 9:,} steps" in note
     with run_study(tmp_path / "u", replace(CFG, schedule="uniform"), trials=6, executor=SyntheticExecutor(),
                    progress=False) as study:
-        assert halving_note(study) is None
+        assert halving_note(study, 0) is None
 
 
 def test_a_step_budget_shows_what_it_has_spent(tmp_path, capsys):

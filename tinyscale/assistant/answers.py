@@ -75,7 +75,7 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
         except ValueError as exc:  # a damaged file: say so, and let the fit infer the noise
             saved_problem = "; ".join(filter(None, (saved_problem, str(exc))))
         read = completed
-    else:  # the measured seed noise is of rung 0's runs only: a fit across rungs infers its own
+    else:  # a measured seed noise is of one rung's runs: a fit across rungs infers its own
         read = _completed_runs(study_dir, which)
     fit = fit_scaling(read, config, source=str(study_dir), seed_noise=noise, from_rungs=which)
     what = "completed trials" if which == "fit" else "completed runs of every rung"
@@ -152,14 +152,14 @@ def tinynets(config: StudyConfig) -> list:
 
 def noise_sentence(diag, across: bool = False) -> str:
     """Where the surface's observation noise came from, in one sentence (``across``: the surface
-    reads every rung, which cannot take the measured seed noise of rung 0's runs)."""
+    reads every rung, which cannot take a seed noise measured on one rung's runs)."""
     if diag.noise == "measured":
         return (f"Its noise is fixed at the seed noise measured by retraining trials with other seeds "
                 f"({diag.noise_sd_points:.2f} points).")
     if across:
         return (f"Its noise ({diag.noise_sd_points:.2f} points, one for every rung) was inferred by the fit: a "
-                "measured seed noise is of rung 0's runs only, so a fit across rungs cannot be fixed at it. "
-                "`tinyscale fidelity DIR` still measures it, with the brief runs' rank check.")
+                "measured seed noise is of one rung's runs, so a fit across rungs cannot be fixed at it. "
+                "`tinyscale fidelity DIR` still measures it, with the longest runs' rank check.")
     return (f"Its noise ({diag.noise_sd_points:.2f} points) was inferred by the fit, not measured: a value far "
             "below the real seed noise means the surface follows lucky seeds. Measure it with `tinyscale "
             "fidelity DIR`, then `tinyscale fit DIR`.")
@@ -316,13 +316,14 @@ def stop_rule_words(rungs) -> str | None:
                 f"≥ {MIN_PAIRS} recipes): longer training stopped changing the ranking there.")
     return (f"The study's stop rule: {pairs}. Not settled (ρ ≥ {SETTLED_RHO} over ≥ {MIN_PAIRS} recipes): the "
             "ranking still changed as runs lengthened, so the recipe rests on its longest runs, which no "
-            "longer run has checked.")
+            "longer run of the study has checked (`tinyscale fidelity` checks them).")
 
 
 def trust(study_dir: str | os.PathLike, completed: int | None = None,
           predicted: dict[int, float] | None = None, rungs=None) -> Trust:
     """The stored fidelity check of a study, for the page (never raises for a missing or
-    damaged file; ``completed``: the study's completed trials now, to flag a stale check;
+    damaged file; ``completed``: the study's completed trials now, to flag a stale check (with
+    ``rungs``, each rung's completed recipes are counted instead);
     ``predicted``: the accuracy surface's accuracy per trial number, `ScalingFit.trial_accuracy`,
     to show how the surface ranks the check's recipes beside the single brief runs; ``rungs``:
     a study in rungs' `RungSummary` list, whose stop rule is said first)."""
@@ -336,19 +337,23 @@ def trust(study_dir: str | os.PathLike, completed: int | None = None,
         return Trust(None, "The stored fidelity check cannot be read.", (), (), str(exc), command)
     if f is None:
         if stop_rule is not None:  # a study in rungs checks its own ranking as it lengthens
-            return Trust(None, stop_rule + " The command below measures the seed noise and how rung 0's runs "
-                         f"rank against {fd.DEFAULT_FACTOR:g}x longer training.", (), (), None, command)
+            return Trust(None, stop_rule + " The command below measures the seed noise of the longest runs and "
+                         f"how they rank against {fd.DEFAULT_FACTOR:g}x longer training.", (), (), None, command)
         return Trust(None, "Not measured yet: whether the study's brief accuracies rank recipes by more than "
                      "seed noise. The command below retrains a few trials with other seeds and about ten "
                      "of them longer, and gives a verdict.", (), (), None, command)
     s, st = f.signal, f.settings
     longer = "longer training" if st is None else f"{st.factor:g}x longer training ({st.long_steps} steps)"
+    checked = "the study's brief accuracies" if f.rung == 0 else f"rung {f.rung}'s accuracies"
+    at = "the study's steps" if st is None else f"{st.steps} steps" + ("" if f.rung == 0 else f" (rung {f.rung})")
+    if rungs is not None:
+        completed = {r.rung: r.completed for r in rungs}
     metrics = (
         ("rank agreement ρ", "n/a" if f.rho is None else f"{f.rho:.2f}",
-         f"Spearman ρ between the study's brief accuracies and {longer} on {len(f.pairs)} recipes; "
+         f"Spearman ρ between {checked} and {longer} on {len(f.pairs)} recipes; "
          f"good ≥ {fd.RHO_GOOD}, FBNetV3 stops at {fd.RHO_FBNETV3}"),
         ("seed noise σ", f"{100 * f.sigma:.2f} pts",
-         f"pooled sd of top-1 over seeds at the study's steps ({len(f.noise)} recipes, {f.sigma_df} df)"),
+         f"pooled sd of top-1 over seeds at {at} ({len(f.noise)} recipes, {f.sigma_df} df)"),
         ("slope per doubling of c", f"{100 * s.slope:+.2f} pts",
          f"± {100 * s.slope_se:.2f} points" + ("" if s.slope_t is None else f", t = {s.slope_t:.1f}")
          + f", over {s.n} trials"),

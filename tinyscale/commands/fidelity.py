@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"extra seeds per noise trial, at the study's steps (default {DEFAULT_REPLICATES})")
     p.add_argument("--noise-trials", type=int, default=DEFAULT_NOISE_TRIALS,
                    help=f"trials retrained for the seed noise, spread over log c (default {DEFAULT_NOISE_TRIALS})")
+    p.add_argument("--rung", type=int, default=None,
+                   help="a study in rungs: check the runs of this rung (default: its longest runs, the highest rung "
+                   "with at least 5 completed recipes, where a fit across rungs reads its ridge)")
     add_execution_options(p, restart="discard stored retrainings first")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
@@ -35,26 +38,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.evaluate.fidelity import FIDELITY_FILE, format_fidelity, measure
+    from tinyscale.evaluate.fidelity import FIDELITY_FILE, checked_rung, format_fidelity, measure
     from tinyscale.limits import MAX_STEPS, MAX_TRIALS
     from tinyscale.storage import finite_json
     from tinyscale.study.store import Study
 
     check_execution_options(args)  # --device cuda without a GPU: one line before any work
-    with Study.open(args.study_dir) as study:  # a missing study is one line before any worker starts
-        steps = study.config.steps
-        rung_note = halving_note(study)
+    with Study.open(args.study_dir) as study:  # a missing study or rung is one line before any worker starts
+        rung, steps, _ = checked_rung(study, args.rung)
+        rung_note = halving_note(study, rung)
     for option, value in (("--recipes", args.recipes), ("--noise-trials", args.noise_trials)):
         if value > MAX_TRIALS:
             raise ValueError(f"{option} must be at most {MAX_TRIALS:,}, got {value:,}")
     if args.factor * steps > MAX_STEPS:  # (nan and inf are refused with the other settings)
-        raise ValueError(f"--factor {args.factor:g} trains {args.factor * steps:,.0f} steps; a run may train at most "
-                         f"{MAX_STEPS:,}")
+        raise ValueError(f"--factor {args.factor:g} trains {args.factor * steps:,.0f} steps (x {steps:,}, the steps of "
+                         f"the runs checked); a run may train at most {MAX_STEPS:,}")
     executor = executor_from(args)
     try:
         result = measure(args.study_dir, recipes=args.recipes, factor=args.factor, replicates=args.replicates,
                          noise_trials=args.noise_trials, executor=executor, restart=args.restart,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, rung=rung)
     finally:
         executor.close()
     if args.json:
@@ -67,16 +70,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def halving_note(study) -> str | None:
-    """What the check measured on a study that trains in rungs: its rung-0 trials, while the fit
-    reads another rung, whose agreement with the rung below the study's stop rule reports."""
+def halving_note(study, rung: int) -> str | None:
+    """What the check measured on a study that trains in rungs: which rung's runs, and how that
+    rung relates to the fit (the fit across rungs reads its ridge at the top rung reached; the
+    stop rule compares each rung with the next one up, so only a check like this one judges the
+    longest runs against longer training)."""
     if study.config.schedule != "halving":
         return None
-    fit = study.fit_rung()
-    if fit == 0:
-        return None
-    rung = study.rung_summary()[fit]
-    return (f"rungs      this study trains in rungs: the check measured its rung-0 trials ({study.config.steps:,} "
-            f"steps), while the fit reads rung {fit} ({rung.steps:,} steps, {rung.completed} recipes), whose "
-            f"seed noise is smaller: the fit infers its own rather than use this one; how that rung ranks "
-            f"against the one below: `tinyscale trials {study.directory}`")
+    summary = study.rung_summary()
+    top = max((r.rung for r in summary if r.completed), default=0)
+    checked = summary[rung]
+    where = (f"rung {rung} ({checked.steps:,} steps, {checked.completed} recipes)" if rung else
+             f"its rung-0 trials ({checked.steps:,} steps)")
+    if rung == top:
+        return (f"rungs      this study trains in rungs: the check measured {where}, its longest runs, where a fit "
+                f"across rungs reads its ridge; how each rung ranks against the next: `tinyscale trials "
+                f"{study.directory}`")
+    return (f"rungs      this study trains in rungs: the check measured {where}, while its longest runs are rung "
+            f"{top}'s ({summary[top].steps:,} steps, {summary[top].completed} recipes; the check needs "
+            f"5 at a rung); how each rung ranks against the next: `tinyscale trials {study.directory}`")

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         fit_rung = study.fit_rung()
         box_history = study.box_extensions()
     if which_rungs == "all" and args.noise == "measured":
-        raise ValueError("--noise measured is for --from-rungs fit: the measured seed noise is of rung 0's runs only, "
+        raise ValueError("--noise measured is for --from-rungs fit: a measured seed noise is of one rung's runs, "
                          "and --from-rungs all infers one noise for every rung")
     if args.pareto_k is not None and args.method != "pareto":
         raise ValueError("--pareto-k is for --method pareto (the surface method uses every trial)")
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
                               "fit_rung": fit_rung, "rungs": None if rungs is None else [r.to_dict() for r in rungs],
                               "rungs_read": list(fit.rungs), "ridge_rung": ridge, "box_extensions": box_history})]
     else:
-        lines = [format_fit(fit), describe_stored(args.study_dir, completed=len(fit_trials))]  # the check's verdict
+        completed = len(fit_trials) if rungs is None else {r.rung: r.completed for r in rungs}
+        lines = [format_fit(fit), describe_stored(args.study_dir, completed=completed)]  # the check's verdict
         if rungs is not None:
             from tinyscale.study.halving import format_rungs
 

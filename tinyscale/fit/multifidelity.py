@@ -28,8 +28,8 @@ truncated), -0.015 (exponential decay) against -0.054 for the one-rung fit:
 
 Inputs x are normalised over the runs (``Normalize`` on the three x columns; s already spans
 [0, 1], where the fidelity kernels need it unchanged), outcomes standardised, the observation noise
-inferred (one noise for every rung: the measured seed noise of `tinyscale fidelity` is of the
-rung-0 runs only; a noise falling with the rung, sigma^2_top * exp(beta (1 - s)), recovered the
+inferred (one noise for every rung: the measured seed noise of `tinyscale fidelity` is of one
+rung's runs; a noise falling with the rung, sigma^2_top * exp(beta (1 - s)), recovered the
 synthetic truth's beta but not a better ridge, -0.0013 +- 0.0011 on held-out seeds, so it was not
 adopted: experiments/multifidelity_fit.py noise). Saved like the one-rung surface: the runs and
 the state dict rebuild it exactly.
@@ -94,8 +94,8 @@ def check_rungs(from_rungs: object, config, method: str, seed_noise: float | Non
         if method != "surface":
             raise ValueError("--from-rungs all is for --method surface (the accuracy surface across training lengths)")
         if seed_noise is not None:
-            raise ValueError("--from-rungs all infers the observation noise: the measured seed noise is of rung 0's "
-                             "runs only (fit with --noise inferred, or --from-rungs fit)")
+            raise ValueError("--from-rungs all infers the observation noise: a measured seed noise is of one rung's "
+                             "runs (fit with --noise inferred, or --from-rungs fit)")
 
 
 def _check_kind(kind: object) -> None:

@@ -7,7 +7,7 @@
 - `summary`: `summarize` (numbers in, `Fidelity` out) and `model_agreement`.
 - `plan`: which trials are retrained, with which seeds and steps.
 - `store`: `FidelityStore`, the retrainings in ``DIR/fidelity/fidelity.sqlite``.
-- `run`: `measure` and `measure_noise`, through the one run loop.
+- `run`: `measure` and `measure_noise`, through the one run loop; `checked_rung`, which runs a check retrains.
 - `persist`: ``DIR/fidelity.json`` and ``DIR/seed-noise.json``, and `noise_for_fit`.
 - `text`: what `tinyscale fidelity` and `tinyscale fit` print.
 """
@@ -19,7 +19,7 @@ from tinyscale.evaluate.fidelity.plan import (DEFAULT_FACTOR, DEFAULT_NOISE_TRIA
                                               fidelity_seed, plan_runs, spread)
 from tinyscale.evaluate.fidelity.records import (FIDELITY_FORMAT, NOISE_FORMAT, Fidelity, FidelitySettings,
                                                  ModelAgreement, RankPair, Run, SeedNoise, VersionedRecord)
-from tinyscale.evaluate.fidelity.run import measure, measure_noise
+from tinyscale.evaluate.fidelity.run import checked_rung, measure, measure_noise
 from tinyscale.evaluate.fidelity.stats import (MIN_RECIPES, MIN_TRIALS, NoiseGroup, Signal, accuracy_signal,
                                                linear_trend, pooled_noise, quadratic_residuals, spearman,
                                                spearman_at_matched_c)
@@ -36,7 +36,7 @@ __all__ = [
     "LONG_SLOT", "MATCHED_GOOD", "MIN_RECIPES", "MIN_TRIALS", "NOISE_CHOICES", "NOISE_FILE", "NOISE_FORMAT",
     "RHO_FBNETV3", "RHO_GOOD", "RHO_POOR", "SEED_SLOTS", "SLOPE_T_MIN", "STORE_NAME", "VERDICTS", "Fidelity",
     "FidelitySettings", "FidelityStore", "ModelAgreement", "NoiseGroup", "RankPair", "Run", "SeedNoise", "Signal",
-    "Task", "VersionedRecord", "accuracy_signal", "describe_stored", "fidelity_dir", "fidelity_seed",
+    "Task", "VersionedRecord", "accuracy_signal", "checked_rung", "describe_stored", "fidelity_dir", "fidelity_seed",
     "format_fidelity", "format_model_agreement", "judge", "linear_trend", "load_fidelity", "load_noise",
     "measure", "measure_noise", "model_agreement", "noise_for_fit", "not_measured_hint", "plan_runs",
     "pooled_noise", "quadratic_residuals", "save_fidelity", "save_noise", "spearman", "spearman_at_matched_c",

@@ -74,20 +74,12 @@ def noise_for_fit(study_dir: str | os.PathLike, choice: str = "auto") -> float |
     """The seed noise (a fraction) the accuracy surface should be fixed at, or None to infer it.
 
     The full check's σ (``fidelity.json``) when stored, else the seed noise measured alone
-    (``seed-noise.json``, `measure_noise`). ``choice``: "measured" requires one (ValueError
+    (``seed-noise.json``, `measure_noise`), and only when it was measured on the rung the fit
+    reads (a study in rungs: its fit rung). ``choice``: "measured" requires one (ValueError
     when there is none), "inferred" never uses one, "auto" uses one when stored and positive."""
     if choice not in NOISE_CHOICES:
         raise ValueError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {choice!r}")
     if choice == "inferred":
-        return None
-    longer = _fit_reads_longer_runs(study_dir)
-    if longer is not None:
-        # The noise was measured on the study's rung-0 runs; the fit reads longer ones, whose
-        # seed noise is smaller (on the synthetic truth of tests/test_halving.py it shrinks as
-        # 1/sqrt(steps)): fixing the surface at the short runs' noise would smooth real shape away.
-        if choice == "measured":
-            raise ValueError(f"the seed noise of {study_dir} was measured at rung 0 ({longer[1]:,} steps) and the fit "
-                             f"reads rung {longer[0]} ({longer[2]:,} steps): fit with --noise inferred")
         return None
     measured = load_fidelity(study_dir) or load_noise(study_dir)
     if measured is None or not measured.sigma > 0:
@@ -96,13 +88,26 @@ def noise_for_fit(study_dir: str | os.PathLike, choice: str = "auto") -> float |
             raise ValueError(f"{why} for {study_dir}: run `tinyscale fidelity {study_dir}` first, or fit with "
                              "--noise inferred")
         return None
+    measured_rung = measured.rung if isinstance(measured, Fidelity) else 0
+    other = _fit_reads_another_rung(study_dir, measured_rung)
+    if other is not None:
+        # Seed noise shrinks as runs lengthen (on the synthetic truth of tests/test_halving.py as
+        # 1/sqrt(steps)): fixing the surface at another rung's noise would smooth real shape away
+        # (shorter runs' noise) or follow lucky seeds (longer runs').
+        fit_rung, measured_steps, fit_steps = other
+        if choice == "measured":
+            raise ValueError(f"the seed noise of {study_dir} was measured at rung {measured_rung} "
+                             f"({measured_steps:,} steps) and the fit reads rung {fit_rung} ({fit_steps:,} steps): "
+                             f"fit with --noise inferred, or measure that rung with `tinyscale fidelity {study_dir} "
+                             f"--rung {fit_rung}`")
+        return None
     return float(measured.sigma)
 
 
-def _fit_reads_longer_runs(study_dir: str | os.PathLike) -> tuple[int, int, int] | None:
-    """(fit rung, rung-0 steps, fit rung's steps) when ``study_dir`` trains in rungs and its fit
-    reads a rung above 0 (whose runs are longer than the ones the fidelity check retrains); None
-    otherwise, and for a directory without a readable study."""
+def _fit_reads_another_rung(study_dir: str | os.PathLike, measured_rung: int) -> tuple[int, int, int] | None:
+    """(fit rung, steps of the measured rung, steps of the fit rung) when ``study_dir`` trains in
+    rungs and its fit reads another rung than ``measured_rung``; None otherwise, and for a
+    directory without a readable study."""
     from tinyscale.study.halving import rung_steps
     from tinyscale.study.store import Study
 
@@ -113,4 +118,6 @@ def _fit_reads_longer_runs(study_dir: str | os.PathLike) -> tuple[int, int, int]
     with study:
         c = study.config
         rung = study.fit_rung() if c.schedule == "halving" else 0
-    return None if rung == 0 else (rung, c.steps, rung_steps(c.steps, c.eta, rung))
+    if rung == measured_rung:
+        return None
+    return rung, rung_steps(c.steps, c.eta, measured_rung), rung_steps(c.steps, c.eta, rung)

@@ -56,7 +56,7 @@ class Task:
     steps: int
 
 
-def _check_settings(recipes, factor, replicates, noise_trials, steps: int) -> FidelitySettings:
+def _check_settings(recipes, factor, replicates, noise_trials, steps: int, rung: int = 0) -> FidelitySettings:
     """The settings of a check asked for with these numbers (ValueError for a bad one)."""
     for name, value, low in (("recipes", recipes, MIN_RECIPES), ("replicates", replicates, 1),
                              ("noise_trials", noise_trials, 1)):
@@ -66,16 +66,19 @@ def _check_settings(recipes, factor, replicates, noise_trials, steps: int) -> Fi
         raise ValueError(f"replicates must be below {SEED_SLOTS}, got {replicates}")
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor < 1:
         raise ValueError(f"factor must be a number of at least 1 (times the study's steps), got {factor!r}")
-    return FidelitySettings(recipes, float(factor), replicates, noise_trials, steps, math.ceil(factor * steps))
+    return FidelitySettings(recipes, float(factor), replicates, noise_trials, steps, math.ceil(factor * steps), rung)
 
 
 def plan_runs(trials: Sequence, config, *, recipes: int, factor: float, replicates: int, noise_trials: int,
-              all_numbers: Sequence[int] = ()) -> tuple[list[Task], FidelitySettings]:
+              all_numbers: Sequence[int] = (), rung: int = 0, steps: int | None = None
+              ) -> tuple[list[Task], FidelitySettings]:
     """Which retrainings `measure` needs: replicates of ``noise_trials`` spread trials, then long
-    runs of ``recipes`` spread trials. ``all_numbers`` (every trial of the study) is used to check
-    that no seed repeats one the study trained with."""
-    settings = _check_settings(recipes, factor, replicates, noise_trials, config.steps)
-    tasks = [Task("replicate", t.number, fidelity_seed(config.seed, t.number, k), config.steps)
+    runs of ``recipes`` spread trials. ``trials`` are the runs checked: the study's trials, or a
+    study in rungs' runs at ``rung``, ``steps`` long (default the study's steps). ``all_numbers``
+    (every trial of the study) is used to check that no seed repeats one the study trained with."""
+    steps = config.steps if steps is None else steps
+    settings = _check_settings(recipes, factor, replicates, noise_trials, steps, rung)
+    tasks = [Task("replicate", t.number, fidelity_seed(config.seed, t.number, k), steps)
              for t in spread(trials, noise_trials) for k in range(1, replicates + 1)]
     tasks += [Task("long", t.number, fidelity_seed(config.seed, t.number, LONG_SLOT), settings.long_steps)
               for t in spread(trials, recipes)]

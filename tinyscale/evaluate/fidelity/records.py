@@ -61,8 +61,9 @@ class FidelitySettings:
     factor: float
     replicates: int
     noise_trials: int
-    steps: int  # the study's steps per trial (the noise replicates train this long)
+    steps: int  # the steps of the runs checked (the noise replicates train this long)
     long_steps: int
+    rung: int = 0  # the rung whose runs were checked (a study in rungs; 0: the study's trials)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ class Fidelity(VersionedRecord):
     @property
     def advice(self) -> str:
         return ADVICE[self.verdict]
+
+    @property
+    def rung(self) -> int:
+        """The rung whose runs the check retrained (0 for a uniform study, and for a check
+        stored before checks of other rungs existed)."""
+        return 0 if self.settings is None else self.settings.rung
 
     @property
     def headline(self) -> str:
@@ -246,4 +253,5 @@ def check_fidelity(f: Fidelity) -> None:
         st = f.settings
         for name in ("recipes", "replicates", "noise_trials", "steps", "long_steps"):
             check_count(f"settings.{name}", getattr(st, name), 1)
+        check_count("settings.rung", st.rung, 0)
         check_number("settings.factor", st.factor, 1)

@@ -1,5 +1,6 @@
-"""Running the fidelity check on a study directory: `measure` (the full check) and
-`measure_noise` (the seed noise alone, which the demo runs before its fit).
+"""Running the fidelity check on a study directory: `measure` (the full check; on a study in rungs,
+of its longest runs by default, `checked_rung`) and `measure_noise` (the seed noise alone, of the
+study's rung-0 trials: what a one-rung fit of a uniform study can be fixed at).
 
 Both retrain through the one run loop (`tinyscale.study.runner.run_jobs`) with the study's data
 and trainer settings, store each finished run in ``DIR/fidelity/fidelity.sqlite`` as soon as it
@@ -31,25 +32,51 @@ from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 
 
-def _checkable(study_dir: Path):
-    """(config, trainer, completed trials, every trial) of a study the check can retrain."""
+def _checkable(study_dir: Path, rung: int | None = 0):
+    """(config, trainer, the completed runs checked, every trial, their rung, their steps) of a
+    study the check can retrain; ``rung`` as `checked_rung` takes it."""
     from tinyscale.study.store import Study
 
     with Study.open(study_dir) as study:
         config = study.config
         everything = study.trials()
+        rung, steps, completed = checked_rung(study, rung)
         # Replicates must train exactly as the study's trials did (the study records its resolved
         # trainer settings when it starts; a hand-made study has none to check).
         plan = StudyPlan.resolve(config, space=False, load=False)
         plan.check_trainer(study.get_meta("trainer"), f"the study at {study.directory}",
                            "its brief accuracies cannot be replicated by this version")
-    train = plan.train
-    completed = [t for t in everything if t.state == "completed" and t.accuracy is not None
-                 and math.isfinite(t.accuracy)]
     if len(completed) < MIN_TRIALS:
         raise ValueError(f"the study at {study_dir} has {len(completed)} completed trial(s); the fidelity check "
                          f"needs at least {MIN_TRIALS} (run more trials with `tinyscale study --resume`)")
-    return config, train, completed, everything
+    return config, plan.train, completed, everything, rung, steps
+
+
+def checked_rung(study, rung: int | None) -> tuple[int, int, list]:
+    """(rung, its steps, its completed runs with a finite accuracy): the runs a check of
+    ``study`` retrains. A uniform study has rung 0 only. A study in rungs: ``rung``, or with None
+    the highest rung holding at least `MIN_TRIALS` completed recipes (rung 0 when none does):
+    the longest runs, the ones a fit across rungs reads its ridge at and that no longer run of
+    the study has checked (its stop rule compares each rung with the next one up). ValueError
+    for a rung the study does not train, or one with too few completed recipes."""
+    from tinyscale.study.halving import rung_steps
+
+    config = study.config
+    runs = [t for t in study.runs("completed") if t.accuracy is not None and math.isfinite(t.accuracy)]
+    by_rung: dict[int, list] = {}
+    for t in runs:
+        by_rung.setdefault(t.rung, []).append(t)
+    top = study.top_rung if config.schedule == "halving" else 0
+    if rung is None:
+        rung = max((k for k, v in by_rung.items() if len(v) >= MIN_TRIALS), default=0)
+    elif isinstance(rung, bool) or not isinstance(rung, int) or not 0 <= rung <= top:
+        trains = "trains every recipe at rung 0 only" if top == 0 else f"trains rungs 0 to {top}"
+        raise ValueError(f"rung {rung!r}: the study at {study.directory} {trains}")
+    elif rung > 0 and len(by_rung.get(rung, ())) < MIN_TRIALS:
+        raise ValueError(f"rung {rung} of the study at {study.directory} holds {len(by_rung.get(rung, ()))} "
+                         f"completed recipe(s); the fidelity check needs at least {MIN_TRIALS}: check a lower "
+                         f"rung, or resume the study")
+    return rung, rung_steps(config.steps, config.eta, rung), by_rung.get(rung, [])
 
 
 @contextlib.contextmanager
@@ -111,6 +138,7 @@ def measure(
     threads: int | None = None,
     restart: bool = False,
     progress: bool = True,
+    rung: int | None = None,
 ) -> Fidelity:
     """Retrain what the check needs (resuming: finished runs are never retrained), summarize,
     and write ``DIR/fidelity.json``. Returns the `Fidelity`.
@@ -118,13 +146,15 @@ def measure(
     Training goes through `tinyscale.study.executors` (``executor``; by default one in-process worker
     with ``threads`` torch threads) with the study's data and trainer settings; this process
     stores each run in ``DIR/fidelity/fidelity.sqlite`` as soon as it finishes. ``restart``
-    discards stored runs first. ValueError for a directory without a study, too few completed
-    trials, bad settings, or a study trained under other trainer settings.
+    discards stored runs first. ``rung``: which runs of a study in rungs are checked
+    (`checked_rung`; None: its longest runs). ValueError for a directory without a study, too
+    few completed trials, bad settings, or a study trained under other trainer settings.
     """
     study_dir = Path(study_dir)
-    config, train, completed, everything = _checkable(study_dir)
+    config, train, completed, everything, rung, steps = _checkable(study_dir, rung)
     tasks, settings = plan_runs(completed, config, recipes=recipes, factor=factor, replicates=replicates,
-                                noise_trials=noise_trials, all_numbers=[t.number for t in everything])
+                                noise_trials=noise_trials, all_numbers=[t.number for t in everything],
+                                rung=rung, steps=steps)
     by_number = {t.number: t for t in completed}
     with _exclusive(study_dir):
         stored = _retrain(study_dir, config, train, tasks, by_number, executor=executor, threads=threads,
@@ -157,9 +187,10 @@ def measure_noise(
 ) -> SeedNoise:
     """The seed-noise part of the check alone: ``noise_trials`` trials spread over c retrained
     ``replicates`` times at the study's steps; writes ``DIR/seed-noise.json``. The runs are the
-    ones `measure` plans (same trials, seeds and store), so a later full check reuses them."""
+    ones `measure` plans for rung 0 (same trials, seeds and store), so a later full check of
+    rung 0 reuses them."""
     study_dir = Path(study_dir)
-    config, train, completed, everything = _checkable(study_dir)
+    config, train, completed, everything, _, _ = _checkable(study_dir)
     tasks, _ = plan_runs(completed, config, recipes=DEFAULT_RECIPES, factor=DEFAULT_FACTOR, replicates=replicates,
                          noise_trials=noise_trials, all_numbers=[t.number for t in everything])
     tasks = [t for t in tasks if t.kind == "replicate"]

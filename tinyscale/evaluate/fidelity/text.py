@@ -5,6 +5,7 @@ fitted surface's rank agreement with the long runs (`format_model_agreement`).""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from tinyscale.evaluate.fidelity.persist import load_fidelity
 from tinyscale.evaluate.fidelity.records import Fidelity, ModelAgreement
@@ -15,21 +16,27 @@ def not_measured_hint(study_dir: str | os.PathLike) -> str:
     return f"not measured: run `tinyscale fidelity {study_dir}`"
 
 
-def stale_note(fidelity: Fidelity, completed: int | None) -> str | None:
-    """A note when the study has gained completed trials since the check was measured."""
+def stale_note(fidelity: Fidelity, completed: int | Mapping[int, int] | None) -> str | None:
+    """A note when the study has gained completed trials since the check was measured.
+    ``completed``: the study's completed trials now, or for a study in rungs its completed
+    recipes per rung (the check counts those of the rung it retrained)."""
+    if isinstance(completed, Mapping):
+        completed = completed.get(fidelity.rung)
     if completed is None or completed <= fidelity.signal.n:
         return None
-    return (f"measured on {fidelity.signal.n} completed trials; the study has {completed} now "
+    runs = "completed trials" if fidelity.rung == 0 else f"completed recipes at rung {fidelity.rung}"
+    return (f"measured on {fidelity.signal.n} {runs}; the study has {completed} now "
             "(rerun the check to include them)")
 
 
 def format_fidelity(fidelity: Fidelity | None, study_dir: str | os.PathLike = "DIR", *,
-                    completed: int | None = None, reasons: bool = True) -> str:
+                    completed: int | Mapping[int, int] | None = None, reasons: bool = True) -> str:
     """The text block `tinyscale fidelity` prints (the hint when None): the verdict, ρ, σ and the
     signal line, then (``reasons``) one line per check; a note when the study has grown since."""
     if fidelity is None:
         return f"fidelity   {not_measured_hint(study_dir)}"
     f, s, st = fidelity, fidelity.signal, fidelity.settings
+    runs = "the brief runs" if f.rung == 0 else f"rung {f.rung}'s runs"
     steps = "" if st is None else f" ({st.steps} steps) and {st.factor:g}x longer runs ({st.long_steps} steps)"
     rho = "undefined" if f.rho is None else f"{f.rho:.2f}"
     matched = "" if f.rho_matched is None else f"; at matched c (trend in log2 c removed) ρ = {f.rho_matched:.2f}"
@@ -38,7 +45,7 @@ def format_fidelity(fidelity: Fidelity | None, study_dir: str | os.PathLike = "D
     ratio = "n/a" if s.residual_ratio is None else f"{s.residual_ratio:.2f}σ"
     lines = [
         f"fidelity   {f.verdict.upper()}: {f.advice}",
-        f"rank       Spearman ρ = {rho} between the brief runs{steps}, {len(f.pairs)} recipes "
+        f"rank       Spearman ρ = {rho} between {runs}{steps}, {len(f.pairs)} recipes "
         f"(good ≥ {RHO_GOOD}; FBNetV3 stops at {RHO_FBNETV3}){matched}",
         f"noise      seed σ = {100 * f.sigma:.2f} points (pooled, {f.sigma_df} df; per recipe {per})",
         f"signal     slope {100 * s.slope:+.2f} ± {100 * s.slope_se:.2f} points per doubling of c ({t}, "
@@ -55,7 +62,7 @@ def format_fidelity(fidelity: Fidelity | None, study_dir: str | os.PathLike = "D
     return "\n".join(lines)
 
 
-def describe_stored(study_dir: str | os.PathLike, completed: int | None = None) -> str:
+def describe_stored(study_dir: str | os.PathLike, completed: int | Mapping[int, int] | None = None) -> str:
     """The stored check in a few lines (verdict, ρ, σ, slope, and the deciding reason unless
     trustworthy), the hint when there is none, or why it is unreadable: what `tinyscale fit`
     prints. Never raises."""
