@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipes", type=int, default=DEFAULT_RECIPES,
                    help=f"trials trained longer, spread over log c (default {DEFAULT_RECIPES})")
     p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
-                   help=f"the longer training is FACTOR x the study's steps (default {DEFAULT_FACTOR:g})")
+                   help=f"the longer training is FACTOR x the steps of the runs checked (default {DEFAULT_FACTOR:g})")
     p.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES,
-                   help=f"extra seeds per noise trial, at the study's steps (default {DEFAULT_REPLICATES})")
+                   help=f"extra seeds per noise trial, at the steps of the runs checked (default {DEFAULT_REPLICATES})")
     p.add_argument("--noise-trials", type=int, default=DEFAULT_NOISE_TRIALS,
                    help=f"trials retrained for the seed noise, spread over log c (default {DEFAULT_NOISE_TRIALS})")
     p.add_argument("--rung", type=int, default=None,
