@@ -303,6 +303,41 @@ def test_the_trust_panel_says_whether_the_stop_rule_settled():
         assert "Not settled" in stop_rule_words(rungs(rho, pairs))
 
 
+def test_spearman_p_against_the_exact_permutation_distribution_and_a_t_table():
+    import itertools
+
+    from tinyscale.ranking import spearman_p
+
+    n = 7  # every ordering of 7 untied ranks: the exact null distribution of rho
+    d2 = [sum((i - j) ** 2 for i, j in enumerate(p)) for p in itertools.permutations(range(n))]
+    rhos = [1 - 6 * x / (n * (n * n - 1)) for x in d2]
+    for rho in (0.5, 0.6, 0.7, 0.8, 0.9):
+        exact = sum(r >= rho - 1e-12 for r in rhos) / len(rhos)
+        assert abs(spearman_p(rho, n) - exact) < 0.01, rho
+    # t(0.05, 10 df) = 1.812 (a printed table): rho = t / sqrt(df + t^2) over 12 pairs is p = 0.05.
+    assert spearman_p(1.812 / math.sqrt(10 + 1.812 ** 2), 12) == pytest.approx(0.05, abs=5e-4)
+    assert spearman_p(1.0, 6) == 0.0 and spearman_p(-1.0, 6) == 1.0 and spearman_p(0.0, 30) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        spearman_p(0.5, 2)
+
+
+def test_a_rung_that_ranks_no_better_than_chance_says_so():
+    from tinyscale.assistant.answers import stop_rule_words
+    from tinyscale.study.halving import RungAgreement, RungSummary, format_rungs
+
+    noise = RungAgreement(0, 29, 0.097, 0.58)  # Imagenette H's rung 0 against rung 1 (100 vs 300 steps)
+    assert noise.chance and noise.p_value == pytest.approx(0.31, abs=0.01)
+    assert not RungAgreement(0, 12, 0.6, 0.6).chance  # p = 0.02
+    assert RungAgreement(0, MIN_PAIRS - 1, 0.0, 0.0).p_value is None  # too few recipes to say
+    rungs = [RungSummary(0, 100, 69, noise), RungSummary(1, 300, 29, None)]
+    assert "ranks like rung 1 at rho +0.10 over 29 recipes (no better than chance, p = 0.31)" in format_rungs(rungs, 1)
+    words = stop_rule_words(rungs)
+    assert "Rung 0 (100 steps) ranks no better than chance against rung 1 (p = 0.31)" in words
+    assert "Not settled" in words
+    agreeing = [RungSummary(0, 100, 69, RungAgreement(0, 29, 0.5, 0.8)), RungSummary(1, 300, 29, None)]
+    assert "chance" not in format_rungs(agreeing, 1) and "chance" not in stop_rule_words(agreeing)
+
+
 def test_fidelity_says_what_it_measured_on_a_study_in_rungs(tmp_path):
     from tinyscale.commands.fidelity import halving_note
 

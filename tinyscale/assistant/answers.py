@@ -311,6 +311,12 @@ def stop_rule_words(rungs) -> str | None:
     pairs = "; ".join(f"rung {r.rung} ({r.steps:,} steps) against rung {r.rung + 1}: ρ {r.agreement.rho:+.2f} over "
                       f"{r.agreement.pairs} recipes" for r in judged)
     settled = [r.rung for r in judged if r.agreement.settled]
+    chance = [r for r in judged if r.agreement.chance]
+    if chance and not settled:  # promotions by noise: say so, and what would make them count
+        r = chance[0]
+        pairs += (f". Rung {r.rung} ({r.steps:,} steps) ranks no better than chance against rung {r.rung + 1} "
+                  f"(p = {r.agreement.p_value:.2f}): its promotions cannot be told from random picks, and longer "
+                  "runs there (--steps) are what would make them count")
     if settled:
         return (f"The study's stop rule: {pairs}. Rung {settled[0]} ranks like the next (ρ ≥ {SETTLED_RHO} over "
                 f"≥ {MIN_PAIRS} recipes): longer training stopped changing the ranking there.")

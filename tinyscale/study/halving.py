@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from tinyscale.ranking import spearman, trend_residuals
+from tinyscale.ranking import spearman, spearman_p, trend_residuals
 
 SCHEDULES = ("uniform", "halving")
 DEFAULT_ETA = 3  # Hyperband's and ASHA's usual reduction factor
@@ -45,6 +45,7 @@ SETTLED_RHO = 0.9  # FBNetV3 picks its proxy where the rank correlation passes 0
 # Spearman's rho over fewer recipes is too coarse to trust: at 6, rho >= 0.9 has a one-sided
 # p of 0.008 under no agreement (rho takes steps of 0.03 there); at 4 every 0.2 is one swap.
 MIN_PAIRS = 6
+CHANCE_P = 0.05  # a rung whose rho with the next has a larger one-sided p ranks no better than chance
 QUADRATIC_FROM = 8  # results at a rung before its trend bends (3 coefficients need room)
 # A rung the fit reads must hold this many completed recipes: the accuracy surface's minimum
 # (tinyscale.fit.gp.MIN_MODELS). On the synthetic study of tests/test_halving.py (seeds 10-21),
@@ -83,6 +84,18 @@ class RungAgreement:
     @property
     def settled(self) -> bool:
         return self.pairs >= MIN_PAIRS and self.rho is not None and self.rho >= SETTLED_RHO
+
+    @property
+    def p_value(self) -> float | None:
+        """One-sided p of this rho under no agreement (`tinyscale.ranking.spearman_p`); None
+        below `MIN_PAIRS` recipes, where a p says little."""
+        return None if self.rho is None or self.pairs < MIN_PAIRS else spearman_p(self.rho, self.pairs)
+
+    @property
+    def chance(self) -> bool:
+        """The lower rung ranks these recipes no better than chance (p >= `CHANCE_P`): its
+        promotions cannot be told from random picks."""
+        return self.p_value is not None and self.p_value >= CHANCE_P
 
 
 @dataclass(frozen=True)
@@ -309,7 +322,7 @@ def format_rungs(rungs: Sequence[RungSummary], fit: int, *, every_rung: bool = F
         a = r.agreement
         agree = "" if a is None or a.rho is None else (
             f"; ranks like rung {r.rung + 1} at rho {a.rho:+.2f} over {a.pairs} recipes"
-            + (" (settled)" if a.settled else ""))
+            + (" (settled)" if a.settled else f" (no better than chance, p = {a.p_value:.2f})" if a.chance else ""))
         lines.append(f"  rung {r.rung}: {r.steps:,} steps, {r.completed} recipes{agree}"
                      + ("  <- the fit reads this rung" if r.rung == fit else ""))
     return "\n".join(lines)
