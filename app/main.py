@@ -241,7 +241,8 @@ def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
                   "the longest runs." if across else f"on rung {fit_rung}."))
     for col, r in zip(st.columns(len(summary)), summary):
         a = r.agreement
-        rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)"
+        rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)" + (
+            f": no better than chance (p = {a.p_value:.2f})" if a.chance else "")
         col.metric(f"rung {r.rung}: {r.steps:,} steps", f"{r.completed} recipes",
                    delta=("settled" if a is not None and a.settled else None), help=rho or None)
         if rho:

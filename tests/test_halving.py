@@ -278,6 +278,10 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     for r in summary:
         assert shown[f"rung {r.rung}: {r.steps:,} steps"] == f"{r.completed} recipes"
+        a = r.agreement  # each rung's rho with the next, and whether that is no better than chance
+        if a is not None and a.rho is not None:
+            assert f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)" + (
+                f": no better than chance (p = {a.p_value:.2f})" if a.chance else "") in captions
     # The sidebar counts recipes (rung 0) and runs (every rung) apart.
     side = {m.label: m.value for m in at.sidebar.metric}
     assert side["recipes"] == str(summary[0].completed) and side["runs"] == str(len(runs))
