@@ -335,6 +335,7 @@ def test_a_rung_that_ranks_no_better_than_chance_says_so():
     assert RungAgreement(0, MIN_PAIRS - 1, 0.0, 0.0).p_value is None  # too few recipes to say
     rungs = [RungSummary(0, 100, 69, noise), RungSummary(1, 300, 29, None)]
     assert "ranks like rung 1 at rho +0.10 over 29 recipes (no better than chance, p = 0.31)" in format_rungs(rungs, 1)
+    assert rungs[0].to_dict()["chance"] is True and rungs[0].to_dict()["p_next"] == noise.p_value  # trials --json
     words = stop_rule_words(rungs)
     assert "Rung 0 (100 steps) ranks no better than chance against rung 1 (p = 0.31)" in words
     assert "Not settled" in words

@@ -111,7 +111,8 @@ class RungSummary:
         a = self.agreement
         return {"rung": self.rung, "steps": self.steps, "completed": self.completed,
                 "rho_next": None if a is None else a.rho, "raw_rho_next": None if a is None else a.raw_rho,
-                "pairs_next": None if a is None else a.pairs, "settled": bool(a and a.settled)}
+                "pairs_next": None if a is None else a.pairs, "settled": bool(a and a.settled),
+                "p_next": None if a is None else a.p_value, "chance": bool(a and a.chance)}
 
 
 def check_schedule(schedule: object, eta: object, rungs: object, steps: int, max_steps: int) -> None:
