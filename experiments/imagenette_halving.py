@@ -44,7 +44,11 @@ item 3 made the fit across every rung the default for halving studies, on synthe
 - The compare runs seed by seed, within a seed the cells of rules 1 and 2 first (an order, not
   a change of the cells).
 
-Resumable: every stage resumes from what OUT holds; rerun the same command.
+Resumable: every stage resumes from what OUT holds; rerun the same command. (From session 14,
+2026-12-07, a compare cell killed part-way, e.g. at a session's end, continues from the progress
+its run saved every 5 minutes instead of from step 0: the same cell, bit for bit on one machine;
+a cell continued on another machine differs in float order only, as cells of different sessions
+always have. A procedure, not a change of the cells or the decision rules.)
 
     export TINYSCALE_IMAGENETTE=../shared/data/imagenette-128
     .venv/bin/python experiments/imagenette_halving.py study U &   # the two arms at once

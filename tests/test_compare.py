@@ -342,6 +342,46 @@ def test_identical_seeds_give_identical_results_and_resume_skips_finished_cells(
     assert third == []
 
 
+def test_a_comparison_killed_mid_cell_continues_that_cell_from_its_progress(full_run, fitted_study, tmp_path,
+                                                                           monkeypatch):
+    import torch
+
+    import tinyscale.train.trainer as trainer
+    from tinyscale.evaluate.compare.run import PROGRESS_DIR
+
+    _, _, reference_cells = full_run
+    directory = tmp_path / "study"
+    shutil.copytree(fitted_study, directory)
+    monkeypatch.setattr(trainer, "PROGRESS_EVERY", 0.0)  # save after every step
+    real, calls = trainer.F.cross_entropy, {"n": 0}
+
+    class Killed(BaseException):
+        pass
+
+    def killed_mid_second_cell(*args, **kwargs):
+        if torch.is_grad_enabled():
+            calls["n"] += 1
+            if calls["n"] == SETTINGS.steps + 6:  # the 6th step of the second cell (5 saved)
+                raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.F, "cross_entropy", killed_mid_second_cell)
+    first = []
+    with pytest.raises(Killed):
+        run_comparison(directory, SETTINGS, progress=False, on_cell=first.append)
+    saved = list((directory / "compare" / PROGRESS_DIR).iterdir())
+    assert len(first) == 1 and len(saved) == 1  # the first cell's progress went when it was stored
+    assert torch.load(saved[0], weights_only=True)["step"] == 5
+    monkeypatch.setattr(trainer.F, "cross_entropy", real)
+    second = []
+    run_comparison(directory, SETTINGS, progress=False, on_cell=second.append)
+    by_key = {x.key: x for x in reference_cells}
+    for cell in first + second:  # the continued cell too: bit for bit the uninterrupted run's
+        assert (cell.state, cell.accuracy, cell.loss) == (by_key[cell.key].state, by_key[cell.key].accuracy,
+                                                          by_key[cell.key].loss)
+    assert not list((directory / "compare" / PROGRESS_DIR).iterdir())
+
+
 def test_worker_processes_give_the_same_cells(full_run, fitted_study, tmp_path):
     from tinyscale.study.executors import make_executor
 

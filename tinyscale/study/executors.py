@@ -82,6 +82,9 @@ class TrialTask:
     # trains from scratch (same result, more steps).
     resume_from: str | None = None
     save_trunk: str | None = None
+    # A file to keep the run's progress in (`tinyscale.train.checkpoint`): the same task started
+    # again after a kill continues from it.
+    progress: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def run_task(task: TrialTask) -> TrialOutcome:
         from tinyscale.train.trainer import train_recipe
 
         result = train_recipe(Recipe.from_dict(task.recipe), worker_data(task.data), TrainConfig(**task.train),
-                              task.seed, resume_from=task.resume_from, save_trunk=task.save_trunk)
+                              task.seed, resume_from=task.resume_from, save_trunk=task.save_trunk,
+                              progress=task.progress)
         return TrialOutcome(task.number, result, **where)
     except Exception as exc:  # noqa: BLE001 - a crash of one trial must not end the study
         reason = failure_reason(exc)

@@ -34,6 +34,7 @@ class Job:
     train: Any  # a tinyscale.train.TrainConfig
     resume_from: str | None = None  # a shorter run's trunk to continue from (lr_schedule wsd)
     save_trunk: str | None = None  # where to keep this run's trunk
+    progress: str | None = None  # where to keep this run's progress (a kill then loses minutes, not the run)
 
 
 # What a result row keeps of a trainer result besides its accuracy and state.
@@ -140,7 +141,7 @@ def run_jobs(
             for job in source(free, bar.write) if free > 0 else ():
                 in_flight[submitted] = job
                 executor.submit(TrialTask(submitted, job.recipe.to_dict(), job.seed, data, asdict(job.train),
-                                          job.resume_from, job.save_trunk))
+                                          job.resume_from, job.save_trunk, job.progress))
                 submitted += 1
             if not in_flight:
                 break

@@ -1,4 +1,13 @@
-"""A run's trunk: its training state where a wsd schedule's decay starts, so that a longer run
+"""Two kinds of saved training state.
+
+A run's *progress* (`RunKey`, `save_progress`, `load_progress`): its whole state every few minutes,
+so that the same run started again after a kill (a session's end, Ctrl-C, a lost machine)
+continues from there instead of from step 0. Everything a step depends on is in it (weights,
+BN statistics, optimizer, gradient scaler, both generators, the tail average and the tail's
+losses), and the data order is recomputed from the seed, so the continued run computes what
+the uninterrupted one would (bit for bit on one machine and thread count; tests/test_progress.py).
+
+A run's *trunk*: its training state where a wsd schedule's decay starts, so that a longer run
 of the same recipe, seed and settings can continue from it instead of training those steps again.
 
 Under ``lr_schedule="wsd"`` every step before the decay is the same in a run of any length
@@ -47,7 +56,7 @@ class TrunkKey:
         return cls(recipe_dict, int(seed), settings, config.warmup_steps)
 
 
-def save_trunk(path: str | os.PathLike, key: TrunkKey, step: int, state: dict) -> bool:
+def save_trunk(path: str | os.PathLike, key: TrunkKey | RunKey, step: int, state: dict) -> bool:
     """Write the state after ``step`` steps to ``path`` atomically. False (and nothing written)
     when the file system refuses: a run goes on without its checkpoint (a later run then
     trains from scratch)."""
@@ -61,7 +70,7 @@ def save_trunk(path: str | os.PathLike, key: TrunkKey, step: int, state: dict) -
         return False
 
 
-def load_trunk(path: str | os.PathLike | None, key: TrunkKey, before: int) -> dict | None:
+def load_trunk(path: str | os.PathLike | None, key: TrunkKey | RunKey, before: int) -> dict | None:
     """The checkpoint at ``path`` if it was saved under ``key`` at a step before ``before`` (the
     continuing run's own decay start), else None."""
     if path is None or not Path(path).is_file():
@@ -76,3 +85,29 @@ def load_trunk(path: str | os.PathLike | None, key: TrunkKey, before: int) -> di
     if not isinstance(step, int) or not 0 < step <= before:
         return None
     return saved
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What a run's progress depends on: the recipe, the seed and every comparable trainer setting,
+    its length included (a run of another length has another schedule at every step)."""
+
+    recipe: dict
+    seed: int
+    settings: dict
+
+    @classmethod
+    def of(cls, recipe_dict: dict, seed: int, config: TrainConfig) -> RunKey:
+        return cls(recipe_dict, int(seed), comparable_settings(config))
+
+
+def save_progress(path: str | os.PathLike, key: RunKey, step: int, state: dict) -> bool:
+    """Write the run's state after ``step`` steps to ``path`` atomically (False when the file
+    system refuses: the run goes on, and a restart after a kill trains from further back)."""
+    return save_trunk(path, key, step, state)
+
+
+def load_progress(path: str | os.PathLike | None, key: RunKey, steps: int) -> dict | None:
+    """The progress saved at ``path`` under ``key`` at a step before ``steps`` (the run's length),
+    else None: the run starts from the beginning (or its trunk)."""
+    return load_trunk(path, key, steps - 1)

@@ -25,11 +25,14 @@ from tinyscale.data.datasets import ImageData, resize_images
 from tinyscale.space.model import build_model
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.smallmap import use_small_map_kernels
-from tinyscale.train.checkpoint import TrunkKey, load_trunk, save_trunk
+from tinyscale.train.checkpoint import RunKey, TrunkKey, load_progress, load_trunk, save_progress, save_trunk
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.device import autocast_dtype
 
 SYNC_EVERY = 25  # on a GPU, steps between reads of the training loss (each read waits for the queue)
+# Seconds of training between saves of a run's progress (when it is given a file for it): a kill
+# loses at most this much, and a save (weights and optimizer, tens of MB) costs well under 1 %.
+PROGRESS_EVERY = 300.0
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -220,7 +223,8 @@ def evaluate(model: torch.nn.Module, batches: BatchMaker, labels: torch.Tensor, 
 
 def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int, *,
                  on_trained=None, resume_from: str | os.PathLike | None = None,
-                 save_trunk: str | os.PathLike | None = None) -> TrainResult:
+                 save_trunk: str | os.PathLike | None = None, progress: str | os.PathLike | None = None,
+                 progress_every: float | None = None) -> TrainResult:
     """Train ``recipe`` on ``data`` for ``config.steps`` steps; evaluate on the held-out split.
     A NaN/inf training loss stops the run and returns it as failed.
 
@@ -231,6 +235,11 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     state where the decay starts), ``resume_from`` the trunk of a shorter run of the same recipe,
     seed and settings to continue from (`tinyscale.train.checkpoint`; one that does not match is
     not used, and the run trains from scratch, to the same result).
+
+    ``progress`` names a file to keep the run's whole state in every ``progress_every`` seconds
+    of training (default `PROGRESS_EVERY`); the same run started again (same recipe, seed and settings) continues from it,
+    to the result it would have reached uninterrupted. Its ``train_seconds`` and
+    ``images_seen`` then count every attempt. Whoever stores the result removes the file.
     """
     if recipe.num_classes != data.num_classes:
         raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
@@ -272,30 +281,46 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     cast = autocast_dtype(config.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     trunk_key = TrunkKey.of(recipe.to_dict(), seed, config) if config.trunk_steps is not None else None
-    start_step = 0
-    trunk = load_trunk(resume_from, trunk_key, config.trunk_steps) if trunk_key is not None else None
-    if trunk is not None:
-        start_step = trunk["step"]
-        model.load_state_dict(trunk["model"])
-        opt.load_state_dict(trunk["optimizer"])
-        scaler.load_state_dict(trunk["scaler"])
-        aug_gen.set_state(trunk["augment_rng"])
-        torch.set_rng_state(trunk["torch_rng"])
-        if on_gpu and trunk.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(trunk["cuda_rng"])
-    model.train()
-    tail_start = config.steps - max(1, config.steps // 10)
+    run_key = RunKey.of(recipe.to_dict(), seed, config) if progress is not None else None
+    progress_every = PROGRESS_EVERY if progress_every is None else progress_every
+    start_step = resume_step = 0
+    earlier_seconds = 0.0  # training time of the attempts before a continued one
     tail_losses: list[torch.Tensor] = []
-    params = [p.detach() for p in model.parameters()]  # views of the weights the optimizer updates
-    average_start = config.steps - max(1, round(config.average_tail * config.steps)) if config.average_tail else None
     averaged: list[torch.Tensor] | None = None
     n_averaged = 0
+    saved = load_progress(progress, run_key, config.steps) if run_key is not None else None
+    if saved is None and trunk_key is not None:
+        saved = load_trunk(resume_from, trunk_key, config.trunk_steps)
+        start_step = 0 if saved is None else saved["step"]
+    if saved is not None:
+        resume_step = saved["step"]
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        aug_gen.set_state(saved["augment_rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        if on_gpu and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"])
+        if "run" in saved:  # a run's progress: where it had started, and its averages so far
+            start_step, earlier_seconds = saved["run"]["start_step"], saved["run"]["seconds"]
+            n_averaged = saved["run"]["n_averaged"]
+            tail_losses = [torch.tensor(v) for v in saved["run"]["tail_losses"]]
+            averaged = None if saved.get("averaged") is None else [t.to(device) for t in saved["averaged"]]
+    model.train()
+    tail_start = config.steps - max(1, config.steps // 10)
+    params = [p.detach() for p in model.parameters()]  # views of the weights the optimizer updates
+    average_start = config.steps - max(1, round(config.average_tail * config.steps)) if config.average_tail else None
     failed = None
-    steps_done = start_step
-    t0 = time.perf_counter()
-    for step in range(start_step, config.steps):
+    steps_done = resume_step
+    t0 = last_save = time.perf_counter()
+    for step in range(resume_step, config.steps):
         if save_trunk is not None and trunk_key is not None and step == config.trunk_steps:
             _save_trunk(save_trunk, trunk_key, step, model, opt, scaler, aug_gen, on_gpu)
+        if run_key is not None and step > resume_step and time.perf_counter() - last_save >= progress_every:
+            _save_progress(progress, run_key, step, model, opt, scaler, aug_gen, on_gpu, {
+                "start_step": start_step, "seconds": earlier_seconds + time.perf_counter() - t0,
+                "n_averaged": n_averaged, "tail_losses": [float(v) for v in tail_losses]}, averaged)
+            last_save = time.perf_counter()
         lr = lr_at(step, config)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -327,7 +352,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
                     torch._foreach_lerp_(averaged, params, 1.0 / n_averaged)
         if step >= tail_start:
             tail_losses.append(loss.detach())
-    train_seconds = time.perf_counter() - t0
+    train_seconds = earlier_seconds + time.perf_counter() - t0
     images_seen = max(0, steps_done - start_step) * config.batch_size
     ips = images_seen / train_seconds if train_seconds > 0 else 0.0
     train_loss = float(torch.stack(tail_losses).mean()) if tail_losses else None
@@ -353,10 +378,22 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
                        train_seconds, eval_seconds, ips, train_loss, failed, start_step)
 
 
+def _state(model, opt, scaler, aug_gen: torch.Generator, on_gpu: bool) -> dict:
+    """What every step after this one depends on, besides the data order (from the seed)."""
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+            "augment_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if on_gpu else None}
+
+
 def _save_trunk(path, key: TrunkKey, step: int, model, opt, scaler, aug_gen: torch.Generator, on_gpu: bool) -> None:
     """Keep the state after ``step`` steps (serialised now; `load_trunk` maps it to the CPU, so
     any device can continue from it)."""
-    save_trunk(path, key, step, {
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-        "augment_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state() if on_gpu else None})
+    save_trunk(path, key, step, _state(model, opt, scaler, aug_gen, on_gpu))
+
+
+def _save_progress(path, key: RunKey, step: int, model, opt, scaler, aug_gen: torch.Generator, on_gpu: bool,
+                   run: dict, averaged: list[torch.Tensor] | None) -> None:
+    """Keep the run's whole state after ``step`` steps: the trunk's, plus where it started (a
+    trunk's step), its training seconds so far and its tail average and losses (``run``)."""
+    save_progress(path, key, step, {**_state(model, opt, scaler, aug_gen, on_gpu), "run": run,
+                                     "averaged": averaged})

@@ -5,6 +5,7 @@ comparison back."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 from tinyscale.storage import COMPARE_LOCK, exclusive_folder, loads_json
 from tinyscale.study.trial import StudyConfig
+
+PROGRESS_DIR = "progress"  # in the comparison's folder: the unfinished runs' saved progress
 
 
 def _train_config(config: StudyConfig, settings: CompareSettings):
@@ -50,7 +53,9 @@ def run_comparison(
     worker processes / Ray from `tinyscale.study.executors.make_executor`), and this process stores
     each cell as soon as it finishes. Cells are submitted seed-major (all ratios, strategies and
     brackets at the first seed, then the next), so an interrupted run already holds a full table
-    at fewer seeds. Finished cells are never retrained; ``restart`` discards stored results first.
+    at fewer seeds. Finished cells are never retrained, and an unfinished one continues from its
+    saved progress (``DIR/compare/progress/``, every few minutes); ``restart`` discards stored
+    results and progress first.
     ``builders`` replaces the strategies' recipe builders (tests use it to inject a strategy).
     Under a latency budget (``settings.budget``) ``table`` is the device's
     `tinyscale.latency.LatencyTable` every recipe is solved and matched on; the comparison is
@@ -91,13 +96,20 @@ def run_comparison(
             name, c, seed, bracket = job.key
             cell = Cell.of(name, c, seed, bracket, run)
             store.put_cell(cell, job.recipe)
+            Path(job.progress).unlink(missing_ok=True)  # stored: its progress is of no more use
             if on_cell is not None:
                 on_cell(cell)
             acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"
             side = "" if bracket == "single" else f" ({bracket} {measure.symbol})"
             return f"last: {name} {measure.symbol}={c:g}{side} seed={seed} {acc}"
 
-        jobs = [Job(key, parts[key[:2]][key[3]], key[2], train_config) for key in todo]
+        # Each run keeps its progress in the comparison's folder every few minutes, so a killed
+        # comparison (cells at 1/2 of B0 on Imagenette train for half an hour) resumes mid-cell.
+        progress = folder / PROGRESS_DIR
+        if restart:
+            shutil.rmtree(progress, ignore_errors=True)
+        jobs = [Job(key, parts[key[:2]][key[3]], key[2], train_config,
+                    progress=str(progress / f"{key[0]}_{key[1]:.6g}_{key[2]}_{key[3]}.pt")) for key in todo]
         run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=settings.threads,
                  progress=progress, desc=f"compare ({settings.steps:,} steps a run)", total=len(todo))
         return assemble_comparison(settings, budget, store.recipes(), store.cells())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -109,10 +110,17 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
                 stored_run = Run(task.kind, task.number, task.seed, task.steps, run.state, run.accuracy,
                                  run.train_seconds, run.reason)
                 store.put(stored_run, job.recipe.to_json(), run.loss if run.completed else None)
+                Path(job.progress).unlink(missing_ok=True)  # stored: its progress is of no more use
                 acc = "failed" if run.accuracy is None else f"{100 * run.accuracy:.2f} %"
                 return f"last: {task.kind} #{task.number} {task.steps} steps {acc}"
 
-            jobs = [Job(task, by_number[task.number].recipe, task.seed, train.with_(steps=task.steps)) for task in todo]
+            # Each retraining keeps its progress every few minutes: a killed check resumes mid-run.
+            progress = fidelity_dir(study_dir) / "progress"
+            if restart:
+                shutil.rmtree(progress, ignore_errors=True)
+            jobs = [Job(task, by_number[task.number].recipe, task.seed, train.with_(steps=task.steps),
+                        progress=str(progress / f"{task.kind}_{task.number}_{task.seed}_{task.steps}.pt"))
+                    for task in todo]
             run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=threads, progress=progress,
                      desc=desc, total=len(tasks), initial=len(tasks) - len(todo))
         return store.runs()
