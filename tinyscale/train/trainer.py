@@ -237,9 +237,10 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     not used, and the run trains from scratch, to the same result).
 
     ``progress`` names a file to keep the run's whole state in every ``progress_every`` seconds
-    of training (default `PROGRESS_EVERY`); the same run started again (same recipe, seed and settings) continues from it,
-    to the result it would have reached uninterrupted. Its ``train_seconds`` and
-    ``images_seen`` then count every attempt. Whoever stores the result removes the file.
+    of training (default `PROGRESS_EVERY`); the same run started again (same recipe, seed and
+    settings) continues from it, to the result it would have reached uninterrupted. Its
+    ``train_seconds`` and ``images_seen`` then count every attempt. Whoever stores the result
+    removes the file.
     """
     if recipe.num_classes != data.num_classes:
         raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
@@ -304,7 +305,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         if "run" in saved:  # a run's progress: where it had started, and its averages so far
             start_step, earlier_seconds = saved["run"]["start_step"], saved["run"]["seconds"]
             n_averaged = saved["run"]["n_averaged"]
-            tail_losses = [torch.tensor(v) for v in saved["run"]["tail_losses"]]
+            tail_losses = [torch.tensor(v, device=device) for v in saved["run"]["tail_losses"]]
             averaged = None if saved.get("averaged") is None else [t.to(device) for t in saved["averaged"]]
     model.train()
     tail_start = config.steps - max(1, config.steps // 10)
