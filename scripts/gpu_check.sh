@@ -6,7 +6,9 @@
 #   4. accuracy of 4 of its recipes, CUDA against CPU (the studies train the same recipes with the
 #      same seeds), held against seed noise (each retrained twice on CUDA with other seeds);
 #   5. a study in rungs on cuda whose promoted runs continue from their checkpoints (--promote
-#      continue): trunks saved on the GPU, loaded on the CPU and moved back (45 s).
+#      continue): trunks saved on the GPU, loaded on the CPU and moved back (45 s);
+#   6. a run on cuda killed (SIGKILL) after it first saved its progress, started again: it must
+#      continue from that step and end where an uninterrupted run ends, within float noise (30 s).
 # Trial throughput is trials completed per minute of the study's wall time, start-up included.
 # Numbers go to $OUT/gpu_check.json (and the log to $OUT/gpu_check.log) when OUT is set, else
 # to stdout only.
@@ -79,6 +81,46 @@ if [ -n "${IMAGENETTE:-}" ] && [ "$DRY" = 0 ]; then
     DATA=(--data "$IMAGENETTE" --base-resolution 64 --train-size 6400 --val-size 2000)
     TRIALS=8 run_study "imagenette_cuda" 60 --device "$DEV" --trials-per-gpu 4
 fi
+
+# 6. Killed and continued: the run SIGKILLs itself once its progress file exists (saved each
+# second), then runs again from it; a third run trains uninterrupted.
+progress_run() {
+    "$PY" - "$DEV" "$DRY" "$WORK/progress.pt" "$1" <<'PYEOF'
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from tinyscale.data.datasets import generate_data
+from tinyscale.space.recipe import Recipe
+from tinyscale.train.config import TrainConfig
+from tinyscale.train.trainer import train_recipe
+
+device, dry, path, mode = sys.argv[1], sys.argv[2] == "1", Path(sys.argv[3]), sys.argv[4]
+data = generate_data(num_classes=10, train_size=2048, val_size=512, size=16 if dry else 32, seed=0)
+cfg = TrainConfig(steps=300 if dry else 1500, batch_size=64, device=device, translate=2, flip=True,
+                  bn_calibration_images=512, threads=1 if dry else None)
+recipe = Recipe(1.0, 0.5, 0.5, base_resolution=16 if dry else 32, num_classes=10)
+if mode == "killed":
+    def kill_once_saved():
+        while not path.exists():
+            time.sleep(0.05)
+        os.kill(os.getpid(), 9)
+    threading.Thread(target=kill_once_saved, daemon=True).start()
+saved = torch.load(path, weights_only=True)["step"] if mode == "continued" and path.exists() else None
+result = train_recipe(recipe, data, cfg, seed=3, progress=None if mode == "whole" else path, progress_every=1.0)
+print(json.dumps({"mode": mode, "continued_from_step": saved, "accuracy": result.accuracy, "loss": result.loss,
+                  "images_seen": result.images_seen}))
+PYEOF
+}
+rm -f "$WORK/progress.pt" "$WORK/progress.jsonl"
+progress_run killed >>"$WORK/progress.jsonl" 2>>"$LOG" || echo "{\"mode\": \"killed\", \"exit\": $?}" >>"$WORK/progress.jsonl"
+progress_run continued >>"$WORK/progress.jsonl" 2>>"$LOG" || true
+progress_run whole >>"$WORK/progress.jsonl" 2>>"$LOG" || true
 
 # Throughput and the accuracy check, from the studies' stores.
 "$PY" - "$WORK" "$DEV" "$DRY" "${OUT:-}" <<'PYEOF' 2>>"$LOG"
@@ -164,6 +206,25 @@ if rows:
         # Four recipes: within noise when the device gap is no larger than 1.5x the seed gap.
         "within_seed_noise": bool(device_gap <= 1.5 * seed_gap + 1e-9),
     }
+runs = {}
+for line in (work / "progress.jsonl").read_text().splitlines() if (work / "progress.jsonl").exists() else ():
+    try:
+        runs[json.loads(line)["mode"]] = json.loads(line)
+    except (ValueError, KeyError):
+        pass
+cont, whole = runs.get("continued", {}), runs.get("whole", {})
+report["progress"] = {
+    "runs": runs, "killed_exit": runs.get("killed", {}).get("exit"),
+    "continued_from_step": cont.get("continued_from_step"),
+    "accuracy_gap": None if cont.get("accuracy") is None or whole.get("accuracy") is None
+    else round(cont["accuracy"] - whole["accuracy"], 4),
+    # cudnn picks its algorithms per process: the same run differs in float order between two
+    # processes, which a run amplifies, so the continued run is held to the uninterrupted one
+    # within 3 points (on the CPU, one thread: equal).
+    "same_result": bool(cont.get("accuracy") is not None and whole.get("accuracy") is not None
+                        and abs(cont["accuracy"] - whole["accuracy"]) <= 0.03
+                        and cont.get("images_seen") == whole.get("images_seen")),
+}
 text = json.dumps(report, indent=2)
 print(text)
 if out:
