@@ -108,3 +108,44 @@ def test_no_progress_is_saved_before_its_interval(data, tmp_path):
     path = tmp_path / "run.pt"
     train_recipe(RECIPE, data, CFG, seed=5, progress=path)  # the default interval: minutes
     assert not path.exists()
+
+
+def test_a_study_killed_mid_trial_continues_that_trial_on_resume(tmp_path, monkeypatch):
+    from tinyscale.study.driver import progress_path, run_study
+    from tinyscale.study.executors import make_executor
+    from tinyscale.study.trial import StudyConfig
+
+    config = StudyConfig(data="generated", base_resolution=16, r_range=(0.5, 1.0), steps=12, batch_size=16,
+                         train_size=256, val_size=64, extra={"bn_calibration_images": 64})
+
+    def study(directory, **kwargs):
+        executor = make_executor("local", 1, threads=1)
+        try:
+            run_study(directory, config, trials=3, executor=executor, progress=False, **kwargs).close()
+        finally:
+            executor.close()
+
+    study(tmp_path / "whole")
+    monkeypatch.setattr(trainer, "PROGRESS_EVERY", 0.0)  # save after every step
+    real, calls = trainer.F.cross_entropy, {"n": 0}
+
+    def killed_in_the_second_trial(*args, **kwargs):
+        if torch.is_grad_enabled():
+            calls["n"] += 1
+            if calls["n"] == config.steps + 8:  # its 8th step: 7 saved
+                monkeypatch.setattr(trainer.F, "cross_entropy", real)
+                raise Kill
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.F, "cross_entropy", killed_in_the_second_trial)
+    killed = tmp_path / "killed"
+    with pytest.raises(Kill):
+        study(killed)
+    assert torch.load(progress_path(killed, 1, 0), weights_only=True)["step"] == 7
+    study(killed, resume=True)
+    from tinyscale.study.store import Study
+
+    with Study.open(tmp_path / "whole") as a, Study.open(killed) as b:
+        assert [(t.number, t.accuracy, t.loss) for t in a.trials()] == [(t.number, t.accuracy, t.loss)
+                                                                         for t in b.trials()]
+    assert not progress_path(killed, 1, 0).exists()

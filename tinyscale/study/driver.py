@@ -193,7 +193,8 @@ def run_study(
         top = config.rungs if config.rungs is not None else study.get_meta(CHOSEN_RUNGS, MAX_RUNGS)
         return Job((trial.number, rung), trial.recipe, seed, train,
                    resume_from=str(trunk_path(directory, trial.number, rung - 1)) if continuing and rung else None,
-                   save_trunk=str(trunk_path(directory, trial.number, rung)) if continuing and rung < top else None)
+                   save_trunk=str(trunk_path(directory, trial.number, rung)) if continuing and rung < top else None,
+                   progress=str(progress_path(directory, trial.number, rung)))
 
     def next_trials(free: int, log) -> list[Job]:
         """Up to ``free`` runs to train now: first those a previous run proposed or started but
@@ -242,7 +243,9 @@ def run_study(
         number, rung = job.key
         study.finish_trial(number, run, rung=rung)
         # A trunk is read once (by the run at the next rung); a failed run is never promoted.
-        for used in ([job.resume_from] if run.completed else []) + ([] if run.completed else [job.save_trunk]):
+        # Its progress (saved while it trained) is of no more use once the run is stored.
+        for used in ([job.resume_from] if run.completed else []) + ([] if run.completed else [job.save_trunk]) + [
+                job.progress]:
             if used:
                 with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
                     Path(used).unlink()
@@ -278,6 +281,12 @@ def run_study(
 def trunk_path(directory: Path, number: int, rung: int) -> Path:
     """Where trial ``number``'s run at ``rung`` keeps its trunk (lr_schedule wsd)."""
     return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.pt"
+
+
+def progress_path(directory: Path, number: int, rung: int) -> Path:
+    """Where trial ``number``'s run at ``rung`` keeps its progress while it trains (a run killed
+    part-way continues from it when the study resumes; `tinyscale.train.checkpoint`)."""
+    return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.progress.pt"
 
 
 def _remove_new_study(directory: Path, created: bool) -> None:
