@@ -31,7 +31,7 @@ from tinyscale.train.device import autocast_dtype
 
 SYNC_EVERY = 25  # on a GPU, steps between reads of the training loss (each read waits for the queue)
 # Seconds of training between saves of a run's progress (when it is given a file for it): a kill
-# loses at most this much, and a save (weights and optimizer, tens of MB) costs well under 1 %.
+# loses at most this much, and a save costs little (B0 with its optimizer: 49 MB in 0.15 s).
 PROGRESS_EVERY = 300.0
 
 @dataclass(frozen=True)
