@@ -44,10 +44,12 @@ def test_the_check_retrains_the_longest_runs_by_default(study_in_rungs):
     assert all(g.accuracies[0] == by_rung[2][g.number] for g in f.noise)
 
 
-def test_a_rung_asked_for_is_the_one_checked(study_in_rungs):
+def test_a_rung_asked_for_is_the_one_checked(study_in_rungs, capsys):
     directory, by_rung = study_in_rungs
     for rung in (0, 1):
-        f = measure(directory, executor=SyntheticExecutor(), rung=rung, **SMALL)
+        capsys.readouterr()
+        f = measure(directory, executor=SyntheticExecutor(), rung=rung, restart=True, **SMALL)
+        assert "fidelity" not in capsys.readouterr().err  # progress=False: no bar
         assert f.rung == rung and f.settings.steps == S0 * 3 ** rung
         assert all(p.brief == by_rung[rung][p.number] for p in f.pairs) and f.signal.n == len(by_rung[rung])
 

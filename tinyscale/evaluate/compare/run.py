@@ -105,11 +105,11 @@ def run_comparison(
 
         # Each run keeps its progress in the comparison's folder every few minutes, so a killed
         # comparison (cells at 1/2 of B0 on Imagenette train for half an hour) resumes mid-cell.
-        progress = folder / PROGRESS_DIR
+        saved = folder / PROGRESS_DIR
         if restart:
-            shutil.rmtree(progress, ignore_errors=True)
+            shutil.rmtree(saved, ignore_errors=True)
         jobs = [Job(key, parts[key[:2]][key[3]], key[2], train_config,
-                    progress=str(progress / f"{key[0]}_{key[1]:.6g}_{key[2]}_{key[3]}.pt")) for key in todo]
+                    progress=str(saved / f"{key[0]}_{key[1]:.6g}_{key[2]}_{key[3]}.pt")) for key in todo]
         run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=settings.threads,
                  progress=progress, desc=f"compare ({settings.steps:,} steps a run)", total=len(todo))
         return assemble_comparison(settings, budget, store.recipes(), store.cells())

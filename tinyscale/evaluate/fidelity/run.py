@@ -115,11 +115,11 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
                 return f"last: {task.kind} #{task.number} {task.steps} steps {acc}"
 
             # Each retraining keeps its progress every few minutes: a killed check resumes mid-run.
-            progress = fidelity_dir(study_dir) / "progress"
+            saved = fidelity_dir(study_dir) / "progress"
             if restart:
-                shutil.rmtree(progress, ignore_errors=True)
+                shutil.rmtree(saved, ignore_errors=True)
             jobs = [Job(task, by_number[task.number].recipe, task.seed, train.with_(steps=task.steps),
-                        progress=str(progress / f"{task.kind}_{task.number}_{task.seed}_{task.steps}.pt"))
+                        progress=str(saved / f"{task.kind}_{task.number}_{task.seed}_{task.steps}.pt"))
                     for task in todo]
             run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=threads, progress=progress,
                      desc=desc, total=len(tasks), initial=len(tasks) - len(todo))
