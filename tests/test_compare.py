@@ -382,6 +382,20 @@ def test_a_comparison_killed_mid_cell_continues_that_cell_from_its_progress(full
     assert not list((directory / "compare" / PROGRESS_DIR).iterdir())
 
 
+def test_a_comparison_run_in_several_calls_is_read_back_whole(full_run, fitted_study, tmp_path):
+    _, reference, _ = full_run
+    directory = tmp_path / "study"
+    shutil.copytree(fitted_study, directory)
+    run_comparison(directory, SETTINGS, progress=False)
+    # A later, narrower call (one strategy, one seed, one ratio): it returns what it asked for...
+    narrow = CompareSettings(**{**SETTINGS.__dict__, "strategies": ("gp",), "seeds": (0,), "ratios": (0.125,)})
+    asked = run_comparison(directory, narrow, progress=False)
+    assert {(r.strategy, r.ratio) for r in asked.rows} == {("gp", 0.125)}
+    # ... but what the app and reports read is every stored cell, as the full run gave them.
+    whole = load_comparison(directory)
+    assert whole.rows == reference.rows and whole.complete
+
+
 def test_worker_processes_give_the_same_cells(full_run, fitted_study, tmp_path):
     from tinyscale.study.executors import make_executor
 

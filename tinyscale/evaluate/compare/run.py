@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from tinyscale.evaluate.compare.build import build_recipe, strategy_builders
@@ -132,6 +133,25 @@ def load_comparison(study_dir: str | Path, budget: str = "macs", variant: str | 
             settings, budget = settings_from_dict(loads_json(raw_settings)), loads_json(raw_budget)
             if not isinstance(budget, dict):
                 raise TypeError(f"its budget is {raw_budget!r:.60}, not a JSON object")
-            return assemble_comparison(settings, budget, store.recipes(), store.cells())
+            recipes, cells = store.recipes(), store.cells()
+            return assemble_comparison(everything_stored(settings, recipes, cells), budget, recipes, cells)
     except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"comparison store {path} is unreadable: {exc}") from None
+
+
+def everything_stored(settings: CompareSettings, recipes, cells) -> CompareSettings:
+    """The last run's ``settings`` widened to every strategy, target and seed the store holds: a
+    comparison run in several calls (say the decisive strategies first, the rest later) is read
+    back whole, not as its last call asked (the steps and batch size are one for every cell: a
+    store refuses a call with others). Unchanged when the store holds nothing beyond them; else
+    in a fixed order: strategies as `STRATEGIES` lists them, MACs ratios from the largest,
+    latencies from the smallest, seeds ascending."""
+    from tinyscale.evaluate.compare.strategies import STRATEGIES
+
+    names = {*settings.strategies, *(name for name, _ in recipes)}
+    targets = {*settings.ratios, *(c for _, c in recipes)}
+    seeds = {*settings.seeds, *(seed for _, _, seed, _ in cells)}
+    if (names, targets, seeds) == (set(settings.strategies), set(settings.ratios), set(settings.seeds)):
+        return settings
+    return replace(settings, strategies=tuple(n for n in STRATEGIES if n in names),
+                   ratios=tuple(sorted(targets, reverse=settings.budget == "macs")), seeds=tuple(sorted(seeds)))
