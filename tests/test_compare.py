@@ -347,7 +347,7 @@ def test_a_comparison_killed_mid_cell_continues_that_cell_from_its_progress(full
     import torch
 
     import tinyscale.train.trainer as trainer
-    from tinyscale.evaluate.compare.run import PROGRESS_DIR
+    from tinyscale.storage import PROGRESS_DIR
 
     _, _, reference_cells = full_run
     directory = tmp_path / "study"

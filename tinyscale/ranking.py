@@ -1,7 +1,8 @@
 """Rank statistics shared by the study's rung schedule (`tinyscale.study.halving`) and the
-evaluations (`tinyscale.evaluate.fidelity`, the comparison's settled check): Spearman's rho and
-how far a ρ is from chance (`spearman_p`), and residuals from a trend in log cost. A leaf: numpy, and scipy only inside `spearman` (importing
-scipy.stats at the top would slow the CLI's start-up by more than half a second).
+evaluations (`tinyscale.evaluate.fidelity`, the comparison's settled check): Spearman's rho, how
+far a rho is from chance (`spearman_p`), and residuals from a trend in log cost. A leaf: numpy,
+and scipy only inside the functions that need it (importing scipy.stats at the top would slow
+the CLI's start-up by more than half a second).
 """
 
 from __future__ import annotations

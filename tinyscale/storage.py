@@ -40,6 +40,10 @@ CONFIG_FILE = "config.json"  # the StudyConfig (tinyscale.study.store)
 TRIALS_FILE = "trials.sqlite"  # one row per trial
 LOCK_FILE = "study.lock"  # held (flock) by the one process running the study
 CHECKPOINT_DIR = "checkpoints"  # promoted runs' trunks (tinyscale.train.checkpoint): trial-N-rung-K.pt
+# Unfinished runs' saved progress (tinyscale.train.checkpoint), in a folder of its own inside a
+# study's CHECKPOINT_DIR, a comparison's folder or the fidelity check's: the run loop
+# (tinyscale.study.runner) removes a run's file once its result is stored.
+PROGRESS_DIR = "progress"
 FIT_FILE = "fit.json"  # the scaling fit (tinyscale.fit.gp)
 LATENCY_FILE = "latency.json"  # a study's device table (tinyscale.latency)
 FIDELITY_FILE = "fidelity.json"  # the fidelity check's verdict (tinyscale.evaluate.fidelity)

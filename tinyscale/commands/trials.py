@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
                       f"{sum(t.steps for t in continued):,} steps trained")
             from tinyscale.storage import CHECKPOINT_DIR
 
-            kept = sorted(p for p in (study.directory / CHECKPOINT_DIR).glob("*.pt")
-                          if not p.name.endswith(".progress.pt"))  # trunks only: progress goes with its run
+            kept = sorted((study.directory / CHECKPOINT_DIR).glob("*.pt"))
             if kept:  # each run not (yet) promoted keeps one; a later promotion may still read it
                 size = sum(p.stat().st_size for p in kept) / 1e6
                 print(f"checkpoints: {len(kept)} in {study.directory / CHECKPOINT_DIR} ({size:,.1f} MB); deleting "

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyscale.limits import MAX_TRIALS
-from tinyscale.storage import CHECKPOINT_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
+from tinyscale.storage import CHECKPOINT_DIR, PROGRESS_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
 from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs,
                                      promotions, rung_steps, settled_rung)
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
@@ -243,9 +243,7 @@ def run_study(
         number, rung = job.key
         study.finish_trial(number, run, rung=rung)
         # A trunk is read once (by the run at the next rung); a failed run is never promoted.
-        # Its progress (saved while it trained) is of no more use once the run is stored.
-        for used in ([job.resume_from] if run.completed else []) + ([] if run.completed else [job.save_trunk]) + [
-                job.progress]:
+        for used in ([job.resume_from] if run.completed else []) + ([] if run.completed else [job.save_trunk]):
             if used:
                 with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
                     Path(used).unlink()
@@ -286,7 +284,7 @@ def trunk_path(directory: Path, number: int, rung: int) -> Path:
 def progress_path(directory: Path, number: int, rung: int) -> Path:
     """Where trial ``number``'s run at ``rung`` keeps its progress while it trains (a run killed
     part-way continues from it when the study resumes; `tinyscale.train.checkpoint`)."""
-    return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.progress.pt"
+    return directory / CHECKPOINT_DIR / PROGRESS_DIR / f"trial-{number}-rung-{rung}.pt"
 
 
 def _remove_new_study(directory: Path, created: bool) -> None:

@@ -15,9 +15,11 @@ Executors only compute; this driver process is the only one that writes (see
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tinyscale.space.recipe import Recipe
@@ -34,7 +36,8 @@ class Job:
     train: Any  # a tinyscale.train.TrainConfig
     resume_from: str | None = None  # a shorter run's trunk to continue from (lr_schedule wsd)
     save_trunk: str | None = None  # where to keep this run's trunk
-    progress: str | None = None  # where to keep this run's progress (a kill then loses minutes, not the run)
+    progress: str | None = None  # where to keep this run's progress (a kill then loses minutes, not the run;
+    #                               removed here once the run is recorded)
 
 
 # What a result row keeps of a trainer result besides its accuracy and state.
@@ -148,6 +151,9 @@ def run_jobs(
             outcome = executor.next_outcome()
             job = in_flight[outcome.number]
             text = record(job, settle(outcome))
+            if job.progress:  # stored: the run's saved progress is of no more use
+                with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
+                    Path(job.progress).unlink()
             del in_flight[outcome.number]
             if text:
                 bar.set_postfix_str(text, refresh=False)

@@ -19,10 +19,8 @@ from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetM
 from tinyscale.evaluate.store import trainer_budget
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
-from tinyscale.storage import COMPARE_LOCK, exclusive_folder, loads_json
+from tinyscale.storage import COMPARE_LOCK, PROGRESS_DIR, exclusive_folder, loads_json
 from tinyscale.study.trial import StudyConfig
-
-PROGRESS_DIR = "progress"  # in the comparison's folder: the unfinished runs' saved progress
 
 
 def _train_config(config: StudyConfig, settings: CompareSettings):
@@ -97,7 +95,6 @@ def run_comparison(
             name, c, seed, bracket = job.key
             cell = Cell.of(name, c, seed, bracket, run)
             store.put_cell(cell, job.recipe)
-            Path(job.progress).unlink(missing_ok=True)  # stored: its progress is of no more use
             if on_cell is not None:
                 on_cell(cell)
             acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"

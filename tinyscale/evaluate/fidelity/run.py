@@ -28,7 +28,7 @@ from tinyscale.evaluate.fidelity.stats import MIN_TRIALS, pooled_noise
 from tinyscale.evaluate.fidelity.store import STORE_NAME, FidelityStore, fidelity_dir
 from tinyscale.evaluate.fidelity.summary import summarize
 from tinyscale.evaluate.store import trainer_budget
-from tinyscale.storage import FIDELITY_LOCK, exclusive_folder
+from tinyscale.storage import FIDELITY_LOCK, PROGRESS_DIR, exclusive_folder
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
 
@@ -110,12 +110,11 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
                 stored_run = Run(task.kind, task.number, task.seed, task.steps, run.state, run.accuracy,
                                  run.train_seconds, run.reason)
                 store.put(stored_run, job.recipe.to_json(), run.loss if run.completed else None)
-                Path(job.progress).unlink(missing_ok=True)  # stored: its progress is of no more use
                 acc = "failed" if run.accuracy is None else f"{100 * run.accuracy:.2f} %"
                 return f"last: {task.kind} #{task.number} {task.steps} steps {acc}"
 
             # Each retraining keeps its progress every few minutes: a killed check resumes mid-run.
-            saved = fidelity_dir(study_dir) / "progress"
+            saved = fidelity_dir(study_dir) / PROGRESS_DIR
             if restart:
                 shutil.rmtree(saved, ignore_errors=True)
             jobs = [Job(task, by_number[task.number].recipe, task.seed, train.with_(steps=task.steps),
