@@ -54,6 +54,7 @@ from tinyscale.space.cost import cost, macs
 from tinyscale.fit.gp import fit_scaling
 from tinyscale.fit.solve import RecipeSolver
 from tinyscale.study.store import Study
+from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
 from tinyscale.train.trainer import TrainResult
 from tinyscale.study.trial import StudyConfig
 from tinyscale.space.steps import StepSolution
@@ -369,8 +370,10 @@ def test_a_comparison_killed_mid_cell_continues_that_cell_from_its_progress(full
     first = []
     with pytest.raises(Killed):
         run_comparison(directory, SETTINGS, progress=False, on_cell=first.append)
-    saved = list((directory / "compare" / PROGRESS_DIR).iterdir())
+    saved = sorted((directory / "compare" / PROGRESS_DIR).glob("*.pt"))
     assert len(first) == 1 and len(saved) == 1  # the first cell's progress went when it was stored
+    beat = read_heartbeat(heartbeat_path(saved[0]))  # how far the killed cell had come, as the bar showed it
+    assert beat is not None and beat[0] <= 5
     assert torch.load(saved[0], weights_only=True)["step"] == 5
     monkeypatch.setattr(trainer.F, "cross_entropy", real)
     second = []

@@ -149,3 +149,6 @@ def test_a_study_killed_mid_trial_continues_that_trial_on_resume(tmp_path, monke
         assert [(t.number, t.accuracy, t.loss) for t in a.trials()] == [(t.number, t.accuracy, t.loss)
                                                                          for t in b.trials()]
     assert not progress_path(killed, 1, 0).exists()
+    from tinyscale.train.checkpoint import heartbeat_path
+
+    assert not heartbeat_path(progress_path(killed, 1, 0)).exists()  # the bar's heartbeat went with it

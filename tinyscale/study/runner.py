@@ -7,7 +7,9 @@ progress bar shows next. The runner submits jobs to an executor while it has fre
 collects outcomes in whatever order they finish, turns each into a `RunResult` (the one place
 where a worker's outcome becomes a stored result) and passes it to ``record`` straight away,
 so an interruption loses at most the runs in flight. On Ctrl-C, a kill of a worker or any
-error, ``release(jobs)`` is told which jobs were in flight before the error propagates.
+error, ``release(jobs)`` is told which jobs were in flight before the error propagates. While
+runs train, the bar also shows how far each has come (the heartbeat a run writes beside its
+progress file, `tinyscale.train.checkpoint`), so a half-hour run is seen moving.
 
 Executors only compute; this driver process is the only one that writes (see
 `tinyscale.study.executors`).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -98,6 +101,36 @@ def settle(outcome: TrialOutcome) -> RunResult:
     return replace(run, device=device)
 
 
+# Seconds between looks at the heartbeats of the runs in flight: on a terminal, and when the bar
+# goes to a file or a pipe (a log, where every look is a line).
+WATCH_EVERY = 2.0
+WATCH_EVERY_LOGGED = 60.0
+SHOWN_IN_FLIGHT = 3  # runs named one by one in the bar; more are counted
+
+
+def in_flight_text(jobs: Sequence[Job]) -> str:
+    """How far the runs in flight have trained, from their heartbeats ("" when none says):
+    e.g. "training 1,240/3,600 and 800/3,600 steps"."""
+    from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
+
+    beats = [read_heartbeat(heartbeat_path(job.progress)) for job in jobs if job.progress]
+    shown = [f"{step:,}/{steps:,}" for step, steps in filter(None, beats)]
+    if not shown:
+        return ""
+    more = len(shown) - SHOWN_IN_FLIGHT
+    if more > 0:
+        shown = shown[:SHOWN_IN_FLIGHT] + [f"{more} more"]
+    return "training " + (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]) + " steps"
+
+
+def _on_terminal() -> bool:
+    import sys
+
+    with contextlib.suppress(AttributeError, ValueError):
+        return sys.stderr.isatty()
+    return False
+
+
 def queue_of(jobs: Sequence[Job]) -> Callable[[int, Callable[[str], None]], list[Job]]:
     """A ``source`` that hands out a fixed list of jobs in order."""
     pending = list(jobs)
@@ -131,13 +164,31 @@ def run_jobs(
     """
     from tqdm.auto import tqdm
 
+    from tinyscale.train.checkpoint import heartbeat_path
+
     own_executor = executor is None
     executor = executor or make_executor("local", 1, threads=threads)
     in_flight: dict[int, Job] = {}
     submitted = 0
     bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+    shown = {"recorded": postfix or ""}  # the caller's text after its last record
+
+    def show(refresh: bool) -> None:
+        text = "; ".join(filter(None, (shown["recorded"], in_flight_text(list(in_flight.values())))))
+        bar.set_postfix_str(text, refresh=refresh)
+
     if postfix:
-        bar.set_postfix_str(postfix, refresh=False)
+        show(refresh=False)
+    stop_watching = threading.Event()
+    if progress:
+        interval = WATCH_EVERY if _on_terminal() else WATCH_EVERY_LOGGED
+
+        def watch() -> None:  # the main thread waits on the executor; this one keeps the bar moving
+            while not stop_watching.wait(interval):
+                with contextlib.suppress(Exception):  # a bar is never worth a failed run
+                    show(refresh=True)
+
+        threading.Thread(target=watch, name="tinyscale-progress", daemon=True).start()
     try:
         while True:
             free = executor.slots - len(in_flight)
@@ -151,12 +202,14 @@ def run_jobs(
             outcome = executor.next_outcome()
             job = in_flight[outcome.number]
             text = record(job, settle(outcome))
-            if job.progress:  # stored: the run's saved progress is of no more use
-                with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
-                    Path(job.progress).unlink()
+            if job.progress:  # stored: the run's saved progress and heartbeat are of no more use
+                for done in (Path(job.progress), heartbeat_path(job.progress)):
+                    with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
+                        done.unlink()
             del in_flight[outcome.number]
             if text:
-                bar.set_postfix_str(text, refresh=False)
+                shown["recorded"] = text
+            show(refresh=False)
             bar.update(1)
     except BaseException:
         # Interrupted (Ctrl-C) or failed: the caller hears which runs were in flight, so none is
@@ -165,6 +218,7 @@ def run_jobs(
             release(list(in_flight.values()))
         raise
     finally:
+        stop_watching.set()
         bar.close()
         if own_executor:
             executor.close()

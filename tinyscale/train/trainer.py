@@ -25,7 +25,8 @@ from tinyscale.data.datasets import ImageData, resize_images
 from tinyscale.space.model import build_model
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.smallmap import use_small_map_kernels
-from tinyscale.train.checkpoint import RunKey, TrunkKey, load_progress, load_trunk, save_progress, save_trunk
+from tinyscale.train.checkpoint import (RunKey, TrunkKey, heartbeat_path, load_progress, load_trunk, save_progress,
+                                        save_trunk, write_heartbeat)
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.device import autocast_dtype
 
@@ -33,6 +34,9 @@ SYNC_EVERY = 25  # on a GPU, steps between reads of the training loss (each read
 # Seconds of training between saves of a run's progress (when it is given a file for it): a kill
 # loses at most this much, and a save costs little (B0 with its optimizer: 49 MB in 0.15 s).
 PROGRESS_EVERY = 300.0
+# Seconds between a run's heartbeats (its step, beside its progress file: what the progress bar
+# shows of a run in flight; `tinyscale.train.checkpoint.write_heartbeat`).
+HEARTBEAT_EVERY = 5.0
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -240,7 +244,8 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     of training (default `PROGRESS_EVERY`); the same run started again (same recipe, seed and
     settings) continues from it, to the result it would have reached uninterrupted. Its
     ``train_seconds`` and ``images_seen`` then count every attempt. Whoever stores the result
-    removes the file.
+    removes the file. The run also says every `HEARTBEAT_EVERY` seconds how far it has come, in a
+    small file beside it (`tinyscale.train.checkpoint.heartbeat_path`), for the progress bar.
     """
     if recipe.num_classes != data.num_classes:
         raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
@@ -313,7 +318,10 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     average_start = config.steps - max(1, round(config.average_tail * config.steps)) if config.average_tail else None
     failed = None
     steps_done = resume_step
-    t0 = last_save = time.perf_counter()
+    heartbeat = heartbeat_path(progress) if progress is not None else None
+    t0 = last_save = last_beat = time.perf_counter()
+    if heartbeat is not None:
+        write_heartbeat(heartbeat, resume_step, config.steps)
     for step in range(resume_step, config.steps):
         if save_trunk is not None and trunk_key is not None and step == config.trunk_steps:
             _save_trunk(save_trunk, trunk_key, step, model, opt, scaler, aug_gen, on_gpu)
@@ -322,6 +330,9 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
                 "start_step": start_step, "seconds": earlier_seconds + time.perf_counter() - t0,
                 "n_averaged": n_averaged, "tail_losses": [float(v) for v in tail_losses]}, averaged)
             last_save = time.perf_counter()
+        if heartbeat is not None and time.perf_counter() - last_beat >= HEARTBEAT_EVERY:
+            write_heartbeat(heartbeat, step, config.steps)
+            last_beat = time.perf_counter()
         lr = lr_at(step, config)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -354,6 +365,8 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
         if step >= tail_start:
             tail_losses.append(loss.detach())
     train_seconds = earlier_seconds + time.perf_counter() - t0
+    if heartbeat is not None:  # trained: what is left is the evaluation
+        write_heartbeat(heartbeat, steps_done, config.steps)
     images_seen = max(0, steps_done - start_step) * config.batch_size
     ips = images_seen / train_seconds if train_seconds > 0 else 0.0
     train_loss = float(torch.stack(tail_losses).mean()) if tail_losses else None
