@@ -183,8 +183,8 @@ def test_widen_box_on_the_command_line(tmp_path, capsys):
     assert len(history) == (1 if check["wider"] else 0)
     code, trials_text, err = cli(capsys, "trials", out)
     for entry in history:
-        assert f"box        widened at trial 6: " in fit_text and entry["reason"] in fit_text
-        assert f"box widened at trial 6: " in trials_text and entry["reason"] in trials_text
+        assert "box        widened at trial 6: " in fit_text and entry["reason"] in fit_text
+        assert "box widened at trial 6: " in trials_text and entry["reason"] in trials_text
     if not history:
         assert "the box stays" in text and "widened" not in fit_text + trials_text
 

@@ -75,10 +75,13 @@ def halving_note(study, rung: int) -> str | None:
     rung relates to the fit (the fit across rungs reads its ridge at the top rung reached; the
     stop rule compares each rung with the next one up, so only a check like this one judges the
     longest runs against longer training)."""
+    from tinyscale.study.halving import longest_rung
+
     if study.config.schedule != "halving":
         return None
     summary = study.rung_summary()
-    top = max((r.rung for r in summary if r.completed), default=0)
+    longest = longest_rung(summary)
+    top = 0 if longest is None else longest.rung
     checked = summary[rung]
     where = (f"rung {rung} ({checked.steps:,} steps, {checked.completed} recipes)" if rung else
              f"its rung-0 trials ({checked.steps:,} steps)")

@@ -307,13 +307,20 @@ def summarise(results: Iterable[RungResult], *, steps: int, eta: int, top: int) 
             for k in range(top + 1)]
 
 
+def longest_rung(rungs: Sequence[RungSummary], at_least: int = 1) -> RungSummary | None:
+    """The highest rung holding at least ``at_least`` completed recipes (None when none does):
+    the study's longest runs, where a fit across rungs reads its ridge (``at_least`` 1) and what
+    `tinyscale fidelity` checks by default (``at_least`` its minimum)."""
+    return max((r for r in rungs if r.completed >= at_least), key=lambda r: r.rung, default=None)
+
+
 def format_rungs(rungs: Sequence[RungSummary], fit: int, *, every_rung: bool = False) -> str:
     """The rungs, one line each: steps, recipes completed, agreement with the next rung
     (Spearman's rho at matched cost), and which rung the fit reads; ``every_rung``: the fit
     reads every rung's runs (`tinyscale fit`'s default on a study in rungs): no rung is marked,
     and a last line says where the ridge is read and what the fit rung is."""
     if every_rung:
-        top = max((r for r in rungs if r.completed), key=lambda r: r.rung, default=None)
+        top = longest_rung(rungs)
         where = "" if top is None else f", its ridge at rung {top.rung} ({top.steps:,} steps, the longest runs)"
         return "\n".join([format_rungs(rungs, -1), *(
             [f"  the fit reads every rung's runs{where}; `fit --from-rungs fit` reads rung {fit} alone, the "

@@ -60,7 +60,7 @@ def checked_rung(study, rung: int | None) -> tuple[int, int, list]:
     the longest runs, the ones a fit across rungs reads its ridge at and that no longer run of
     the study has checked (its stop rule compares each rung with the next one up). ValueError
     for a rung the study does not train, or one with too few completed recipes."""
-    from tinyscale.study.halving import rung_steps
+    from tinyscale.study.halving import longest_rung, rung_steps
 
     config = study.config
     runs = [t for t in study.runs("completed") if t.accuracy is not None and math.isfinite(t.accuracy)]
@@ -69,7 +69,8 @@ def checked_rung(study, rung: int | None) -> tuple[int, int, list]:
         by_rung.setdefault(t.rung, []).append(t)
     top = study.top_rung if config.schedule == "halving" else 0
     if rung is None:
-        rung = max((k for k, v in by_rung.items() if len(v) >= MIN_TRIALS), default=0)
+        longest = longest_rung(study.rung_summary(), MIN_TRIALS) if config.schedule == "halving" else None
+        rung = 0 if longest is None else longest.rung
     elif isinstance(rung, bool) or not isinstance(rung, int) or not 0 <= rung <= top:
         trains = "trains every recipe at rung 0 only" if top == 0 else f"trains rungs 0 to {top}"
         raise ValueError(f"rung {rung!r}: the study at {study.directory} {trains}")
