@@ -494,7 +494,7 @@ def compare_tab(study_dir: Path) -> None:
             st.markdown("**At matched FLOPs**")
         st.dataframe(comparison_table(comparison), hide_index=True)
         st.plotly_chart(comparison_figure(comparison), key=f"compare_{budget}")
-        if words[budget]:  # the settled check, as far as its longer re-runs are stored
+        if words[budget]:  # the settled check (as far as its re-runs are stored); did the fit foresee the order?
             st.markdown(words[budget])
 
 main()

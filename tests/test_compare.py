@@ -763,6 +763,24 @@ def test_unknown_strategy_is_a_clear_error():
         parse_strategies("gp,tinynet")
 
 
+def test_the_command_says_whether_the_fit_foresaw_the_order_the_runs_measured(full_run, capsys):
+    """A rerun of the finished comparison trains nothing and prints, under the table, how the
+    study's surface ordered the compared recipes against the runs (foresight's own tests judge
+    the numbers on hand-made comparisons)."""
+    from tinyscale.evaluate.compare.foresight import foresight
+    from tinyscale.fit.gp import ScalingFit
+
+    directory, comparison, _ = full_run
+    fit = ScalingFit.load(directory)
+    assert fit.surface is not None  # the fixture's fit is the default, an accuracy surface
+    found = foresight(comparison, fit.surface)
+    assert main(["compare", str(directory), "--strategies", "gp,efficientnet", "--ratios", "0.5,0.125", "--seeds",
+                 "2", "--steps", "8", "--batch-size", "32", "--threads", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert found is not None and f"orders {found.agreed} of the {found.judged} strategy pairs" in out
+    assert out.index("Did the fit foresee this?") > out.index("| target c")
+
+
 def test_cli_errors(fitted_study, unfitted_study, tmp_path, capsys):
     assert main(["compare", str(fitted_study), "--ratios", "0.5,0"]) == 2
     assert "positive" in capsys.readouterr().err

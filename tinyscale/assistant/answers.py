@@ -448,19 +448,25 @@ def latency_selection(source: FitSource | None, completed: list[Trial], table):
 def comparison_words(study_dir: str | os.PathLike, comparison, symbol: str = "c") -> str:
     """What the Compare tab says under a stored comparison (or, ``comparison`` None, that there
     is none and how to make one): whether it is out of the brief regime, as far as
-    `compare --settle-check`'s longer re-runs are stored (nothing when they never ran)."""
+    `compare --settle-check`'s longer re-runs are stored (nothing when they never ran), and
+    whether the study's fit foresaw the order the comparison measured
+    (`tinyscale.evaluate.compare.foresight`)."""
     if comparison is None:
         return (f"No comparison yet. `tinyscale compare {study_dir}` trains this study's recipe, the paper's "
                 "Pareto-point GP, EfficientNet, uniform and fast (dWr) compound scaling and single-axis "
                 "baselines at matched FLOPs with the same trainer, data and seeds (`--budget latency`: at "
                 "matched latency on a device table).")
+    from tinyscale.evaluate.compare.foresight import fit_foresight
     from tinyscale.evaluate.compare.settle import format_settle_check, stored_settle_check
 
+    foreseen = fit_foresight(study_dir, comparison)  # "" at matched latency or without a surface
     stored = stored_settle_check(study_dir, comparison)
     if stored is None:
-        return ""
+        return foreseen
     check, missing = stored
     if missing:
-        return (f"**settled check**: {missing} of its {check.long_steps:,}-step re-runs have no result yet; "
-                f"`tinyscale compare {study_dir} --settle-check` trains them, and the verdict shows here.")
-    return format_settle_check(check, symbol)
+        settle = (f"**settled check**: {missing} of its {check.long_steps:,}-step re-runs have no result yet; "
+                  f"`tinyscale compare {study_dir} --settle-check` trains them, and the verdict shows here.")
+    else:
+        settle = format_settle_check(check, symbol)
+    return "\n\n".join(filter(None, (settle, foreseen)))

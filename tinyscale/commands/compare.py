@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
 
+    from tinyscale.evaluate.compare.foresight import fit_foresight
     from tinyscale.limits import MAX_BATCH, MAX_SEEDS, MAX_STEPS
     from tinyscale.storage import finite_json
 
@@ -115,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         print(finite_json(rows if settle is None else {"rows": rows, "settle_check": settle.to_dict()}))
     else:
         print(comparison_markdown(comparison))
+        foreseen = fit_foresight(args.study_dir, comparison)
+        if foreseen:
+            print(foreseen + "\n")
         if settle is not None:
             from tinyscale.evaluate.compare.settle import format_settle_check
 
