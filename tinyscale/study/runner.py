@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -124,8 +125,6 @@ def in_flight_text(jobs: Sequence[Job]) -> str:
 
 
 def _on_terminal() -> bool:
-    import sys
-
     with contextlib.suppress(AttributeError, ValueError):
         return sys.stderr.isatty()
     return False
