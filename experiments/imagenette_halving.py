@@ -245,6 +245,11 @@ def report(out: Path) -> None:
         settled = [r.rung for r in study.rung_summary() if r.agreement is not None and r.agreement.settled]
     print(f"5. H's stop rule called rungs settled: {settled or 'none'}"
           + ("" if settled else " (no settled claim to hold; the compare's own settled check: `settle` stage)"))
+    # A diagnosis beside the decision rules (added 2026-12-07, not one of them): how H's fitted
+    # surface ordered the compared recipes against what the 3,600-step runs measured.
+    from tinyscale.evaluate.compare.foresight import fit_foresight
+
+    print("\nnot a decision rule: " + (fit_foresight(out / "H", h) or "no foresight (no surface fit)"))
 
 
 if __name__ == "__main__":

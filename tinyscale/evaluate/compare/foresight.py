@@ -3,9 +3,10 @@
 The comparison trains every strategy's recipe longer than the study trained anything (by default
 4x its longest runs); the study's accuracy surface predicted each of those recipes' accuracy
 from the study's own runs before any of them was trained. Where the two order the strategies
-alike, the fit's ranking of recipes held up under longer training; where they disagree, the
-recipe the fit chose rests on a ranking that longer runs overturn (on Imagenette the surface put
-its own recipe 4.6 points above Dollar's `fast` at c = 1/16; 3,600-step runs put it 3.0 below).
+alike, the fit's ranking of recipes held up under longer training; where they disagree, either
+longer training reorders the recipes or the surface misjudged them at the study's own length (on
+Imagenette the surface put its own recipe 4.6 points above Dollar's `fast` at c = 1/16; 3,600-step
+runs put it 3.0 below; experiments/imagenette_length_bias.py asks which).
 
 It costs nothing: the surface is read at each compared recipe's target c and (r, d) (width is
 what meets c), no run is trained. Levels differ (longer runs are more accurate), so only orders
@@ -102,7 +103,8 @@ def format_foresight(f: Foresight, steps: int | None = None, strategy: str = "gp
             f"as they do" + (f" (Spearman rho per ratio: {rhos})" if rhos else "") + ".")
     if not f.reversals:
         return head
-    lines = [head + " Where it does not, its ranking of recipes did not hold up under longer training:"]
+    lines = [head + " Where it does not, longer training reorders these recipes, or the surface misjudged them "
+                    "even at the study's length (retraining the pair at that length tells which):"]
     ordered = sorted(f.reversals, key=lambda r: (strategy not in (r.better, r.worse), -r.measured))
     for r in ordered:
         se = "" if r.stderr is None else f" ± {100 * r.stderr:.2f}"
