@@ -779,6 +779,12 @@ def test_the_command_says_whether_the_fit_foresaw_the_order_the_runs_measured(fu
     out = capsys.readouterr().out
     assert found is not None and f"orders {found.agreed} of the {found.judged} strategy pairs" in out
     assert out.index("Did the fit foresee this?") > out.index("| target c")
+    # --json: each row carries what the surface predicted for its recipe.
+    assert main(["compare", str(directory), "--strategies", "gp,efficientnet", "--ratios", "0.5,0.125", "--seeds",
+                 "2", "--steps", "8", "--batch-size", "32", "--threads", "1", "--no-progress", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["target"], r["strategy"]): r["surface_predicted"] for r in rows} == {
+        (row.ratio, row.strategy): found.predicted.get((row.ratio, row.strategy)) for row in comparison.rows}
 
 
 def test_cli_errors(fitted_study, unfitted_study, tmp_path, capsys):

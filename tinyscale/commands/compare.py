@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
 
-    from tinyscale.evaluate.compare.foresight import fit_foresight
+    from tinyscale.evaluate.compare.foresight import format_foresight, study_foresight
     from tinyscale.limits import MAX_BATCH, MAX_SEEDS, MAX_STEPS
     from tinyscale.storage import finite_json
 
@@ -110,15 +110,18 @@ def run(args: argparse.Namespace) -> int:
         failed = next((row.note for row in comparison.rows if row.failed), "") or "see the report"
         raise ValueError(f"no run of the comparison gave an accuracy ({comparison.cells_done} finished; "
                          f"{failed.splitlines()[0]}): {paths.markdown}")
+    foreseen = study_foresight(args.study_dir, comparison)
     if args.json:
         rows = comparison_table(comparison)
+        for row in rows:  # what the study's surface predicted for the row's recipe (None: no prediction)
+            row["surface_predicted"] = None if foreseen is None else foreseen[0].predicted.get(
+                (row["target"], row["strategy"]))
         # With --settle-check: one object, the rows and the check (without it, the rows as before).
         print(finite_json(rows if settle is None else {"rows": rows, "settle_check": settle.to_dict()}))
     else:
         print(comparison_markdown(comparison))
-        foreseen = fit_foresight(args.study_dir, comparison)
-        if foreseen:
-            print(foreseen + "\n")
+        if foreseen is not None:
+            print(format_foresight(*foreseen) + "\n")
         if settle is not None:
             from tinyscale.evaluate.compare.settle import format_settle_check
 

@@ -113,21 +113,26 @@ def format_foresight(f: Foresight, steps: int | None = None, strategy: str = "gp
     return "\n".join(lines)
 
 
-def fit_foresight(study_dir, comparison: Comparison) -> str:
-    """`format_foresight` for ``comparison`` and the study's saved fit ("" without a saved fit
-    with an accuracy surface, or nothing to judge)."""
+def study_foresight(study_dir, comparison: Comparison | None) -> tuple[Foresight, int | None] | None:
+    """`foresight` of ``comparison`` by the study's saved fit, with the longest runs that fit
+    read (in steps, None when it cannot tell); None without a saved fit with an accuracy
+    surface, at matched latency, or with nothing to judge."""
     from tinyscale.fit.gp import FIT_FILE, ScalingFit
 
     if comparison is None or comparison.settings.budget != "macs" or not (Path(study_dir) / FIT_FILE).is_file():
-        return ""
+        return None
     try:
         fit = ScalingFit.load(study_dir)
     except ValueError:
-        return ""  # a damaged fit is reported where the fit is read; this is only a check of it
-    if fit.surface is None:
-        return ""
-    found = foresight(comparison, fit.surface)
-    return "" if found is None else format_foresight(found, _longest_steps(fit))
+        return None  # a damaged fit is reported where the fit is read; this is only a check of it
+    found = None if fit.surface is None else foresight(comparison, fit.surface)
+    return None if found is None else (found, _longest_steps(fit))
+
+
+def fit_foresight(study_dir, comparison: Comparison | None) -> str:
+    """`format_foresight` of `study_foresight` ("" when there is none)."""
+    found = study_foresight(study_dir, comparison)
+    return "" if found is None else format_foresight(*found)
 
 
 def _longest_steps(fit) -> int | None:
