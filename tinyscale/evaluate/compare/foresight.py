@@ -100,7 +100,8 @@ def format_foresight(f: Foresight, steps: int | None = None, strategy: str = "gp
     rhos = ", ".join(f"c={c:g} {'n/a' if r is None else f'{r:+.2f}'}" for c, r in f.rho.items())
     head = (f"**Did the fit foresee this?** The accuracy surface, fitted on {trained} before any of these "
             f"recipes was trained, orders {f.agreed} of the {f.judged} strategy pairs that these runs tell apart "
-            f"as they do" + (f" (Spearman rho per ratio: {rhos})" if rhos else "") + ".")
+            f"(by more than 2 paired SE; with one seed, by {100 * ONE_SEED_GAP:g} point or more) as they do"
+            + (f" (Spearman rho per ratio: {rhos})" if rhos else "") + ".")
     if not f.reversals:
         return head
     lines = [head + " Where it does not, longer training reorders these recipes, or the surface misjudged them "
