@@ -382,7 +382,7 @@ def test_a_comparison_killed_mid_cell_continues_that_cell_from_its_progress(full
     for cell in first + second:  # the continued cell too: bit for bit the uninterrupted run's
         assert (cell.state, cell.accuracy, cell.loss) == (by_key[cell.key].state, by_key[cell.key].accuracy,
                                                           by_key[cell.key].loss)
-    assert not list((directory / "compare" / PROGRESS_DIR).iterdir())
+    assert not (directory / "compare" / PROGRESS_DIR).exists()  # every run stored: its folder went with them
 
 
 def test_a_comparison_run_in_several_calls_is_read_back_whole(full_run, fitted_study, tmp_path):

@@ -13,6 +13,7 @@ import tinyscale.study.runner as runner
 import tinyscale.train.trainer as trainer
 from tinyscale.data.datasets import generate_data
 from tinyscale.space.recipe import Recipe
+from tinyscale.storage import PROGRESS_DIR
 from tinyscale.study.executors import DataSpec, TrialOutcome
 from tinyscale.study.runner import Job, in_flight_text, queue_of, run_jobs
 from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat, write_heartbeat
@@ -93,7 +94,7 @@ def test_heartbeats_round_trip_and_a_bad_one_reads_as_none(tmp_path):
 
 
 def _job(tmp_path: Path, name: str, progress: bool = True) -> Job:
-    return Job(name, RECIPE, 0, CFG, progress=str(tmp_path / f"{name}.pt") if progress else None)
+    return Job(name, RECIPE, 0, CFG, progress=str(tmp_path / "progress" / f"{name}.pt") if progress else None)
 
 
 def test_the_text_names_the_runs_in_flight_that_have_said_how_far_they_are(tmp_path):
@@ -122,6 +123,7 @@ class _SlowExecutor:
 
     def next_outcome(self):
         task = self.tasks.pop(0)
+        Path(task.progress).parent.mkdir(exist_ok=True)
         Path(task.progress).write_bytes(b"state")
         write_heartbeat(heartbeat_path(task.progress), 1240, 3600)
         time.sleep(0.6)
@@ -144,3 +146,25 @@ def test_the_bar_shows_a_run_in_flight_and_the_loop_removes_its_files(tmp_path, 
     assert ("training 1,240/3,600 steps" in err) is progress  # seen while the run trained
     assert not progress or "1 stored" in err
     assert not Path(job.progress).exists() and not heartbeat_path(job.progress).exists()
+    assert list(tmp_path.iterdir()) == []  # the progress folder went with them
+
+
+def test_the_progress_folder_goes_once_empty_and_stays_while_a_run_keeps_something_there(tmp_path):
+    folder = tmp_path / PROGRESS_DIR
+    folder.mkdir()
+    kept = folder / "other-run.pt"
+    kept.write_bytes(b"state")  # a run in flight elsewhere (another worker)
+    job = Job("cell", RECIPE, 0, CFG, progress=str(folder / "cell.pt"))
+    run_jobs(queue_of([job]), lambda j, run: None, data=DataSpec("synthetic"), executor=_SlowExecutor(),
+             progress=False, desc="compare")
+    assert sorted(p.name for p in folder.iterdir()) == ["other-run.pt"]
+    kept.unlink()
+    job = Job("cell2", RECIPE, 0, CFG, progress=str(folder / "cell2.pt"))
+    run_jobs(queue_of([job]), lambda j, run: None, data=DataSpec("synthetic"), executor=_SlowExecutor(),
+             progress=False, desc="compare")
+    assert not folder.exists()
+    # A folder of another name is the caller's own: never removed, even empty.
+    job = Job("cell3", RECIPE, 0, CFG, progress=str(tmp_path / "mine" / "cell3.pt"))
+    run_jobs(queue_of([job]), lambda j, run: None, data=DataSpec("synthetic"), executor=_SlowExecutor(),
+             progress=False, desc="compare")
+    assert (tmp_path / "mine").is_dir() and list((tmp_path / "mine").iterdir()) == []

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyscale.space.recipe import Recipe
+from tinyscale.storage import PROGRESS_DIR
 from tinyscale.study.executors import DataSpec, Executor, TrialOutcome, TrialTask, make_executor
 
 
@@ -205,6 +206,10 @@ def run_jobs(
                 for done in (Path(job.progress), heartbeat_path(job.progress)):
                     with contextlib.suppress(OSError):  # gone or unreachable: nothing to free
                         done.unlink()
+                folder = Path(job.progress).parent
+                if folder.name == PROGRESS_DIR:  # the callers' folder for it: gone once empty (a run
+                    with contextlib.suppress(OSError):  # that saves again makes it anew)
+                        folder.rmdir()
             del in_flight[outcome.number]
             if text:
                 shown["recorded"] = text
