@@ -176,9 +176,9 @@ def _fmt(mean: float, se: float | None, n: int) -> str:
     return f"{100 * mean:+.2f} ± {'n/a' if se is None else f'{100 * se:.2f}'} pp (n = {n} seeds)"
 
 
-def report(out: Path) -> None:
+def report(out: Path, seeds: int = SEEDS) -> None:
     """The protocol's five decision rules on whatever cells are stored (a partial comparison
-    reports the ratios and seeds it holds, and says so)."""
+    reports the ratios and seeds it holds, and says so; a decision needs ``seeds`` seeds)."""
     from tinyscale.evaluate.compare import load_comparison
 
     h, u = load_comparison(out / "H"), load_comparison(out / "U")
@@ -220,8 +220,8 @@ def report(out: Path) -> None:
     complete = all(c in vs_eff for c in ratios)
     print(f"\nratios with H gp and efficientnet: {sorted(vs_eff)}")
     m1 = _paired(_over_ratios(vs_eff))
-    complete = complete and m1[2] == SEEDS  # a decision needs every ratio at every seed
-    print("" if complete else f"partial (fewer than {SEEDS} seeds at every ratio): not a decision")
+    complete = complete and m1[2] == seeds  # a decision needs every ratio at every seed
+    print("" if complete else f"partial (fewer than {seeds} seeds at every ratio): not a decision")
     print(f"1. H gp - efficientnet, mean over ratios: {_fmt(*m1)}; target >= +1.50: "
           f"{('met' if m1[0] >= 0.015 else 'missed') if complete else 'not decided (partial)'}")
     m2 = _paired(_over_ratios(vs_u))

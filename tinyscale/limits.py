@@ -26,6 +26,7 @@ MAX_BATCH = 4096  # images per inference (latency) or per training step
 MAX_RUNS = 100_000  # timed or warm-up runs per network or part
 MAX_THREADS = 1024  # threads of one measurement
 MAX_SEEDS = 100  # seeds per recipe in a comparison
+MAX_SEED = 2**31 - 1  # the largest training seed (numpy's and torch's generators take it everywhere)
 MAX_TRIALS = 100_000  # trials of a study
 MAX_STEPS = 10_000_000  # training steps of one run (a study's trials, a comparison's cells, long runs)
 

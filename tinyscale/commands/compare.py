@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training steps per run (default: 4x the steps of the study's longest runs, its top rung)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the study's)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per recipe: 0..N-1 (default 3)")
+    p.add_argument("--first-seed", type=int, default=0, metavar="K",
+                   help="start the seeds at K: K..K+N-1 (default 0; e.g. fresh seeds for a replication)")
     p.add_argument("--settle-check", action="store_true",
                    help="also retrain the first seed at two ratios for 2x the steps (DIR/compare-settled/) and say "
                         "whether the comparison is out of the brief regime: no fixed rule falls as c grows, and "
@@ -60,13 +62,16 @@ def run(args: argparse.Namespace) -> int:
     )
 
     from tinyscale.evaluate.compare.foresight import format_foresight, study_foresight
-    from tinyscale.limits import MAX_BATCH, MAX_SEEDS, MAX_STEPS
+    from tinyscale.limits import MAX_BATCH, MAX_SEED, MAX_SEEDS, MAX_STEPS
     from tinyscale.storage import finite_json
 
     table_path = latency_table_path(args, trains=True)
     check_execution_options(args)  # --device cuda without a GPU: one line before any work
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    if not 0 <= args.first_seed <= MAX_SEED - args.seeds + 1:
+        raise ValueError(f"--first-seed must be from 0 to {MAX_SEED - args.seeds + 1:,} "
+                         f"(the last seed at most {MAX_SEED:,}), got {args.first_seed:,}")
     for option, value, limit in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
                                  ("--batch-size", args.batch_size, MAX_BATCH)):
         if value is not None and value > limit:
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--latency-ms and --latency-table go with --budget latency")
         targets = args.ratios if args.ratios is not None else DEFAULT_RATIOS
     settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies,
-                                seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
+                                seeds=args.seeds, first_seed=args.first_seed, steps=args.steps, batch_size=args.batch_size,
                                 threads=args.threads, budget=budget)
     if args.settle_check and args.steps is not None and 2 * args.steps > MAX_STEPS:
         raise ValueError(f"--settle-check retrains at 2x --steps, more than {MAX_STEPS:,}")

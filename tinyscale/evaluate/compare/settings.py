@@ -148,15 +148,19 @@ def default_settings(
     ratios: str | Sequence[float] = DEFAULT_RATIOS,
     strategies: str | Sequence[str] = DEFAULT_STRATEGIES,
     seeds: int = 3,
+    first_seed: int = 0,
     steps: int | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
     budget: str = "macs",
 ) -> CompareSettings:
-    """Settings for a study: seeds 0..seeds-1; steps and batch size default from the study;
-    ``ratios`` are the targets in ``budget``'s units (ratios c, or ms under ``latency``)."""
+    """Settings for a study: seeds first_seed..first_seed+seeds-1; steps and batch size default
+    from the study; ``ratios`` are the targets in ``budget``'s units (ratios c, or ms under
+    ``latency``)."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"the number of seeds must be a positive integer, got {seeds!r}")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
+        raise ValueError(f"the first seed must be a non-negative integer, got {first_seed!r}")
     from tinyscale.study.store import Study
 
     with Study.open(study_dir) as study:
@@ -164,7 +168,7 @@ def default_settings(
     return CompareSettings(
         ratios=parse_ratios(ratios, budget),
         strategies=parse_strategies(strategies),
-        seeds=tuple(range(seeds)),
+        seeds=tuple(range(first_seed, first_seed + seeds)),
         steps=default_steps(config, top_rung) if steps is None else steps,
         batch_size=config.batch_size if batch_size is None else batch_size,
         threads=threads,
