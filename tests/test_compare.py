@@ -827,6 +827,34 @@ def test_cli_runs_without_a_fit_when_gp_is_left_out(unfitted_study, tmp_path, ca
         assert len(store.cells()) == 2
 
 
+
+def test_first_seed_trains_the_seeds_from_it_as_a_run_of_more_seeds_trains_them(unfitted_study, tmp_path, capsys):
+    """--first-seed K: seeds K..K+N-1 (a replication on fresh seeds); seed K's cell is the one a
+    run of K+1 seeds trains for K, bit for bit, and the store keeps both calls' seeds."""
+    from_one, all_two = tmp_path / "from-one", tmp_path / "all-two"
+    shutil.copytree(unfitted_study, from_one)
+    shutil.copytree(unfitted_study, all_two)
+    common = ["--ratios", "0.25", "--strategies", "width", "--steps", "4", "--threads", "1", "--workers", "1",
+              "--no-progress", "--json"]
+    assert main(["compare", str(from_one), "--seeds", "1", "--first-seed", "1", *common]) == 0
+    capsys.readouterr()
+    with CompareStore.open(from_one) as store:
+        assert [cell.seed for cell in store.cells().values()] == [1]
+    assert main(["compare", str(all_two), "--seeds", "2", *common]) == 0
+    capsys.readouterr()
+    with CompareStore.open(from_one) as one, CompareStore.open(all_two) as two:
+        (cell,) = one.cells().values()
+        twin = two.cells()[cell.key]
+        assert cell.seed == 1 and (cell.state, cell.accuracy, cell.loss) == (twin.state, twin.accuracy, twin.loss)
+        assert {c.seed for c in two.cells().values()} == {0, 1}
+    # A second call from seed 0 adds seed 0 beside seed 1.
+    assert main(["compare", str(from_one), "--seeds", "1", *common]) == 0
+    capsys.readouterr()
+    with CompareStore.open(from_one) as store:
+        assert sorted(cell.seed for cell in store.cells().values()) == [0, 1]
+    assert main(["compare", str(from_one), "--first-seed", "-1", *common]) == 2
+    assert "--first-seed must be from 0" in capsys.readouterr().err
+
 # ------------------------------------------------------------------------ matched latency
 
 

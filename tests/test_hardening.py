@@ -508,6 +508,7 @@ OPTIONS = [
     (["compare", "{trials}"], "--batch-size", INT_JUNK + POSITIVE + ["1"]),
     (["compare", "{trials}"], "--threads", INT_JUNK + POSITIVE + ["100000"]),
     (["compare", "{trials}"], "--seeds", INT_JUNK + POSITIVE),
+    (["compare", "{trials}"], "--first-seed", INT_JUNK + ["-1", "2147483647"]),
     (["compare", "{trials}"], "--workers", INT_JUNK + POSITIVE + ["100000"]),
     (["fidelity", "{trials}"], "--recipes", INT_JUNK + POSITIVE),
     (["fidelity", "{trials}"], "--factor", FLOAT_JUNK),

@@ -251,6 +251,7 @@ LATENCY = ["latency", "--r", "1", "--w", "1", "--d", "1", "--base-resolution", "
     (["latency-table", "--out", "{tmp}/t.json", "--part-repeats", "100000000000"], ("part repeats", "100,000")),
     (["latency-table", "--out", "{tmp}/t.json", "--batch", "100000000"], ("batch", "4,096")),
     (["compare", "{study}", "--seeds", "100000000"], ("--seeds", "100")),
+    (["compare", "{study}", "--first-seed", "2147483647"], ("--first-seed", "2,147,483,645")),
     (["compare", "{study}", "--steps", "1000000000000"], ("--steps", "10,000,000")),
     (["study", "--data", "generated", "--out", "{tmp}/s", "--trials", "1000000000"], ("--trials", "100,000")),
     (["study", "--data", "generated", "--out", "{tmp}/s", "--trials", "1", "--steps", "1000000000000"],
