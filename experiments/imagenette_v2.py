@@ -86,7 +86,7 @@ def save(out: Path, saved: Path = SAVED) -> int:
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out)
         if not path.is_file() or any(part in NOT_SAVED for part in rel.parts) or path.name.endswith(
-                ("-wal", "-shm", "-journal", ".lock")):
+                ("-wal", "-shm", "-journal", ".lock", ".html", ".png")):  # plots: megabytes, redrawn from the store
             continue
         target = saved / rel
         target.parent.mkdir(parents=True, exist_ok=True)
