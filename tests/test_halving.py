@@ -146,6 +146,19 @@ def test_a_halving_study_promotes_a_third_per_rung_with_paired_seeds(tmp_path):
         assert study.fit_rung() == max(k for k in range(3) if counts[k] >= 5)  # no settling with this bias
 
 
+def test_the_bar_gives_each_rungs_best_accuracy(tmp_path, capsys):
+    """A study in rungs shows, beside each rung's count, each rung's best accuracy: rung 0's
+    alone stood still at the brief runs' level while the runs the fit reads climbed."""
+    with run_study(tmp_path / "s", CFG, trials=12, executor=SyntheticExecutor(), progress=True) as study:
+        runs = [t for t in study.runs("completed")]
+    err = capsys.readouterr().err
+    best = {k: max(t.accuracy for t in runs if t.rung == k) for k in {t.rung for t in runs}}
+    counts = {k: sum(t.rung == k for t in runs) for k in best}
+    assert set(best) == {0, 1, 2}
+    assert (f"rungs {counts[0]}/{counts[1]}/{counts[2]}, best acc "
+            f"{best[0]:.3f}/{best[1]:.3f}/{best[2]:.3f} by rung, failed 0") in err
+
+
 def test_a_uniform_study_is_unchanged_by_the_schedule(tmp_path):
     uniform = replace(CFG, schedule="uniform")
     with run_study(tmp_path / "u", uniform, trials=6, executor=SyntheticExecutor(), progress=False) as study:

@@ -359,13 +359,19 @@ def _check_trainer(study: Study, plan: StudyPlan) -> None:
 
 
 def _postfix(study: Study) -> str:
+    """The bar's words: the best accuracy so far and the failures; a study in rungs counts each
+    rung's completed runs and gives each rung's best (rung 0's alone would stand still at its
+    brief runs' level while the longer rungs, the ones the fit reads, climb past it)."""
     p = study.progress()
-    best = "-" if p.best_accuracy is None else f"{p.best_accuracy:.3f}"
-    text = f"best acc {best}, failed {p.counts.get('failed', 0)}"
-    if study.config.schedule == "halving":
-        rungs = study.rung_summary()
-        text = f"rungs {'/'.join(str(r.completed) for r in rungs)}, " + text
-    return text
+    failed = f"failed {p.counts.get('failed', 0)}"
+    if study.config.schedule != "halving":
+        return f"best acc {'-' if p.best_accuracy is None else f'{p.best_accuracy:.3f}'}, {failed}"
+    best: dict[int, float] = {}
+    for run in study.rung_results():
+        best[run.rung] = max(best.get(run.rung, run.accuracy), run.accuracy)
+    rungs = study.rung_summary()
+    bests = "/".join(f"{best[r.rung]:.3f}" if r.rung in best else "-" for r in rungs)
+    return f"rungs {'/'.join(str(r.completed) for r in rungs)}, best acc {bests} by rung, {failed}"
 
 
 def _promotions(study: Study, log, said: list[str]) -> list[Promotion]:
