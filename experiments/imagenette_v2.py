@@ -51,6 +51,17 @@ stage first restores OUT from there when OUT lacks it. The compare saves after e
     .venv/bin/python experiments/imagenette_v2.py settle
     .venv/bin/python experiments/imagenette_v2.py report
     .venv/bin/python experiments/imagenette_v2.py save        # then commit experiments/results/
+
+In a new checkout (a new session), from a snapshot of the committed tree so that later edits of
+the working tree cannot change cells in flight, both cores, detached:
+
+    rm -rf /work/snap && mkdir -p /work/snap && git archive HEAD | tar -x -C /work/snap
+    ln -s "$PWD/.venv" /work/snap/.venv && mkdir -p runs/imagenette-v2
+    (cd /work/snap && TINYSCALE_IMAGENETTE=/work/shared/data/imagenette-128 setsid nohup .venv/bin/python \
+        experiments/imagenette_v2.py compare --out "$OLDPWD/runs/imagenette-v2" \
+        --saved "$OLDPWD/experiments/results/imagenette-v2" >> "$OLDPWD/runs/imagenette-v2/compare.log" 2>&1 &)
+
+(--saved: the checkout's results folder, not the snapshot's, is restored from and saved to.)
 """
 
 from __future__ import annotations
@@ -115,14 +126,15 @@ def main(argv=None) -> int:
     ap.add_argument("stage", choices=("study", "fit", "compare", "settle", "report", "save"))
     ap.add_argument("arm", nargs="?", choices=ARMS)
     ap.add_argument("--out", default="runs/imagenette-v2")
+    ap.add_argument("--saved", default=str(SAVED), help="where the stores are saved to and restored from")
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out, saved = Path(args.out), Path(args.saved)
     if args.stage == "save":
-        print(f"saved {save(out)} files to {SAVED}")
+        print(f"saved {save(out, saved)} files to {saved}")
         return 0
     if not os.environ.get("TINYSCALE_IMAGENETTE"):
         raise SystemExit("set TINYSCALE_IMAGENETTE to the Imagenette folder (see the docstring)")
-    restore(out)
+    restore(out, saved)
     if args.stage == "study":
         from tinyscale.study.driver import run_study
         from tinyscale.study.executors import make_executor
@@ -149,12 +161,12 @@ def main(argv=None) -> int:
                       "--first-seed", str(FIRST_SEED), "--workers", "2")
             for arm, strategies in (("H", "gp,efficientnet"), ("U", "gp"), ("H", RULES)):
                 print(tinyscale("compare", str(out / arm), "--strategies", strategies, *common))
-                save(out)
+                save(out, saved)
     elif args.stage == "settle":
         print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS, "--steps",
                         str(COMPARE_STEPS), "--seeds", str(SEEDS), "--first-seed", str(FIRST_SEED),
                         "--workers", "2", "--settle-check"))
-        save(out)
+        save(out, saved)
     else:
         print("H: the halving study fitted with the product's defaults (across every rung); "
               f"seeds {FIRST_SEED}..{FIRST_SEED + SEEDS - 1}")
