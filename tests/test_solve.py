@@ -70,6 +70,31 @@ def test_rounding_never_leaves_the_sampled_range():
         assert a.recipe.r == round(a.recipe.r, 4) and a.recipe.d == round(a.recipe.d, 4)
 
 
+def test_a_mean_past_a_bound_by_less_than_the_rounding_is_the_bound_not_a_clip():
+    """The GP's r mean 1.00003 against r <= 1 gave the note "r=1 from the GP is outside the
+    sampled range [0.35, 1]" (on the demo): at the recipe's 4 decimals it is the bound."""
+    from tinyscale.fit.diagnostics import Band, Prediction
+
+    def with_r_mean(mean: float) -> RecipeSolver:
+        fit = copy.copy(fitted(0))
+        real = fit.predict
+
+        def predict(cs):
+            p = real(cs)
+            return Prediction(p.c, Band(np.full_like(p.r.mean, mean), p.r.lower, p.r.upper), p.d)
+
+        fit.predict = predict
+        fit.config = replace(CONFIG, r_range=(0.35, 1.0))
+        return RecipeSolver(fit)
+
+    a = with_r_mean(1.00003).solve(0.3)
+    assert a.recipe.r == 1.0 and "r" not in a.clipped
+    assert not any(n.kind == NoteKind.CLIPPED and n.text.startswith("r=") for n in a.notes)
+    b = with_r_mean(1.0004).solve(0.3)  # past it by more than the rounding: clipped, said at that precision
+    assert b.recipe.r == 1.0 and "r" in b.clipped
+    assert any(n.kind == NoteKind.CLIPPED and n.text.startswith("r=1.0004 from the GP") for n in b.notes)
+
+
 def test_extrapolation_and_clamping_are_flagged(solver):
     lo, hi = solver.fit.c_range
     assert not solver.solve(float(np.sqrt(lo * hi))).extrapolated

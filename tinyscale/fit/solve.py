@@ -210,10 +210,12 @@ class RecipeSolver:
         values = {}
         for name, mean, (lo, hi) in (("r", r_mean, cfg.r_range), ("d", d_mean, cfg.d_range)):
             value = min(max(mean, lo), hi)
-            if value != mean:
+            # Past a bound by less than the recipe's rounding (a mean of 1.00003 against r <= 1) is
+            # the bound itself, not a clip: the note said "r=1 ... is outside [0.35, 1]".
+            if not lo <= round(mean, DECIMALS) <= hi:
                 clipped.append(name)
-                notes.append(Note(NoteKind.CLIPPED, f"{name}={mean:.4g} from the GP is outside the sampled range "
-                                                    f"[{lo:g}, {hi:g}]; clipped"))
+                notes.append(Note(NoteKind.CLIPPED, f"{name}={mean:.{DECIMALS}f} from the GP is outside the sampled "
+                                                    f"range [{lo:g}, {hi:g}]; clipped"))
             values[name] = _round_within(value, lo, hi)
         bands = {"r": (float(pred.r.lower[0]), float(pred.r.upper[0])),
                  "d": (float(pred.d.lower[0]), float(pred.d.upper[0]))}
