@@ -129,7 +129,7 @@ def main() -> None:
                      hide_index=True)
     with tabs["Fit diagnostics"]:
         if source is not None:
-            from tinyscale.fit.gp import format_fit
+            from tinyscale.fit.report import format_fit
 
             st.code(format_fit(source.solver.fit), language=None)
 

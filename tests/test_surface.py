@@ -13,7 +13,8 @@ import pytest
 
 from _fit_fixtures import CONFIG, make_trial, synthetic_trials, write_study
 from tinyscale.space.cost import macs, ratio
-from tinyscale.fit.gp import FIT_FILE, ScalingFit, check_pareto_k, default_pareto_k, fit_scaling, format_fit
+from tinyscale.fit.gp import FIT_FILE, ScalingFit, check_pareto_k, default_pareto_k, fit_scaling
+from tinyscale.fit.report import format_fit
 from tinyscale.study.samplers.base import sample_recipes
 from tinyscale.fit.solve import RecipeSolver
 

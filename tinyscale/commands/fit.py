@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.assistant.answers import ridge_rung
     from tinyscale.evaluate.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
                                              noise_for_fit, stored_dict)
-    from tinyscale.fit.gp import fit_scaling, format_fit
+    from tinyscale.fit.gp import fit_scaling
+    from tinyscale.fit.report import format_fit
     from tinyscale.storage import FIT_FILE, finite_json
     from tinyscale.study.store import Study
 
