@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         if args.latency_ms is not None or table_path is not None:
             raise ValueError("--latency-ms and --latency-table go with --budget latency")
         targets = args.ratios if args.ratios is not None else DEFAULT_RATIOS
-    settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies,
-                                seeds=args.seeds, first_seed=args.first_seed, steps=args.steps, batch_size=args.batch_size,
+    settings = default_settings(args.study_dir, ratios=targets, strategies=args.strategies, seeds=args.seeds,
+                                first_seed=args.first_seed, steps=args.steps, batch_size=args.batch_size,
                                 threads=args.threads, budget=budget)
     if args.settle_check and args.steps is not None and 2 * args.steps > MAX_STEPS:
         raise ValueError(f"--settle-check retrains at 2x --steps, more than {MAX_STEPS:,}")

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.commands.app import check_app, launch
     from tinyscale.evaluate.fidelity import noise_for_fit
     from tinyscale.fit.gp import fit_scaling
-    from tinyscale.fit.report import format_fit
     from tinyscale.fit.multifidelity import default_rungs, runs_read
+    from tinyscale.fit.report import format_fit
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.study.driver import run_study
     from tinyscale.study.executors import make_executor
