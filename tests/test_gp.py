@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from _fit_fixtures import CONFIG, d_true, fitted, make_trial, r_true
-from tinyscale.fit.gp import ScalingFit, fit_scaling, format_fit
+from tinyscale.fit.gp import ScalingFit, fit_scaling
+from tinyscale.fit.report import format_fit
 from tinyscale.fit.gpmodels import loo_predictions
 
 

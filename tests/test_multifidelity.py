@@ -14,7 +14,8 @@ import pytest
 from _synthetic_halving import CFG, S0, SyntheticExecutor, observed, true_shape
 
 from tinyscale.cli import main
-from tinyscale.fit.gp import ScalingFit, fit_scaling, format_fit
+from tinyscale.fit.gp import ScalingFit, fit_scaling
+from tinyscale.fit.report import format_fit
 from tinyscale.fit.gpmodels import expected_jitter, state_json
 from tinyscale.fit.multifidelity import MultiFidelitySurface, RunFidelity
 from tinyscale.fit.surface import AccuracySurface
