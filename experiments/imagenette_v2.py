@@ -70,11 +70,12 @@ import argparse
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from active_compare import tinyscale
 from imagenette_halving import COMPARE_STEPS, RATIOS, RULES, config as first_run_config, report
 
 STUDY_SEED = 1
@@ -84,6 +85,15 @@ STEP_BUDGET = 27_000
 ARMS = ("U", "H")
 SAVED = Path(__file__).resolve().parent / "results" / "imagenette-v2"
 NOT_SAVED = ("checkpoints", "progress")  # large, and only a run in flight needs them
+
+
+def tinyscale(*args: str) -> str:
+    """The CLI, its stdout returned; its stderr (the progress bar, every 60 s into a log, with
+    the runs in flight) passed through, so a compare call of hours is seen moving in the log."""
+    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise SystemExit(f"tinyscale {' '.join(args)} failed (exit {done.returncode}); its error is above")
+    return done.stdout
 
 
 def config(arm: str):
