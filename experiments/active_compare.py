@@ -62,10 +62,13 @@ def prepare(src: Path, dst: Path, trials: int) -> None:
     part.rename(dst / "trials.sqlite")
 
 
-def tinyscale(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], capture_output=True, text=True)
+def tinyscale(*args: str, progress: bool = False) -> str:
+    """The CLI, its stdout returned. ``progress``: its stderr (the progress bar, every 60 s into
+    a log, with the runs in flight) passes through, so a call of hours is seen moving."""
+    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], stdout=subprocess.PIPE,
+                          stderr=None if progress else subprocess.PIPE, text=True)
     if done.returncode:
-        raise SystemExit(f"tinyscale {' '.join(args)} failed:\n{done.stderr}")
+        raise SystemExit(f"tinyscale {' '.join(args)} failed:\n{done.stderr or '(its error is above)'}")
     return done.stdout
 
 

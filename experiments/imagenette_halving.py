@@ -88,6 +88,27 @@ def config(arm: str):
     return StudyConfig(steps=100, schedule="halving", eta=3, rungs=2, **common)
 
 
+def run_arm(out: Path, arm: str | None, config_of, **budget) -> None:
+    """Run (or resume) one arm's study in OUT/arm on one single-threaded worker, with
+    ``budget`` (run_study's budget_minutes or budget_steps), and say what it trained."""
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.executors import make_executor
+
+    if arm is None:
+        raise SystemExit("study needs the arm: U or H")
+    directory = out / arm
+    resume = (directory / "config.json").exists()
+    executor = make_executor("local", 1, threads=1)
+    try:
+        study = run_study(directory, config_of(arm), resume=resume, executor=executor, **budget)
+    finally:
+        executor.close()
+    with study:
+        p = study.progress()
+        print(f"{arm}: {p.counts['completed']} trials completed, {p.counts['failed']} failed, "
+              f"{p.elapsed_seconds / 60:.1f} min of study time")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=("study", "fit", "compare", "settle", "report"))
@@ -98,22 +119,7 @@ def main(argv=None) -> int:
         raise SystemExit("set TINYSCALE_IMAGENETTE to the Imagenette folder (see the docstring)")
     out = Path(args.out)
     if args.stage == "study":
-        from tinyscale.study.driver import run_study
-        from tinyscale.study.executors import make_executor
-
-        if args.arm is None:
-            raise SystemExit("study needs the arm: U or H")
-        directory = out / args.arm
-        resume = (directory / "config.json").exists()
-        executor = make_executor("local", 1, threads=1)
-        try:
-            study = run_study(directory, config(args.arm), budget_minutes=MINUTES, resume=resume, executor=executor)
-        finally:
-            executor.close()
-        with study:
-            p = study.progress()
-            print(f"{args.arm}: {p.counts['completed']} trials completed, {p.counts['failed']} failed, "
-                  f"{p.elapsed_seconds / 60:.1f} min of study time")
+        run_arm(out, args.arm, config, budget_minutes=MINUTES)
     elif args.stage == "fit":
         # The protocol's fit (fixed before the first run) is the surface on the fit rung alone;
         # reading every rung became the default for halving studies later (issue 25 item 3).

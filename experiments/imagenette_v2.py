@@ -70,13 +70,13 @@ import argparse
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from imagenette_halving import COMPARE_STEPS, RATIOS, RULES, config as first_run_config, report
+from active_compare import tinyscale
+from imagenette_halving import COMPARE_STEPS, RATIOS, RULES, report, run_arm
+from imagenette_halving import config as first_run_config
 
 STUDY_SEED = 1
 FIRST_SEED = 3
@@ -85,15 +85,6 @@ STEP_BUDGET = 27_000
 ARMS = ("U", "H")
 SAVED = Path(__file__).resolve().parent / "results" / "imagenette-v2"
 NOT_SAVED = ("checkpoints", "progress")  # large, and only a run in flight needs them
-
-
-def tinyscale(*args: str) -> str:
-    """The CLI, its stdout returned; its stderr (the progress bar, every 60 s into a log, with
-    the runs in flight) passed through, so a compare call of hours is seen moving in the log."""
-    done = subprocess.run([sys.executable, "-m", "tinyscale.cli", *args], stdout=subprocess.PIPE, text=True)
-    if done.returncode:
-        raise SystemExit(f"tinyscale {' '.join(args)} failed (exit {done.returncode}); its error is above")
-    return done.stdout
 
 
 def config(arm: str):
@@ -146,22 +137,7 @@ def main(argv=None) -> int:
         raise SystemExit("set TINYSCALE_IMAGENETTE to the Imagenette folder (see the docstring)")
     restore(out, saved)
     if args.stage == "study":
-        from tinyscale.study.driver import run_study
-        from tinyscale.study.executors import make_executor
-
-        if args.arm is None:
-            raise SystemExit("study needs the arm: U or H")
-        directory = out / args.arm
-        resume = (directory / "config.json").exists()
-        executor = make_executor("local", 1, threads=1)
-        try:
-            study = run_study(directory, config(args.arm), budget_steps=STEP_BUDGET, resume=resume, executor=executor)
-        finally:
-            executor.close()
-        with study:
-            p = study.progress()
-            print(f"{args.arm}: {p.counts['completed']} trials completed, {p.counts['failed']} failed, "
-                  f"{p.elapsed_seconds / 60:.1f} min of study time")
+        run_arm(out, args.arm, config, budget_steps=STEP_BUDGET)
     elif args.stage == "fit":
         for arm in ARMS:  # the product's defaults (the halving study: the surface across every rung)
             print(tinyscale("fit", str(out / arm)))
@@ -170,12 +146,12 @@ def main(argv=None) -> int:
             common = ("--ratios", RATIOS, "--steps", str(COMPARE_STEPS), "--seeds", str(seeds),
                       "--first-seed", str(FIRST_SEED), "--workers", "2")
             for arm, strategies in (("H", "gp,efficientnet"), ("U", "gp"), ("H", RULES)):
-                print(tinyscale("compare", str(out / arm), "--strategies", strategies, *common))
+                print(tinyscale("compare", str(out / arm), "--strategies", strategies, *common, progress=True))
                 save(out, saved)
     elif args.stage == "settle":
         print(tinyscale("compare", str(out / "H"), "--strategies", RULES, "--ratios", RATIOS, "--steps",
                         str(COMPARE_STEPS), "--seeds", str(SEEDS), "--first-seed", str(FIRST_SEED),
-                        "--workers", "2", "--settle-check"))
+                        "--workers", "2", "--settle-check", progress=True))
         save(out, saved)
     else:
         print("H: the halving study fitted with the product's defaults (across every rung); "
