@@ -120,13 +120,11 @@ def test_a_budget_in_minutes_chooses_the_rungs_from_the_first_runs_measured_cost
 
 def test_rungs_auto_on_the_command_line_and_its_errors(tmp_path, capsys):
     from tinyscale.cli import main
-    from tinyscale.commands.study import config_from_args
+    from tinyscale.commands.study import CONFIG_OPTIONS, config_from_args
     import argparse
 
-    args = argparse.Namespace(**{k: None for k in ("data", "window", "r_range", "d_range", "sampling", "sampler",
-                                                   "init_trials", "steps", "batch_size", "base_resolution", "rules",
-                                                   "num_classes", "train_size", "val_size", "seed", "eta")},
-                              schedule="halving", rungs=None, precision=None)
+    args = argparse.Namespace(**{k: None for k in CONFIG_OPTIONS}, precision=None)
+    args.schedule = "halving"
     args.data, args.num_classes = "generated", 10
     assert config_from_args(args).rungs is None  # a new study in rungs: auto
     args.rungs = 3

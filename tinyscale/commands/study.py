@@ -61,6 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "the Imagenette proof measured) or continues from its shorter run's checkpoint (warm-up, "
                             "constant lr, then decay over the last 20 %%: the steps before the decay are not "
                             "trained again, 0.8x the step-units at eta 3)")
+    space.add_argument("--promotion", help="with several workers, when the next run is decided: async (as runs "
+                                           "finish, default: workers never wait, but the study depends on which "
+                                           "run finishes first) or ordered (on a clock of step-units: the same "
+                                           "seed and --workers give the same study; a worker may wait)")
     space.add_argument("--batch-size", type=int, help="training batch size")
     space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
     space.add_argument("--rules", choices=RULE_SETS, help="rounding rule set (default tinynet)")
@@ -90,7 +94,7 @@ PROMOTE_SCHEDULES = {"retrain": "cosine", "continue": "wsd"}
 # StudyConfig fields settable from the command line (argparse dest == field name).
 CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "sampler", "init_trials", "steps",
                   "batch_size", "base_resolution", "rules", "num_classes", "train_size", "val_size", "seed",
-                  "schedule", "eta", "rungs")
+                  "schedule", "eta", "rungs", "promotion")
 
 
 def config_from_args(args: argparse.Namespace, stored=None):

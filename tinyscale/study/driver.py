@@ -17,6 +17,7 @@ from tinyscale.limits import MAX_TRIALS
 from tinyscale.storage import CHECKPOINT_DIR, PROGRESS_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
 from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs,
                                      promotions, rung_steps, settled_rung)
+from tinyscale.study.ordering import CLOCK_EXPONENT, CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
@@ -190,6 +191,9 @@ def run_study(
         study.start_trial(trial.number, trial.recipe, seed, retry_failed=retry_failed, rung=rung,
                           device=train.device, precision=train.precision)
         in_flight.add((trial.number, rung))
+        if clock is not None and not clock.knows((trial.number, rung)):  # a run retrained keeps its clock time
+            clock.dispatch((trial.number, rung))
+            study.set_meta(CLOCK_META, clock.to_dict())
         top = config.rungs if config.rungs is not None else study.get_meta(CHOSEN_RUNGS, MAX_RUNGS)
         return Job((trial.number, rung), trial.recipe, seed, train,
                    resume_from=str(trunk_path(directory, trial.number, rung - 1)) if continuing and rung else None,
@@ -199,25 +203,51 @@ def run_study(
     def next_trials(free: int, log) -> list[Job]:
         """Up to ``free`` runs to train now: first those a previous run proposed or started but
         did not finish (trained as stored), then promotions (halving schedule), then new
-        proposals, stored before they train."""
+        proposals, stored before they train. An ordered study takes its decisions one at a
+        time on its step clock (`tinyscale.study.ordering`), each reading what has finished
+        there, and takes none while one of those runs is still training."""
         if budget is not None and elapsed() >= budget * 60 * until:
             return []
         if halving and config.rungs is None and study.get_meta(CHOSEN_RUNGS) is None:
             _choose_rungs(study, target, budget, step_budget, slots, log, cost_steps)
-        left = step_units_left()
-        trials = study.trials()
         # Runs that finished in this run are not retried again (a retried run that fails again
         # stays failed).
         todo = [(t, t.rung) for t in study.runs() if t.state in retrain and (t.number, t.rung) not in in_flight
                 and (t.number, t.rung) not in ended and (stop_target is None or t.number < stop_target)][:free]
-        if halving and len(todo) < free:
-            todo += [(study.trial(p.number), p.rung) for p in _promotions(study, log, said)][:free - len(todo)]
-        affordable = []
-        for trial, rung in todo:  # in priority order, while the step budget lasts
+        if clock is None:
+            return [job(trial, rung) for trial, rung in decide(free, todo, step_units_left(), log)]
+        jobs = [job(trial, rung) for trial, rung in affordable(todo, step_units_left())[0]]
+        while len(jobs) < free:
+            seen = clock.due()
+            finished = {(t.number, t.rung) for t in study.runs() if t.state in ("completed", "failed")} - in_flight
+            if unfinished(seen, finished):
+                break  # the decision reads a run still training: this worker waits for it
+            chosen = decide(1, [], step_units_left(), log, seen)
+            if chosen:
+                jobs.append(job(*chosen[0]))
+            elif clock.wait():
+                study.set_meta(CLOCK_META, clock.to_dict())
+            else:
+                break
+        return jobs
+
+    def affordable(todo: list, left: float) -> tuple[list, float]:
+        """The runs of ``todo`` the step budget pays for, in priority order, and what is left."""
+        paid = []
+        for trial, rung in todo:
             if cost_steps(rung) <= left:
-                affordable.append((trial, rung))
+                paid.append((trial, rung))
                 left -= cost_steps(rung)
-        todo = affordable
+        return paid, left
+
+    def decide(free: int, todo: list, left: float, log, seen: set | None = None) -> list:
+        """``todo`` (runs to train again), then promotions, then new proposals, up to ``free``
+        and what the step budget allows. ``seen``: the runs the decision may read (an ordered
+        study's step clock; None: every run)."""
+        trials = study.trials()
+        if halving and len(todo) < free:
+            todo += [(study.trial(p.number), p.rung) for p in _promotions(study, log, said, seen)][:free - len(todo)]
+        todo, left = affordable(todo, left)
         if left < math.inf:  # new recipes train at rung 0: as many as the step budget still allows
             free = min(free, len(todo) + int(left // config.steps))
         if len(todo) < free and study.stop_reason is None:
@@ -229,7 +259,9 @@ def run_study(
                     numbers.append(number)
                 number += 1
             if numbers:
-                batch = sampler.propose(trials, numbers, log=log)
+                shown = trials if seen is None else [t if (t.number, 0) in seen else replace(t, state="running")
+                                                     for t in trials]  # what the clock has not finished is in flight
+                batch = sampler.propose(shown, numbers, log=log)
                 study.add_proposals(batch.proposals)
                 if batch.note:
                     log(batch.note)
@@ -237,7 +269,25 @@ def run_study(
                     study.stop_reason = batch.stop_reason
                     log(f"study: stopping early: {batch.stop_reason}")
                 todo += [(study.trial(p.number), 0) for p in batch.proposals]
-        return [job(trial, rung) for trial, rung in todo]
+        return todo
+
+    ratios: dict[int, float] = {}  # the recipes' FLOPs ratios, what a run's clock time needs
+
+    def clock_cost(key: tuple[int, int]) -> float:
+        number, rung = key
+        if number not in ratios:
+            ratios.update((t.number, t.ratio) for t in study.trials())
+        if number not in ratios:
+            raise ValueError(f"the study's {CLOCK_META} names trial {number}, which the study does not hold")
+        return cost_steps(rung) * ratios[number] ** CLOCK_EXPONENT
+
+    try:  # an ordered study's clock, replayed from its stored events
+        stored_clock = study.get_meta(CLOCK_META) if config.promotion == "ordered" else None
+        clock = None if config.promotion != "ordered" else (
+            StepClock(slots, clock_cost) if stored_clock is None else StepClock.from_dict(stored_clock, clock_cost))
+    except BaseException:
+        study.close()
+        raise
 
     def record(job: Job, run: RunResult) -> str:
         number, rung = job.key
@@ -374,10 +424,11 @@ def _postfix(study: Study) -> str:
     return f"rungs {'/'.join(str(r.completed) for r in rungs)}, best acc {bests} by rung, {failed}"
 
 
-def _promotions(study: Study, log, said: list[str]) -> list[Promotion]:
-    """The promotions due now; logs the stop rule's verdict when it changes."""
+def _promotions(study: Study, log, said: list[str], seen: set | None = None) -> list[Promotion]:
+    """The promotions due now, reading the completed runs in ``seen`` (None: all); logs the stop
+    rule's verdict when it changes."""
     c = study.config
-    results = study.rung_results()
+    results = [r for r in study.rung_results() if seen is None or (r.number, r.rung) in seen]
     started: dict[int, set[int]] = {}
     for t in study.rung_runs():
         started.setdefault(t.rung, set()).add(t.number)

@@ -16,6 +16,7 @@ from pathlib import Path
 from tinyscale.limits import MAX_BATCH, MAX_STEPS, check_count, check_number
 from tinyscale.study.executors import DataSpec, worker_data
 from tinyscale.study.halving import check_schedule
+from tinyscale.study.ordering import check_promotion
 from tinyscale.study.trial import StudyConfig
 from tinyscale.train.config import TrainConfig, comparable_settings, setting_changes
 
@@ -43,8 +44,13 @@ def demo_config() -> StudyConfig:
     (experiments/demo_halving.py, protocol fixed before its runs): recipes +0.71 +- 0.07 points
     better over c = 1/2..1/16 on three paired seeds of 4,824-step training; the rule fixed
     beforehand switched the demo when the margin was >= 0 and the whole demo stayed <= 10 min.
+
+    Promotions are ordered (`tinyscale.study.ordering`): decided as runs finish, the demo's
+    recipes changed with the machine's load (two runs put the ridge at 1/8 at r 1, d 0.35 and
+    at r 0.70, d 0.92); on its clock the same worker count gives the same study, for about 1.06x
+    the time on 2 workers (benchmarks/bench_ordered.py).
     """
-    return replace(uniform_demo_config(), schedule="halving", steps=134, eta=3, rungs=2)
+    return replace(uniform_demo_config(), schedule="halving", steps=134, eta=3, rungs=2, promotion="ordered")
 
 
 def uniform_demo_config() -> StudyConfig:
@@ -90,6 +96,7 @@ def check_config_numbers(config: StudyConfig) -> None:
     if not isinstance(config.extra, dict):
         raise ValueError(f"extra must be an object of trainer settings, got {config.extra!r}")
     check_schedule(config.schedule, config.eta, config.rungs, config.steps, MAX_STEPS)
+    check_promotion(config.promotion)
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -148,6 +155,7 @@ class StudyPlan:
             if isinstance(value, (int, float)) and value > limit:  # a config from elsewhere sizes every trial
                 raise ValueError(f"{name} must be at most {limit:,}, got {value:,}")
         check_schedule(config.schedule, config.eta, config.rungs, config.steps, MAX_STEPS)
+        check_promotion(config.promotion)
         if space:
             from tinyscale.study.samplers.base import check_space
 

@@ -66,6 +66,10 @@ class StudyConfig:
     schedule: str = "uniform"
     eta: int = 3
     rungs: int = 2
+    # When several workers decide what trains next: "async" as runs finish (workers never wait;
+    # the study depends on which run finishes first) or "ordered" on a clock of step-units (the
+    # same study however fast each run is; tinyscale.study.ordering).
+    promotion: str = "async"
 
     def __post_init__(self) -> None:
         check_seed(self.seed)  # before anything seeds a generator with it

@@ -1,0 +1,144 @@
+"""Ordered promotion (tinyscale.study.ordering): a study with several workers that decides on
+its step clock makes the same study however fast each run is, and resumes to it after a kill;
+the default (async) study does not, which is why the option exists."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from tinyscale.study.driver import run_study
+from tinyscale.study.ordering import CLOCK_META, StepClock
+from tinyscale.study.store import Study
+
+from _synthetic_halving import CFG, S0, SyntheticExecutor  # the synthetic truth, shared
+
+BUDGET = 40 * S0 + 12 * 3 * S0 + 4 * 9 * S0  # step-units: enough for every rung to fill
+
+
+class ShuffledExecutor(SyntheticExecutor):
+    """Workers whose runs finish in a seeded random order (a busy machine, unequal runs)."""
+
+    def __init__(self, slots: int, order_seed: int, **kwargs) -> None:
+        super().__init__(slots, **kwargs)
+        self.order = random.Random(order_seed)
+
+    def next_outcome(self):
+        return self.queue.pop(self.order.randrange(len(self.queue)))
+
+
+def _runs(directory) -> list[tuple]:
+    with Study.open(directory) as study:
+        return sorted((t.number, t.rung, t.state, t.accuracy, t.steps) for t in study.runs())
+
+
+def _studies(tmp_path, promotion: str, orders=range(4)) -> list[list[tuple]]:
+    config = replace(CFG, promotion=promotion)
+    out = []
+    for k in orders:
+        run_study(tmp_path / f"{promotion}-{k}", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, k),
+                  progress=False).close()
+        out.append(_runs(tmp_path / f"{promotion}-{k}"))
+    return out
+
+
+def test_an_ordered_study_is_the_same_however_its_runs_finish(tmp_path):
+    ordered = _studies(tmp_path, "ordered")
+    assert all(runs == ordered[0] for runs in ordered)
+    assert {rung for _, rung, *_ in ordered[0]} == {0, 1, 2}  # promotions happened, to the top rung
+    assert sum(steps for *_, steps in ordered[0]) == BUDGET  # and the budget was spent, not waited away
+    # The same order in which a single worker would finish them (first in, first out) too.
+    run_study(tmp_path / "fifo", replace(CFG, promotion="ordered"), budget_steps=BUDGET,
+              executor=SyntheticExecutor(3), progress=False).close()
+    assert _runs(tmp_path / "fifo") == ordered[0]
+    # The default decides as runs finish: the finishing order changes the study.
+    asynchronous = _studies(tmp_path, "async")
+    assert any(runs != asynchronous[0] for runs in asynchronous)
+
+
+@pytest.mark.parametrize("leave_running", [False, True], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_ordered_study_resumes_to_the_same_study(tmp_path, monkeypatch, leave_running):
+    config = replace(CFG, promotion="ordered")
+    run_study(tmp_path / "whole", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, 0), progress=False).close()
+    if leave_running:  # kill -9 releases nothing: the runs in flight stay 'running' on disk
+        monkeypatch.setattr(Study, "release_trials", lambda self, numbers, rung=0: None)
+    with pytest.raises(KeyboardInterrupt):  # mid-study, after promotions have started
+        run_study(tmp_path / "cut", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, 1, crash_at=30),
+                  progress=False)
+    monkeypatch.undo()
+    cut = _runs(tmp_path / "cut")
+    assert any(rung >= 1 for _, rung, *_ in cut) and any(state != "completed" for _, _, state, *_ in cut)
+    # Resumed with another finishing order and fewer workers: the clock keeps its three lanes.
+    run_study(tmp_path / "cut", None, resume=True, executor=ShuffledExecutor(2, 2), progress=False).close()
+    assert _runs(tmp_path / "cut") == _runs(tmp_path / "whole")
+
+
+def test_the_step_clock_against_a_hand_worked_schedule():
+    def cost(key):
+        return {0: 10.0, 1: 30.0, 2: 90.0}[key[1]]
+
+    clock = StepClock(2, cost)
+    clock.dispatch((0, 0))  # lane 0: 0 -> 10
+    clock.dispatch((1, 0))  # lane 1: 0 -> 10
+    assert clock.now == 10 and clock.due() == {(0, 0), (1, 0)}
+    clock.dispatch((0, 1))  # lane 0: 10 -> 40
+    clock.dispatch((2, 0))  # lane 1: 10 -> 20
+    assert clock.now == 20 and clock.due() == {(0, 0), (1, 0), (2, 0)}
+    assert clock.wait()  # nothing to decide at 20: lane 1 waits for (0, 1) at 40
+    assert clock.now == 40 and (0, 1) in clock.due()
+    assert clock.free_at == [40.0, 40.0] and not clock.wait()  # nothing finishes after 40: no wait
+    with pytest.raises(ValueError, match="already on the clock"):
+        clock.dispatch((2, 0))
+    again = StepClock.from_dict(json.loads(json.dumps(clock.to_dict())), cost)
+    assert (again.free_at, again.finish, again.events) == (clock.free_at, clock.finish, clock.events)
+
+
+@pytest.mark.parametrize("stored, words", [
+    ({"lanes": 2, "events": [[0, "x"]]}, "not a \\(trial, rung\\) pair"),
+    ({"lanes": 0, "events": []}, "whole number of lanes"),
+    ({"lanes": 2, "events": [[0, 0], [99, 0]]}, "names trial 99, which the study does not hold"),
+    ([1, 2], "not a clock's record"),
+])
+def test_a_damaged_clock_is_a_one_line_error_that_changes_nothing(tmp_path, stored, words):
+    config = replace(CFG, promotion="ordered")
+    run_study(tmp_path / "s", config, trials=3, executor=SyntheticExecutor(2), progress=False).close()
+    with Study.open(tmp_path / "s") as study:
+        study.set_meta(CLOCK_META, stored)
+    before = _runs(tmp_path / "s")
+    with pytest.raises(ValueError, match=words):
+        run_study(tmp_path / "s", None, trials=6, resume=True, executor=SyntheticExecutor(2), progress=False)
+    assert _runs(tmp_path / "s") == before
+
+
+def test_an_unknown_promotion_is_refused_before_anything_is_made(tmp_path):
+    with pytest.raises(ValueError, match="--promotion must be one of async, ordered, got 'sorted'"):
+        run_study(tmp_path / "s", replace(CFG, promotion="sorted"), trials=3, executor=SyntheticExecutor(),
+                  progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_clock_is_stored_with_the_study(tmp_path):
+    run_study(tmp_path / "s", replace(CFG, promotion="ordered"), trials=4, executor=SyntheticExecutor(2),
+              progress=False).close()
+    stored = dict(sqlite3.connect(tmp_path / "s" / "trials.sqlite").execute("SELECT key, value FROM meta"))
+    clock = json.loads(stored[CLOCK_META])
+    assert clock["lanes"] == 2 and [e for e in clock["events"] if e is not None][:4] == [[0, 0], [1, 0], [2, 0], [3, 0]]
+
+
+def test_promotion_on_the_command_line(tmp_path, capsys):
+    from _cli import cli
+
+    tiny = ["--data", "generated", "--base-resolution", "16", "--r-range", "0.5,1.0", "--steps", "10", "--batch-size",
+            "16", "--train-size", "128", "--val-size", "32", "--workers", "1", "--threads", "1", "--quiet",
+            "--trials", "2"]
+    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "bad", "--promotion", "sorted")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--promotion must be one of async, ordered" in err, err
+    assert not (tmp_path / "bad").exists()
+    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--promotion", "ordered")
+    assert code == 0, err
+    with Study.open(tmp_path / "s") as study:
+        assert study.config.promotion == "ordered" and study.get_meta(CLOCK_META)["lanes"] == 1

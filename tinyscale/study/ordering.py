@@ -1,0 +1,118 @@
+"""Reproducible decisions for a study with several workers (``promotion="ordered"``).
+
+With several workers, a study that decides what to train next as runs finish (ASHA's way, the
+default ``"async"``) depends on which run happens to finish first: the machine's load changes
+which recipes are promoted, and so the study. An ordered study decides on a clock of its own
+instead, the `StepClock`: ``lanes`` imaginary workers on which every run takes the steps it
+trains times c^0.5 (c its FLOPs ratio; `CLOCK_EXPONENT`) of clock time, about what a CPU core
+takes. Each decision is taken at the clock time of the lane that frees first and reads only
+the runs whose clock time has finished by then; when one of those has not really finished
+yet, the real worker waits for it. When nothing can be decided at that
+time (every promotion made, the trial target met), the lane waits on the clock until the next
+run finishes there. The same config, seed and lane count therefore make the same decisions in
+the same order however fast each run really is, and a resumed study replays the clock from its
+stored events (`StepClock.to_dict`) to carry on where it stopped.
+
+The cost of it is waiting: a run that really takes longer than its clock time says (a busy
+core, a device whose step time grows otherwise with c) holds back the decisions that read it.
+benchmarks/bench_ordered.py measures how much.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+PROMOTIONS = ("async", "ordered")
+# A run's clock time: its steps x c ** CLOCK_EXPONENT. On one CPU core a step's time grows about
+# as c^0.5 (fitted on the runs of two studies: c^0.53 on the Imagenette halving study, c^0.41 on a
+# demo study); steps alone made an ordered study wait for the wide runs and cost 1.25x async's time
+# on 2 workers, against 1.02-1.06x (benchmarks/bench_ordered.py, RESULTS "ordered promotion").
+CLOCK_EXPONENT = 0.5
+CLOCK_META = "step_clock"  # the study's meta key holding the clock's events (ordered studies)
+
+RunKey = tuple[int, int]  # (trial number, rung)
+
+
+@dataclass
+class StepClock:
+    """``lanes`` imaginary workers; ``events`` every dispatch ((number, rung)) and wait (None)
+    in order, which is all a resumed study needs to rebuild the clock (``cost`` gives a run's
+    clock time)."""
+
+    lanes: int
+    cost: Callable[[RunKey], float]
+    events: list[RunKey | None] = field(default_factory=list)
+    free_at: list[float] = field(init=False)
+    finish: dict[RunKey, float] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
+            raise ValueError(f"a step clock needs a whole number of lanes >= 1, got {self.lanes!r}")
+        self.free_at = [0.0] * self.lanes
+        events, self.events = list(self.events), []
+        for event in events:
+            if event is None:
+                self.wait()
+            else:
+                self.dispatch(event)
+
+    @property
+    def now(self) -> float:
+        """The clock time of the next decision: when the first lane frees."""
+        return min(self.free_at)
+
+    def due(self) -> set[RunKey]:
+        """The runs a decision taken now may read: those finished on the clock by now."""
+        return {key for key, at in self.finish.items() if at <= self.now}
+
+    def knows(self, key: RunKey) -> bool:
+        return key in self.finish
+
+    def dispatch(self, key: RunKey) -> None:
+        """Start ``key`` on the first free lane (the lowest-numbered among equals)."""
+        if key in self.finish:
+            raise ValueError(f"run {key} is already on the clock")
+        lane = self.free_at.index(self.now)
+        self.free_at[lane] += self.cost(key)
+        self.finish[key] = self.free_at[lane]
+        self.events.append((int(key[0]), int(key[1])))
+
+    def wait(self) -> bool:
+        """Nothing to decide now: the first free lane waits until the next run finishes on the
+        clock. False (and nothing changes) when no run finishes later: nothing will change."""
+        later = [at for at in self.finish.values() if at > self.now]
+        if not later:
+            return False
+        lane = self.free_at.index(self.now)
+        self.free_at[lane] = min(later)
+        self.events.append(None)
+        return True
+
+    def to_dict(self) -> dict:
+        return {"lanes": self.lanes, "events": [None if e is None else list(e) for e in self.events]}
+
+    @classmethod
+    def from_dict(cls, data: object, cost: Callable[[RunKey], float]) -> StepClock:
+        """The clock a study stored (ValueError, in words, when the stored value is damaged)."""
+        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+            raise ValueError(f"the study's {CLOCK_META} is not a clock's record: {data!r:.80}")
+        events: list[RunKey | None] = []
+        for event in data["events"]:
+            if event is not None and not (isinstance(event, list) and len(event) == 2
+                                          and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in event)):
+                raise ValueError(f"the study's {CLOCK_META} holds {event!r}, not a (trial, rung) pair")
+            events.append(None if event is None else (event[0], event[1]))
+        return cls(data.get("lanes"), cost, events)
+
+
+def check_promotion(value: object) -> None:
+    """ValueError (in the command line's words) for a promotion that is not one of `PROMOTIONS`."""
+    if value not in PROMOTIONS:
+        raise ValueError(f"--promotion must be one of {', '.join(PROMOTIONS)}, got {value!r}")
+
+
+def unfinished(due: Iterable[RunKey], finished: set[RunKey]) -> list[RunKey]:
+    """The runs a decision must read (``due``) that have not really finished yet."""
+    return sorted(key for key in due if key not in finished)
