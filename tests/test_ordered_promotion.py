@@ -138,7 +138,33 @@ def test_promotion_on_the_command_line(tmp_path, capsys):
     code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "bad", "--promotion", "sorted")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--promotion must be one of async, ordered" in err, err
     assert not (tmp_path / "bad").exists()
-    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--promotion", "ordered")
+    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--schedule", "halving", "--promotion",
+                       "ordered")
     assert code == 0, err
     with Study.open(tmp_path / "s") as study:
         assert study.config.promotion == "ordered" and study.get_meta(CLOCK_META)["lanes"] == 1
+
+
+def test_a_uniform_study_of_the_stream_keeps_no_clock(tmp_path):
+    """It decides nothing from results (trial k is the stream's k-th recipe), so its workers
+    never wait for one; it is the same study either way."""
+    uniform = replace(CFG, schedule="uniform")
+    for promotion in ("async", "ordered"):
+        run_study(tmp_path / promotion, replace(uniform, promotion=promotion), trials=8,
+                  executor=ShuffledExecutor(3, 0), progress=False).close()
+    with Study.open(tmp_path / "ordered") as study:
+        assert study.get_meta(CLOCK_META) is None
+    assert _runs(tmp_path / "ordered") == _runs(tmp_path / "async")
+
+
+def test_trials_says_how_the_study_promoted(tmp_path, capsys):
+    from _cli import cli
+
+    for promotion, words in (("ordered", "promotion: ordered, on a clock of 2 lanes"),
+                             ("async", "promotion: async, as runs finished")):
+        run_study(tmp_path / promotion, replace(CFG, promotion=promotion), trials=6, executor=SyntheticExecutor(2),
+                  progress=False).close()
+        code, text, err = cli(capsys, "trials", tmp_path / promotion)
+        assert code == 0 and words in text, err
+        code, text, err = cli(capsys, "trials", tmp_path / promotion, "--json")
+        assert json.loads(text)["config"]["promotion"] == promotion

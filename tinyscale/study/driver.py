@@ -281,9 +281,12 @@ def run_study(
             raise ValueError(f"the study's {CLOCK_META} names trial {number}, which the study does not hold")
         return cost_steps(rung) * ratios[number] ** CLOCK_EXPONENT
 
-    try:  # an ordered study's clock, replayed from its stored events
-        stored_clock = study.get_meta(CLOCK_META) if config.promotion == "ordered" else None
-        clock = None if config.promotion != "ordered" else (
+    # An ordered study's clock, replayed from its stored events. A uniform study sampling the
+    # stream reads no result to decide, so it needs none (its workers need not wait).
+    ordered = config.promotion == "ordered" and (halving or config.sampler != "sobol")
+    try:
+        stored_clock = study.get_meta(CLOCK_META) if ordered else None
+        clock = None if not ordered else (
             StepClock(slots, clock_cost) if stored_clock is None else StepClock.from_dict(stored_clock, clock_cost))
     except BaseException:
         study.close()

@@ -107,6 +107,15 @@ class StepClock:
         return cls(data.get("lanes"), cost, events)
 
 
+def describe_promotion(promotion: str, stored_clock: object) -> str:
+    """One line for `trials`: how the study decided its promotions."""
+    if promotion == "ordered":
+        lanes = stored_clock.get("lanes") if isinstance(stored_clock, dict) else None
+        on = f"on a clock of {lanes} lane{'s' if lanes != 1 else ''}" if lanes else "on a clock"
+        return f"promotion: ordered, {on} (the same decisions however fast its runs finished)"
+    return "promotion: async, as runs finished (a rerun on another machine or load may promote others)"
+
+
 def check_promotion(value: object) -> None:
     """ValueError (in the command line's words) for a promotion that is not one of `PROMOTIONS`."""
     if value not in PROMOTIONS:
