@@ -57,6 +57,7 @@ def main() -> None:
     st.title("tinyscale design assistant")
     study_dir = study_dir_from_args()
 
+    from tinyscale.study.ordering import CLOCK_META, describe_promotion
     from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
     if not (study_dir / CONFIG_FILE).exists() and not (study_dir / TRIALS_FILE).exists():
@@ -73,7 +74,8 @@ def main() -> None:
             halving = config.schedule == "halving"
             fit_trials = study.fit_trials()
             runs_done = len(study.runs("completed"))
-            rungs = (study.runs(), study.rung_summary(), study.fit_rung()) if halving else None
+            rungs = (study.runs(), study.rung_summary(), study.fit_rung(),
+                     describe_promotion(config.promotion, study.get_meta(CLOCK_META))) if halving else None
     except ValueError as exc:
         st.error(f"The study cannot be read. {exc}")
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
@@ -110,7 +112,7 @@ def main() -> None:
                      usable_devices)
     trust_panel(study_dir, len(completed), source, None if rungs is None else rungs[1])
     if rungs is not None:
-        rungs_panel(*rungs, None if source is None else source.solver.fit)
+        rungs_panel(*rungs, fit=None if source is None else source.solver.fit)
 
     names = ["Accuracy vs MACs", *(["Accuracy vs latency"] if usable_devices else []), "Compare", "Trials",
              "Fit diagnostics"]

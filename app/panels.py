@@ -185,9 +185,10 @@ def trust_panel(study_dir: Path, n_completed: int, source=None, rungs=None) -> N
         st.caption(f"{t.note}: `{t.command}`")
 
 
-def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
+def rungs_panel(runs, summary, fit_rung: int, promotion: str = "", fit=None) -> None:
     """A halving study's rungs: each one's steps and recipes, how it ranks like the next (the
-    stop rule's rho), and every run with a marker per rung."""
+    stop rule's rho), how its promotions were decided (``promotion``, a line of text), and every
+    run with a marker per rung."""
     from tinyscale.assistant import plots
     from tinyscale.assistant.answers import ridge_rung
     from tinyscale.study.halving import SETTLED_RHO
@@ -199,7 +200,8 @@ def rungs_panel(runs, summary, fit_rung: int, fit=None) -> None:
                f"promoted. Once two rungs rank the promoted recipes alike (Spearman rho >= {SETTLED_RHO} at "
                f"matched cost) the study stops lengthening. The recipe above is fitted "
                + (f"on every rung's runs (rungs {', '.join(map(str, read))}) and read at rung {ridge_rung(fit)}, "
-                  "the longest runs." if across else f"on rung {fit_rung}."))
+                  "the longest runs." if across else f"on rung {fit_rung}.")
+               + (f" {promotion[0].upper()}{promotion[1:]}." if promotion else ""))
     for col, r in zip(st.columns(len(summary)), summary):
         a = r.agreement
         rho = "" if a is None or a.rho is None else f"rho {a.rho:+.2f} with rung {r.rung + 1} ({a.pairs} recipes)" + (

@@ -280,6 +280,7 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
                            default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Rungs: which recipes were trained longer" in [h.value for h in at.subheader]
+    assert "Promotion: async, as runs finished" in " ".join(c.value for c in at.caption)
     # The recipe panel draws (base 16 cannot build TinyNet-E, 7 px: it is left out, not fatal).
     assert not [w.value for w in at.warning if "No recipe curves" in w.value]
     captions = " ".join(c.value for c in at.caption)
