@@ -253,6 +253,8 @@ def test_trials_fit_and_the_app_show_the_rungs(tmp_path, capsys, monkeypatch):
     assert sorted((t["number"], t["rung"], t["accuracy"]) for t in listed["trials"]) == sorted(
         (t.number, t.rung, t.accuracy) for t in runs)
     assert listed["fit_rung"] == fit_rung and [r["completed"] for r in listed["rungs"]] == [r.completed for r in summary]
+    assert [r["best_accuracy"] for r in listed["rungs"]] == [  # each rung's best, from the runs themselves
+        max((t.accuracy for t in runs if t.rung == r.rung), default=None) for r in summary]
     assert main(["trials", str(directory)]) == 0
     text = capsys.readouterr().out
     assert f"rung {fit_rung}: {summary[fit_rung].steps:,} steps" in text

@@ -419,11 +419,8 @@ def _postfix(study: Study) -> str:
     failed = f"failed {p.counts.get('failed', 0)}"
     if study.config.schedule != "halving":
         return f"best acc {'-' if p.best_accuracy is None else f'{p.best_accuracy:.3f}'}, {failed}"
-    best: dict[int, float] = {}
-    for run in study.rung_results():
-        best[run.rung] = max(best.get(run.rung, run.accuracy), run.accuracy)
     rungs = study.rung_summary()
-    bests = "/".join(f"{best[r.rung]:.3f}" if r.rung in best else "-" for r in rungs)
+    bests = "/".join("-" if r.best is None else f"{r.best:.3f}" for r in rungs)
     return f"rungs {'/'.join(str(r.completed) for r in rungs)}, best acc {bests} by rung, {failed}"
 
 

@@ -106,10 +106,11 @@ class RungSummary:
     steps: int
     completed: int
     agreement: RungAgreement | None  # with the next rung; None for the top rung
+    best: float | None = None  # the rung's best accuracy (None: nothing completed there)
 
     def to_dict(self) -> dict:
         a = self.agreement
-        return {"rung": self.rung, "steps": self.steps, "completed": self.completed,
+        return {"rung": self.rung, "steps": self.steps, "completed": self.completed, "best_accuracy": self.best,
                 "rho_next": None if a is None else a.rho, "raw_rho_next": None if a is None else a.raw_rho,
                 "pairs_next": None if a is None else a.pairs, "settled": bool(a and a.settled),
                 "p_next": None if a is None else a.p_value, "chance": bool(a and a.chance)}
@@ -303,7 +304,8 @@ def summarise(results: Iterable[RungResult], *, steps: int, eta: int, top: int) 
     """Rungs 0..top with their counts and each one's agreement with the next."""
     rungs = by_rung(results)
     return [RungSummary(k, rung_steps(steps, eta, k), len(rungs.get(k, [])),
-                        agreement(rungs.get(k, []), rungs.get(k + 1, [])) if k < top else None)
+                        agreement(rungs.get(k, []), rungs.get(k + 1, [])) if k < top else None,
+                        max((r.accuracy for r in rungs.get(k, [])), default=None))
             for k in range(top + 1)]
 
 

@@ -286,7 +286,8 @@ class Study:
         return chosen
 
     def rung_summary(self) -> list[RungSummary]:
-        """Each rung (halving schedule): its steps, completed recipes, agreement with the next."""
+        """Each rung (halving schedule): its steps, completed recipes, best accuracy, agreement
+        with the next."""
         c = self.config
         return summarise(self.rung_results(), steps=c.steps, eta=c.eta, top=self.top_rung)
 
