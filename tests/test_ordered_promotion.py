@@ -168,3 +168,16 @@ def test_trials_says_how_the_study_promoted(tmp_path, capsys):
         assert code == 0 and words in text, err
         code, text, err = cli(capsys, "trials", tmp_path / promotion, "--json")
         assert json.loads(text)["config"]["promotion"] == promotion
+
+
+def test_an_ordered_botorch_study_proposes_the_same_recipes_however_its_runs_finish(tmp_path):
+    """The acquisition reads the finished trials: on the clock it sees the same ones, and takes
+    the rest as pending, whichever really finished first."""
+    config = replace(CFG, schedule="uniform", sampler="botorch", init_trials=5, promotion="ordered")
+    recipes = []
+    for k in range(2):
+        run_study(tmp_path / str(k), config, trials=9, executor=ShuffledExecutor(3, k), progress=False).close()
+        with Study.open(tmp_path / str(k)) as study:
+            trials = study.trials()
+            recipes.append([(t.number, t.recipe.r, t.recipe.w, t.recipe.d, t.proposed_by) for t in trials])
+    assert recipes[0] == recipes[1] and sum(p == "botorch" for *_, p in recipes[0]) >= 2  # the acquisition chose some
