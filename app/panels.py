@@ -43,6 +43,7 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
             upcoming = study.trials("pending") + study.trials("running")
             runs_done = len(study.runs("completed"))
             halving = study.config.schedule == "halving"
+            rungs = study.rung_summary() if halving else []
     except ValueError as exc:
         st.error(str(exc))
         return
@@ -58,10 +59,14 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
         cols = st.columns(2)
         cols[0].metric("completed", counts.get("completed", 0))
         cols[1].metric("failed", counts.get("failed", 0))
-    if progress.best_accuracy is not None:
-        st.metric("best rung-0 accuracy" if halving else "best accuracy so far", f"{progress.best_accuracy:.2%}",
-                  help=f"trial {progress.best_trial}" + ("; longer rungs score higher, so they are compared in "
-                                                         "the Rungs panel" if halving else ""))
+    if halving and any(r.best is not None for r in rungs):
+        # Each rung's best: rung 0's alone stands still at its brief runs' level while the
+        # longer runs, the ones the fit reads its ridge at, climb past it.
+        st.metric("best accuracy by rung", " / ".join("-" if r.best is None else f"{r.best:.1%}" for r in rungs),
+                  help=f"rungs 0 to {len(rungs) - 1}: {' / '.join(f'{r.steps:,}' for r in rungs)} steps; longer "
+                       "runs score higher, so the Rungs panel compares recipes within a rung")
+    elif progress.best_accuracy is not None and not halving:
+        st.metric("best accuracy so far", f"{progress.best_accuracy:.2%}", help=f"trial {progress.best_trial}")
     target, step_budget = progress.target_trials, progress.budget_steps
     if target:
         st.progress(min(1.0, progress.finished / target), text=f"{progress.finished} of {target} trials")
