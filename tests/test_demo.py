@@ -90,3 +90,26 @@ def test_demo_over_an_older_demo_study_is_a_clear_error_that_keeps_it(tiny_demo,
     assert "earlier tinyscale version" in err and f"mv {out} {out}-old" in err and "zero_init_residual" in err
     with Study.open(out) as study:
         assert [(t.number, t.accuracy) for t in study.trials()] == before and study.config == tiny_demo
+
+
+def test_demo_resumes_the_previous_versions_demo_study_that_promoted_async(tiny_demo, tmp_path, capsys):
+    """The demo switched to ordered promotion; a demo study started before (async, otherwise the
+    same) keeps its runs and resumes as it was; any other difference is still a different study."""
+    from dataclasses import replace
+
+    from tinyscale.commands.demo import demo_study_config
+    from tinyscale.study.executors import SequentialExecutor
+
+    out = tmp_path / "demo"
+    ordered = replace(tiny_demo, promotion="ordered")
+    assert demo_study_config(out, ordered) == ordered  # no study there yet
+    tinyscale.study.driver.run_study(out, tiny_demo, budget_steps=8, executor=SequentialExecutor(threads=1),
+                                     progress=False).close()
+    assert demo_study_config(out, ordered) == tiny_demo
+    assert "started by an earlier tinyscale that promoted async" in capsys.readouterr().out
+    other = replace(ordered, steps=5)
+    assert demo_study_config(out, other) == other  # refused later, as a different study
+    tinyscale.study.driver.run_study(out, demo_study_config(out, ordered), budget_steps=16, resume=True,
+                                     executor=SequentialExecutor(threads=1), progress=False).close()
+    with Study.open(out) as study:
+        assert study.config == tiny_demo and study.progress().steps_spent > 8  # resumed, and went on

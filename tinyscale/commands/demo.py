@@ -10,6 +10,7 @@ re-running picks up where the study stopped (finished runs are never trained aga
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tinyscale.defaults import DEMO_STUDY_DIR
 from tinyscale.study.plan import DEMO_BUDGET_STEPS
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_app:
         check_app(args.port)  # before the study: a bad port must not cost its training
     out = Path(args.out)
-    config = demo_config()
+    config = demo_study_config(out, demo_config())
     shape = f"{config.steps} steps per trial"
     if config.schedule == "halving":
         from tinyscale.study.halving import rung_steps
@@ -107,3 +108,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo: done. Open the design assistant with: tinyscale app --study {out}")
         return 0
     return launch(str(out), port=args.port)
+
+
+def demo_study_config(out: Path, config):
+    """The config the demo runs in ``out``: the demo's, or the stored one of a demo study that
+    an earlier version started and that differs only in when it decided its promotions (the
+    demo promoted as runs finished before it promoted ordered; the runs keep their meaning, so
+    the study resumes as it was, and says so)."""
+    from dataclasses import replace
+
+    from tinyscale.study.store import CONFIG_FILE, Study
+
+    if not (out / CONFIG_FILE).is_file():
+        return config
+    with Study.open(out) as existing:
+        stored = existing.config
+    if stored != config and replace(stored, promotion=config.promotion) == config:
+        print(f"demo: {out} was started by an earlier tinyscale that promoted {stored.promotion} (as runs "
+              "finished); resumed as it was")
+        return stored
+    return config
