@@ -52,8 +52,6 @@ def recipe_rows(solver, ratios, config) -> list[tuple[str, str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from tinyscale.commands.app import check_app, launch
     from tinyscale.evaluate.fidelity import noise_for_fit
     from tinyscale.fit.gp import fit_scaling
