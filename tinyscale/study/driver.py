@@ -103,9 +103,11 @@ def run_study(
     (one per free worker); each proposal is stored before it trains. Numbers already finished
     are skipped, numbers left ``pending`` or ``running`` by an interruption are trained again as
     stored (``retry_failed``: failed ones too, e.g. after a fault of the machine rather than the
-    recipe). Each result is stored by this (driver) process as soon as it arrives. Only one
-    process runs a study at a time (its lock, `StudyLock`, is held until the returned study is
-    closed). Returns the open `Study`; its ``stop_reason`` says why it ended before its budget,
+    recipe). An ordered study (``promotion="ordered"``) takes each decision on its step clock
+    (`tinyscale.study.ordering.StepClock`, stored with the study), so the finishing order of
+    its runs does not change it. Each result is stored by this (driver) process as soon as it
+    arrives. Only one process runs a study at a time (its lock, `StudyLock`, is held until the
+    returned study is closed). Returns the open `Study`; its ``stop_reason`` says why it ended before its budget,
     if it did. ``until`` < 1 stops it once that share of each budget is spent (the box check's
     halfway point, `tinyscale.commands.study.run_with_box_check`); the budgets stored, and the
     rungs chosen from them, stay whole. ``meta`` entries the study lacks are stored as it opens,
