@@ -7,9 +7,9 @@ instead, the `StepClock`: ``lanes`` imaginary workers on which every run takes t
 trains times c^0.5 (c its FLOPs ratio; `CLOCK_EXPONENT`) of clock time, about what a CPU core
 takes. Each decision is taken at the clock time of the lane that frees first and reads only
 the runs whose clock time has finished by then; when one of those has not really finished
-yet, the real worker waits for it. When nothing can be decided at that
-time (every promotion made, the trial target met), the lane waits on the clock until the next
-run finishes there. The same config, seed and lane count therefore make the same decisions in
+yet, the real worker waits for it. When nothing can be decided at that time (every
+promotion made, the trial target met), the lane waits on the clock until the next run finishes
+there. The same config, seed and lane count therefore make the same decisions in
 the same order however fast each run really is, and a resumed study replays the clock from its
 stored events (`StepClock.to_dict`) to carry on where it stopped.
 
