@@ -59,12 +59,15 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
         cols = st.columns(2)
         cols[0].metric("completed", counts.get("completed", 0))
         cols[1].metric("failed", counts.get("failed", 0))
-    if halving and any(r.best is not None for r in rungs):
-        # Each rung's best: rung 0's alone stands still at its brief runs' level while the
-        # longer runs, the ones the fit reads its ridge at, climb past it.
-        st.metric("best accuracy by rung", " / ".join("-" if r.best is None else f"{r.best:.1%}" for r in rungs),
-                  help=f"rungs 0 to {len(rungs) - 1}: {' / '.join(f'{r.steps:,}' for r in rungs)} steps; longer "
-                       "runs score higher, so the Rungs panel compares recipes within a rung")
+    reached = [r for r in rungs if r.best is not None]
+    if halving and reached:
+        # The longest runs' best, and each rung's: rung 0's alone stands still at its brief
+        # runs' level while the longer runs, the ones the fit reads its ridge at, climb past it.
+        top = reached[-1]
+        st.metric(f"best accuracy at rung {top.rung}", f"{top.best:.2%}",
+                  help=f"the best of the longest runs ({top.steps:,} steps); longer runs score higher, so the "
+                       "Rungs panel compares recipes within a rung")
+        st.caption("best by rung: " + " / ".join("-" if r.best is None else f"{r.best:.1%}" for r in rungs))
     elif progress.best_accuracy is not None and not halving:
         st.metric("best accuracy so far", f"{progress.best_accuracy:.2%}", help=f"trial {progress.best_trial}")
     target, step_budget = progress.target_trials, progress.budget_steps
