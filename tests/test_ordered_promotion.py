@@ -138,9 +138,9 @@ def test_promotion_on_the_command_line(tmp_path, capsys):
     code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "bad", "--promotion", "sorted")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--promotion must be one of async, ordered" in err, err
     assert not (tmp_path / "bad").exists()
-    code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--schedule", "halving", "--promotion",
-                       "ordered")
-    assert code == 0, err
+    code, out, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--schedule", "halving", "--promotion",
+                         "ordered")
+    assert code == 0 and "promotion: ordered, on a clock of 1 lane (" in out, err
     with Study.open(tmp_path / "s") as study:
         assert study.config.promotion == "ordered" and study.get_meta(CLOCK_META)["lanes"] == 1
 
