@@ -10,8 +10,8 @@
 #   6. a run on cuda killed (SIGKILL) after it first saved its progress, started again: it must
 #      continue from that step and end where an uninterrupted run ends, within float noise (30 s).
 # Trial throughput is trials completed per minute of the study's wall time, start-up included.
-# Numbers go to $OUT/gpu_check.json (and the log to $OUT/gpu_check.log) when OUT is set, else
-# to stdout only.
+# Numbers go to $OUT/gpu_check.json (and the log to $OUT/gpu_check.log, the one-worker cuda
+# study's store to $OUT/cuda_k1_trials.sqlite) when OUT is set, else to stdout only.
 #
 #   bash scripts/gpu_check.sh             # on a GPU machine
 #   bash scripts/gpu_check.sh --dry-run   # every step on the CPU at toy size (generated data): seconds
@@ -234,4 +234,10 @@ broken = {name: s["exit"] for name, s in studies.items() if s["exit"] not in (0,
 if broken:
     sys.exit(f"gpu_check: studies that failed: {broken} (see the log)")
 PYEOF
+# The one-worker cuda study's runs, timed per recipe: what a step costs against c on this GPU
+# (`benchmarks/bench_ordered.py --measured FILE` fits it; the ordered clock assumes c^0.5, a CPU's).
+if [ -n "${OUT:-}" ] && [ -f "$WORK/cuda_k1/trials.sqlite" ]; then
+    "$PY" -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))" \
+        "$WORK/cuda_k1/trials.sqlite" "$OUT/cuda_k1_trials.sqlite"
+fi
 echo "gpu_check: studies and log in $WORK${OUT:+; numbers in $OUT/gpu_check.json}"
