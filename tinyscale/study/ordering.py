@@ -20,6 +20,7 @@ benchmarks/bench_ordered.py measures how much.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,10 @@ class StepClock:
     events: list[RunKey | None] = field(default_factory=list)
     free_at: list[float] = field(init=False)
     finish: dict[RunKey, float] = field(init=False, default_factory=dict)
+    # Runs not yet finished on the clock, by finish time (a heap), and those that have: the
+    # clock only moves forward, so a run moves from the one to the other once.
+    _ahead: list[tuple[float, int, RunKey]] = field(init=False, default_factory=list, repr=False)
+    _due: set[RunKey] = field(init=False, default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
@@ -63,8 +68,12 @@ class StepClock:
         return min(self.free_at)
 
     def due(self) -> set[RunKey]:
-        """The runs a decision taken now may read: those finished on the clock by now."""
-        return {key for key, at in self.finish.items() if at <= self.now}
+        """The runs a decision taken now may read: those finished on the clock by now (the
+        clock's own set: read it, do not change it)."""
+        now = self.now
+        while self._ahead and self._ahead[0][0] <= now:
+            self._due.add(heapq.heappop(self._ahead)[2])
+        return self._due
 
     def knows(self, key: RunKey) -> bool:
         return key in self.finish
@@ -76,16 +85,17 @@ class StepClock:
         lane = self.free_at.index(self.now)
         self.free_at[lane] += self.cost(key)
         self.finish[key] = self.free_at[lane]
+        heapq.heappush(self._ahead, (self.free_at[lane], len(self.finish), key))
         self.events.append((int(key[0]), int(key[1])))
 
     def wait(self) -> bool:
         """Nothing to decide now: the first free lane waits until the next run finishes on the
         clock. False (and nothing changes) when no run finishes later: nothing will change."""
-        later = [at for at in self.finish.values() if at > self.now]
-        if not later:
+        self.due()  # what remains ahead finishes after now
+        if not self._ahead:
             return False
         lane = self.free_at.index(self.now)
-        self.free_at[lane] = min(later)
+        self.free_at[lane] = self._ahead[0][0]
         self.events.append(None)
         return True
 
