@@ -219,10 +219,12 @@ def run_study(
         if clock is None:
             return [job(trial, rung) for trial, rung in decide(free, todo, step_units_left(), log)]
         jobs = [job(trial, rung) for trial, rung in affordable(todo, step_units_left())[0]]
+        # Runs not finished in reality: those stored as not yet done (left by an interruption,
+        # say) and those in flight, which the jobs dispatched below join.
+        stored_open = {(t.number, t.rung) for t in study.runs() if t.state not in ("completed", "failed")}
         while len(jobs) < free:
             seen = clock.due()
-            finished = {(t.number, t.rung) for t in study.runs() if t.state in ("completed", "failed")} - in_flight
-            if unfinished(seen, finished):
+            if unfinished(seen, stored_open | in_flight):
                 break  # the decision reads a run still training: this worker waits for it
             chosen = decide(1, [], step_units_left(), log, seen)
             if chosen:

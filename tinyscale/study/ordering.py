@@ -132,6 +132,7 @@ def check_promotion(value: object) -> None:
         raise ValueError(f"--promotion must be one of {', '.join(PROMOTIONS)}, got {value!r}")
 
 
-def unfinished(due: Iterable[RunKey], finished: set[RunKey]) -> list[RunKey]:
-    """The runs a decision must read (``due``) that have not really finished yet."""
-    return sorted(key for key in due if key not in finished)
+def unfinished(due: set[RunKey], training: Iterable[RunKey]) -> list[RunKey]:
+    """The runs a decision must read (``due``) that are still ``training`` (or waiting to be
+    trained again): a pass over the few runs in flight, not over every run the clock has seen."""
+    return sorted(key for key in training if key in due)
