@@ -214,14 +214,16 @@ def run_study(
             _choose_rungs(study, target, budget, step_budget, slots, log, cost_steps)
         # Runs that finished in this run are not retried again (a retried run that fails again
         # stays failed).
-        todo = [(t, t.rung) for t in study.runs() if t.state in retrain and (t.number, t.rung) not in in_flight
+        runs = study.runs()
+        todo = [(t, t.rung) for t in runs if t.state in retrain and (t.number, t.rung) not in in_flight
                 and (t.number, t.rung) not in ended and (stop_target is None or t.number < stop_target)][:free]
         if clock is None:
             return [job(trial, rung) for trial, rung in decide(free, todo, step_units_left(), log)]
         jobs = [job(trial, rung) for trial, rung in affordable(todo, step_units_left())[0]]
         # Runs not finished in reality: those stored as not yet done (left by an interruption,
-        # say) and those in flight, which the jobs dispatched below join.
-        stored_open = {(t.number, t.rung) for t in study.runs() if t.state not in ("completed", "failed")}
+        # say; read above, before the retrains among them joined the runs in flight) and those
+        # in flight, which the jobs dispatched below join.
+        stored_open = {(t.number, t.rung) for t in runs if t.state not in ("completed", "failed")}
         while len(jobs) < free:
             seen = clock.due()
             if unfinished(seen, stored_open | in_flight):
