@@ -57,7 +57,7 @@ def main() -> None:
     st.title("tinyscale design assistant")
     study_dir = study_dir_from_args()
 
-    from tinyscale.study.ordering import CLOCK_META, describe_promotion
+    from tinyscale.study.ordering import describe_promotion
     from tinyscale.study.store import CONFIG_FILE, TRIALS_FILE, Study
 
     if not (study_dir / CONFIG_FILE).exists() and not (study_dir / TRIALS_FILE).exists():
@@ -75,7 +75,7 @@ def main() -> None:
             fit_trials = study.fit_trials()
             runs_done = len(study.runs("completed"))
             rungs = (study.runs(), study.rung_summary(), study.fit_rung(),
-                     describe_promotion(config.promotion, study.get_meta(CLOCK_META))) if halving else None
+                     describe_promotion(study)) if halving else None
     except ValueError as exc:
         st.error(f"The study cannot be read. {exc}")
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")

@@ -203,10 +203,10 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"study {directory}: {p.counts['completed']} completed, {p.counts['failed']} failed; best{at} {best}")
         if study.config.schedule == "halving":
             from tinyscale.fit.multifidelity import default_rungs
-            from tinyscale.study.ordering import CLOCK_META, describe_promotion
+            from tinyscale.study.ordering import describe_promotion
 
             print(format_rungs(study.rung_summary(), study.fit_rung(), every_rung=default_rungs(study.config) == "all"))
-            print(describe_promotion(study.config.promotion, study.get_meta(CLOCK_META)))
+            print(describe_promotion(study))
         if p.counts["completed"] == 0:
             failed = study.trials(state="failed")
             why = (study.stop_reason if study.stop_reason else

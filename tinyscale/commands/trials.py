@@ -116,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
         if halving:
             from tinyscale.fit.multifidelity import default_rungs
             from tinyscale.study.halving import format_rungs
-            from tinyscale.study.ordering import CLOCK_META, describe_promotion
+            from tinyscale.study.ordering import describe_promotion
 
             print(format_rungs(study.rung_summary(), fit_rung, every_rung=default_rungs(study.config) == "all"))
-            print(describe_promotion(study.config.promotion, study.get_meta(CLOCK_META)))
+            print(describe_promotion(study))
             continued = [t for t in trials if t.start_step and t.steps]
             if continued:
                 print(f"{len(continued)} promoted run{'s' if len(continued) > 1 else ''} continued from the shorter "

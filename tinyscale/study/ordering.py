@@ -117,9 +117,11 @@ class StepClock:
         return cls(data.get("lanes"), cost, events)
 
 
-def describe_promotion(promotion: str, stored_clock: object) -> str:
-    """One line for `trials`: how the study decided its promotions."""
-    if promotion == "ordered":
+def describe_promotion(study) -> str:
+    """One line for `trials`, `study`'s summary and the app: how an open study in rungs decided
+    its promotions (its config's, and for an ordered one the lanes of its stored clock)."""
+    if study.config.promotion == "ordered":
+        stored_clock = study.get_meta(CLOCK_META)
         lanes = stored_clock.get("lanes") if isinstance(stored_clock, dict) else None
         on = f"on a clock of {lanes} lane{'s' if lanes != 1 else ''}" if lanes else "on a clock"
         return f"promotion: ordered, {on} (the same decisions however fast its runs finished)"
