@@ -78,10 +78,10 @@ def test_an_interrupted_ordered_study_resumes_to_the_same_study(tmp_path, monkey
 
 
 def test_the_step_clock_against_a_hand_worked_schedule():
-    def cost(key):
-        return {0: 10.0, 1: 30.0, 2: 90.0}[key[1]]
+    def size(key):  # (steps, c): c = 1, so a run's clock time is its steps whatever the exponent
+        return {0: 10.0, 1: 30.0, 2: 90.0}[key[1]], 1.0
 
-    clock = StepClock(2, cost)
+    clock = StepClock(2, size)
     clock.dispatch((0, 0))  # lane 0: 0 -> 10
     clock.dispatch((1, 0))  # lane 1: 0 -> 10
     assert clock.now == 10 and clock.due() == {(0, 0), (1, 0)}
@@ -93,8 +93,41 @@ def test_the_step_clock_against_a_hand_worked_schedule():
     assert clock.free_at == [40.0, 40.0] and not clock.wait()  # nothing finishes after 40: no wait
     with pytest.raises(ValueError, match="already on the clock"):
         clock.dispatch((2, 0))
-    again = StepClock.from_dict(json.loads(json.dumps(clock.to_dict())), cost)
+    again = StepClock.from_dict(json.loads(json.dumps(clock.to_dict())), size)
     assert (again.free_at, again.finish, again.events) == (clock.free_at, clock.finish, clock.events)
+
+
+def test_a_run_s_clock_time_is_its_steps_times_c_to_the_stored_exponent():
+    sizes = {(0, 0): (100, 0.25), (1, 0): (100, 1.0)}
+    clock = StepClock(1, sizes.__getitem__, exponent=0.5)
+    clock.dispatch((0, 0))
+    clock.dispatch((1, 0))
+    assert clock.finish == {(0, 0): 50.0, (1, 0): 150.0}  # 100 x 0.25^0.5, then + 100 x 1
+    stored = json.loads(json.dumps(clock.to_dict()))
+    assert stored["exponent"] == 0.5
+    # A record made before the exponent was stored was made with 0.5, whatever today's default.
+    del stored["exponent"]
+    assert StepClock.from_dict(stored, sizes.__getitem__).finish == clock.finish
+    assert StepClock.from_dict({**stored, "exponent": 0}, sizes.__getitem__).finish == {(0, 0): 100.0, (1, 0): 200.0}
+    for bad in (-1, 3, "half", True, float("nan")):
+        with pytest.raises(ValueError, match="exponent must be a number in \\[0, 2\\]"):
+            StepClock.from_dict({**stored, "exponent": bad}, sizes.__getitem__)
+
+
+def test_a_resumed_study_keeps_the_exponent_it_started_with(tmp_path, monkeypatch):
+    import tinyscale.study.ordering as ordering
+
+    config = replace(CFG, promotion="ordered")
+    run_study(tmp_path / "whole", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, 0), progress=False).close()
+    with pytest.raises(KeyboardInterrupt):  # mid-study, after promotions have started
+        run_study(tmp_path / "cut", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, 1, crash_at=30),
+                  progress=False)
+    monkeypatch.setattr(ordering, "CLOCK_EXPONENT", 0.0)  # a later version charging steps alone
+    run_study(tmp_path / "cut", None, resume=True, executor=ShuffledExecutor(3, 2), progress=False).close()
+    assert _runs(tmp_path / "cut") == _runs(tmp_path / "whole")
+    # The control: a study started with the other exponent decides otherwise.
+    run_study(tmp_path / "other", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, 0), progress=False).close()
+    assert _runs(tmp_path / "other") != _runs(tmp_path / "whole")
 
 
 @pytest.mark.parametrize("stored, words", [

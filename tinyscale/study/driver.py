@@ -17,7 +17,7 @@ from tinyscale.limits import MAX_TRIALS
 from tinyscale.storage import CHECKPOINT_DIR, PROGRESS_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
 from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs,
                                      promotions, rung_steps, settled_rung)
-from tinyscale.study.ordering import CLOCK_EXPONENT, CLOCK_META, StepClock, unfinished
+from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
@@ -279,13 +279,13 @@ def run_study(
 
     ratios: dict[int, float] = {}  # the recipes' FLOPs ratios, what a run's clock time needs
 
-    def clock_cost(key: tuple[int, int]) -> float:
+    def clock_size(key: tuple[int, int]) -> tuple[int, float]:
         number, rung = key
         if number not in ratios:
             ratios.update((t.number, t.ratio) for t in study.trials())
         if number not in ratios:
             raise ValueError(f"the study's {CLOCK_META} names trial {number}, which the study does not hold")
-        return cost_steps(rung) * ratios[number] ** CLOCK_EXPONENT
+        return cost_steps(rung), ratios[number]
 
     # An ordered study's clock, replayed from its stored events. A uniform study sampling the
     # stream reads no result to decide, so it needs none (its workers need not wait).
@@ -293,7 +293,7 @@ def run_study(
     try:
         stored_clock = study.get_meta(CLOCK_META) if ordered else None
         clock = None if not ordered else (
-            StepClock(slots, clock_cost) if stored_clock is None else StepClock.from_dict(stored_clock, clock_cost))
+            StepClock(slots, clock_size) if stored_clock is None else StepClock.from_dict(stored_clock, clock_size))
     except BaseException:
         study.close()
         raise

@@ -30,6 +30,8 @@ PROMOTIONS = ("async", "ordered")
 # demo study); steps alone made an ordered study wait for the wide runs and cost 1.25x async's time
 # on 2 workers, against 1.02-1.06x (benchmarks/bench_ordered.py, RESULTS "ordered promotion").
 CLOCK_EXPONENT = 0.5
+STORED_BEFORE_EXPONENT = 0.5  # the exponent of the clocks stored before it was (session 17's)
+MAX_EXPONENT = 2.0  # a step's time grows about as c^1 at most (compute-bound): 2 catches nonsense, not a device
 CLOCK_META = "step_clock"  # the study's meta key holding the clock's events (ordered studies)
 
 RunKey = tuple[int, int]  # (trial number, rung)
@@ -38,12 +40,15 @@ RunKey = tuple[int, int]  # (trial number, rung)
 @dataclass
 class StepClock:
     """``lanes`` imaginary workers; ``events`` every dispatch ((number, rung)) and wait (None)
-    in order, which is all a resumed study needs to rebuild the clock (``cost`` gives a run's
-    clock time)."""
+    in order, which with ``exponent`` is all a resumed study needs to rebuild the clock. A run's
+    clock time is steps x c ** ``exponent``, from ``size``: a run's (steps, FLOPs ratio c). The
+    exponent is stored with the events, so a study replays its clock as it was run whatever a
+    later version's `CLOCK_EXPONENT`."""
 
     lanes: int
-    cost: Callable[[RunKey], float]
+    size: Callable[[RunKey], tuple[float, float]]
     events: list[RunKey | None] = field(default_factory=list)
+    exponent: float | None = None  # None: today's `CLOCK_EXPONENT`
     free_at: list[float] = field(init=False)
     finish: dict[RunKey, float] = field(init=False, default_factory=dict)
     # Runs not yet finished on the clock, by finish time (a heap), and those that have: the
@@ -54,6 +59,11 @@ class StepClock:
     def __post_init__(self) -> None:
         if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
             raise ValueError(f"a step clock needs a whole number of lanes >= 1, got {self.lanes!r}")
+        if self.exponent is None:
+            self.exponent = CLOCK_EXPONENT
+        if isinstance(self.exponent, bool) or not isinstance(self.exponent, (int, float)) or not (
+                0 <= self.exponent <= MAX_EXPONENT):
+            raise ValueError(f"a step clock's exponent must be a number in [0, {MAX_EXPONENT:g}], got {self.exponent!r}")
         self.free_at = [0.0] * self.lanes
         events, self.events = list(self.events), []
         for event in events:
@@ -78,6 +88,11 @@ class StepClock:
     def knows(self, key: RunKey) -> bool:
         return key in self.finish
 
+    def cost(self, key: RunKey) -> float:
+        """``key``'s clock time: its steps x c ** exponent."""
+        steps, ratio = self.size(key)
+        return steps * ratio ** self.exponent
+
     def dispatch(self, key: RunKey) -> None:
         """Start ``key`` on the first free lane (the lowest-numbered among equals)."""
         if key in self.finish:
@@ -100,11 +115,13 @@ class StepClock:
         return True
 
     def to_dict(self) -> dict:
-        return {"lanes": self.lanes, "events": [None if e is None else list(e) for e in self.events]}
+        return {"lanes": self.lanes, "exponent": self.exponent,
+                "events": [None if e is None else list(e) for e in self.events]}
 
     @classmethod
-    def from_dict(cls, data: object, cost: Callable[[RunKey], float]) -> StepClock:
-        """The clock a study stored (ValueError, in words, when the stored value is damaged)."""
+    def from_dict(cls, data: object, size: Callable[[RunKey], tuple[float, float]]) -> StepClock:
+        """The clock a study stored (ValueError, in words, when the stored value is damaged); a
+        record without an exponent was made with `STORED_BEFORE_EXPONENT`."""
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             raise ValueError(f"the study's {CLOCK_META} is not a clock's record: {data!r:.80}")
         events: list[RunKey | None] = []
@@ -114,7 +131,7 @@ class StepClock:
                                                   for v in event)):
                 raise ValueError(f"the study's {CLOCK_META} holds {event!r}, not a (trial, rung) pair")
             events.append(None if event is None else (event[0], event[1]))
-        return cls(data.get("lanes"), cost, events)
+        return cls(data.get("lanes"), size, events, data.get("exponent", STORED_BEFORE_EXPONENT))
 
 
 def describe_promotion(study) -> str:
