@@ -206,7 +206,7 @@ def test_cli_rungs_all_with_measured_noise_is_a_one_line_error(halving_study, ca
     assert "--noise measured is for --from-rungs fit" in err and len(err.splitlines()) == 1
 
 
-def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does(tmp_path):
+def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does(tmp_path, capsys):
     from tinyscale.assistant.answers import fit_models, load_fit, plotted_runs
 
     directory, config = tmp_path / "h", replace(CFG, seed=11)
@@ -241,3 +241,7 @@ def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does
     assert newer > 0
     note = load_fit(directory, fit_trials, config).note
     assert note is not None and f"predates {newer} newer completed run(s)" in note
+    # `recipe` says the same, counting runs of every rung, not the fit rung's trials alone.
+    capsys.readouterr()
+    assert main(["recipe", str(directory), "--ratio", "0.25"]) == 0
+    assert f"the study has {newer} completed run(s) the fit has not seen" in capsys.readouterr().err

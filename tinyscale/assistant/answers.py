@@ -59,13 +59,10 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
             saved_problem = str(exc)
         else:
             used = len(fit.data.numbers)
-            # A fit across rungs read runs, not recipes: a new run at any rung is news to it.
-            across = getattr(fit.surface, "fidelity", None) is not None
-            newer = len(fit.unseen(_completed_runs(study_dir, "all") if across else completed))
+            newer, unit = unseen_by_fit(fit, study_dir, completed)
             note = None
             if newer > 0:
-                note = (f"the saved fit predates {newer} newer completed {'run' if across else 'trial'}(s); "
-                        f"run `tinyscale fit {study_dir}` to refit")
+                note = f"the saved fit predates {newer} newer completed {unit}(s); run `tinyscale fit {study_dir}` to refit"
             return FitSource(RecipeSolver(fit), saved=True, n_models=used, note=note)
     which = default_rungs(config)
     noise = None
@@ -83,6 +80,21 @@ def load_fit(study_dir: str | os.PathLike, trials: list[Trial], config: StudyCon
     if saved_problem:
         note = f"{saved_problem}. Using a fresh fit instead: {note}"
     return FitSource(RecipeSolver(fit), saved=False, n_models=len(fit.data.numbers), note=note)
+
+
+def unseen_by_fit(fit, study_dir: str | os.PathLike, fit_trials: list | None = None) -> tuple[int, str]:
+    """(how many, "run" or "trial"): the completed work of the study at ``study_dir`` its saved
+    ``fit`` never read, the one rule for "the saved fit is stale" (the app and `recipe` say it). A
+    fit across rungs read runs, not recipes: a new run at any rung is news to it, even one its fit
+    rung lacks. ``fit_trials``: the study's fit trials, when already read."""
+    from tinyscale.study.store import Study
+
+    if getattr(fit.surface, "fidelity", None) is not None:
+        return len(fit.unseen(_completed_runs(study_dir, "all"))), "run"
+    if fit_trials is None:
+        with Study.open(study_dir) as study:
+            fit_trials = study.fit_trials()
+    return len(fit.unseen(fit_trials)), "trial"
 
 
 def _completed_runs(study_dir: str | os.PathLike, which_rungs: str) -> list:

@@ -37,17 +37,15 @@ def target_ratio(solver, args: argparse.Namespace) -> float:
 
 
 def stale_fit_note(study_dir: str, fit) -> str | None:
-    """A note when the study has finished trials the fit has not seen."""
-    from tinyscale.study.store import Study
+    """A note when the study has finished runs (a fit across rungs) or trials the fit has not seen."""
+    from tinyscale.assistant.answers import unseen_by_fit
 
     try:
-        with Study.open(study_dir) as study:
-            trials = study.fit_trials()
+        unseen, unit = unseen_by_fit(fit, study_dir)
     except ValueError:
         return None
-    unseen = fit.unseen(trials)
     if unseen:
-        return (f"the study has {len(unseen)} completed trial(s) the fit has not seen: "
+        return (f"the study has {unseen} completed {unit}(s) the fit has not seen: "
                 f"run `tinyscale fit {study_dir}` to use them")
     return None
 
