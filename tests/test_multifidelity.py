@@ -244,4 +244,16 @@ def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does
     # `recipe` says the same, counting runs of every rung, not the fit rung's trials alone.
     capsys.readouterr()
     assert main(["recipe", str(directory), "--ratio", "0.25"]) == 0
-    assert f"the study has {newer} completed run(s) the fit has not seen" in capsys.readouterr().err
+    stale = f"the study has {newer} completed run(s) the fit has not seen"
+    assert stale in capsys.readouterr().err
+    # So do `export` and `compare`, before the compare trains the saved fit's recipe.
+    assert main(["export", str(directory), "--ratio", "0.25", "--out", str(tmp_path / "x"), "--format",
+                 "safetensors"]) == 0
+    assert f"note     {stale}" in capsys.readouterr().out
+    assert main(["compare", str(directory), "--strategies", "gp", "--ratios", "0.25", "--steps", "2",
+                 "--no-progress"]) == 0
+    assert stale in capsys.readouterr().err
+    assert main(["fit", str(directory)]) == 0  # refitted: the recipe may have changed, so the cells start anew
+    assert main(["compare", str(directory), "--strategies", "gp", "--ratios", "0.25", "--steps", "2", "--no-progress",
+                 "--restart"]) == 0
+    assert "has not seen" not in capsys.readouterr().err

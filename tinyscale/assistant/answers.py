@@ -97,6 +97,20 @@ def unseen_by_fit(fit, study_dir: str | os.PathLike, fit_trials: list | None = N
     return len(fit.unseen(fit_trials)), "trial"
 
 
+def stale_fit_note(study_dir: str | os.PathLike, fit) -> str | None:
+    """The command line's note (`recipe`, `export`, `compare`) when the study at ``study_dir``
+    has completed runs or trials its saved ``fit`` has not seen; None when it has none, or
+    cannot be read (the command's own reading of it says why)."""
+    try:
+        unseen, unit = unseen_by_fit(fit, study_dir)
+    except ValueError:
+        return None
+    if unseen:
+        return (f"the study has {unseen} completed {unit}(s) the fit has not seen: "
+                f"run `tinyscale fit {study_dir}` to use them")
+    return None
+
+
 def _completed_runs(study_dir: str | os.PathLike, which_rungs: str) -> list:
     """The runs a fit reading ``which_rungs`` of the study at ``study_dir`` is given."""
     from tinyscale.fit.multifidelity import runs_read

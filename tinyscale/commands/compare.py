@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from tinyscale.evaluate.compare import (
         compare_dir,
         comparison_markdown,
@@ -98,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
                                 threads=args.threads, budget=budget)
     if args.settle_check and args.steps is not None and 2 * args.steps > MAX_STEPS:
         raise ValueError(f"--settle-check retrains at 2x --steps, more than {MAX_STEPS:,}")
+    if "gp" in settings.strategies:  # hours of training on a recipe the study has outgrown: say so first
+        from tinyscale.assistant.answers import stale_fit_note
+        from tinyscale.fit.gp import ScalingFit
+
+        stale = stale_fit_note(args.study_dir, ScalingFit.load(args.study_dir))
+        if stale:
+            print(f"note: {stale} (the gp rows train the saved fit's recipe)", file=sys.stderr)
     executor = executor_from(args)
     settle = None
     try:

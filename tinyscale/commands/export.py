@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tinyscale.assistant.answers import stale_fit_note
     from tinyscale.export import export_from_study, parse_formats
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.limits import MAX_STEPS
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"weights  random init (seed {weights['seed']})")
     for name, data in sorted(result.bundle.files.items()):
         print(f"file     {name} ({len(data):,} bytes)")
-    for note in result.notes:
+    stale = stale_fit_note(args.study_dir, result.fit)
+    for note in result.notes + ((stale,) if stale else ()):
         print(f"note     {note}")
     print(f"wrote    {result.path}")
     return 0

@@ -36,20 +36,6 @@ def target_ratio(solver, args: argparse.Namespace) -> float:
     return solver.ratio_for_macs(args.macs) if args.macs is not None else args.ratio
 
 
-def stale_fit_note(study_dir: str, fit) -> str | None:
-    """A note when the study has finished runs (a fit across rungs) or trials the fit has not seen."""
-    from tinyscale.assistant.answers import unseen_by_fit
-
-    try:
-        unseen, unit = unseen_by_fit(fit, study_dir)
-    except ValueError:
-        return None
-    if unseen:
-        return (f"the study has {unseen} completed {unit}(s) the fit has not seen: "
-                f"run `tinyscale fit {study_dir}` to use them")
-    return None
-
-
 def answer_fields(answer) -> dict:
     """The `inspect` fields of the recipe plus what the query adds."""
     from tinyscale.space.summary import summarize
@@ -105,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from tinyscale.assistant.answers import stale_fit_note
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.space.summary import format_summary, summarize
 
@@ -143,6 +130,7 @@ def run_latency(args: argparse.Namespace) -> int:
     import sys
 
     from tinyscale.commands.latency import measure_if_here, measured_line
+    from tinyscale.assistant.answers import stale_fit_note
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.space.summary import format_summary, summarize

@@ -51,6 +51,7 @@ class ExportResult:
     answer: object  # tinyscale.fit.solve.RecipeAnswer
     bundle: ExportBundle
     notes: tuple[str, ...] = field(default=())
+    fit: object = None  # the tinyscale.fit.gp.ScalingFit the recipe was solved from
 
 
 def export_from_study(
@@ -96,4 +97,4 @@ def export_from_study(
     }
     bundle = build_export(answer.recipe, formats=formats, trained=trained, provenance=provenance, seed=seed)
     path = write_export(bundle, out, force=force) if out is not None else None
-    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.note_texts)
+    return ExportResult(path=path, answer=answer, bundle=bundle, notes=bundle.notes + answer.note_texts, fit=fit)
