@@ -805,11 +805,15 @@ def test_cli_errors(fitted_study, unfitted_study, tmp_path, capsys):
 def test_cli_progress_says_the_run_length(unfitted_study, tmp_path, capsys):
     directory = tmp_path / "study"
     shutil.copytree(unfitted_study, directory)
-    assert main(["compare", str(directory), "--ratios", "0.25", "--strategies", "width", "--seeds", "1",
+    assert main(["compare", str(directory), "--ratios", "0.25", "--strategies", "width", "--seeds", "2",
                  "--threads", "1", "--workers", "1", "--json"]) == 0
     captured = capsys.readouterr()
     # The default length, 4x the study's runs (8 steps), on the progress bar (stderr); stdout stays JSON.
     assert "compare (32 steps a run)" in captured.err
+    # And, before it trains, about how long that takes at the speed of the study's runs (0.1 s of
+    # training and 0.1 s of evaluation for 8 steps each: under a minute).
+    assert "compare: 2 runs of 32 steps to train, under a minute at the speed of the study's own runs" in captured.err
+    assert "seed=0" in captured.err and "under a minute left" in captured.err  # after the first run, on the bar
     assert json.loads(captured.out)[0]["strategy"] == "width"
 
 

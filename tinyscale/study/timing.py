@@ -1,0 +1,125 @@
+"""How long runs take, from a study's own: a forecast for the long commands that train after it.
+
+A study stores what each of its runs cost (seconds of training and of evaluation). On one
+device a training step's time grows as a power of the network's FLOPs ratio c (about c^0.5 on a
+CPU core: `tinyscale.study.ordering`), and evaluation's too, so a line through the runs in
+log-log space predicts a run of any c and length on the machine the study ran on. `compare`
+uses it to say, before hours of training, about how long they will take, and after each run how
+long is left, scaled by what the runs it has finished really took (`Forecast`): another worker
+count or a busy machine changes the speed, and the finished runs measure that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIN_RUNS = 3  # runs a line through log time needs before it predicts anything
+
+
+@dataclass(frozen=True)
+class RunTimeModel:
+    """log(seconds a training step) = step[0] + step[1] log c, and log(seconds of evaluation)
+    likewise, fitted on ``runs`` runs trained on ``device`` ("cpu" or "cuda")."""
+
+    step: tuple[float, float]
+    evaluation: tuple[float, float]
+    runs: int
+    device: str
+
+    def seconds(self, c: float, steps: int) -> float:
+        """A run's predicted seconds: ``steps`` training steps at FLOPs ratio ``c``, then its evaluation."""
+        log_c = math.log(c)
+        return steps * math.exp(self.step[0] + self.step[1] * log_c) + math.exp(
+            self.evaluation[0] + self.evaluation[1] * log_c)
+
+    @classmethod
+    def fit(cls, runs: Iterable, device: str) -> RunTimeModel | None:
+        """The model of the completed ``runs`` (a study's `Trial`s) trained on ``device``'s kind
+        ("cpu", or "cuda" for any GPU); None when fewer than `MIN_RUNS` of them measured their time."""
+        kind = device_kind(device)
+        rows = [(t.ratio, t.train_seconds / (t.steps - t.start_step), max(t.eval_seconds, 1e-3)) for t in runs
+                if t.state == "completed" and device_kind(t.device or "cpu") == kind and t.ratio and t.ratio > 0
+                and t.steps and t.steps > t.start_step and t.train_seconds and t.train_seconds > 0
+                and t.eval_seconds is not None and all(map(math.isfinite, (t.ratio, t.train_seconds, t.eval_seconds)))]
+        if kind is None or len(rows) < MIN_RUNS:
+            return None
+        data = np.log(np.asarray(rows, dtype=np.float64))
+        return cls(_line(data[:, 0], data[:, 1]), _line(data[:, 0], data[:, 2]), len(rows), kind)
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least squares y = a + b x; a flat line at the mean when x does not vary."""
+    if np.ptp(x) < 1e-9:
+        return float(y.mean()), 0.0
+    b, a = np.polyfit(x, y, 1)
+    return float(a), float(b)
+
+
+def device_kind(device: str) -> str | None:
+    """"cpu" or "cuda" (any GPU), the kinds whose runs time alike; None for anything else."""
+    if device == "cpu":
+        return "cpu"
+    return "cuda" if device == "cuda" or device.startswith("cuda:") else None
+
+
+@dataclass
+class Forecast:
+    """How long the runs of one command have left: each run's ``predicted`` seconds (a
+    `RunTimeModel`'s, or 1 each without one: then only the runs that finish tell the speed),
+    scaled by what the finished runs really took over what was predicted for them, over
+    ``slots`` workers."""
+
+    predicted: dict[Hashable, float]
+    slots: int
+    modelled: bool = True
+    _done: set = field(default_factory=set, repr=False)
+    _took: float = field(default=0.0, repr=False)
+    _foreseen: float = field(default=0.0, repr=False)
+
+    def finished(self, key: Hashable, seconds: float | None) -> None:
+        """Run ``key`` finished after ``seconds`` of work (None: not measured)."""
+        if key in self._done or key not in self.predicted:
+            return
+        self._done.add(key)
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            self._took += seconds
+            self._foreseen += self.predicted[key]
+
+    def seconds_left(self) -> float | None:
+        """Wall seconds the runs not yet finished need; None before a model or a finished run
+        says anything of the speed."""
+        if self._foreseen > 0:
+            scale = self._took / self._foreseen
+        elif self.modelled:
+            scale = 1.0
+        else:
+            return None
+        left = sum(s for key, s in self.predicted.items() if key not in self._done)
+        return scale * left / max(1, self.slots)
+
+    def words(self) -> str:
+        """"about 2 h 10 min left" (or "" when nothing is known yet, or nothing is left)."""
+        left = self.seconds_left()
+        if left is None or not self.predicted or len(self._done) == len(self.predicted):
+            return ""
+        return f"{duration(left)} left"
+
+    def upfront(self) -> str:
+        """Before any run finished: "about 5 h 10 min" ("" without a model)."""
+        left = self.seconds_left() if self.modelled and self.predicted else None
+        return "" if left is None else duration(left)
+
+
+def duration(seconds: float) -> str:
+    """A forecast's rounding of a duration: "under a minute", "about 12 min", "about 2 h 10 min"."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h" + (f" {minutes} min" if minutes else "")
