@@ -11,32 +11,36 @@ import pytest
 from tinyscale.study.timing import Forecast, RunTimeModel, duration
 
 
-def _run(c, steps=100, start_step=0, device="cpu", state="completed", eval_seconds=None, **kw):
-    """A completed run whose step takes 0.02 c^0.5 s and whose evaluation 3 c^0.25 s."""
-    trained = steps - start_step
-    fields = dict(ratio=c, steps=steps, start_step=start_step, device=device, state=state,
-                  train_seconds=trained * 0.02 * c ** 0.5,
-                  eval_seconds=3 * c ** 0.25 if eval_seconds is None else eval_seconds)
+def _run(c, r=1.0, d=1.0, steps=100, start_step=0, device="cpu", state="completed", **kw):
+    """A completed run whose step takes 0.02 c^0.5 d^0.3 r^0.6 s and whose evaluation 3 c^0.25 s."""
+    fields = dict(ratio=c, recipe=SimpleNamespace(r=r, d=d), steps=steps, start_step=start_step, device=device,
+                  state=state, train_seconds=(steps - start_step) * 0.02 * c ** 0.5 * d ** 0.3 * r ** 0.6,
+                  eval_seconds=3 * c ** 0.25)
     return SimpleNamespace(**{**fields, **kw})
 
 
 def test_the_model_recovers_a_known_power_law_from_the_runs_of_one_device_kind():
-    runs = [_run(c) for c in (0.05, 0.1, 0.3, 0.6)] + [_run(0.2, steps=300, start_step=100)]
+    runs = [_run(c, r, d) for c, r, d in ((0.05, 0.5, 0.4), (0.1, 1.0, 0.4), (0.3, 0.7, 1.2), (0.6, 0.9, 0.8))]
+    runs += [_run(0.2, 0.6, 1.5, steps=300, start_step=100)]  # continued from a trunk: 200 steps trained
     # Runs that cannot say anything, or say it of another device, are left out.
-    runs += [_run(0.5, device="cuda:0", train_seconds=1.0), _run(0.5, state="failed"),
+    runs += [_run(0.5, device="cuda:0", train_seconds=1.0), _run(0.5, state="failed", train_seconds=9.0),
              _run(0.5, train_seconds=None), _run(0.5, train_seconds=float("nan"))]
     model = RunTimeModel.fit(runs, "cpu")
     assert model.runs == 5 and model.device == "cpu"
-    assert model.step[1] == pytest.approx(0.5, abs=1e-9) and math.exp(model.step[0]) == pytest.approx(0.02)
-    assert model.evaluation[1] == pytest.approx(0.25, abs=1e-9)
-    # A 3,600-step run at c = 1/4: 3,600 x 0.02 x 0.5 s of training and 3 x 0.25^0.25 s of evaluation.
-    assert model.seconds(0.25, 3600) == pytest.approx(36.0 + 3 * 0.25 ** 0.25)
-    # The GPU's runs are a model of their own (one run is too few), as are runs of one c alone.
+    assert model.step == pytest.approx((math.log(0.02), 0.5, 0.3, 0.6), abs=1e-9)
+    assert model.evaluation == pytest.approx((math.log(3), 0.25, 0.0, 0.0), abs=1e-9)
+    # A 3,600-step run at c = 1/4, r = 0.8, d = 0.5: its steps, then its evaluation.
+    assert model.seconds(0.25, 0.8, 0.5, 3600) == pytest.approx(
+        3600 * 0.02 * 0.25 ** 0.5 * 0.5 ** 0.3 * 0.8 ** 0.6 + 3 * 0.25 ** 0.25)
+    # The GPU's runs are a model of their own (one run is too few).
     assert RunTimeModel.fit(runs, "cuda") is None and RunTimeModel.fit(runs, "cuda:1") is None
-    flat = RunTimeModel.fit([_run(0.3), _run(0.3), _run(0.3)], "cpu")
-    assert flat.step[1] == 0.0 and flat.seconds(0.9, 100) == pytest.approx(_run(0.3).train_seconds
-                                                                             + _run(0.3).eval_seconds)
     assert RunTimeModel.fit(runs[:2], "cpu") is None  # fewer than MIN_RUNS
+    # An input that does not vary over the runs is left out (coefficient 0), not guessed at.
+    at_full_r = RunTimeModel.fit([_run(c, 0.7, d) for c, d in ((0.1, 0.4), (0.2, 1.0), (0.4, 0.6))], "cpu")
+    assert at_full_r.step[3] == 0.0 and at_full_r.step[1:3] == pytest.approx((0.5, 0.3), abs=1e-9)
+    one_recipe = RunTimeModel.fit([_run(0.3), _run(0.3), _run(0.3)], "cpu")
+    assert one_recipe.step[1:] == (0.0, 0.0, 0.0)
+    assert one_recipe.seconds(0.9, 0.5, 1.4, 100) == pytest.approx(_run(0.3).train_seconds + _run(0.3).eval_seconds)
 
 
 def test_the_forecast_scales_by_what_the_finished_runs_took():

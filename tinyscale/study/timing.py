@@ -1,12 +1,14 @@
 """How long runs take, from a study's own: a forecast for the long commands that train after it.
 
 A study stores what each of its runs cost (seconds of training and of evaluation). On one
-device a training step's time grows as a power of the network's FLOPs ratio c (about c^0.5 on a
-CPU core: `tinyscale.study.ordering`), and evaluation's too, so a line through the runs in
-log-log space predicts a run of any c and length on the machine the study ran on. `compare`
-uses it to say, before hours of training, about how long they will take, and after each run how
-long is left, scaled by what the runs it has finished really took (`Forecast`): another worker
-count or a busy machine changes the speed, and the finished runs measure that.
+device a training step's time grows about as a power of the network's FLOPs ratio c (about
+c^0.5 on a CPU core: `tinyscale.study.ordering`), and at equal c deeper networks and larger
+inputs cost more (more layers, larger maps: on Imagenette's halving study the step time went as
+c^0.49 d^0.29 r^0.62, residual sd 0.21 in log against 0.30 for c alone), so a plane through the
+runs in log space predicts a run of any recipe and length on the machine the study ran on.
+`compare` uses it to say, before hours of training, about how long they will take, and after
+each run how long is left, scaled by what the runs it has finished really took (`Forecast`):
+another worker count or a busy machine changes the speed, and the finished runs measure that.
 """
 
 from __future__ import annotations
@@ -17,46 +19,50 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MIN_RUNS = 3  # runs a line through log time needs before it predicts anything
+MIN_RUNS = 3  # runs a plane through log time needs before it predicts anything
+MIN_SPREAD = 0.05  # an input whose log varies less than this over the runs is left out of the plane
 
 
 @dataclass(frozen=True)
 class RunTimeModel:
-    """log(seconds a training step) = step[0] + step[1] log c, and log(seconds of evaluation)
-    likewise, fitted on ``runs`` runs trained on ``device`` ("cpu" or "cuda")."""
+    """log(seconds a training step) = step . (1, log c, log d, log r), and log(seconds of
+    evaluation) = evaluation . (the same), fitted on ``runs`` runs trained on ``device``
+    ("cpu" or "cuda"); an input that did not vary over the runs has coefficient 0."""
 
-    step: tuple[float, float]
-    evaluation: tuple[float, float]
+    step: tuple[float, float, float, float]
+    evaluation: tuple[float, float, float, float]
     runs: int
     device: str
 
-    def seconds(self, c: float, steps: int) -> float:
-        """A run's predicted seconds: ``steps`` training steps at FLOPs ratio ``c``, then its evaluation."""
-        log_c = math.log(c)
-        return steps * math.exp(self.step[0] + self.step[1] * log_c) + math.exp(
-            self.evaluation[0] + self.evaluation[1] * log_c)
+    def seconds(self, c: float, r: float, d: float, steps: int) -> float:
+        """A run's predicted seconds: ``steps`` training steps of the recipe (``r``, ``d``) at
+        FLOPs ratio ``c``, then its evaluation."""
+        x = np.array([1.0, math.log(c), math.log(d), math.log(r)])
+        return steps * math.exp(float(np.dot(self.step, x))) + math.exp(float(np.dot(self.evaluation, x)))
 
     @classmethod
     def fit(cls, runs: Iterable, device: str) -> RunTimeModel | None:
         """The model of the completed ``runs`` (a study's `Trial`s) trained on ``device``'s kind
         ("cpu", or "cuda" for any GPU); None when fewer than `MIN_RUNS` of them measured their time."""
         kind = device_kind(device)
-        rows = [(t.ratio, t.train_seconds / (t.steps - t.start_step), max(t.eval_seconds, 1e-3)) for t in runs
+        rows = [(t.ratio, t.recipe.d, t.recipe.r, t.train_seconds / (t.steps - t.start_step), max(t.eval_seconds, 1e-3))
+                for t in runs
                 if t.state == "completed" and device_kind(t.device or "cpu") == kind and t.ratio and t.ratio > 0
                 and t.steps and t.steps > t.start_step and t.train_seconds and t.train_seconds > 0
                 and t.eval_seconds is not None and all(map(math.isfinite, (t.ratio, t.train_seconds, t.eval_seconds)))]
         if kind is None or len(rows) < MIN_RUNS:
             return None
         data = np.log(np.asarray(rows, dtype=np.float64))
-        return cls(_line(data[:, 0], data[:, 1]), _line(data[:, 0], data[:, 2]), len(rows), kind)
+        inputs = np.column_stack([np.ones(len(data)), data[:, :3]])
+        return cls(_plane(inputs, data[:, 3]), _plane(inputs, data[:, 4]), len(rows), kind)
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least squares y = a + b x; a flat line at the mean when x does not vary."""
-    if np.ptp(x) < 1e-9:
-        return float(y.mean()), 0.0
-    b, a = np.polyfit(x, y, 1)
-    return float(a), float(b)
+def _plane(inputs: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+    """Least squares y = inputs . coef over the inputs that vary (the others' coefficients 0)."""
+    used = [0] + [k for k in range(1, inputs.shape[1]) if np.ptp(inputs[:, k]) >= MIN_SPREAD]
+    coef = np.zeros(inputs.shape[1])
+    coef[used] = np.linalg.lstsq(inputs[:, used], y, rcond=None)[0]
+    return tuple(float(v) for v in coef)
 
 
 def device_kind(device: str) -> str | None:

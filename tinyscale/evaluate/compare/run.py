@@ -133,7 +133,8 @@ def _forecast(study_dir: Path, runs: list, steps: int, executor) -> Forecast:
             model = RunTimeModel.fit(study.runs("completed"), device)
     except ValueError:  # an unreadable study: no forecast, and the comparison goes on
         model = None
-    predicted = {key: 1.0 if model is None else model.seconds(ratio(recipe), steps) for key, recipe in runs}
+    predicted = {key: 1.0 if model is None else model.seconds(ratio(recipe), recipe.r, recipe.d, steps)
+                 for key, recipe in runs}
     return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)
 
 
