@@ -812,7 +812,7 @@ def test_cli_progress_says_the_run_length(unfitted_study, tmp_path, capsys):
     assert "compare (32 steps a run)" in captured.err
     # And, before it trains, about how long that takes at the speed of the study's runs (0.1 s of
     # training and 0.1 s of evaluation for 8 steps each: under a minute).
-    assert "compare: 2 runs of 32 steps to train, under a minute at the speed of the study's own runs" in captured.err
+    assert "compare (32 steps a run): 2 runs to train, under a minute at the speed of the study's own runs" in captured.err
     assert "seed=0" in captured.err and "under a minute left" in captured.err  # after the first run, on the bar
     assert json.loads(captured.out)[0]["strategy"] == "width"
 

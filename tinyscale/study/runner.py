@@ -156,11 +156,14 @@ def run_jobs(
     total: int | None = None,
     initial: int = 0,
     postfix: str | None = None,
+    forecast=None,
 ) -> None:
     """Train what ``source`` gives until it gives nothing and no run is in flight.
 
     ``executor`` defaults to one in-process worker with ``threads`` torch threads (closed here;
-    a given executor is left open). ``total``/``initial``/``postfix`` set up the progress bar.
+    a given executor is left open). ``total``/``initial``/``postfix`` set up the progress bar;
+    a ``forecast`` (`tinyscale.study.timing.Forecast` of the runs to train) has the bar say
+    about how long they take before they start and how long is left after each one.
     """
     from tqdm.auto import tqdm
 
@@ -179,6 +182,10 @@ def run_jobs(
 
     if postfix:
         show(refresh=False)
+    if progress and forecast is not None and forecast.upfront():
+        n = len(forecast.predicted)
+        bar.write(f"{desc}: {n} run{'s' if n != 1 else ''} to train, {forecast.upfront()} at the speed of the "
+                  "study's own runs", file=sys.stderr)  # stdout may be a command's JSON
     stop_watching = threading.Event()
     if progress:
         interval = WATCH_EVERY if _on_terminal() else WATCH_EVERY_LOGGED
@@ -201,7 +208,12 @@ def run_jobs(
                 break
             outcome = executor.next_outcome()
             job = in_flight[outcome.number]
-            text = record(job, settle(outcome))
+            run = settle(outcome)
+            text = record(job, run)
+            if forecast is not None:
+                forecast.finished(job.key, None if run.train_seconds is None else run.train_seconds
+                                  + (run.eval_seconds or 0.0))
+                text = "; ".join(filter(None, (text, forecast.words())))
             if job.progress:  # stored: the run's saved progress and heartbeat are of no more use
                 for done in (Path(job.progress), heartbeat_path(job.progress)):
                     with contextlib.suppress(OSError):  # gone or unreachable: nothing to free

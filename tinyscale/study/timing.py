@@ -65,6 +65,24 @@ def _plane(inputs: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in coef)
 
 
+def forecast_jobs(study_dir, jobs: list, executor) -> Forecast:
+    """How long ``jobs`` (`tinyscale.study.runner.Job`s) will take on ``executor`` (None: one
+    local worker), predicted from the runs of the study at ``study_dir`` on that kind of device
+    (none readable: only the runs that finish will tell)."""
+    from tinyscale.space.cost import ratio
+    from tinyscale.study.store import Study
+
+    device = getattr(executor, "device", None) or "cpu"
+    try:
+        with Study.open(study_dir) as study:
+            model = RunTimeModel.fit(study.runs("completed"), device)
+    except ValueError:  # an unreadable study: no forecast, and the work goes on
+        model = None
+    predicted = {job.key: 1.0 if model is None else model.seconds(ratio(job.recipe), job.recipe.r, job.recipe.d,
+                                                                   job.train.steps) for job in jobs}
+    return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)
+
+
 def device_kind(device: str) -> str | None:
     """"cpu" or "cuda" (any GPU), the kinds whose runs time alike; None for anything else."""
     if device == "cpu":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetM
 from tinyscale.evaluate.store import trainer_budget
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
-from tinyscale.study.timing import Forecast, RunTimeModel
+from tinyscale.study.timing import forecast_jobs
 from tinyscale.storage import COMPARE_LOCK, PROGRESS_DIR, exclusive_folder, loads_json
 from tinyscale.study.trial import StudyConfig
 
@@ -92,7 +91,6 @@ def run_comparison(
         if not todo:
             return assemble_comparison(settings, budget, store.recipes(), store.cells())
         plan = StudyPlan.resolve(config, space=False)  # a missing dataset: one clear error before any worker starts
-        forecast = _forecast(study_dir, [(key, parts[key[:2]][key[3]]) for key in todo], settings.steps, executor)
 
         def record(job: Job, run: RunResult) -> str:
             name, c, seed, bracket = job.key
@@ -100,11 +98,9 @@ def run_comparison(
             store.put_cell(cell, job.recipe)
             if on_cell is not None:
                 on_cell(cell)
-            forecast.finished(job.key, None if run.train_seconds is None else run.train_seconds + (run.eval_seconds or 0))
             acc = "failed" if cell.accuracy is None else f"{100 * cell.accuracy:.2f} %"
             side = "" if bracket == "single" else f" ({bracket} {measure.symbol})"
-            return "; ".join(filter(None, (f"last: {name} {measure.symbol}={c:g}{side} seed={seed} {acc}",
-                                           forecast.words())))
+            return f"last: {name} {measure.symbol}={c:g}{side} seed={seed} {acc}"
 
         # Each run keeps its progress in the comparison's folder every few minutes, so a killed
         # comparison (cells at 1/2 of B0 on Imagenette train for half an hour) resumes mid-cell.
@@ -113,29 +109,10 @@ def run_comparison(
             shutil.rmtree(saved, ignore_errors=True)
         jobs = [Job(key, parts[key[:2]][key[3]], key[2], train_config,
                     progress=str(saved / f"{key[0]}_{key[1]:.6g}_{key[2]}_{key[3]}.pt")) for key in todo]
-        if progress and forecast.upfront():
-            print(f"compare: {len(todo)} run{'s' if len(todo) != 1 else ''} of {settings.steps:,} steps to train, "
-                  f"{forecast.upfront()} at the speed of the study's own runs", file=sys.stderr, flush=True)
         run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=settings.threads,
-                 progress=progress, desc=f"compare ({settings.steps:,} steps a run)", total=len(todo))
+                 progress=progress, desc=f"compare ({settings.steps:,} steps a run)", total=len(todo),
+                 forecast=forecast_jobs(study_dir, jobs, executor) if progress else None)
         return assemble_comparison(settings, budget, store.recipes(), store.cells())
-
-
-def _forecast(study_dir: Path, runs: list, steps: int, executor) -> Forecast:
-    """How long ``runs`` ((key, recipe) pairs of ``steps`` steps each) will take on ``executor``
-    (None: one local worker), predicted from the study's own runs on that kind of device."""
-    from tinyscale.space.cost import ratio
-    from tinyscale.study.store import Study
-
-    device = getattr(executor, "device", None) or "cpu"
-    try:
-        with Study.open(study_dir) as study:
-            model = RunTimeModel.fit(study.runs("completed"), device)
-    except ValueError:  # an unreadable study: no forecast, and the comparison goes on
-        model = None
-    predicted = {key: 1.0 if model is None else model.seconds(ratio(recipe), recipe.r, recipe.d, steps)
-                 for key, recipe in runs}
-    return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)
 
 
 def load_comparison(study_dir: str | Path, budget: str = "macs", variant: str | None = None) -> Comparison | None:

@@ -31,6 +31,7 @@ from tinyscale.evaluate.store import trainer_budget
 from tinyscale.storage import FIDELITY_LOCK, PROGRESS_DIR, exclusive_folder
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
+from tinyscale.study.timing import forecast_jobs
 
 
 def _checkable(study_dir: Path, rung: int | None = 0):
@@ -122,7 +123,8 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
                         progress=str(saved / f"{task.kind}_{task.number}_{task.seed}_{task.steps}.pt"))
                     for task in todo]
             run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=threads, progress=progress,
-                     desc=desc, total=len(tasks), initial=len(tasks) - len(todo))
+                     desc=desc, total=len(tasks), initial=len(tasks) - len(todo),
+                     forecast=forecast_jobs(study_dir, jobs, executor) if progress else None)
         return store.runs()
 
 
