@@ -14,6 +14,7 @@ another worker count or a busy machine changes the speed, and the finished runs 
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -76,8 +77,8 @@ def forecast_jobs(study_dir, jobs: list, executor) -> Forecast:
     try:
         with Study.open(study_dir) as study:
             model = RunTimeModel.fit(study.runs("completed"), device)
-    except ValueError:  # an unreadable study: no forecast, and the work goes on
-        model = None
+    except (ValueError, OSError, sqlite3.Error, np.linalg.LinAlgError):  # a forecast is never worth a failed
+        model = None  # command: without one, only the runs that finish tell the speed
     predicted = {job.key: 1.0 if model is None else model.seconds(ratio(job.recipe), job.recipe.r, job.recipe.d,
                                                                    job.train.steps) for job in jobs}
     return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)
