@@ -4,11 +4,12 @@ in log c, and how long a command's runs have left, scaled by what its finished r
 from __future__ import annotations
 
 import math
+import time
 from types import SimpleNamespace
 
 import pytest
 
-from tinyscale.study.timing import Forecast, RunTimeModel, duration
+from tinyscale.study.timing import Forecast, RunTimeModel, budget_left, duration
 
 
 def _run(c, r=1.0, d=1.0, steps=100, start_step=0, device="cpu", state="completed", **kw):
@@ -65,3 +66,34 @@ def test_the_forecast_scales_by_what_the_finished_runs_took():
                                             (7800, "about 2 h 10 min"), (36_000, "about 10 h")])
 def test_durations_read_as_a_person_would_say_them(seconds, words):
     assert duration(seconds) == words
+
+
+def test_a_study_s_budget_left_is_the_first_budget_to_run_out_at_its_runs_speed():
+    finished = [_run(0.3, train_seconds=10.0, eval_seconds=2.0), _run(0.1, train_seconds=10.0, eval_seconds=2.0)]
+    # 200 steps took 24 s: 0.12 s a step-unit, 12 s a run, over 2 workers.
+    assert budget_left(finished, 2, step_units=1000) == pytest.approx(60.0)
+    assert budget_left(finished, 2, trials=5) == pytest.approx(30.0)
+    assert budget_left(finished, 2, step_units=1000, trials=5, seconds=20.0) == pytest.approx(20.0)
+    assert budget_left(finished, 2, step_units=-50) == 0.0  # spent (the runs in flight count as spent)
+    assert budget_left(finished, 2) is None  # no budget given
+    assert budget_left([], 2, step_units=1000) is None  # nothing measured yet
+    assert budget_left([], 2, step_units=1000, seconds=90.0) == 90.0  # minutes need no measurement
+
+
+def test_a_study_s_bar_says_how_long_is_left(tmp_path, capsys):
+    from dataclasses import replace
+
+    from _synthetic_halving import CFG, SyntheticExecutor
+    from tinyscale.study.driver import run_study
+
+    class Unhurried(SyntheticExecutor):  # runs that take long enough for the bar to show each one
+        def next_outcome(self):
+            time.sleep(0.2)
+            return super().next_outcome()
+
+    run_study(tmp_path / "s", replace(CFG, schedule="uniform"), trials=3, executor=Unhurried(),
+              progress=True).close()
+    err = capsys.readouterr().err
+    # 0.01 s of training and evaluation a run: under a minute while trials are left, nothing once spent.
+    assert "failed 0; under a minute left" in err.split("2/3")[-1].split("3/3")[0]
+    assert err.rstrip().endswith("failed 0]")

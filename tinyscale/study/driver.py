@@ -21,6 +21,7 @@ from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
+from tinyscale.study.timing import budget_left, duration
 from tinyscale.study.trial import StudyConfig, box_widening
 
 
@@ -309,7 +310,10 @@ def run_study(
         in_flight.discard(job.key)
         ended.add(job.key)
         study.set_meta("elapsed_seconds", elapsed())
-        return _postfix(study)
+        left = budget_left(study.runs("completed"), slots, step_units=None if step_budget is None else step_units_left(),
+                           trials=None if halving or stop_target is None else stop_target - study.progress().finished,
+                           seconds=None if budget is None else budget * 60 * until - elapsed())
+        return _postfix(study) + ("" if not left else f"; {duration(left)} left")  # 0: the budget is spent
 
     def release(jobs: list[Job]) -> None:
         # The runs in flight go back to pending, not left looking as if they were still

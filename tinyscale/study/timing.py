@@ -84,6 +84,24 @@ def forecast_jobs(study_dir, jobs: list, executor) -> Forecast:
     return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)
 
 
+def budget_left(finished: Iterable, slots: int, *, trials: int | None = None, step_units: float | None = None,
+                seconds: float | None = None) -> float | None:
+    """Wall seconds until a study spends the first of its budgets that runs out: ``seconds``
+    left of a budget in minutes, ``step_units`` left of a step budget or ``trials`` left of a
+    trial budget (each None when the study has none), the last two at the speed of its
+    ``finished`` runs (`Trial`s) over ``slots`` workers; None when nothing can be said yet."""
+    measured = [(t.steps - t.start_step, t.train_seconds + (t.eval_seconds or 0.0)) for t in finished
+                if t.steps and t.steps > t.start_step and t.train_seconds and math.isfinite(t.train_seconds)]
+    estimates = [] if seconds is None else [max(0.0, seconds)]
+    if measured:
+        took = sum(s for _, s in measured)
+        if step_units is not None and math.isfinite(step_units):
+            estimates.append(max(0.0, step_units) * took / sum(n for n, _ in measured) / max(1, slots))
+        if trials is not None:
+            estimates.append(max(0, trials) * took / len(measured) / max(1, slots))
+    return min(estimates) if estimates else None
+
+
 def device_kind(device: str) -> str | None:
     """"cpu" or "cuda" (any GPU), the kinds whose runs time alike; None for anything else."""
     if device == "cpu":
