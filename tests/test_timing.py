@@ -3,6 +3,7 @@ in log c, and how long a command's runs have left, scaled by what its finished r
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from types import SimpleNamespace
@@ -97,3 +98,22 @@ def test_a_study_s_bar_says_how_long_is_left(tmp_path, capsys):
     # 0.01 s of training and evaluation a run: under a minute while trials are left, nothing once spent.
     assert "failed 0; under a minute left" in err.split("2/3")[-1].split("3/3")[0]
     assert err.rstrip().endswith("failed 0]")
+
+
+def test_trials_says_how_long_an_unfinished_study_has_left_and_a_finished_one_nothing(tmp_path, capsys):
+    from _cli import cli
+    from _synthetic_halving import CFG, S0, SyntheticExecutor
+    from tinyscale.study.driver import run_study
+
+    budget = 60 * S0
+    with pytest.raises(KeyboardInterrupt):  # killed part-way through its step budget
+        run_study(tmp_path / "s", CFG, budget_steps=budget, executor=SyntheticExecutor(2, crash_at=12), progress=False)
+    code, out, _ = cli(capsys, "trials", tmp_path / "s")
+    assert code == 0 and "left: under a minute to spend the budget, at the speed of its runs so far on 2 workers" in out
+    code, out, _ = cli(capsys, "trials", tmp_path / "s", "--json")
+    assert json.loads(out)["seconds_left"] > 0
+    run_study(tmp_path / "s", None, resume=True, executor=SyntheticExecutor(1), progress=False).close()
+    code, out, _ = cli(capsys, "trials", tmp_path / "s")
+    assert code == 0 and "left:" not in out
+    code, out, _ = cli(capsys, "trials", tmp_path / "s", "--json")
+    assert json.loads(out)["seconds_left"] is None

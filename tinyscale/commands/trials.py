@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from tinyscale.latency import check_latency_ms, study_table
     from tinyscale.storage import finite_json
     from tinyscale.study.store import Study
+    from tinyscale.study.timing import duration, study_time_left
 
     table = study_table(args.directory, latency_table_path(args))
     if args.target_ms is not None:
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             for row in rows:
                 if row["rung"] != fit_rung and "reward" in row:
                     row["reward"] = None
-            out = {"config": study.config.to_dict(), "progress": progress.to_dict(), "trials": rows}
+            out = {"config": study.config.to_dict(), "progress": progress.to_dict(), "trials": rows,
+                   "seconds_left": study_time_left(study)[0]}
             if halving:
                 out["rungs"] = [r.to_dict() for r in study.rung_summary()]
                 out["fit_rung"] = study.fit_rung()
@@ -113,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         if progress.budget_steps:
             print(f"steps: {progress.steps_spent:,} of the budget's {progress.budget_steps:,} trained "
                   "(every run of every rung)")
+        left, workers = study_time_left(study)
+        if left is not None:
+            print(f"left: {duration(left)} to spend the budget, at the speed of its runs so far on {workers} "
+                  f"worker{'s' if workers != 1 else ''}")
         if halving:
             from tinyscale.fit.multifidelity import default_rungs
             from tinyscale.study.halving import format_rungs

@@ -21,7 +21,7 @@ from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
-from tinyscale.study.timing import budget_left, duration
+from tinyscale.study.timing import WORKERS_META, budget_left, duration
 from tinyscale.study.trial import StudyConfig, box_widening
 
 
@@ -146,6 +146,7 @@ def run_study(
             plan = StudyPlan.resolve(study.config, space=False)
         _check_trainer(study, plan)
         sampler = make_sampler(study.config)
+        study.set_meta(WORKERS_META, executor.slots if executor is not None else 1)  # `trials`' time left
     except BaseException:
         study.close()
         raise

@@ -102,6 +102,26 @@ def budget_left(finished: Iterable, slots: int, *, trials: int | None = None, st
     return min(estimates) if estimates else None
 
 
+WORKERS_META = "workers"  # the study's meta key: how many workers its last run had
+
+
+def study_time_left(study) -> tuple[float | None, int]:
+    """(wall seconds until the open ``study`` spends its budget, or None when that cannot be said
+    or nothing is left; the workers that speed assumes: its last run's): `budget_left` as its
+    last run would go on, for `trials` while the study runs or before it resumes."""
+    workers = study.get_meta(WORKERS_META)
+    workers = workers if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1 else 1
+    p = study.progress()
+    if not p.budget_open and not (p.budget_minutes and p.elapsed_seconds < p.budget_minutes * 60):
+        return None, workers
+    halving = study.config.schedule == "halving"  # its trial target counts recipes, not the runs left
+    left = budget_left(study.runs("completed"), workers,
+                       trials=None if halving or not p.target_trials else p.target_trials - p.finished,
+                       step_units=None if not p.budget_steps else p.budget_steps - p.steps_spent,
+                       seconds=None if not p.budget_minutes else p.budget_minutes * 60 - p.elapsed_seconds)
+    return (left or None), workers
+
+
 def device_kind(device: str) -> str | None:
     """"cpu" or "cuda" (any GPU), the kinds whose runs time alike; None for anything else."""
     if device == "cpu":
