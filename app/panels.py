@@ -35,6 +35,7 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
     run completes (``n_completed_shown``: the completed runs, every rung, the page was drawn with)."""
     from tinyscale.study.samplers.botorch import proposed_by_acquisition
     from tinyscale.study.store import Study
+    from tinyscale.study.timing import duration, study_time_left
 
     try:
         with Study.open(study_dir) as study:
@@ -44,6 +45,7 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
             runs_done = len(study.runs("completed"))
             halving = study.config.schedule == "halving"
             rungs = study.rung_summary() if halving else []
+            left, workers = study_time_left(study)
     except ValueError as exc:
         st.error(str(exc))
         return
@@ -78,7 +80,9 @@ def status_panel(study_dir: Path, n_completed_shown: int) -> None:
                     text=f"{progress.steps_spent:,} of {step_budget:,} training steps")
     active = counts.get("running", 0) + counts.get("pending", 0)
     if active or progress.budget_open:
-        st.caption(f"running: {counts.get('running', 0)} trial(s) in flight; refreshing every {REFRESH_SECONDS} s")
+        eta = "" if left is None else (f"; {duration(left)} left at its runs' speed on {workers} "
+                                       f"worker{'s' if workers != 1 else ''}")
+        st.caption(f"running: {counts.get('running', 0)} trial(s) in flight{eta}; refreshing every {REFRESH_SECONDS} s")
     proposed = [t for t in upcoming if proposed_by_acquisition(t)]
     if proposed:
         st.caption("next, proposed by the botorch acquisition (◆ in the plots): " + "; ".join(

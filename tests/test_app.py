@@ -281,7 +281,13 @@ def test_study_status_and_failed_trials(monkeypatch, fitted_study_dir):
     with Study.open(fitted_study_dir) as s:  # a trial in flight: the panel says it refreshes itself
         s.start_trial(99, s.config.recipe(0.6, 0.6, 0.6), seed=99)
     at = run_app(monkeypatch, fitted_study_dir)
-    assert "refreshing every" in texts(at)
+    assert "refreshing every" in texts(at) and " left at its runs' speed" not in texts(at)  # no budget known
+    with Study.open(fitted_study_dir) as s:  # an hour's budget, 10 minutes spent, by 2 workers
+        s.set_meta("budget_minutes", 60.0)
+        s.set_meta("elapsed_seconds", 600.0)
+        s.set_meta("workers", 2)
+    at = run_app(monkeypatch, fitted_study_dir)
+    assert "1 trial(s) in flight; about 50 min left at its runs' speed on 2 workers" in texts(at)
 
 
 def test_plots_are_drawn(monkeypatch, fitted_study_dir):
