@@ -251,6 +251,13 @@ def report(out: Path, seeds: int = SEEDS) -> None:
         settled = [r.rung for r in study.rung_summary() if r.agreement is not None and r.agreement.settled]
     print(f"5. H's stop rule called rungs settled: {settled or 'none'}"
           + ("" if settled else " (no settled claim to hold; the compare's own settled check: `settle` stage)"))
+    # The `settle` stage's verdict as far as its re-runs are stored (added 2026-12-07, session 18:
+    # a read of what that stage stored, so that one `report` gives everything).
+    from tinyscale.evaluate.compare.settle import format_settle_check, stored_settle_check
+
+    stored = stored_settle_check(out / "H", h)
+    print("\nsettled check: " + ("not run yet" if stored is None else (
+        f"{stored[1]} re-run(s) still missing; " if stored[1] else "") + format_settle_check(stored[0])))
     # A diagnosis beside the decision rules (added 2026-12-07, not one of them): how H's fitted
     # surface ordered the compared recipes against what the 3,600-step runs measured.
     from tinyscale.evaluate.compare.foresight import fit_foresight
