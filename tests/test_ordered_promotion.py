@@ -173,7 +173,7 @@ def test_promotion_on_the_command_line(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
     code, out, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--schedule", "halving", "--promotion",
                          "ordered")
-    assert code == 0 and "promotion: ordered, on a clock of 1 lane (" in out, err
+    assert code == 0 and "promotion: ordered, on a clock of 1 lane, a run charged steps x c^0.5 (" in out, err
     with Study.open(tmp_path / "s") as study:
         assert study.config.promotion == "ordered" and study.get_meta(CLOCK_META)["lanes"] == 1
 
@@ -193,7 +193,8 @@ def test_a_uniform_study_of_the_stream_keeps_no_clock(tmp_path):
 def test_trials_says_how_the_study_promoted(tmp_path, capsys):
     from _cli import cli
 
-    for promotion, words in (("ordered", "promotion: ordered, on a clock of 2 lanes"),
+    for promotion, words in (("ordered", "promotion: ordered, on a clock of 2 lanes, a run charged steps x c^0.5 "
+                                         "(the same decisions however fast its runs finished); its runs took c^"),
                              ("async", "promotion: async, as runs finished")):
         run_study(tmp_path / promotion, replace(CFG, promotion=promotion), trials=6, executor=SyntheticExecutor(2),
                   progress=False).close()

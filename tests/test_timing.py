@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tinyscale.study.timing import Forecast, RunTimeModel, budget_left, duration
+from tinyscale.study.timing import Forecast, RunTimeModel, budget_left, duration, step_exponent
 
 
 def _run(c, r=1.0, d=1.0, steps=100, start_step=0, device="cpu", state="completed", **kw):
@@ -43,6 +43,12 @@ def test_the_model_recovers_a_known_power_law_from_the_runs_of_one_device_kind()
     one_recipe = RunTimeModel.fit([_run(0.3), _run(0.3), _run(0.3)], "cpu")
     assert one_recipe.step[1:] == (0.0, 0.0, 0.0)
     assert one_recipe.seconds(0.9, 0.5, 1.4, 100) == pytest.approx(_run(0.3).train_seconds + _run(0.3).eval_seconds)
+
+
+def test_the_step_exponent_is_c_s_alone_what_an_ordered_clock_charges():
+    runs = [_run(c, d=1.0, r=1.0) for c in (0.05, 0.1, 0.3, 0.6)]  # 0.02 c^0.5 s a step at d = r = 1
+    assert step_exponent(runs) == (pytest.approx(0.5, abs=1e-9), 4)
+    assert step_exponent(runs[:2]) is None and step_exponent([_run(0.3)] * 4) is None  # too few; c the same
 
 
 def test_the_forecast_scales_by_what_the_finished_runs_took():

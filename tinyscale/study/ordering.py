@@ -138,10 +138,17 @@ def describe_promotion(study) -> str:
     """One line for `trials`, `study`'s summary and the app: how an open study in rungs decided
     its promotions (its config's, and for an ordered one the lanes of its stored clock)."""
     if study.config.promotion == "ordered":
+        from tinyscale.study.timing import step_exponent
+
         stored_clock = study.get_meta(CLOCK_META)
         lanes = stored_clock.get("lanes") if isinstance(stored_clock, dict) else None
+        exponent = stored_clock.get("exponent", STORED_BEFORE_EXPONENT) if isinstance(stored_clock, dict) else None
         on = f"on a clock of {lanes} lane{'s' if lanes != 1 else ''}" if lanes else "on a clock"
-        return f"promotion: ordered, {on} (the same decisions however fast its runs finished)"
+        charge = "" if exponent is None else f", a run charged steps x c^{exponent:g}"
+        measured = step_exponent(study.runs("completed"))
+        # A clock far from the machine makes workers wait for the runs it undercharges.
+        seen = "" if measured is None else f"; its runs took c^{measured[0]:.2f} a step ({measured[1]} runs)"
+        return f"promotion: ordered, {on}{charge} (the same decisions however fast its runs finished){seen}"
     return "promotion: async, as runs finished (a rerun on another machine or load may promote others)"
 
 

@@ -58,6 +58,21 @@ class RunTimeModel:
         return cls(_plane(inputs, data[:, 3]), _plane(inputs, data[:, 4]), len(rows), kind)
 
 
+def step_exponent(runs: Iterable) -> tuple[float, int] | None:
+    """(b, n): a training step's time as c^b, fitted on the ``n`` completed runs that measured it
+    (what an ordered study's clock charges per step is c^`CLOCK_EXPONENT`); None with fewer than
+    `MIN_RUNS`, or when their c does not vary."""
+    rows = [(t.ratio, t.train_seconds / (t.steps - t.start_step)) for t in runs
+            if t.state == "completed" and t.ratio and t.ratio > 0 and t.steps and t.steps > t.start_step
+            and t.train_seconds and t.train_seconds > 0 and all(map(math.isfinite, (t.ratio, t.train_seconds)))]
+    if len(rows) < MIN_RUNS:
+        return None
+    data = np.log(np.asarray(rows, dtype=np.float64))
+    if np.ptp(data[:, 0]) < MIN_SPREAD:
+        return None
+    return _plane(np.column_stack([np.ones(len(data)), data[:, 0]]), data[:, 1])[1], len(rows)
+
+
 def _plane(inputs: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
     """Least squares y = inputs . coef over the inputs that vary (the others' coefficients 0)."""
     used = [0] + [k for k in range(1, inputs.shape[1]) if np.ptp(inputs[:, k]) >= MIN_SPREAD]
