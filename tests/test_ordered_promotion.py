@@ -215,3 +215,34 @@ def test_an_ordered_botorch_study_proposes_the_same_recipes_however_its_runs_fin
             trials = study.trials()
             recipes.append([(t.number, t.recipe.r, t.recipe.w, t.recipe.d, t.proposed_by) for t in trials])
     assert recipes[0] == recipes[1] and sum(p == "botorch" for *_, p in recipes[0]) >= 2  # the acquisition chose some
+
+
+def test_a_chosen_clock_exponent_is_the_clock_s_and_fixed_with_the_study(tmp_path, capsys, monkeypatch):
+    from _cli import cli
+
+    import tinyscale.study.ordering as ordering
+
+    config = replace(CFG, promotion="ordered", clock_exponent=0.0)
+    run_study(tmp_path / "steps", config, budget_steps=BUDGET, executor=ShuffledExecutor(3, 0), progress=False).close()
+    with Study.open(tmp_path / "steps") as study:
+        assert study.get_meta(CLOCK_META)["exponent"] == 0.0
+    monkeypatch.setattr(ordering, "CLOCK_EXPONENT", 0.0)  # the default's clock, made to charge steps alone
+    run_study(tmp_path / "default", replace(config, clock_exponent=None), budget_steps=BUDGET,
+              executor=ShuffledExecutor(3, 1), progress=False).close()
+    assert _runs(tmp_path / "steps") == _runs(tmp_path / "default")
+    monkeypatch.undo()
+
+    tiny = ["--data", "generated", "--base-resolution", "16", "--r-range", "0.5,1.0", "--steps", "10", "--batch-size",
+            "16", "--train-size", "128", "--val-size", "32", "--workers", "1", "--threads", "1", "--quiet",
+            "--trials", "2", "--schedule", "halving"]
+    for extra, words in ((["--clock-exponent", "0.2"], "--clock-exponent is for --promotion ordered"),
+                         (["--promotion", "ordered", "--clock-exponent", "3"],
+                          "--clock-exponent must be a number from 0 to 2, got 3.0")):
+        code, _, err = cli(capsys, "study", *tiny, "--out", tmp_path / "bad", *extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+        assert not (tmp_path / "bad").exists()
+    code, out, err = cli(capsys, "study", *tiny, "--out", tmp_path / "s", "--promotion", "ordered",
+                         "--clock-exponent", "0.25")
+    assert code == 0 and "a run charged steps x c^0.25 (" in out, err
+    code, _, err = cli(capsys, "study", "--resume", tmp_path / "s", "--clock-exponent", "0.5", "--trials", "3")
+    assert code == 2 and "clock_exponent" in err, err

@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "finish, default: workers never wait, but the study depends on which "
                                            "run finishes first) or ordered (on a clock of step-units: the same "
                                            "seed and --workers give the same study; a worker may wait)")
+    space.add_argument("--clock-exponent", type=float,
+                       help="ordered: the clock charges a run steps x c^E (default 0.5, a CPU core's; `trials` "
+                            "says what a step of the study's runs took, e.g. about 0 on a GPU)")
     space.add_argument("--batch-size", type=int, help="training batch size")
     space.add_argument("--base-resolution", type=int, help="side length r multiplies (default 32)")
     space.add_argument("--rules", choices=RULE_SETS, help="rounding rule set (default tinynet)")
@@ -94,7 +97,7 @@ PROMOTE_SCHEDULES = {"retrain": "cosine", "continue": "wsd"}
 # StudyConfig fields settable from the command line (argparse dest == field name).
 CONFIG_OPTIONS = ("data", "window", "r_range", "d_range", "sampling", "sampler", "init_trials", "steps",
                   "batch_size", "base_resolution", "rules", "num_classes", "train_size", "val_size", "seed",
-                  "schedule", "eta", "rungs", "promotion")
+                  "schedule", "eta", "rungs", "promotion", "clock_exponent")
 
 
 def config_from_args(args: argparse.Namespace, stored=None):

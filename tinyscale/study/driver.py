@@ -295,7 +295,8 @@ def run_study(
     try:
         stored_clock = study.get_meta(CLOCK_META) if ordered else None
         clock = None if not ordered else (
-            StepClock(slots, clock_size) if stored_clock is None else StepClock.from_dict(stored_clock, clock_size))
+            StepClock(slots, clock_size, exponent=config.clock_exponent) if stored_clock is None
+            else StepClock.from_dict(stored_clock, clock_size))
     except BaseException:
         study.close()
         raise

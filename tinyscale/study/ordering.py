@@ -152,10 +152,18 @@ def describe_promotion(study) -> str:
     return "promotion: async, as runs finished (a rerun on another machine or load may promote others)"
 
 
-def check_promotion(value: object) -> None:
-    """ValueError (in the command line's words) for a promotion that is not one of `PROMOTIONS`."""
+def check_promotion(value: object, clock_exponent: object = None) -> None:
+    """ValueError (in the command line's words) for a promotion that is not one of `PROMOTIONS`,
+    or a clock exponent that is not a number in [0, `MAX_EXPONENT`] for an ordered study."""
     if value not in PROMOTIONS:
         raise ValueError(f"--promotion must be one of {', '.join(PROMOTIONS)}, got {value!r}")
+    if clock_exponent is None:
+        return
+    if value != "ordered":
+        raise ValueError("--clock-exponent is for --promotion ordered (an async study keeps no clock)")
+    if isinstance(clock_exponent, bool) or not isinstance(clock_exponent, (int, float)) or not (
+            0 <= clock_exponent <= MAX_EXPONENT):
+        raise ValueError(f"--clock-exponent must be a number from 0 to {MAX_EXPONENT:g}, got {clock_exponent!r}")
 
 
 def unfinished(due: set[RunKey], training: Iterable[RunKey]) -> list[RunKey]:

@@ -96,7 +96,7 @@ def check_config_numbers(config: StudyConfig) -> None:
     if not isinstance(config.extra, dict):
         raise ValueError(f"extra must be an object of trainer settings, got {config.extra!r}")
     check_schedule(config.schedule, config.eta, config.rungs, config.steps, MAX_STEPS)
-    check_promotion(config.promotion)
+    check_promotion(config.promotion, config.clock_exponent)
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -155,7 +155,7 @@ class StudyPlan:
             if isinstance(value, (int, float)) and value > limit:  # a config from elsewhere sizes every trial
                 raise ValueError(f"{name} must be at most {limit:,}, got {value:,}")
         check_schedule(config.schedule, config.eta, config.rungs, config.steps, MAX_STEPS)
-        check_promotion(config.promotion)
+        check_promotion(config.promotion, config.clock_exponent)
         if space:
             from tinyscale.study.samplers.base import check_space
 

@@ -70,6 +70,9 @@ class StudyConfig:
     # the study depends on which run finishes first) or "ordered" on a clock of step-units (the
     # same study however fast each run is; tinyscale.study.ordering).
     promotion: str = "async"
+    # An ordered study's clock charges a run steps x c^clock_exponent (None: the default,
+    # tinyscale.study.ordering.CLOCK_EXPONENT, a CPU core's); fixed with the clock when it is made.
+    clock_exponent: float | None = None
 
     def __post_init__(self) -> None:
         check_seed(self.seed)  # before anything seeds a generator with it
