@@ -136,7 +136,8 @@ class StepClock:
 
 def describe_promotion(study) -> str:
     """One line for `trials`, `study`'s summary and the app: how an open study in rungs decided
-    its promotions (its config's, and for an ordered one the lanes of its stored clock)."""
+    its promotions (its config's; for an ordered one its stored clock's lanes and what it charges
+    a run, next to what a step of the study's runs measured)."""
     if study.config.promotion == "ordered":
         from tinyscale.study.timing import step_exponent
 
@@ -144,7 +145,7 @@ def describe_promotion(study) -> str:
         lanes = stored_clock.get("lanes") if isinstance(stored_clock, dict) else None
         exponent = stored_clock.get("exponent", STORED_BEFORE_EXPONENT) if isinstance(stored_clock, dict) else None
         on = f"on a clock of {lanes} lane{'s' if lanes != 1 else ''}" if lanes else "on a clock"
-        charge = "" if exponent is None else f", a run charged steps x c^{exponent:g}"
+        charge = f", a run charged steps x c^{exponent:g}" if isinstance(exponent, (int, float)) else ""
         measured = step_exponent(study.runs("completed"))
         # A clock far from the machine makes workers wait for the runs it undercharges.
         seen = "" if measured is None else f"; its runs took c^{measured[0]:.2f} a step ({measured[1]} runs)"
