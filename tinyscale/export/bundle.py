@@ -90,7 +90,9 @@ def safetensors_bytes(model) -> bytes:
 
     # Contiguous copies: a channels-last trained module has permuted strides.
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return save(state, metadata={"format": "pt", "producer": "tinyscale"})
+    # One metadata key: safetensors writes several in a random order, so the same weights gave
+    # different bytes (and checksums) from one export to the next. The manifest names the producer.
+    return save(state, metadata={"format": "pt"})
 
 
 def build_export(
