@@ -124,6 +124,42 @@ def test_export_from_a_study_with_training(tmp_path):
     assert not _same_outputs(model, build_model(result.answer.recipe).eval(), result.answer.recipe.resolution)
 
 
+def test_an_export_killed_while_it_trains_continues_to_the_same_weights(tmp_path, monkeypatch, capsys):
+    from tinyscale.train import trainer
+
+    study = write_study(tmp_path / "study", [], config=CONFIG)
+    fitted(1).save(study)
+    whole = export_from_study(study, 0.3, tmp_path / "whole.zip", formats="safetensors", train_steps=6)
+    progress_folder = study / "checkpoints" / "progress"
+    assert not list(progress_folder.glob("export-*"))  # done: nothing left to continue from
+    real = trainer.lr_at
+    killed: list[int] = []
+
+    class Kill(BaseException):
+        pass
+
+    def lr_at(step, config):  # killed once the progress of 3 steps is saved
+        if step == 4 and not killed:
+            killed.append(step)
+            raise Kill
+        return real(step, config)
+
+    monkeypatch.setattr(trainer, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(trainer, "lr_at", lr_at)
+    with pytest.raises(Kill):
+        export_from_study(study, 0.3, tmp_path / "cut.zip", formats="safetensors", train_steps=6, show_progress=True)
+    assert len(list(progress_folder.glob("export-*.pt"))) == 1 and not (tmp_path / "cut.zip").exists()
+    resumed = export_from_study(study, 0.3, tmp_path / "cut.zip", formats="safetensors", train_steps=6,
+                                show_progress=True)
+    assert "export: training: 100%" in capsys.readouterr().err  # the bar, on stderr
+    from safetensors.torch import load as load_tensors
+
+    a, b = load_tensors(resumed.bundle.files[WEIGHTS]), load_tensors(whole.bundle.files[WEIGHTS])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same weights, bit for bit
+    assert resumed.bundle.files[WEIGHTS] == whole.bundle.files[WEIGHTS]  # and the same file, byte for byte
+    assert not list(progress_folder.glob("export-*"))
+
+
 def test_import_tinyscale_does_not_import_torch():
     import subprocess
 
@@ -229,3 +265,13 @@ def test_a_graph_that_disagrees_is_one_line_and_exit_1_with_nothing_written(tmp_
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "the ONNX graph disagrees with the PyTorch module" in err and not out.exists()
+
+
+def test_the_same_weights_give_the_same_safetensors_bytes():
+    from tinyscale.export.bundle import safetensors_bytes
+    from tinyscale.space.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(RECIPE)
+    # safetensors orders several metadata keys at random: 20 writes must still be one file.
+    assert len({safetensors_bytes(model) for _ in range(20)}) == 1

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.macs is not None:
         c = RecipeSolver.load(args.study_dir).ratio_for_macs(args.macs)
     result = export_from_study(args.study_dir, c, args.out, formats=formats, train_steps=args.train_steps,
-                               seed=args.seed, force=args.force, device=device)
+                               seed=args.seed, force=args.force, device=device, show_progress=True)
     a = result.answer
     m = result.bundle.manifest
     print(f"recipe   r={a.recipe.r:g} w={a.recipe.w:g} d={a.recipe.d:g} ({a.recipe.rules}), "
