@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -131,7 +132,7 @@ def test_an_export_killed_while_it_trains_continues_to_the_same_weights(tmp_path
     fitted(1).save(study)
     whole = export_from_study(study, 0.3, tmp_path / "whole.zip", formats="safetensors", train_steps=6)
     progress_folder = study / "checkpoints" / "progress"
-    assert not list(progress_folder.glob("export-*"))  # done: nothing left to continue from
+    assert not progress_folder.exists()  # done: nothing left to continue from
     real = trainer.lr_at
     killed: list[int] = []
 
@@ -157,7 +158,19 @@ def test_an_export_killed_while_it_trains_continues_to_the_same_weights(tmp_path
     a, b = load_tensors(resumed.bundle.files[WEIGHTS]), load_tensors(whole.bundle.files[WEIGHTS])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same weights, bit for bit
     assert resumed.bundle.files[WEIGHTS] == whole.bundle.files[WEIGHTS]  # and the same file, byte for byte
-    assert not list(progress_folder.glob("export-*"))
+    assert not progress_folder.exists()
+    # A study folder the user cannot write: the export trains all the same, without a progress file.
+    monkeypatch.undo()
+    real_mkdir = Path.mkdir
+
+    def refused(self, *args, **kwargs):
+        if self == progress_folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    again = export_from_study(study, 0.3, tmp_path / "ro.zip", formats="safetensors", train_steps=6)
+    assert again.bundle.files[WEIGHTS] == whole.bundle.files[WEIGHTS] and not progress_folder.exists()
 
 
 def test_import_tinyscale_does_not_import_torch():

@@ -45,13 +45,19 @@ def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0, devic
         raise ValueError(f"the study's data has {data.num_classes} classes, the recipe {recipe.num_classes}")
     kept = {}
     if progress is not None:
-        Path(progress).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(progress).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a study folder this user cannot write (someone else's): train without one
+            progress = None
     with _steps_bar(progress, steps, show_progress):
         result = train_recipe(recipe, data, TrainConfig.from_study(config).with_(steps=steps, device=device), seed,
                               on_trained=lambda m: kept.setdefault("model", m), progress=progress)
     if progress is not None:  # done (or failed for good): nothing to continue from
         for done in (Path(progress), heartbeat_path(progress)):
-            done.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                done.unlink()
+        with contextlib.suppress(OSError):  # the progress folder goes too once empty, as the run loop's does
+            Path(progress).parent.rmdir()
     if result.failed or "model" not in kept:
         raise ValueError(f"training for the export failed: {result.failed}")
     mean, std = data.mean_std()
