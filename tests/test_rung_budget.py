@@ -15,7 +15,8 @@ from tinyscale.space.cost import ratio
 from tinyscale.space.recipe import Recipe
 from tinyscale.study.driver import run_study
 from tinyscale.study.executors import TrialOutcome
-from tinyscale.study.halving import MIN_PAIRS, RunCost, choose_rungs, rung_steps, schedule_cost
+from tinyscale.study.halving import MIN_PAIRS, choose_rungs, rung_steps, schedule_cost
+from tinyscale.study.timing import RunCost
 from tinyscale.study.store import CHOSEN_RUNGS, Study
 from tinyscale.study.trial import StudyConfig
 

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from tinyscale.storage import ResultStore
+from tinyscale.study.timing import Forecast, forecast_jobs
 from tinyscale.train.config import LATER_SETTINGS, comparable_settings
+
+
+def study_forecast(study_dir, jobs: list, executor) -> Forecast:
+    """How long an evaluation's ``jobs`` will take, from the study's own runs
+    (`tinyscale.study.timing.forecast_jobs`); a study that cannot be read gives no prediction,
+    never a failed command."""
+    from tinyscale.study.store import Study
+
+    try:
+        with Study.open(study_dir) as study:
+            runs = study.runs("completed")
+    except (ValueError, OSError, sqlite3.Error):
+        runs = None
+    return forecast_jobs(runs, jobs, executor)
 
 
 class TrainerResultStore(ResultStore):

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from tinyscale.limits import MAX_TRIALS
 from tinyscale.storage import CHECKPOINT_DIR, PROGRESS_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
-from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, RunCost, by_rung, choose_rungs,
+from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, by_rung, choose_rungs,
                                      promotions, rung_steps, settled_rung)
 from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
-from tinyscale.study.timing import WORKERS_META, budget_left, duration
+from tinyscale.study.timing import WORKERS_META, RunCost, budget_left, duration
 from tinyscale.study.trial import StudyConfig, box_widening
 
 
@@ -392,8 +392,7 @@ def _choose_rungs(study: Study, target: int | None, budget: float | None, step_b
         measured = [t for t in study.trials("completed") if t.train_seconds is not None and t.steps]
         if len(measured) < MIN_PAIRS:
             return
-        cost = RunCost(sum(t.train_seconds / t.steps for t in measured) / len(measured),
-                       sum(t.eval_seconds or 0.0 for t in measured) / len(measured))
+        cost = RunCost.measured(measured)
     rungs = choose_rungs(steps=c.steps, eta=c.eta, max_steps=MAX_STEPS, trials=target, step_budget=step_budget,
                          worker_seconds=None if budget is None else budget * 60 * slots, cost=cost,
                          trained_steps=trained_steps)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tinyscale.ranking import spearman, spearman_p, trend_residuals
+from tinyscale.study.timing import RunCost
 
 SCHEDULES = ("uniform", "halving")
 DEFAULT_ETA = 3  # Hyperband's and ASHA's usual reduction factor
@@ -136,18 +137,6 @@ def check_schedule(schedule: object, eta: object, rungs: object, steps: int, max
 def rung_steps(steps: int, eta: int, rung: int) -> int:
     """Training steps of a run at ``rung``."""
     return steps * eta ** rung
-
-
-@dataclass(frozen=True)
-class RunCost:
-    """What one run costs, measured on a study's first rung-0 runs: seconds per training step
-    and the seconds it spends outside training (evaluation), which do not grow with the rung."""
-
-    seconds_per_step: float
-    fixed_seconds: float
-
-    def at(self, steps: int) -> float:
-        return self.seconds_per_step * steps + self.fixed_seconds
 
 
 def schedule_cost(rungs: int, eta: int, run_cost) -> float:

@@ -14,7 +14,6 @@ another worker count or a busy machine changes the speed, and the finished runs 
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -73,6 +72,25 @@ def step_exponent(runs: Iterable) -> tuple[float, int] | None:
     return _plane(np.column_stack([np.ones(len(data)), data[:, 0]]), data[:, 1])[1], len(rows)
 
 
+@dataclass(frozen=True)
+class RunCost:
+    """What one run costs on average, measured on a study's first rung-0 runs (the rungs a
+    budget in minutes buys, `tinyscale.study.halving.choose_rungs`): seconds per training step
+    and the seconds it spends outside training (evaluation), which do not grow with the rung."""
+
+    seconds_per_step: float
+    fixed_seconds: float
+
+    def at(self, steps: int) -> float:
+        return self.seconds_per_step * steps + self.fixed_seconds
+
+    @classmethod
+    def measured(cls, runs: list) -> RunCost:
+        """The mean over ``runs`` (completed `Trial`s that measured their time)."""
+        return cls(sum(t.train_seconds / t.steps for t in runs) / len(runs),
+                   sum(t.eval_seconds or 0.0 for t in runs) / len(runs))
+
+
 def _plane(inputs: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
     """Least squares y = inputs . coef over the inputs that vary (the others' coefficients 0)."""
     used = [0] + [k for k in range(1, inputs.shape[1]) if np.ptp(inputs[:, k]) >= MIN_SPREAD]
@@ -81,19 +99,17 @@ def _plane(inputs: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in coef)
 
 
-def forecast_jobs(study_dir, jobs: list, executor) -> Forecast:
+def forecast_jobs(study_runs: Iterable | None, jobs: list, executor) -> Forecast:
     """How long ``jobs`` (`tinyscale.study.runner.Job`s) will take on ``executor`` (None: one
-    local worker), predicted from the runs of the study at ``study_dir`` on that kind of device
-    (none readable: only the runs that finish will tell)."""
+    local worker), predicted from ``study_runs`` (a study's completed `Trial`s) on that kind of
+    device (None, or none usable: only the runs that finish will tell)."""
     from tinyscale.space.cost import ratio
-    from tinyscale.study.store import Study
 
     device = getattr(executor, "device", None) or "cpu"
     try:
-        with Study.open(study_dir) as study:
-            model = RunTimeModel.fit(study.runs("completed"), device)
-    except (ValueError, OSError, sqlite3.Error, np.linalg.LinAlgError):  # a forecast is never worth a failed
-        model = None  # command: without one, only the runs that finish tell the speed
+        model = None if study_runs is None else RunTimeModel.fit(study_runs, device)
+    except np.linalg.LinAlgError:  # a forecast is never worth a failed command: without one,
+        model = None  # only the runs that finish tell the speed
     predicted = {job.key: 1.0 if model is None else model.seconds(ratio(job.recipe), job.recipe.r, job.recipe.d,
                                                                    job.train.steps) for job in jobs}
     return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)

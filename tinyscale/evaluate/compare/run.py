@@ -16,10 +16,9 @@ from tinyscale.evaluate.compare.results import Comparison, assemble_comparison
 from tinyscale.evaluate.compare.settings import CompareSettings, read_study_config, settings_from_dict, settings_to_dict
 from tinyscale.evaluate.compare.store import STORE_NAME, Cell, CompareStore, compare_dir
 from tinyscale.evaluate.compare.strategies import MACS, StrategyBuilder, TargetMeasure
-from tinyscale.evaluate.store import trainer_budget
+from tinyscale.evaluate.store import study_forecast, trainer_budget
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
-from tinyscale.study.timing import forecast_jobs
 from tinyscale.storage import COMPARE_LOCK, PROGRESS_DIR, exclusive_folder, loads_json
 from tinyscale.study.trial import StudyConfig
 
@@ -111,7 +110,7 @@ def run_comparison(
                     progress=str(saved / f"{key[0]}_{key[1]:.6g}_{key[2]}_{key[3]}.pt")) for key in todo]
         run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=settings.threads,
                  progress=progress, desc=f"compare ({settings.steps:,} steps a run)", total=len(todo),
-                 forecast=forecast_jobs(study_dir, jobs, executor) if progress else None)
+                 forecast=study_forecast(study_dir, jobs, executor) if progress else None)
         return assemble_comparison(settings, budget, store.recipes(), store.cells())
 
 

@@ -27,11 +27,10 @@ from tinyscale.evaluate.fidelity.records import Fidelity, Run, SeedNoise
 from tinyscale.evaluate.fidelity.stats import MIN_TRIALS, pooled_noise
 from tinyscale.evaluate.fidelity.store import STORE_NAME, FidelityStore, fidelity_dir
 from tinyscale.evaluate.fidelity.summary import summarize
-from tinyscale.evaluate.store import trainer_budget
+from tinyscale.evaluate.store import study_forecast, trainer_budget
 from tinyscale.storage import FIDELITY_LOCK, PROGRESS_DIR, exclusive_folder
 from tinyscale.study.plan import StudyPlan
 from tinyscale.study.runner import Job, RunResult, queue_of, run_jobs
-from tinyscale.study.timing import forecast_jobs
 
 
 def _checkable(study_dir: Path, rung: int | None = 0):
@@ -124,7 +123,7 @@ def _retrain(study_dir: Path, config, train, tasks: Sequence[Task], by_number: M
                     for task in todo]
             run_jobs(queue_of(jobs), record, data=plan.data, executor=executor, threads=threads, progress=progress,
                      desc=desc, total=len(tasks), initial=len(tasks) - len(todo),
-                     forecast=forecast_jobs(study_dir, jobs, executor) if progress else None)
+                     forecast=study_forecast(study_dir, jobs, executor) if progress else None)
         return store.runs()
 
 
