@@ -1,5 +1,6 @@
-"""The run-time forecast (tinyscale.study.timing): a line through a study's measured run times
-in log c, and how long a command's runs have left, scaled by what its finished runs took."""
+"""The run-time forecast (tinyscale.study.timing): a plane through a study's measured run times
+in (log c, log d, log r), how long a command's runs have left, scaled by what its finished runs
+took, and how long a study's budget has left."""
 
 from __future__ import annotations
 
