@@ -80,6 +80,10 @@ def test_a_study_s_budget_left_is_the_first_budget_to_run_out_at_its_runs_speed(
     finished = [_run(0.3, train_seconds=10.0, eval_seconds=2.0), _run(0.1, train_seconds=10.0, eval_seconds=2.0)]
     # 200 steps took 24 s: 0.12 s a step-unit, 12 s a run, over 2 workers.
     assert budget_left(finished, 2, step_units=1000) == pytest.approx(60.0)
+    # Runs that measured nothing of the speed are not read (the same rule as the plane's: `timed_runs`).
+    unmeasured = [_run(0.2, state="failed", train_seconds=99.0), _run(0.2, train_seconds=None),
+                  _run(0.2, train_seconds=float("inf")), _run(0.2, steps=100, start_step=100, train_seconds=5.0)]
+    assert budget_left(finished + unmeasured, 2, step_units=1000) == pytest.approx(60.0)
     assert budget_left(finished, 2, trials=5) == pytest.approx(30.0)
     assert budget_left(finished, 2, step_units=1000, trials=5, seconds=20.0) == pytest.approx(20.0)
     assert budget_left(finished, 2, step_units=-50) == 0.0  # spent (the runs in flight count as spent)

@@ -21,7 +21,7 @@ from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
 from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
-from tinyscale.study.timing import WORKERS_META, RunCost, budget_left, duration
+from tinyscale.study.timing import WORKERS_META, RunCost, budget_left, duration, timed_runs
 from tinyscale.study.trial import StudyConfig, box_widening
 
 
@@ -389,7 +389,7 @@ def _choose_rungs(study: Study, target: int | None, budget: float | None, step_b
     c = study.config
     cost = None
     if budget is not None:
-        measured = [t for t in study.trials("completed") if t.train_seconds is not None and t.steps]
+        measured = timed_runs(study.trials("completed"))
         if len(measured) < MIN_PAIRS:
             return
         cost = RunCost.measured(measured)

@@ -23,6 +23,15 @@ MIN_RUNS = 3  # runs a plane through log time needs before it predicts anything
 MIN_SPREAD = 0.05  # an input whose log varies less than this over the runs is left out of the plane
 
 
+def timed_runs(runs: Iterable) -> list:
+    """The completed ``runs`` (a study's `Trial`s) that measured their speed: steps trained past
+    their start, a positive training time and a positive FLOPs ratio, all finite. Every speed
+    said here (the plane, the step exponent, a budget's time left, what a run costs) reads these."""
+    return [t for t in runs if t.state == "completed" and t.ratio and math.isfinite(t.ratio) and t.ratio > 0
+            and t.steps and t.steps > t.start_step
+            and t.train_seconds and math.isfinite(t.train_seconds) and t.train_seconds > 0]
+
+
 @dataclass(frozen=True)
 class RunTimeModel:
     """log(seconds a training step) = step . (1, log c, log d, log r), and log(seconds of
@@ -46,10 +55,8 @@ class RunTimeModel:
         ("cpu", or "cuda" for any GPU); None when fewer than `MIN_RUNS` of them measured their time."""
         kind = device_kind(device)
         rows = [(t.ratio, t.recipe.d, t.recipe.r, t.train_seconds / (t.steps - t.start_step), max(t.eval_seconds, 1e-3))
-                for t in runs
-                if t.state == "completed" and device_kind(t.device or "cpu") == kind and t.ratio and t.ratio > 0
-                and t.steps and t.steps > t.start_step and t.train_seconds and t.train_seconds > 0
-                and t.eval_seconds is not None and all(map(math.isfinite, (t.ratio, t.train_seconds, t.eval_seconds)))]
+                for t in timed_runs(runs) if device_kind(t.device or "cpu") == kind
+                and t.eval_seconds is not None and math.isfinite(t.eval_seconds)]
         if kind is None or len(rows) < MIN_RUNS:
             return None
         data = np.log(np.asarray(rows, dtype=np.float64))
@@ -61,9 +68,7 @@ def step_exponent(runs: Iterable) -> tuple[float, int] | None:
     """(b, n): a training step's time as c^b, fitted on the ``n`` completed runs that measured it
     (what an ordered study's clock charges per step is c^`CLOCK_EXPONENT`); None with fewer than
     `MIN_RUNS`, or when their c does not vary."""
-    rows = [(t.ratio, t.train_seconds / (t.steps - t.start_step)) for t in runs
-            if t.state == "completed" and t.ratio and t.ratio > 0 and t.steps and t.steps > t.start_step
-            and t.train_seconds and t.train_seconds > 0 and all(map(math.isfinite, (t.ratio, t.train_seconds)))]
+    rows = [(t.ratio, t.train_seconds / (t.steps - t.start_step)) for t in timed_runs(runs)]
     if len(rows) < MIN_RUNS:
         return None
     data = np.log(np.asarray(rows, dtype=np.float64))
@@ -86,8 +91,8 @@ class RunCost:
 
     @classmethod
     def measured(cls, runs: list) -> RunCost:
-        """The mean over ``runs`` (completed `Trial`s that measured their time)."""
-        return cls(sum(t.train_seconds / t.steps for t in runs) / len(runs),
+        """The mean over ``runs`` (`timed_runs`)."""
+        return cls(sum(t.train_seconds / (t.steps - t.start_step) for t in runs) / len(runs),
                    sum(t.eval_seconds or 0.0 for t in runs) / len(runs))
 
 
@@ -121,8 +126,7 @@ def budget_left(finished: Iterable, slots: int, *, trials: int | None = None, st
     left of a budget in minutes, ``step_units`` left of a step budget or ``trials`` left of a
     trial budget (each None when the study has none), the last two at the speed of its
     ``finished`` runs (`Trial`s) over ``slots`` workers; None when nothing can be said yet."""
-    measured = [(t.steps - t.start_step, t.train_seconds + (t.eval_seconds or 0.0)) for t in finished
-                if t.steps and t.steps > t.start_step and t.train_seconds and math.isfinite(t.train_seconds)]
+    measured = [(t.steps - t.start_step, t.train_seconds + (t.eval_seconds or 0.0)) for t in timed_runs(finished)]
     estimates = [] if seconds is None else [max(0.0, seconds)]
     if measured:
         took = sum(s for _, s in measured)
