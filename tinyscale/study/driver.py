@@ -20,8 +20,9 @@ from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotio
 from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
 from tinyscale.study.plan import StudyPlan, resolve_data, trial_seed
 from tinyscale.study.runner import Job, RunResult, run_jobs
-from tinyscale.study.store import CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, config_differences
-from tinyscale.study.timing import WORKERS_META, RunCost, budget_left, duration, timed_runs
+from tinyscale.study.store import (CHOSEN_RUNGS, CONFIG_FILE, LOCK_FILE, Study, StudyLock, StudyProgress,
+                                   config_differences)
+from tinyscale.study.timing import WORKERS_META, RunCost, duration, study_budget_left, timed_runs
 from tinyscale.study.trial import StudyConfig, box_widening
 
 
@@ -312,10 +313,10 @@ def run_study(
         in_flight.discard(job.key)
         ended.add(job.key)
         study.set_meta("elapsed_seconds", elapsed())
-        left = budget_left(study.runs("completed"), slots, step_units=None if step_budget is None else step_units_left(),
-                           trials=None if halving or stop_target is None else stop_target - study.progress().finished,
-                           seconds=None if budget is None else budget * 60 * until - elapsed())
-        return _postfix(study) + ("" if not left else f"; {duration(left)} left")  # 0: the budget is spent
+        p = study.progress()
+        left = study_budget_left(study, slots, progress=p, until=until, elapsed=elapsed(),
+                                 step_units=None if step_budget is None else step_units_left())
+        return _postfix(study, p) + ("" if not left else f"; {duration(left)} left")  # 0: the budget is spent
 
     def release(jobs: list[Job]) -> None:
         # The runs in flight go back to pending, not left looking as if they were still
@@ -422,11 +423,12 @@ def _check_trainer(study: Study, plan: StudyPlan) -> None:
                        "resume it with the tinyscale version that started it, or start a new study")
 
 
-def _postfix(study: Study) -> str:
+def _postfix(study: Study, progress: StudyProgress | None = None) -> str:
     """The bar's words: the best accuracy so far and the failures; a study in rungs counts each
     rung's completed runs and gives each rung's best (rung 0's alone would stand still at its
-    brief runs' level while the longer rungs, the ones the fit reads, climb past it)."""
-    p = study.progress()
+    brief runs' level while the longer rungs, the ones the fit reads, climb past it). ``progress``:
+    the study's, when the caller has just read it."""
+    p = study.progress() if progress is None else progress
     failed = f"failed {p.counts.get('failed', 0)}"
     if study.config.schedule != "halving":
         return f"best acc {'-' if p.best_accuracy is None else f'{p.best_accuracy:.3f}'}, {failed}"

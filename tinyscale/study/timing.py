@@ -142,19 +142,30 @@ WORKERS_META = "workers"  # the study's meta key: how many workers its last run 
 
 def study_time_left(study) -> tuple[float | None, int]:
     """(wall seconds until the open ``study`` spends its budget, or None when that cannot be said
-    or nothing is left; the workers that speed assumes: its last run's): `budget_left` as its
-    last run would go on, for `trials` while the study runs or before it resumes."""
+    or nothing is left; the workers that speed assumes: its last run's): `study_budget_left` as
+    its last run would go on, for `trials` while the study runs or before it resumes."""
     workers = study.get_meta(WORKERS_META)
     workers = workers if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1 else 1
     p = study.progress()
     if not p.budget_open and not (p.budget_minutes and p.elapsed_seconds < p.budget_minutes * 60):
         return None, workers
+    return (study_budget_left(study, workers, progress=p) or None), workers
+
+
+def study_budget_left(study, workers: int, *, progress=None, until: float = 1.0, elapsed: float | None = None,
+                      step_units: float | None = None) -> float | None:
+    """`budget_left` of the open ``study``'s own budgets over ``workers``: the share ``until`` of
+    each, with ``elapsed`` seconds spent (None: as stored) and ``step_units`` left (None: the
+    stored budget less the finished runs' steps; the study's driver also counts those in flight)."""
+    p = study.progress() if progress is None else progress
+    elapsed = p.elapsed_seconds if elapsed is None else elapsed
+    if step_units is None and p.budget_steps:
+        step_units = p.budget_steps * until - p.steps_spent
     halving = study.config.schedule == "halving"  # its trial target counts recipes, not the runs left
-    left = budget_left(study.runs("completed"), workers,
-                       trials=None if halving or not p.target_trials else p.target_trials - p.finished,
-                       step_units=None if not p.budget_steps else p.budget_steps - p.steps_spent,
-                       seconds=None if not p.budget_minutes else p.budget_minutes * 60 - p.elapsed_seconds)
-    return (left or None), workers
+    return budget_left(study.runs("completed"), workers, step_units=step_units,
+                       trials=None if halving or not p.target_trials
+                       else max(1, math.ceil(p.target_trials * until)) - p.finished,
+                       seconds=None if not p.budget_minutes else p.budget_minutes * 60 * until - elapsed)
 
 
 def device_kind(device: str) -> str | None:
