@@ -40,7 +40,7 @@ BUDGET_MACS, BUDGET_LATENCY = "MACs ratio", "Latency (ms)"
 def cached_fit(study_dir: str, fit_stamp: float, n_completed: int, _trials, _config):
     """Keyed by the fit file's mtime and the completed-trial count: a new trial or a new
     `tinyscale fit` refreshes it, a slider move does not."""
-    from tinyscale.assistant.answers import load_fit
+    from tinyscale.assistant.fit_source import load_fit
 
     return load_fit(study_dir, _trials, _config)
 
@@ -81,7 +81,8 @@ def main() -> None:
         st.markdown("Move the directory aside and run `bash scripts/demo.sh` (or `tinyscale study`) to create a new one.")
         return
     completed = fit_trials
-    from tinyscale.assistant.answers import device_tables, plotted_runs
+    from tinyscale.assistant.answers import device_tables
+    from tinyscale.assistant.fit_source import plotted_runs
 
     devices = device_tables(study_dir, device_paths_from_env())
     usable_devices = [d for d in devices if d.table is not None]
@@ -139,10 +140,11 @@ def main() -> None:
 @st.fragment
 def design_panel(study_dir: Path, source, config, drawn, completed, devices=()) -> None:
     """Slider, recipe, downloads and the r/w/d curves with the slider marked (``completed``: one
-    run per recipe, answers.plotted_runs). A fragment: a slider move reruns only this, not the
+    run per recipe, fit_source.plotted_runs). A fragment: a slider move reruns only this, not the
     study read, the accuracy plot or the tables."""
     from tinyscale.assistant import plots
-    from tinyscale.assistant.answers import fit_models, noise_sentence, ridge_rung
+    from tinyscale.assistant.answers import noise_sentence
+    from tinyscale.assistant.fit_source import fit_models, ridge_rung
 
     answer = target_controls(source, config, drawn, devices)
     left, right = st.columns([5, 6], gap="large")

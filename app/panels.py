@@ -202,7 +202,7 @@ def rungs_panel(runs, summary, fit_rung: int, promotion: str = "", fit=None) -> 
     stop rule's rho), how its promotions were decided (``promotion``, a line of text), and every
     run with a marker per rung."""
     from tinyscale.assistant import plots
-    from tinyscale.assistant.answers import ridge_rung
+    from tinyscale.assistant.fit_source import ridge_rung
     from tinyscale.study.halving import SETTLED_RHO
 
     read = None if fit is None else fit.rungs

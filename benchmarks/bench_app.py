@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from _app_browser import VIEWPORT, launch, move_and_time, open_app, serve  # noqa: E402
 from _app_fixtures import fitted_study  # noqa: E402
 
-from tinyscale.assistant import answers as assistant, plots  # noqa: E402
+from tinyscale.assistant import answers as assistant, fit_source, plots  # noqa: E402
 from tinyscale.fit.pareto import select  # noqa: E402
 from tinyscale.study.store import Study  # noqa: E402
 from tinyscale.space.summary import summarize  # noqa: E402
@@ -40,7 +40,7 @@ def page_inputs(study_dir: Path):
     """What the page computes once per fit (the cached part)."""
     with Study.open(study_dir) as study:
         trials, config = study.trials(), study.config
-    source = assistant.load_fit(study_dir, trials, config)
+    source = fit_source.load_fit(study_dir, trials, config)
     completed = [t for t in trials if t.state == "completed"]
     return source, assistant.curves(source, config), completed
 
@@ -49,7 +49,7 @@ def per_move(source, drawn, completed, c: float) -> None:
     """What the page's fragment reruns on a slider move."""
     answer = source.solver.solve(c)
     summarize(answer.recipe)
-    plots.scaling_figure(drawn.answers, completed, assistant.fit_models(source, completed), drawn.efficientnet,
+    plots.scaling_figure(drawn.answers, completed, fit_source.fit_models(source, completed), drawn.efficientnet,
                          drawn.tinynets, answer).to_json()
 
 

@@ -224,7 +224,8 @@ def _refit_then_add_better_trials(study: Path):
 
 
 def test_accuracy_selection_is_the_saved_fits(fitted_study_dir):
-    from tinyscale.assistant.answers import accuracy_selection, load_fit
+    from tinyscale.assistant.answers import accuracy_selection
+    from tinyscale.assistant.fit_source import load_fit
     from tinyscale.study.store import Study
 
     fit, new = _refit_then_add_better_trials(fitted_study_dir)

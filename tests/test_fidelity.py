@@ -529,7 +529,7 @@ def test_the_pages_own_fit_infers_the_noise_when_the_noise_file_is_damaged(tmp_p
     # No saved fit: the page fits the trials itself, with the measured seed noise when there is
     # one; a damaged seed-noise.json must not stop the page: it says so and infers the noise.
     from _fit_fixtures import CONFIG, synthetic_trials, write_study
-    from tinyscale.assistant.answers import load_fit
+    from tinyscale.assistant.fit_source import load_fit
     from tinyscale.evaluate.fidelity import NOISE_FILE
 
     trials = synthetic_trials(n_good=10, n_decoys=6, seed=4)

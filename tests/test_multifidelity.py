@@ -181,7 +181,8 @@ def test_cli_fit_reads_every_rung_by_default_and_saves_which(halving_study, caps
     assert answer["stop_rule"].startswith(f"The study's stop rule: rung 0 ({S0} steps) against rung 1: ρ {rho:+.2f}")
     assert not any("not seen" in note for note in answer["notes"])
     # What an exported recipe.json records: each recipe once, and every run with its rung.
-    from tinyscale.assistant.answers import export_provenance, load_fit
+    from tinyscale.assistant.answers import export_provenance
+    from tinyscale.assistant.fit_source import load_fit
 
     source = load_fit(halving_study, fit_trials, CFG)
     provenance = export_provenance(halving_study, source.solver.solve(0.25), source)["fit"]
@@ -207,7 +208,7 @@ def test_cli_rungs_all_with_measured_noise_is_a_one_line_error(halving_study, ca
 
 
 def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does(tmp_path, capsys):
-    from tinyscale.assistant.answers import fit_models, load_fit, plotted_runs
+    from tinyscale.assistant.fit_source import fit_models, load_fit, plotted_runs
 
     directory, config = tmp_path / "h", replace(CFG, seed=11)
     run_study(directory, config, trials=18, executor=SyntheticExecutor(), progress=False).close()

@@ -20,7 +20,8 @@ ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # d, w, r
 
 @pytest.fixture(scope="module")
 def scene(fitted_study_copies, tmp_path_factory):
-    from tinyscale.assistant.answers import curve, efficientnet_curve, load_fit, slider_stops, tinynets
+    from tinyscale.assistant.answers import curve, efficientnet_curve, slider_stops, tinynets
+    from tinyscale.assistant.fit_source import load_fit
     from tinyscale.study.store import Study
 
     directory = fitted_study_copies(tmp_path_factory.mktemp("plots") / "study")

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.settle_check and args.steps is not None and 2 * args.steps > MAX_STEPS:
         raise ValueError(f"--settle-check retrains at 2x --steps, more than {MAX_STEPS:,}")
     if "gp" in settings.strategies:  # hours of training on a recipe the study has outgrown: say so first
-        from tinyscale.assistant.answers import stale_fit_note
+        from tinyscale.assistant.fit_source import stale_fit_note
         from tinyscale.fit.gp import ScalingFit
 
         stale = stale_fit_note(args.study_dir, ScalingFit.load(args.study_dir))

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyscale.assistant.answers import stale_fit_note
+    from tinyscale.assistant.fit_source import stale_fit_note
     from tinyscale.export import export_from_study, parse_formats
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.limits import MAX_STEPS

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyscale.assistant.answers import ridge_rung
+    from tinyscale.assistant.fit_source import ridge_rung
     from tinyscale.evaluate.fidelity import (describe_stored, format_model_agreement, load_fidelity, model_agreement,
                                              noise_for_fit, stored_dict)
     from tinyscale.fit.gp import fit_scaling

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from tinyscale.assistant.answers import stale_fit_note
+    from tinyscale.assistant.fit_source import stale_fit_note
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.space.summary import format_summary, summarize
 
@@ -130,7 +130,7 @@ def run_latency(args: argparse.Namespace) -> int:
     import sys
 
     from tinyscale.commands.latency import measure_if_here, measured_line
-    from tinyscale.assistant.answers import stale_fit_note
+    from tinyscale.assistant.fit_source import stale_fit_note
     from tinyscale.latency import LatencyTable, check_latency_ms
     from tinyscale.fit.solve import RecipeSolver
     from tinyscale.space.summary import format_summary, summarize
