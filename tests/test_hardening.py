@@ -199,6 +199,32 @@ def test_export_onto_a_full_disk_leaves_nothing_behind(capsys, study_with_fit, t
     assert_one_line_error(code, err, "is a directory")
 
 
+def test_an_export_that_cannot_start_writing_names_the_export_not_a_temporary(capsys, study_with_fit, tmp_path,
+                                                                              monkeypatch):
+    """A folder refusing new files (read-only, or /proc): the error names what the user asked
+    for, where the temporary file or staging folder would have gone, not their invented names."""
+    import os
+    import tempfile
+
+    real_open = os.open
+
+    def refuse_open(name, *args, **kwargs):
+        if ".tmp-" in str(name):  # the study's files are still read
+            raise PermissionError(13, "Permission denied", name)
+        return real_open(name, *args, **kwargs)
+
+    def refuse_mkdtemp(prefix="", dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "abcd1234"))
+
+    monkeypatch.setattr("tinyscale.storage.os.open", refuse_open)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse_mkdtemp)
+    for out in (tmp_path / "new.zip", tmp_path / "dir"):
+        code, _, err = cli(capsys, *export_args(study_with_fit, out))
+        assert_one_line_error(code, err, f"Permission denied: {out}")
+        assert ".tmp" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_fit_that_cannot_be_written_keeps_the_old_one(capsys, tmp_path, monkeypatch):  # 7
     directory = write_study(tmp_path / "s", synthetic_trials(seed=0)[:12])
     path = fitted(1).save(directory)

@@ -78,6 +78,21 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path, m
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
 
 
+def test_a_write_that_cannot_start_names_the_file_asked_for_not_its_temporary(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def read_only_folder(name, *args, **kwargs):
+        if ".tmp-" in str(name):
+            raise PermissionError(13, "Permission denied", name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_folder)
+    with pytest.raises(OSError) as raised:
+        write_text_atomically(tmp_path / "out.txt", "new")
+    assert raised.value.filename == str(tmp_path / "out.txt") and raised.value.errno == 13
+    assert os.listdir(tmp_path) == []
+
+
 def test_differences_name_each_changed_key_once_sorted():
     old = {"steps": 10, "data": "generated", "seeds": [0]}
     new = {"steps": 20, "data": "generated", "batch": 16, "seeds": [0]}

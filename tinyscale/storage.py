@@ -90,6 +90,8 @@ def _new_temporary(path: Path) -> tuple[int, str]:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
+        except OSError as exc:  # a folder that is missing or read-only: name the file asked for, not ours
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
 
 

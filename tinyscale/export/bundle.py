@@ -244,7 +244,10 @@ def write_export(bundle: ExportBundle, out: str | os.PathLike, *, force: bool = 
     if kind:
         write_bytes_atomically(out, archive_bytes(bundle, kind))
         return out
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:  # a read-only folder, say: name the export asked for, not our staging
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
     try:
         for name, data in bundle.files.items():
             write_bytes_atomically(staging / name, data)
