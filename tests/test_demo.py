@@ -69,6 +69,11 @@ def test_demo_rejects_a_bad_budget(tiny_demo, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--budget-steps", "3", "--no-app"]) == 2
     assert "a budget of 3 step-units buys no run: one run at rung 0 trains 4 steps" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+    # A bad worker count is one line of error, before the demo announces a study it will not run.
+    assert main(["demo", "--out", str(tmp_path / "d"), "--workers", "0", "--no-app"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "workers must be a positive integer, got 0" in err
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_over_an_older_demo_study_is_a_clear_error_that_keeps_it(tiny_demo, tmp_path, capsys, monkeypatch):

@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
         top = config.rungs if config.rungs is not None else 0
         shape = f"rungs of {' / '.join(f'{rung_steps(config.steps, config.eta, k):,}' for k in range(top + 1))} steps"
-    print(f"demo: study in {out} ({config.data}, base {config.base_resolution} px, {shape}, "
-          f"{args.budget_steps:,} steps in all); interrupt at any time, re-run to resume")
-    executor = make_executor("local", args.workers)
+    executor = make_executor("local", args.workers)  # a bad worker count is refused before the demo's line
     try:
+        print(f"demo: study in {out} ({config.data}, base {config.base_resolution} px, {shape}, "
+              f"{args.budget_steps:,} steps in all); interrupt at any time, re-run to resume")
         study = run_study(out, config, budget_steps=args.budget_steps, resume=True, executor=executor)
     except ValueError as exc:
         if "created with a different configuration" not in str(exc):
