@@ -148,6 +148,20 @@ def test_argparse_errors_exit_2(capsys, argv):
     assert "error:" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv, named", [
+    (["scale", "--rul", "width", "--ratio", "0.5"], "--rul width"),  # once the option --rule
+    (["inspect", "--r", "1", "--w", "1", "--d", "1", "--base-res", "64"], "--base-res 64"),
+    (["fidelity", "some-study", "--trials", "1"], "--trials 1"),  # once --trials-per-gpu (a GPU option)
+    (["inspect", "--r", "1", "--w", "1", "--d", "1", "--nope"], "--nope"),
+])
+def test_an_option_is_taken_only_as_spelled_and_an_unknown_one_is_the_command_s_error(capsys, argv, named):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"tinyscale {argv[0]}: error: unrecognized arguments: {named} (see tinyscale {argv[0]} --help)\n")
+
+
 def test_a_missing_command_module_is_an_error(monkeypatch):
     # A command listed in COMMANDS whose module is missing (a broken install) must not be
     # silently left out of the CLI.

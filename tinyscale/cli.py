@@ -18,7 +18,13 @@ COMMANDS = ("demo", "inspect", "scale", "data", "study", "trials", "fit", "fidel
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with usage errors on one line (the usage itself is one `--help` away)."""
+    """argparse with usage errors on one line (the usage itself is one `--help` away), and no
+    abbreviated options: `fidelity --trials 1` would otherwise run as `--trials-per-gpu 1`, and a
+    script's abbreviation would change meaning the day an option sharing its start is added."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise ImportError(f"the module of `tinyscale {name}` ({module_name}) is missing; "
                               "the installation is incomplete, reinstall tinyscale") from exc
         module.register(sub)
+    parser.set_defaults(_commands=sub.choices)
     return parser
 
 
@@ -82,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the command's parser, whose --help lists what it takes
+        args._commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    del args._commands
     where = f"tinyscale {args.command}"
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings(where)
