@@ -207,6 +207,32 @@ def test_cli_rungs_all_with_measured_noise_is_a_one_line_error(halving_study, ca
     assert "--noise measured is for --from-rungs fit" in err and len(err.splitlines()) == 1
 
 
+def test_the_accuracy_tab_of_a_fit_across_rungs_draws_the_fit_rung_s_runs_with_their_own_rows(tmp_path):
+    """The tab draws the fit rung's runs; a fit across rungs ranked every run, a recipe once per
+    rung: each drawn run gets its own rung's row, and the recipes the fit read at lower rungs
+    only are not "used trials the study does not hold"."""
+    from tinyscale.assistant.answers import accuracy_selection
+    from tinyscale.assistant.fit_source import load_fit
+
+    directory, config = tmp_path / "h", replace(CFG, seed=11)
+    run_study(directory, config, trials=18, executor=SyntheticExecutor(), progress=False).close()
+    with Study.open(directory) as study:
+        fit_trials, runs = study.fit_trials(), study.runs("completed")
+    source = load_fit(directory, fit_trials, config)
+    assert len(source.solver.fit.rungs) > 1 and len(fit_trials) < len({t.number for t in runs})
+    selection, note = accuracy_selection(source, fit_trials)
+    assert note is None
+    rows = {(row["number"], row["rung"]): row for row in source.solver.fit.selection_rows}
+    assert sorted((e.trial.number, e.trial.rung) for e in selection.entries) == sorted(
+        (t.number, t.rung) for t in fit_trials)
+    for e in selection.entries:
+        assert (e.rank, e.selected) == (rows[e.trial.number, e.trial.rung]["rank"],
+                                         rows[e.trial.number, e.trial.rung]["selected"])
+    # A run the study no longer holds as completed is still named.
+    selection, note = accuracy_selection(source, fit_trials[1:])
+    assert note == (f"the fit used trial(s) {fit_trials[0].number}, which the study does not hold as completed")
+
+
 def test_the_apps_fit_of_a_study_in_rungs_reads_every_rung_as_tinyscale_fit_does(tmp_path, capsys):
     from tinyscale.assistant.fit_source import fit_models, load_fit, plotted_runs
 

@@ -171,21 +171,35 @@ def accuracy_selection(source: FitSource | None, completed: list[Trial]):
         return select(completed, k), (
             f"No fit yet: highlighted are the models `tinyscale fit --method pareto` would select now (k={k}).")
     fit = source.solver.fit
-    rows = {row["number"]: row for row in fit.selection_rows}
+    # A fit of a study in rungs ranked runs, each (number, rung); one that read several rungs
+    # holds a recipe once per rung it ran at, and the plot draws ``completed`` (its fit rung's).
+    per_run = bool(fit.selection_rows) and all("rung" in row for row in fit.selection_rows)
+
+    def key(number: int, rung: int):
+        return (number, rung) if per_run else number
+
+    rows = {key(row["number"], row.get("rung", 0)): row for row in fit.selection_rows}
     used = set(fit.data.numbers)
     entries, skipped = [], []
     for t in completed:
-        row = rows.get(t.number)
+        row = rows.get(key(t.number, t.rung))
         if row is None:
             skipped.append((t.number, "completed after the fit: not ranked"))
             continue
-        entries.append(ParetoEntry(trial=t, rank=int(row["rank"]), selected=t.number in used, niche=row.get("niche"),
+        selected = bool(row["selected"]) if "selected" in row else t.number in used
+        entries.append(ParetoEntry(trial=t, rank=int(row["rank"]), selected=selected, niche=row.get("niche"),
                                    distance=row.get("distance"), reason=str(row["reason"])))
     notes = []
     if skipped:
         notes.append(f"{len(skipped)} trial(s) completed after the fit are not drawn; the plot shows the fit's "
                      "selection")
-    missing = sorted(used - {t.number for t in completed})
+    if per_run:  # the runs the fit used at the rungs drawn (its other rungs' runs are not drawn here)
+        drawn_rungs = {t.rung for t in completed}
+        used_here = {(row["number"], row["rung"]) for row in fit.selection_rows
+                     if row.get("selected", True) and row["rung"] in drawn_rungs}
+        missing = sorted(n for n, _ in used_here - {(t.number, t.rung) for t in completed})
+    else:
+        missing = sorted(used - {t.number for t in completed})
     if missing:
         notes.append(f"the fit used trial(s) {', '.join(map(str, missing))}, which the study does not hold as completed")
     return ParetoSelection(entries=tuple(entries), k=fit.k, skipped=tuple(skipped)), ("; ".join(notes) or None)
