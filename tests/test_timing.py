@@ -70,6 +70,29 @@ def test_the_forecast_scales_by_what_the_finished_runs_took():
     assert blind.words() == "about 3 h left"
 
 
+def test_a_job_resumed_part_way_is_forecast_for_the_steps_it_has_left(tmp_path):
+    from tinyscale.space.cost import ratio
+    from tinyscale.space.recipe import Recipe
+    from tinyscale.study.timing import forecast_jobs
+    from tinyscale.train.checkpoint import heartbeat_path, write_heartbeat
+
+    runs = [_run(c, r, d) for c, r, d in ((0.05, 0.5, 0.4), (0.1, 1.0, 0.4), (0.3, 0.7, 1.2), (0.6, 0.9, 0.8))]
+    model = RunTimeModel.fit(runs, "cpu")
+    recipe = Recipe(0.8, 0.6, 0.7, base_resolution=32)
+    jobs = [SimpleNamespace(key=k, recipe=recipe, train=SimpleNamespace(steps=1000), progress=str(tmp_path / f"{k}.pt"))
+            for k in ("fresh", "resumed", "other length")]
+    write_heartbeat(heartbeat_path(jobs[1].progress), 750, 1000)  # killed at step 750 of 1,000
+    write_heartbeat(heartbeat_path(jobs[2].progress), 500, 2000)  # another run's: not this job's
+    forecast = forecast_jobs(runs, jobs, None)
+    whole = model.seconds(ratio(recipe), recipe.r, recipe.d, 1000)
+    assert forecast.predicted == {k: pytest.approx(whole) for k in ("fresh", "resumed", "other length")}
+    rest = model.seconds(ratio(recipe), recipe.r, recipe.d, 250)  # its last 250 steps, then its evaluation
+    assert forecast.seconds_left() == pytest.approx(2 * whole + rest)
+    # It reports every attempt's seconds when it ends: the scale compares it whole.
+    forecast.finished("resumed", 2 * whole)
+    assert forecast.seconds_left() == pytest.approx(2 * (2 * whole))
+
+
 @pytest.mark.parametrize("seconds, words", [(20, "under a minute"), (89, "about 1 min"), (3599, "about 1 h"),
                                             (7800, "about 2 h 10 min"), (36_000, "about 10 h")])
 def test_durations_read_as_a_person_would_say_them(seconds, words):

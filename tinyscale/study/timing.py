@@ -107,17 +107,27 @@ def _plane(inputs: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
 def forecast_jobs(study_runs: Iterable | None, jobs: list, executor) -> Forecast:
     """How long ``jobs`` (`tinyscale.study.runner.Job`s) will take on ``executor`` (None: one
     local worker), predicted from ``study_runs`` (a study's completed `Trial`s) on that kind of
-    device (None, or none usable: only the runs that finish will tell)."""
+    device (None, or none usable: only the runs that finish will tell). A job resumed from its
+    progress file has only its steps past its heartbeat's left to train."""
     from tinyscale.space.cost import ratio
+    from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
 
     device = getattr(executor, "device", None) or "cpu"
     try:
         model = None if study_runs is None else RunTimeModel.fit(study_runs, device)
     except np.linalg.LinAlgError:  # a forecast is never worth a failed command: without one,
         model = None  # only the runs that finish tell the speed
-    predicted = {job.key: 1.0 if model is None else model.seconds(ratio(job.recipe), job.recipe.r, job.recipe.d,
-                                                                   job.train.steps) for job in jobs}
-    return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None)
+    predicted, left = {}, {}
+    for job in jobs:
+        if model is None:
+            predicted[job.key] = 1.0
+            continue
+        c, steps = ratio(job.recipe), job.train.steps
+        predicted[job.key] = model.seconds(c, job.recipe.r, job.recipe.d, steps)
+        beat = read_heartbeat(heartbeat_path(job.progress)) if getattr(job, "progress", None) else None
+        if beat is not None and beat[1] == steps and beat[0] > 0:
+            left[job.key] = model.seconds(c, job.recipe.r, job.recipe.d, steps - beat[0])
+    return Forecast(predicted, getattr(executor, "slots", 1), modelled=model is not None, left=left)
 
 
 def budget_left(finished: Iterable, slots: int, *, trials: int | None = None, step_units: float | None = None,
@@ -178,13 +188,15 @@ def device_kind(device: str) -> str | None:
 @dataclass
 class Forecast:
     """How long the runs of one command have left: each run's ``predicted`` seconds (a
-    `RunTimeModel`'s, or 1 each without one: then only the runs that finish tell the speed),
-    scaled by what the finished runs really took over what was predicted for them, over
-    ``slots`` workers."""
+    `RunTimeModel`'s, or 1 each without one: then only the runs that finish tell the speed), or
+    ``left`` of them for a run resumed part-way, scaled by what the finished runs really took over
+    what was predicted for them (a resumed run reports all its attempts' seconds, so the scale
+    compares whole runs), over ``slots`` workers."""
 
     predicted: dict[Hashable, float]
     slots: int
     modelled: bool = True
+    left: dict[Hashable, float] = field(default_factory=dict)
     _done: set = field(default_factory=set, repr=False)
     _took: float = field(default=0.0, repr=False)
     _foreseen: float = field(default=0.0, repr=False)
@@ -207,7 +219,7 @@ class Forecast:
             scale = 1.0
         else:
             return None
-        left = sum(s for key, s in self.predicted.items() if key not in self._done)
+        left = sum(self.left.get(key, s) for key, s in self.predicted.items() if key not in self._done)
         return scale * left / max(1, self.slots)
 
     def words(self) -> str:
