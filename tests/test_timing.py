@@ -134,6 +134,28 @@ def test_a_study_s_bar_says_how_long_is_left(tmp_path, capsys):
     assert err.rstrip().endswith("failed 0]")
 
 
+def test_a_study_in_rungs_with_a_recipe_target_says_how_long_its_planned_rungs_take(tmp_path, capsys):
+    from _cli import cli
+    from _synthetic_halving import CFG, S0, SyntheticExecutor
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.store import Study
+    from tinyscale.study.timing import study_time_left, timed_runs
+
+    with pytest.raises(KeyboardInterrupt):  # 18 recipes asked for; killed after 8 runs
+        run_study(tmp_path / "s", CFG, trials=18, executor=SyntheticExecutor(2, crash_at=8), progress=False)
+    with Study.open(tmp_path / "s") as study:
+        runs = study.runs()
+        left, workers = study_time_left(study)
+    # Planned: 18 recipes at rung 0 (10 steps), 6 at rung 1 (30), 2 at rung 2 (90): 540 step-units.
+    spent = sum(S0 * 3 ** t.rung for t in runs if t.state in ("completed", "failed"))
+    finished = timed_runs(runs)
+    per_unit = sum(t.train_seconds + t.eval_seconds for t in finished) / sum(t.steps for t in finished)
+    assert workers == 2 and 0 < spent < 540
+    assert left == pytest.approx((540 - spent) * per_unit / 2)
+    code, out, _ = cli(capsys, "trials", tmp_path / "s")
+    assert code == 0 and "left: under a minute" in out
+
+
 def test_trials_says_how_long_an_unfinished_study_has_left_and_a_finished_one_nothing(tmp_path, capsys):
     from _cli import cli
     from _synthetic_halving import CFG, S0, SyntheticExecutor

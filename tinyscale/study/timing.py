@@ -171,11 +171,24 @@ def study_budget_left(study, workers: int, *, progress=None, until: float = 1.0,
     elapsed = p.elapsed_seconds if elapsed is None else elapsed
     if step_units is None and p.budget_steps:
         step_units = p.budget_steps * until - p.steps_spent
-    halving = study.config.schedule == "halving"  # its trial target counts recipes, not the runs left
+    config = study.config
+    halving = config.schedule == "halving"  # its trial target counts recipes, not the runs left
+    if halving and p.target_trials:  # the work its recipes are planned to take, in step-units
+        planned = halving_step_units(max(1, math.ceil(p.target_trials * until)), config.steps, config.eta,
+                                     study.top_rung) - p.steps_spent
+        step_units = planned if step_units is None else min(step_units, planned)
     return budget_left(study.runs("completed"), workers, step_units=step_units,
                        trials=None if halving or not p.target_trials
                        else max(1, math.ceil(p.target_trials * until)) - p.finished,
                        seconds=None if not p.budget_minutes else p.budget_minutes * 60 * until - elapsed)
+
+
+def halving_step_units(recipes: int, steps: int, eta: int, top: int) -> int:
+    """The step-units a study in rungs plans for ``recipes`` recipes: ASHA's quotas, the best
+    ``recipes // eta**k`` at each rung k up to ``top``, each run ``steps * eta**k``. About what it
+    takes: a run continued from its trunk costs less, asynchronous promotion can take a few more,
+    and a stop rule that settles ends the lengthening early."""
+    return sum((recipes // eta ** k) * steps * eta ** k for k in range(top + 1))
 
 
 def device_kind(device: str) -> str | None:
