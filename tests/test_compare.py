@@ -54,7 +54,7 @@ from tinyscale.space.cost import cost, macs
 from tinyscale.fit.gp import fit_scaling
 from tinyscale.fit.solve import RecipeSolver
 from tinyscale.study.store import Study
-from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
+from tinyscale.train.heartbeat import heartbeat_path, read_heartbeat
 from tinyscale.train.trainer import TrainResult
 from tinyscale.study.trial import StudyConfig
 from tinyscale.space.steps import StepSolution

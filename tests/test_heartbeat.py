@@ -16,7 +16,7 @@ from tinyscale.space.recipe import Recipe
 from tinyscale.storage import PROGRESS_DIR
 from tinyscale.study.executors import DataSpec, TrialOutcome
 from tinyscale.study.runner import Job, in_flight_text, queue_of, run_jobs
-from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat, write_heartbeat
+from tinyscale.train.heartbeat import heartbeat_path, read_heartbeat, write_heartbeat
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.trainer import TrainResult, train_recipe
 

@@ -111,7 +111,8 @@ def test_no_progress_is_saved_before_its_interval(data, tmp_path):
 
 
 def test_a_study_killed_mid_trial_continues_that_trial_on_resume(tmp_path, monkeypatch):
-    from tinyscale.study.driver import progress_path, run_study
+    from tinyscale.storage import progress_path
+    from tinyscale.study.driver import run_study
     from tinyscale.study.executors import make_executor
     from tinyscale.study.trial import StudyConfig
 
@@ -149,6 +150,6 @@ def test_a_study_killed_mid_trial_continues_that_trial_on_resume(tmp_path, monke
         assert [(t.number, t.accuracy, t.loss) for t in a.trials()] == [(t.number, t.accuracy, t.loss)
                                                                          for t in b.trials()]
     assert not progress_path(killed, 1, 0).exists()
-    from tinyscale.train.checkpoint import heartbeat_path
+    from tinyscale.train.heartbeat import heartbeat_path
 
     assert not heartbeat_path(progress_path(killed, 1, 0)).exists()  # the bar's heartbeat went with it

@@ -74,7 +74,7 @@ def test_a_job_resumed_part_way_is_forecast_for_the_steps_it_has_left(tmp_path):
     from tinyscale.space.cost import ratio
     from tinyscale.space.recipe import Recipe
     from tinyscale.study.timing import forecast_jobs
-    from tinyscale.train.checkpoint import heartbeat_path, write_heartbeat
+    from tinyscale.train.heartbeat import heartbeat_path, write_heartbeat
 
     runs = [_run(c, r, d) for c, r, d in ((0.05, 0.5, 0.4), (0.1, 1.0, 0.4), (0.3, 0.7, 1.2), (0.6, 0.9, 0.8))]
     model = RunTimeModel.fit(runs, "cpu")
@@ -152,8 +152,42 @@ def test_a_study_in_rungs_with_a_recipe_target_says_how_long_its_planned_rungs_t
     per_unit = sum(t.train_seconds + t.eval_seconds for t in finished) / sum(t.steps for t in finished)
     assert workers == 2 and 0 < spent < 540
     assert left == pytest.approx((540 - spent) * per_unit / 2)
+    # A run interrupted part-way continues from its progress: what its heartbeat says it trained is spent.
+    from tinyscale.storage import progress_path
+    from tinyscale.train.heartbeat import heartbeat_path, write_heartbeat
+
+    begun = next(t for t in runs if t.state not in ("completed", "failed"))
+    steps = S0 * 3 ** begun.rung
+    write_heartbeat(heartbeat_path(progress_path(tmp_path / "s", begun.number, begun.rung)), steps // 2, steps)
+    with Study.open(tmp_path / "s") as study:
+        assert study_time_left(study)[0] == pytest.approx((540 - spent - steps // 2) * per_unit / 2)
     code, out, _ = cli(capsys, "trials", tmp_path / "s")
     assert code == 0 and "left: under a minute" in out
+
+
+def test_a_uniform_study_s_trial_target_counts_a_run_begun_by_its_heartbeat(tmp_path):
+    from dataclasses import replace
+
+    from _synthetic_halving import CFG, S0, SyntheticExecutor
+    from tinyscale.storage import progress_path
+    from tinyscale.study.driver import run_study
+    from tinyscale.study.store import Study
+    from tinyscale.study.timing import study_time_left, timed_runs
+    from tinyscale.train.heartbeat import heartbeat_path, write_heartbeat
+
+    with pytest.raises(KeyboardInterrupt):  # 8 trials asked for; killed after 3
+        run_study(tmp_path / "u", replace(CFG, schedule="uniform"), trials=8, executor=SyntheticExecutor(1, crash_at=3),
+                  progress=False)
+    with Study.open(tmp_path / "u") as study:
+        runs, finished = study.runs(), study.progress().finished
+        left = study_time_left(study)[0]
+    measured = timed_runs(runs)
+    per_run = sum(t.train_seconds + t.eval_seconds for t in measured) / len(measured)
+    assert left == pytest.approx((8 - finished) * per_run)
+    begun = next(t for t in runs if t.state not in ("completed", "failed"))
+    write_heartbeat(heartbeat_path(progress_path(tmp_path / "u", begun.number, 0)), S0 // 2, S0)
+    with Study.open(tmp_path / "u") as study:
+        assert study_time_left(study)[0] == pytest.approx((8 - finished - 0.5) * per_run)  # half of it trained
 
 
 def test_trials_says_how_long_an_unfinished_study_has_left_and_a_finished_one_nothing(tmp_path, capsys):

@@ -55,6 +55,17 @@ COMPARE_LOCK = "compare.lock"  # in a comparison's folder: held (flock) by the o
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a database
 
 
+def trunk_path(directory: Path, number: int, rung: int) -> Path:
+    """Where a study in ``directory`` keeps trial ``number``'s run at ``rung`` keeps its trunk (lr_schedule wsd)."""
+    return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.pt"
+
+
+def progress_path(directory: Path, number: int, rung: int) -> Path:
+    """Where a study in ``directory`` keeps trial ``number``'s run at ``rung`` keeps its progress while it trains (a run killed
+    part-way continues from it when the study resumes; `tinyscale.train.checkpoint`)."""
+    return directory / CHECKPOINT_DIR / PROGRESS_DIR / f"trial-{number}-rung-{rung}.pt"
+
+
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that a crash or a full disk leaves the old file or the new
     one, never a part (a temporary file beside it, flushed to disk, then renamed over it; the

@@ -33,7 +33,7 @@ def train_for_export(recipe: Recipe, config, steps: int, *, seed: int = 0, devic
     """
     from tinyscale.study.executors import worker_data
     from tinyscale.study.plan import data_spec
-    from tinyscale.train.checkpoint import heartbeat_path
+    from tinyscale.train.heartbeat import heartbeat_path
     from tinyscale.train.config import TrainConfig
     from tinyscale.train.trainer import train_recipe
 
@@ -74,7 +74,7 @@ def _steps_bar(progress: str | os.PathLike | None, steps: int, show: bool) -> It
         return
     from tqdm.auto import tqdm
 
-    from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
+    from tinyscale.train.heartbeat import heartbeat_path, read_heartbeat
 
     stop = threading.Event()
     bar = tqdm(total=steps, desc="export: training", unit="step", dynamic_ncols=True, file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyscale.limits import MAX_TRIALS
-from tinyscale.storage import CHECKPOINT_DIR, PROGRESS_DIR, SQLITE_SIDE_FILES, TRIALS_FILE
+from tinyscale.storage import SQLITE_SIDE_FILES, TRIALS_FILE, progress_path, trunk_path
 from tinyscale.study.halving import (MAX_RUNGS, MIN_PAIRS, SETTLED_RHO, Promotion, by_rung, choose_rungs,
                                      promotions, rung_steps, settled_rung)
 from tinyscale.study.ordering import CLOCK_META, StepClock, unfinished
@@ -340,17 +340,6 @@ def run_study(
         study.close()
         raise
     return study
-
-
-def trunk_path(directory: Path, number: int, rung: int) -> Path:
-    """Where trial ``number``'s run at ``rung`` keeps its trunk (lr_schedule wsd)."""
-    return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.pt"
-
-
-def progress_path(directory: Path, number: int, rung: int) -> Path:
-    """Where trial ``number``'s run at ``rung`` keeps its progress while it trains (a run killed
-    part-way continues from it when the study resumes; `tinyscale.train.checkpoint`)."""
-    return directory / CHECKPOINT_DIR / PROGRESS_DIR / f"trial-{number}-rung-{rung}.pt"
 
 
 def _remove_new_study(directory: Path, created: bool) -> None:

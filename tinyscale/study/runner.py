@@ -113,7 +113,7 @@ SHOWN_IN_FLIGHT = 3  # runs named one by one in the bar; more are counted
 def in_flight_text(jobs: Sequence[Job]) -> str:
     """How far the runs in flight have trained, from their heartbeats ("" when none says):
     e.g. "training 1,240/3,600 and 800/3,600 steps"."""
-    from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
+    from tinyscale.train.heartbeat import heartbeat_path, read_heartbeat
 
     beats = [read_heartbeat(heartbeat_path(job.progress)) for job in jobs if job.progress]
     shown = [f"{step:,}/{steps:,}" for step, steps in filter(None, beats)]
@@ -167,7 +167,7 @@ def run_jobs(
     """
     from tqdm.auto import tqdm
 
-    from tinyscale.train.checkpoint import heartbeat_path
+    from tinyscale.train.heartbeat import heartbeat_path
 
     own_executor = executor is None
     executor = executor or make_executor("local", 1, threads=threads)

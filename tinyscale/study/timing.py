@@ -110,7 +110,7 @@ def forecast_jobs(study_runs: Iterable | None, jobs: list, executor) -> Forecast
     device (None, or none usable: only the runs that finish will tell). A job resumed from its
     progress file has only its steps past its heartbeat's left to train."""
     from tinyscale.space.cost import ratio
-    from tinyscale.train.checkpoint import heartbeat_path, read_heartbeat
+    from tinyscale.train.heartbeat import heartbeat_path, read_heartbeat
 
     device = getattr(executor, "device", None) or "cpu"
     try:
@@ -166,21 +166,41 @@ def study_budget_left(study, workers: int, *, progress=None, until: float = 1.0,
                       step_units: float | None = None) -> float | None:
     """`budget_left` of the open ``study``'s own budgets over ``workers``: the share ``until`` of
     each, with ``elapsed`` seconds spent (None: as stored) and ``step_units`` left (None: the
-    stored budget less the finished runs' steps; the study's driver also counts those in flight)."""
+    stored budget less the steps trained, by the finished runs and, as far as their heartbeats
+    say, by those begun; the study's driver counts its runs in flight as spent)."""
     p = study.progress() if progress is None else progress
     elapsed = p.elapsed_seconds if elapsed is None else elapsed
+    runs = study.runs()
+    done_units, done_runs = _underway(study.directory, runs)  # what the runs begun have trained
     if step_units is None and p.budget_steps:
-        step_units = p.budget_steps * until - p.steps_spent
+        step_units = p.budget_steps * until - p.steps_spent - done_units
     config = study.config
     halving = config.schedule == "halving"  # its trial target counts recipes, not the runs left
     if halving and p.target_trials:  # the work its recipes are planned to take, in step-units
         planned = halving_step_units(max(1, math.ceil(p.target_trials * until)), config.steps, config.eta,
-                                     study.top_rung) - p.steps_spent
+                                     study.top_rung) - p.steps_spent - done_units
         step_units = planned if step_units is None else min(step_units, planned)
-    return budget_left(study.runs("completed"), workers, step_units=step_units,
+    return budget_left([t for t in runs if t.state == "completed"], workers, step_units=step_units,
                        trials=None if halving or not p.target_trials
-                       else max(1, math.ceil(p.target_trials * until)) - p.finished,
+                       else max(1, math.ceil(p.target_trials * until)) - p.finished - done_runs,
                        seconds=None if not p.budget_minutes else p.budget_minutes * 60 * until - elapsed)
+
+
+def _underway(directory, runs: Iterable) -> tuple[float, float]:
+    """(step-units, runs' worth) the ``runs`` begun and not finished have trained, from their
+    heartbeats: a run in flight, or one interrupted that will continue from its progress file."""
+    from tinyscale.storage import progress_path
+    from tinyscale.train.heartbeat import heartbeat_path, read_heartbeat
+
+    units = fraction = 0.0
+    for t in runs:
+        if t.state in ("completed", "failed"):
+            continue
+        beat = read_heartbeat(heartbeat_path(progress_path(directory, t.number, t.rung)))
+        if beat is not None and beat[0] > 0:
+            units += beat[0] - min(t.start_step or 0, beat[0])
+            fraction += beat[0] / beat[1]
+    return units, fraction
 
 
 def halving_step_units(recipes: int, steps: int, eta: int, top: int) -> int:

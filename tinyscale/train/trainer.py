@@ -25,8 +25,8 @@ from tinyscale.data.datasets import ImageData, resize_images
 from tinyscale.space.model import build_model
 from tinyscale.space.recipe import Recipe
 from tinyscale.space.smallmap import use_small_map_kernels
-from tinyscale.train.checkpoint import (RunKey, TrunkKey, heartbeat_path, load_progress, load_trunk, save_progress,
-                                        save_trunk, write_heartbeat)
+from tinyscale.train.checkpoint import RunKey, TrunkKey, load_progress, load_trunk, save_progress, save_trunk
+from tinyscale.train.heartbeat import heartbeat_path, write_heartbeat
 from tinyscale.train.config import TrainConfig
 from tinyscale.train.device import autocast_dtype
 
@@ -35,7 +35,7 @@ SYNC_EVERY = 25  # on a GPU, steps between reads of the training loss (each read
 # loses at most this much, and a save costs little (B0 with its optimizer: 49 MB in 0.15 s).
 PROGRESS_EVERY = 300.0
 # Seconds between a run's heartbeats (its step, beside its progress file: what the progress bar
-# shows of a run in flight; `tinyscale.train.checkpoint.write_heartbeat`).
+# shows of a run in flight; `tinyscale.train.heartbeat.write_heartbeat`).
 HEARTBEAT_EVERY = 5.0
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def train_recipe(recipe: Recipe, data: ImageData, config: TrainConfig, seed: int
     settings) continues from it, to the result it would have reached uninterrupted. Its
     ``train_seconds`` and ``images_seen`` then count every attempt. Whoever stores the result
     removes the file. The run also says every `HEARTBEAT_EVERY` seconds how far it has come, in a
-    small file beside it (`tinyscale.train.checkpoint.heartbeat_path`), for the progress bar.
+    small file beside it (`tinyscale.train.heartbeat.heartbeat_path`), for the progress bar.
     """
     if recipe.num_classes != data.num_classes:
         raise ValueError(f"the recipe has {recipe.num_classes} classes, the data {data.num_classes}")
