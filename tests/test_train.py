@@ -134,7 +134,7 @@ def test_zero_init_residual_starts_training_from_identity_blocks(data):
     seen = {}
 
     def keep(model):
-        seen["gammas"] = [float(b.bn3.weight.abs().max()) for b in model.modules()
+        seen["gammas"] = [float(b.bn3.weight.detach().abs().max()) for b in model.modules()
                           if isinstance(b, InvertedResidual) and b.has_skip]
 
     cfg = FAST.with_(steps=1, lr=1e-9, warmup=0, zero_init_residual=True)
