@@ -56,13 +56,13 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a d
 
 
 def trunk_path(directory: Path, number: int, rung: int) -> Path:
-    """Where a study in ``directory`` keeps trial ``number``'s run at ``rung`` keeps its trunk (lr_schedule wsd)."""
+    """Where a study in ``directory`` keeps the trunk of trial ``number``'s run at ``rung`` (lr_schedule wsd)."""
     return directory / CHECKPOINT_DIR / f"trial-{number}-rung-{rung}.pt"
 
 
 def progress_path(directory: Path, number: int, rung: int) -> Path:
-    """Where a study in ``directory`` keeps trial ``number``'s run at ``rung`` keeps its progress while it trains (a run killed
-    part-way continues from it when the study resumes; `tinyscale.train.checkpoint`)."""
+    """Where a study in ``directory`` keeps the progress of trial ``number``'s run at ``rung`` while it
+    trains (a run killed part-way continues from it when the study resumes; `tinyscale.train.checkpoint`)."""
     return directory / CHECKPOINT_DIR / PROGRESS_DIR / f"trial-{number}-rung-{rung}.pt"
 
 
